@@ -1,0 +1,215 @@
+"""The `assistant` command: a thin Typer front end over corpora, finetune and generation.
+
+Heavy imports (torch and everything that pulls it in) happen inside the
+commands, so `assistant --help` answers at once. A `UserError` anywhere
+becomes one line on stderr and exit status 2.
+"""
+
+import datetime as dt
+import json
+import sys
+import warnings
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from corpora import CATALOGUE, UserError, load_corpus
+
+app = typer.Typer(
+    help="ghostwriter: train language models on an author's corpus and write with them.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_show_locals=False,
+)
+corpus_app = typer.Typer(help="List, inspect and prepare corpora.", no_args_is_help=True)
+app.add_typer(corpus_app, name="corpus")
+
+out = Console()
+err = Console(stderr=True)
+
+EncodingOpt = Annotated[
+    str | None, typer.Option("--encoding", help="Read text files in this encoding instead of UTF-8.")
+]
+
+
+# ---- corpora -----------------------------------------------------------------
+@corpus_app.command("list")
+def corpus_list() -> None:
+    """The corpora ghostwriter can fetch by name."""
+    table = Table("name", "author", "documents", "what")
+    for e in CATALOGUE.values():
+        table.add_row(e.name, e.author, str(len(e.documents)), e.description)
+    out.print(table)
+    out.print("Any .txt file or directory of .txt files works too: assistant finetune path/to/my-novel.txt")
+
+
+def _print_stats(name: str, encoding: str | None) -> None:
+    corpus = load_corpus(name, encoding)
+    stats = corpus.stats()
+    table = Table(show_header=False, box=None)
+    table.add_row("corpus", corpus.name)
+    table.add_row("source", corpus.source)
+    for key, value in stats.items():
+        table.add_row(key, f"{value:,}")
+    table.add_row("checksum", corpus.checksum[:16])
+    out.print(table)
+
+
+@corpus_app.command("show")
+def corpus_show(name: str, encoding: EncodingOpt = None) -> None:
+    """Documents, characters, vocabulary size and words of a corpus."""
+    _print_stats(name, encoding)
+
+
+@corpus_app.command("prepare")
+def corpus_prepare(name: str, encoding: EncodingOpt = None) -> None:
+    """Fetch (or find) and clean a corpus now, so training starts at once."""
+    _print_stats(name, encoding)
+    out.print("ready")
+
+
+# ---- training ----------------------------------------------------------------
+@app.command()
+def finetune(
+    corpus: Annotated[str, typer.Argument(help="A corpus name (see `assistant corpus list`) or a .txt path.")],
+    model: Annotated[str, typer.Option(help="Model kind to train.")] = "char",
+    name: Annotated[str | None, typer.Option(help="Model name (default CORPUS-KIND).")] = None,
+    out_dir: Annotated[Path | None, typer.Option("--out", help="Model directory (default: data dir/models/NAME).")] = None,
+    size: Annotated[str, typer.Option(help="auto, tiny, small, medium or large (auto: small on CPU, large on GPU).")] = "auto",
+    layers: Annotated[int | None, typer.Option(help="LSTM layers.")] = None,
+    hidden: Annotated[int | None, typer.Option(help="LSTM width.")] = None,
+    dropout: Annotated[float | None, typer.Option(help="Dropout between layers.")] = None,
+    seq_len: Annotated[int | None, typer.Option(help="Characters per BPTT window.")] = None,
+    batch_size: Annotated[int | None, typer.Option(help="Parallel streams per step.")] = None,
+    lr: Annotated[float | None, typer.Option(help="Peak learning rate.")] = None,
+    target_loss: Annotated[float | None, typer.Option(help="Stop when the loss reaches this (nats per char).")] = None,
+    target_on: Annotated[str, typer.Option(help="Which loss --target-loss watches: train (smoothed) or val.")] = "train",
+    max_steps: Annotated[int | None, typer.Option(help="Stop after this many steps.")] = None,
+    max_time: Annotated[str | None, typer.Option(help="Stop after this long, e.g. 90s, 10m, 2h.")] = None,
+    stop_on_overfit: Annotated[bool, typer.Option(help="Stop when the model starts to memorize.")] = False,
+    eval_every: Annotated[int | None, typer.Option(help="Steps between validation evaluations.")] = None,
+    sample_every: Annotated[int | None, typer.Option(help="Steps between printed samples.")] = None,
+    checkpoint_every: Annotated[int | None, typer.Option(help="Steps between resumable checkpoints.")] = None,
+    seed: Annotated[int, typer.Option(help="Random seed; the same seed gives the same run.")] = 1337,
+    device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
+    resume: Annotated[bool, typer.Option(help="Continue a stopped run exactly where it left off.")] = False,
+    force: Annotated[bool, typer.Option(help="Delete an existing model of this name and start over.")] = False,
+    encoding: EncodingOpt = None,
+) -> None:
+    """Train a model on a corpus until a target loss, a step or time bound."""
+    from finetune.config import CharOptions, FinetuneConfig, parse_duration
+    from finetune.run import finetune as run
+    from finetune.trainer import describe_summary
+
+    config = FinetuneConfig(
+        corpus=corpus, model=model, name=name, out=out_dir, encoding=encoding,
+        max_steps=max_steps, max_time=parse_duration(max_time) if max_time else None,
+        target_loss=target_loss, target_on=target_on, stop_on_overfit=stop_on_overfit,  # type: ignore[arg-type]
+        eval_every=eval_every, sample_every=sample_every, checkpoint_every=checkpoint_every,
+        seed=seed, device=device, resume=resume, force=force,
+        char=CharOptions(size, layers, hidden, dropout, seq_len, batch_size, lr),
+    )
+    summary = run(config)
+    for line in describe_summary(summary):
+        err.print(escape(line), highlight=False)
+    if summary.stop_reason == "interrupted":
+        raise typer.Exit(130)
+
+
+# ---- writing -----------------------------------------------------------------
+@app.command()
+def generate(
+    model: Annotated[str, typer.Argument(help="Model name or directory.")],
+    prompt: Annotated[str | None, typer.Option("--prompt", "-p", help="Text to continue.")] = None,
+    prompt_file: Annotated[Path | None, typer.Option(help="Read the prompt from a file.")] = None,
+    n: Annotated[int, typer.Option("-n", help="Number of samples.")] = 1,
+    length: Annotated[int, typer.Option("--length", "-l", help="Characters to write per sample.")] = 500,
+    temperature: Annotated[float, typer.Option("--temperature", "-t", help="Lower is safer, higher is wilder; 0 is greedy.")] = 0.8,
+    top_k: Annotated[int | None, typer.Option(help="Sample only from the k likeliest next characters.")] = None,
+    top_p: Annotated[float | None, typer.Option(help="Sample only from the smallest set with this much probability.")] = None,
+    seed: Annotated[int | None, typer.Option(help="Seed for a repeatable sample.")] = None,
+    stop: Annotated[list[str] | None, typer.Option(help="Stop before this text (repeatable).")] = None,
+    device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
+) -> None:
+    """Write continuations of a prompt (or unconditional samples), streamed as they come."""
+    from .generation import load_model
+
+    if prompt is not None and prompt_file is not None:
+        raise UserError("give --prompt or --prompt-file, not both")
+    if prompt_file is not None:
+        try:
+            prompt = prompt_file.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as e:
+            raise UserError(f"cannot read prompt file {prompt_file}: {e}") from None
+    if n < 1:
+        raise UserError(f"-n must be at least 1, got {n}")
+    text_model = load_model(model, device)
+    prompt = prompt or ""
+    for i in range(n):
+        if n > 1:
+            err.rule(f"sample {i + 1}/{n}")
+        sample_seed = None if seed is None else seed + i
+        sys.stdout.write(prompt)
+        try:
+            for piece in text_model.stream(prompt, max_new_chars=length, temperature=temperature, top_k=top_k,
+                                           top_p=top_p, seed=sample_seed, stop=stop):
+                sys.stdout.write(piece)
+                sys.stdout.flush()
+        except KeyboardInterrupt:
+            sys.stdout.write("\n")
+            err.print("[dim](stopped)[/dim]")
+            raise typer.Exit(130) from None
+        sys.stdout.write("\n")
+        sys.stdout.flush()
+
+
+@app.command()
+def models(as_json: Annotated[bool, typer.Option("--json", help="One JSON object per model.")] = False) -> None:
+    """The trained models in the data directory."""
+    from corpora.home import models_dir
+
+    rows = []
+    root = models_dir()
+    for path in sorted(root.iterdir()) if root.is_dir() else []:
+        try:
+            config = json.loads((path / "config.json").read_text())
+        except (OSError, ValueError):
+            continue
+        result = config.get("result", {})
+        rows.append({
+            "name": path.name, "kind": config.get("kind"), "corpus": config.get("corpus", {}).get("name"),
+            "size": config.get("size"), "parameters": config.get("parameters"),
+            "best_val": result.get("best_val"), "steps": result.get("steps"),
+            "status": result.get("stop_reason"), "created": config.get("created"),
+        })
+    if as_json:
+        for row in rows:
+            out.print_json(json.dumps(row))
+        return
+    if not rows:
+        out.print(f"No models yet in {root}. Train one: assistant finetune pkd --model char")
+        return
+    table = Table("name", "kind", "corpus", "size", "best val", "steps", "status", "created")
+    for r in rows:
+        created = dt.datetime.fromisoformat(r["created"]).strftime("%Y-%m-%d %H:%M") if r["created"] else "-"
+        best = f"{r['best_val']:.3f}" if r["best_val"] is not None else "-"
+        size = f"{r['size']} ({r['parameters'] / 1e6:.1f}M)" if r["parameters"] else str(r["size"])
+        table.add_row(r["name"], r["kind"], r["corpus"], size, best, str(r["steps"]), r["status"], created)
+    out.print(table)
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:  # noqa: ANN001
+    err.print(f"[yellow]warning:[/yellow] {escape(str(message))}", highlight=False)
+
+
+def main() -> None:
+    warnings.showwarning = _show_warning
+    try:
+        app()
+    except UserError as e:
+        err.print(f"[red]error:[/red] {escape(str(e))}", highlight=False, soft_wrap=True)
+        sys.exit(2)

@@ -1,0 +1,149 @@
+"""The one generation API every front end uses.
+
+`load_model(name_or_path)` returns a `TextModel`; `.stream(...)` yields text as
+it is produced and `.generate(...)` returns it whole. Stop strings, seeding
+and the parameters are handled here once; a model kind only supplies
+`_pieces`, an endless stream of decoded text.
+"""
+
+import os
+import warnings
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from corpora import UserError
+from corpora.home import models_dir
+from finetune import checkpoint as ckpt
+
+
+class PromptWarning(UserWarning):
+    """A prompt had characters the model's vocabulary lacks."""
+
+
+@dataclass(frozen=True)
+class Params:
+    max_new_chars: int = 500
+    temperature: float = 1.0
+    top_k: int | None = None
+    top_p: float | None = None
+    seed: int | None = None
+    stop: tuple[str, ...] = ()
+
+    def check(self) -> None:
+        if self.max_new_chars < 0:
+            raise UserError(f"length must be zero or more, got {self.max_new_chars}")
+        if self.temperature < 0:
+            raise UserError(f"temperature must be zero or more, got {self.temperature}")
+        if self.top_k is not None and self.top_k < 1:
+            raise UserError(f"top-k must be at least 1, got {self.top_k}")
+        if self.top_p is not None and not 0 < self.top_p <= 1:
+            raise UserError(f"top-p must be in (0, 1], got {self.top_p}")
+
+
+class TextModel(ABC):
+    """A trained model loaded for writing."""
+
+    kind: str
+
+    def __init__(self, path: Path, config: dict, device: torch.device):
+        self.path = path
+        self.config = config
+        self.device = device
+        self.name = config.get("name", path.name)
+        self.last_seed: int | None = None
+
+    @abstractmethod
+    def _pieces(self, prompt: str, params: Params, generator: torch.Generator) -> Iterator[str]:
+        """Decoded text after the prompt (or unconditional when it is empty), endlessly."""
+
+    def stream(
+        self,
+        prompt: str = "",
+        *,
+        max_new_chars: int = 500,
+        temperature: float = 1.0,
+        top_k: int | None = None,
+        top_p: float | None = None,
+        seed: int | None = None,
+        stop: str | list[str] | tuple[str, ...] | None = None,
+    ) -> Iterator[str]:
+        """Yield the continuation piece by piece; it ends before the first stop string."""
+        stops = (stop,) if isinstance(stop, str) else tuple(s for s in (stop or ()) if s)
+        params = Params(max_new_chars, temperature, top_k, top_p, seed, stops)
+        params.check()
+        self.last_seed = seed if seed is not None else int.from_bytes(os.urandom(4), "little")
+        generator = torch.Generator().manual_seed(self.last_seed)
+        yield from _until_stop(self._pieces(prompt, params, generator), params.max_new_chars, stops)
+
+    def generate(self, prompt: str = "", **kwargs) -> str:
+        return "".join(self.stream(prompt, **kwargs))
+
+
+def _until_stop(pieces: Iterator[str], limit: int, stops: tuple[str, ...]) -> Iterator[str]:
+    """Cut a text stream at `limit` characters or before a stop string.
+
+    Text that could be the start of a stop string is held back until it is
+    known not to be, so a stop string is never half-printed.
+    """
+    held = ""
+    emitted = 0
+    hold = max((len(s) for s in stops), default=1) - 1
+    for piece in pieces:
+        held += piece
+        cut = min((i for i in (held.find(s) for s in stops) if i >= 0), default=-1)
+        if cut >= 0:
+            held = held[:cut]
+            break
+        if emitted + len(held) >= limit:
+            break
+        safe = held[: len(held) - hold] if hold else held
+        if safe:
+            yield safe
+            emitted += len(safe)
+            held = held[len(safe) :]
+    tail = held[: max(0, limit - emitted)]
+    if tail:
+        yield tail
+
+
+def resolve_model_dir(name_or_path: str | Path) -> Path:
+    path = Path(name_or_path).expanduser()
+    if (path / ckpt.CONFIG).is_file():
+        return path
+    named = models_dir() / str(name_or_path)
+    if (named / ckpt.CONFIG).is_file():
+        return named
+    known = list_model_names()
+    hint = f"trained models: {', '.join(known)}" if known else "no models trained yet (see `assistant finetune`)"
+    raise UserError(f"no model {str(name_or_path)!r}: {hint}")
+
+
+def list_model_names() -> list[str]:
+    root = models_dir()
+    return sorted(p.name for p in root.iterdir() if (p / ckpt.CONFIG).is_file()) if root.is_dir() else []
+
+
+def load_model(name_or_path: str | Path, device: str = "auto") -> TextModel:
+    """A trained model by name (in the data directory) or by path, ready to write."""
+    from finetune.device import pick_device
+
+    from .charmodel import CharModel
+
+    kinds: dict[str, type[TextModel]] = {CharModel.kind: CharModel}
+    path = resolve_model_dir(name_or_path)
+    config = ckpt.read_json(path / ckpt.CONFIG)
+    kind = config.get("kind")
+    if kind not in kinds:
+        raise UserError(f"{path}: unknown model kind {kind!r}; this version loads {', '.join(kinds)}")
+    return kinds[kind](path, config, pick_device(device))
+
+
+def warn_dropped(dropped: list[str]) -> None:
+    if dropped:
+        shown = "".join(sorted(set(dropped)))
+        warnings.warn(f"the model has never seen {len(dropped)} character(s) of the prompt; dropped: {shown!r}",
+                      PromptWarning, stacklevel=3)

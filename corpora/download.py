@@ -1,0 +1,50 @@
+"""Fetch corpus files over HTTP, politely, into the user's cache.
+
+Gutenberg asks robots to identify themselves and go slowly; we send a user
+agent, retry transient failures with backoff, and write each file atomically
+so an interrupted download never leaves half a book in the cache.
+"""
+
+import hashlib
+import os
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+from .errors import UserError
+
+USER_AGENT = "ghostwriter/0.1 (writing assistant; one-time corpus download)"
+RETRIES = 3
+
+
+def sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def fetch(url: str, *, retries: int = RETRIES, backoff: float = 1.0, timeout: float = 60.0) -> bytes:
+    """GET a URL, retrying server errors and network failures; 4xx fail at once."""
+    request = urllib.request.Request(url, headers={"User-Agent": USER_AGENT})
+    for attempt in range(retries + 1):
+        try:
+            with urllib.request.urlopen(request, timeout=timeout) as response:
+                return response.read()
+        except urllib.error.HTTPError as e:
+            if e.code < 500 or attempt == retries:
+                raise UserError(f"download failed: {url} answered HTTP {e.code}") from None
+        except (urllib.error.URLError, TimeoutError, ConnectionError) as e:
+            if attempt == retries:
+                reason = getattr(e, "reason", e)
+                raise UserError(
+                    f"download failed: {url} ({reason}); set ASSISTANT_CORPORA to a local copy if you are offline"
+                ) from None
+        time.sleep(backoff * 2**attempt)
+    raise AssertionError("unreachable")
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    """Write via a temporary file and rename, so readers never see a partial file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)

@@ -1,0 +1,47 @@
+"""What the training core needs from a model kind.
+
+The core (`trainer.py`) owns everything that is the same for every kind:
+optimizer and schedule, the loss threshold, validation, the overfit warning,
+checkpoints, resume, progress and the summary. A kind only says how to get
+the next training loss, evaluate a split, sample text and carry its data
+position across a resume.
+"""
+
+from pathlib import Path
+from typing import Protocol
+
+import torch
+from torch import nn
+
+
+class Adapter(Protocol):
+    kind: str  # recorded as config.json "kind", e.g. "char-lstm"
+    unit: str  # what a loss is per: "char" or "token"
+    model: nn.Module
+    units_per_step: int
+
+    def train_loss(self) -> torch.Tensor:
+        """Mean cross-entropy (nats per unit) on the next training batch, graph attached."""
+        ...
+
+    def evaluate(self, split: str, max_units: int) -> float:
+        """Mean cross-entropy on (the first max_units of) a split, in eval mode."""
+        ...
+
+    def sample(self, n_units: int, seed: int) -> str:
+        """An unconditional sample, without touching the global RNG."""
+        ...
+
+    def data_state(self) -> tuple[dict[str, torch.Tensor], dict]:
+        """Where the data stream is (JSON) and any tensors carried between batches."""
+        ...
+
+    def load_data_state(self, tensors: dict[str, torch.Tensor], meta: dict) -> None: ...
+
+    def describe(self) -> dict:
+        """Architecture, vocabulary, split and hyperparameters for config.json."""
+        ...
+
+    def save_weights(self, directory: Path) -> None:
+        """Write the weights a user loads (the best checkpoint) into directory."""
+        ...

@@ -1,0 +1,1 @@
+"""The character-level LSTM model kind: model, data, presets, adapter."""

@@ -1,0 +1,92 @@
+"""The char-LSTM as a model kind of the training core."""
+
+from dataclasses import asdict
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from corpora import Corpus
+
+from ..checkpoint import save_tensors
+from .data import DOC_START, CharData, corpus_text
+from .model import CharLSTM, CharLSTMConfig, State, Vocab
+from .presets import CharHParams
+
+WEIGHTS = "model.safetensors"
+EVAL_CHUNK = 512
+
+
+class CharLSTMAdapter:
+    kind = "char-lstm"
+    unit = "char"
+
+    def __init__(self, corpus: Corpus, size: str, hp: CharHParams, seed: int, device: torch.device):
+        text = corpus_text(corpus)
+        self.vocab = Vocab.from_text(text)
+        self.data = CharData(text, self.vocab, hp.seq_len, hp.batch_size)
+        self.size = size
+        self.hp = hp
+        self.seed = seed
+        self.device = device
+        self.model = CharLSTM(CharLSTMConfig(len(self.vocab), hp.layers, hp.hidden, hp.dropout)).to(device)
+        self.units_per_step = hp.batch_size * hp.seq_len
+        self.epoch = 0
+        self.index = 0
+        self.state: State | None = None
+
+    def train_loss(self) -> torch.Tensor:
+        if self.index >= self.data.steps_per_epoch:
+            self.epoch, self.index, self.state = self.epoch + 1, 0, None
+        x, y = self.data.batch(self.seed, self.epoch, self.index)
+        x, y = x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
+        logits, state = self.model(x, self.state)
+        self.state = (state[0].detach(), state[1].detach())
+        self.index += 1
+        return F.cross_entropy(logits.float().reshape(-1, logits.size(-1)), y.reshape(-1))
+
+    @torch.no_grad()
+    def evaluate(self, split: str, max_units: int) -> float:
+        was_training = self.model.training
+        self.model.eval()
+        xs, ys = self.data.eval_streams(split, max_units)
+        total, count, state = 0.0, 0, None
+        for i in range(0, xs.size(1), EVAL_CHUNK):
+            x = xs[:, i : i + EVAL_CHUNK].to(self.device)
+            y = ys[:, i : i + EVAL_CHUNK].to(self.device)
+            logits, state = self.model(x, state)
+            total += float(F.cross_entropy(logits.float().reshape(-1, logits.size(-1)), y.reshape(-1), reduction="sum"))
+            count += y.numel()
+        self.model.train(was_training)
+        return total / count
+
+    def sample(self, n_units: int, seed: int) -> str:
+        was_training = self.model.training
+        self.model.eval()
+        generator = torch.Generator().manual_seed(seed)
+        ids = self.model.generate_ids(self.vocab.encode(DOC_START), generator, temperature=0.8)
+        text = self.vocab.decode([next(ids) for _ in range(n_units)])
+        self.model.train(was_training)
+        return text
+
+    def data_state(self) -> tuple[dict[str, torch.Tensor], dict]:
+        tensors = {} if self.state is None else {"h": self.state[0], "c": self.state[1]}
+        return tensors, {"epoch": self.epoch, "index": self.index}
+
+    def load_data_state(self, tensors: dict[str, torch.Tensor], meta: dict) -> None:
+        self.epoch, self.index = meta["epoch"], meta["index"]
+        self.state = (tensors["h"].to(self.device), tensors["c"].to(self.device)) if "h" in tensors else None
+
+    def describe(self) -> dict:
+        return {
+            "architecture": self.model.config.to_json(),
+            "size": self.size,
+            "parameters": self.model.num_parameters(),
+            "vocab": self.vocab.chars,
+            "prime": DOC_START,
+            "split": self.data.split,
+            "hparams": asdict(self.hp),
+        }
+
+    def save_weights(self, directory: Path) -> None:
+        save_tensors(self.model.state_dict(), directory / WEIGHTS)

@@ -1,0 +1,74 @@
+"""Character streams for truncated BPTT, as char-rnn feeds them.
+
+The training text is cut into `batch_size` contiguous streams; step i takes
+the i-th window of `seq_len` characters from every stream, so the LSTM state
+at the end of one batch is the right start for the next. Each epoch shifts the
+windows by a seeded offset so the model does not always see the same cuts.
+"""
+
+import torch
+
+from corpora import Corpus, UserError
+
+from .model import Vocab
+
+# Put before every document: the model learns what a document start looks
+# like, and an unconditional sample is primed with it.
+DOC_START = "\n\n"
+SPLIT = (0.90, 0.05, 0.05)
+
+
+def corpus_text(corpus: Corpus) -> str:
+    return "".join(DOC_START + d.text for d in corpus.documents)
+
+
+def split_points(n: int) -> dict[str, list[int]]:
+    """Contiguous train/val/test character ranges, 90/5/5."""
+    a = int(n * SPLIT[0])
+    b = int(n * (SPLIT[0] + SPLIT[1]))
+    return {"train": [0, a], "val": [a, b], "test": [b, n]}
+
+
+class CharData:
+    def __init__(self, text: str, vocab: Vocab, seq_len: int, batch_size: int):
+        self.vocab = vocab
+        self.seq_len = seq_len
+        self.batch_size = batch_size
+        ids = torch.tensor(vocab.encode(text), dtype=torch.long)
+        self.split = split_points(len(ids))
+        self.ids = {name: ids[a:b] for name, (a, b) in self.split.items()}
+        need = batch_size * seq_len + seq_len + 1
+        if len(self.ids["train"]) < need:
+            raise UserError(
+                f"corpus too short for the sequence length: {len(self.ids['train'])} training characters, "
+                f"need at least {need} for --batch-size {batch_size} x --seq-len {seq_len}; lower them or add text"
+            )
+        if len(self.ids["val"]) < seq_len + 1:
+            raise UserError(
+                f"corpus too short for the sequence length: the validation split has {len(self.ids['val'])} "
+                f"characters, need at least {seq_len + 1}; lower --seq-len or add text"
+            )
+        self.stream_len = (len(self.ids["train"]) - 1 - seq_len) // batch_size
+        self.steps_per_epoch = self.stream_len // seq_len
+
+    def epoch_offset(self, seed: int, epoch: int) -> int:
+        if epoch == 0:
+            return 0
+        g = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
+        return int(torch.randint(0, self.seq_len, (1,), generator=g))
+
+    def batch(self, seed: int, epoch: int, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Inputs and targets (B, T) for window `index` of `epoch`."""
+        o = self.epoch_offset(seed, epoch)
+        B, L, T = self.batch_size, self.stream_len, self.seq_len
+        base = self.ids["train"][o : o + B * L + 1]
+        x = base[:-1].view(B, L)[:, index * T : (index + 1) * T]
+        y = base[1:].view(B, L)[:, index * T : (index + 1) * T]
+        return x, y
+
+    def eval_streams(self, split: str, max_chars: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """A split cut into parallel streams (B', L') for a stateful evaluation pass."""
+        ids = self.ids[split][: max_chars + 1]
+        streams = max(1, min(self.batch_size, (len(ids) - 1) // self.seq_len))
+        L = (len(ids) - 1) // streams
+        return ids[: streams * L].view(streams, L), ids[1 : streams * L + 1].view(streams, L)

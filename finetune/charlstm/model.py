@@ -1,0 +1,113 @@
+"""The character-level LSTM and its vocabulary.
+
+embedding -> multi-layer LSTM (dropout between layers) -> linear, as in
+char-rnn. The same module trains in `finetune` and generates in `assistant`.
+"""
+
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+
+import torch
+from torch import nn
+
+from ..sampling import sample_next
+
+State = tuple[torch.Tensor, torch.Tensor]
+
+# Typographic characters a prompt often has and a plain-text corpus lacks.
+_FALLBACKS = {
+    "\u2018": "'", "\u2019": "'", "\u201c": '"', "\u201d": '"', "\u2014": "--", "\u2013": "-",
+    "\u2026": "...", "\u00a0": " ", "\t": "    ", "\r": "",
+}
+
+
+class Vocab:
+    """Characters <-> ids; the order is sorted so it is the same on every run."""
+
+    def __init__(self, chars: str):
+        self.chars = chars
+        self.index = {c: i for i, c in enumerate(chars)}
+
+    @classmethod
+    def from_text(cls, text: str) -> "Vocab":
+        return cls("".join(sorted(set(text))))
+
+    def __len__(self) -> int:
+        return len(self.chars)
+
+    def encode(self, text: str) -> list[int]:
+        return [self.index[c] for c in text]
+
+    def encode_lenient(self, text: str) -> tuple[list[int], list[str]]:
+        """Ids for text, mapping typographic characters and dropping what is unknown."""
+        ids: list[int] = []
+        dropped: list[str] = []
+        for c in text:
+            if c in self.index:
+                ids.append(self.index[c])
+                continue
+            mapped = _FALLBACKS.get(c)
+            if mapped is not None and all(m in self.index for m in mapped):
+                ids.extend(self.index[m] for m in mapped)
+            elif c.lower() in self.index:
+                ids.append(self.index[c.lower()])
+            elif c.upper() in self.index:
+                ids.append(self.index[c.upper()])
+            else:
+                dropped.append(c)
+        return ids, dropped
+
+    def decode(self, ids: list[int]) -> str:
+        return "".join(self.chars[i] for i in ids)
+
+
+@dataclass(frozen=True)
+class CharLSTMConfig:
+    vocab_size: int
+    layers: int
+    hidden: int
+    dropout: float
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+
+class CharLSTM(nn.Module):
+    def __init__(self, config: CharLSTMConfig):
+        super().__init__()
+        self.config = config
+        self.embed = nn.Embedding(config.vocab_size, config.hidden)
+        self.drop = nn.Dropout(config.dropout)
+        self.lstm = nn.LSTM(
+            config.hidden,
+            config.hidden,
+            config.layers,
+            batch_first=True,
+            dropout=config.dropout if config.layers > 1 else 0.0,
+        )
+        self.head = nn.Linear(config.hidden, config.vocab_size)
+
+    def forward(self, ids: torch.Tensor, state: State | None = None) -> tuple[torch.Tensor, State]:
+        """ids (B, T) -> logits (B, T, V) and the state after the last step."""
+        out, state = self.lstm(self.drop(self.embed(ids)), state)
+        return self.head(self.drop(out)), state
+
+    def num_parameters(self) -> int:
+        return sum(p.numel() for p in self.parameters())
+
+    @torch.no_grad()
+    def generate_ids(
+        self,
+        prime: list[int],
+        generator: torch.Generator,
+        temperature: float = 1.0,
+        top_k: int | None = None,
+        top_p: float | None = None,
+    ) -> Iterator[int]:
+        """Feed the prime, then yield sampled ids for as long as the caller asks."""
+        device = self.embed.weight.device
+        logits, state = self(torch.tensor([prime], device=device))
+        while True:
+            next_id = sample_next(logits[0, -1], generator, temperature, top_k, top_p)
+            yield next_id
+            logits, state = self(torch.tensor([[next_id]], device=device), state)

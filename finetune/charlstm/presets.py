@@ -1,0 +1,63 @@
+"""Size presets for the char-LSTM.
+
+`auto` picks `small` on a CPU and `large` on a GPU. `small` is tuned for what a
+laptop CPU does in minutes (see benchmarks/charlstm_cpu_quality.py); `large`
+is the 3x1024 network char-rnn made famous, for a GPU.
+"""
+
+from dataclasses import dataclass, replace
+
+from corpora import UserError
+
+from ..config import CharOptions
+
+
+@dataclass(frozen=True)
+class CharHParams:
+    layers: int
+    hidden: int
+    dropout: float
+    seq_len: int
+    batch_size: int
+    lr: float
+    max_steps: int
+    warmup_steps: int
+    eval_every: int
+    sample_every: int
+
+
+PRESETS: dict[str, CharHParams] = {
+    "tiny": CharHParams(2, 128, 0.0, 64, 32, 3e-3, 1000, 20, 100, 250),
+    "small": CharHParams(2, 256, 0.0, 64, 64, 3e-3, 5000, 50, 200, 500),
+    "medium": CharHParams(3, 512, 0.2, 128, 64, 2e-3, 20000, 200, 500, 1000),
+    "large": CharHParams(3, 1024, 0.25, 256, 256, 1e-3, 20000, 200, 500, 1000),
+}
+
+
+def resolve(options: CharOptions, device_type: str) -> tuple[str, CharHParams]:
+    """The preset named (or chosen for the device) with the user's overrides on top."""
+    size = options.size
+    if size == "auto":
+        size = "large" if device_type == "cuda" else "small"
+    if size not in PRESETS:
+        raise UserError(f"unknown --size {size!r}: choose one of auto, {', '.join(PRESETS)}")
+    overrides = {
+        k: v
+        for k, v in (
+            ("layers", options.layers),
+            ("hidden", options.hidden),
+            ("dropout", options.dropout),
+            ("seq_len", options.seq_len),
+            ("batch_size", options.batch_size),
+            ("lr", options.lr),
+        )
+        if v is not None
+    }
+    hp = replace(PRESETS[size], **overrides)
+    if hp.layers < 1 or hp.hidden < 1 or hp.seq_len < 1 or hp.batch_size < 1:
+        raise UserError("--layers, --hidden, --seq-len and --batch-size must be at least 1")
+    if not 0 <= hp.dropout < 1:
+        raise UserError(f"--dropout must be in [0, 1), got {hp.dropout}")
+    if hp.lr <= 0:
+        raise UserError(f"--lr must be positive, got {hp.lr}")
+    return size, hp

@@ -1,0 +1,76 @@
+"""Files of a model directory, written so that a kill -9 never corrupts them.
+
+Every file is written to a temporary name and renamed into place. The
+resumable state is one file, `last/checkpoint.safetensors`: tensors (weights,
+optimizer moments, RNG states, carried LSTM state) plus the JSON state in the
+safetensors metadata, so weights and data position can never disagree.
+Nothing is pickled.
+"""
+
+import json
+import os
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+
+CONFIG = "config.json"
+HISTORY = "history.jsonl"
+SAMPLES = "samples.jsonl"
+LAST = "last"
+CHECKPOINT = "checkpoint.safetensors"
+
+
+def _tmp(path: Path) -> Path:
+    return path.with_name(f".{path.name}.{os.getpid()}.tmp")
+
+
+def save_tensors(tensors: dict[str, torch.Tensor], path: Path, metadata: dict[str, str] | None = None) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = _tmp(path)
+    plain = {k: v.detach().to("cpu").contiguous() for k, v in tensors.items()}
+    save_file(plain, str(tmp), metadata=metadata)
+    os.replace(tmp, path)
+
+
+def write_json(path: Path, data: dict) -> None:
+    tmp = _tmp(path)
+    tmp.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+    os.replace(tmp, path)
+
+
+def read_json(path: Path) -> dict:
+    return json.loads(path.read_text())
+
+
+def append_jsonl(path: Path, rows: list[dict]) -> None:
+    if rows:
+        with path.open("a") as f:
+            f.writelines(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def truncate_jsonl(path: Path, lines: int) -> None:
+    """Keep the first `lines` rows: what a resumed run will write again goes."""
+    rows = path.read_text().splitlines(keepends=True)[:lines] if path.exists() else []
+    tmp = _tmp(path)
+    tmp.write_text("".join(rows))
+    os.replace(tmp, path)
+
+
+def save_checkpoint(directory: Path, tensors: dict[str, torch.Tensor], state: dict) -> None:
+    save_tensors(tensors, directory / LAST / CHECKPOINT, metadata={"state": json.dumps(state)})
+
+
+def load_checkpoint(directory: Path) -> tuple[dict[str, torch.Tensor], dict]:
+    from safetensors import safe_open
+
+    path = directory / LAST / CHECKPOINT
+    with safe_open(str(path), framework="pt") as f:
+        state = json.loads(f.metadata()["state"])
+    return load_file(str(path), device="cpu"), state

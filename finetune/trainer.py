@@ -1,0 +1,393 @@
+"""The training core: one loop for every model kind.
+
+It owns the optimizer and learning-rate schedule, the loss threshold
+(`--target-loss`), validation on a schedule, the best and last checkpoints,
+the memorization warning, exact resume, progress and the closing summary.
+Model kinds plug in through `adapter.Adapter`.
+"""
+
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+
+from corpora import UserError
+
+from . import checkpoint as ckpt
+from .adapter import Adapter
+from .device import autocast
+from .progress import Reporter, format_duration, format_rate
+
+EMA_BETA = 0.98  # the smoothed training loss averages roughly the last 50 steps
+PROGRESS_TICKS = 1000
+
+
+@dataclass(frozen=True)
+class Plan:
+    """The resolved numbers a run follows (flags, presets and defaults merged)."""
+
+    lr: float
+    max_steps: int | None
+    max_time: float | None
+    warmup_steps: int
+    eval_every: int
+    eval_units: int
+    sample_every: int
+    sample_units: int
+    checkpoint_every: int
+    target_loss: float | None
+    target_on: str
+    stop_on_overfit: bool
+    overfit_patience: int
+    grad_clip: float
+    weight_decay: float
+    min_lr_ratio: float
+    seed: int
+
+    def lr_at(self, step: int, elapsed: float) -> float:
+        """Linear warm-up, then cosine decay over the budget (steps or time, whichever is nearer)."""
+        if step < self.warmup_steps:
+            return self.lr * (step + 1) / self.warmup_steps
+        progress = 0.0
+        if self.max_steps:
+            progress = max(progress, (step - self.warmup_steps) / max(1, self.max_steps - self.warmup_steps))
+        if self.max_time:
+            progress = max(progress, elapsed / self.max_time)
+        cosine = 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+        return self.lr * (self.min_lr_ratio + (1 - self.min_lr_ratio) * cosine)
+
+
+@dataclass
+class RunState:
+    """Everything besides tensors that resume restores."""
+
+    step: int = 0
+    elapsed: float = 0.0
+    units: int = 0
+    ema: float = 0.0
+    ema_steps: int = 0
+    best_val: float | None = None
+    best_step: int | None = None
+    last_val: float | None = None
+    evals: list[list[float]] = field(default_factory=list)  # [step, smoothed train, val]
+    overfit_warned: bool = False
+    history_lines: int = 0
+    sample_lines: int = 0
+
+    @property
+    def smoothed(self) -> float | None:
+        return self.ema / (1 - EMA_BETA**self.ema_steps) if self.ema_steps else None
+
+
+@dataclass
+class Summary:
+    path: Path
+    unit: str
+    steps: int
+    elapsed: float
+    train_loss: float | None
+    val_loss: float | None
+    best_val: float | None
+    best_step: int | None
+    target_loss: float | None
+    target_on: str
+    target_met: bool
+    stop_reason: str
+    overfit_warned: bool
+
+    def to_json(self) -> dict:
+        d = asdict(self)
+        d["path"] = str(self.path)
+        return d
+
+
+STOP_REASONS = {
+    "target": "reached the target loss",
+    "max_steps": "reached --max-steps",
+    "max_time": "reached --max-time",
+    "overfit": "stopped on overfitting (--stop-on-overfit)",
+    "interrupted": "interrupted; continue with --resume",
+    "diverged": "diverged (loss is not finite)",
+}
+
+
+class Trainer:
+    def __init__(
+        self, adapter: Adapter, directory: Path, plan: Plan, device: torch.device, reporter: Reporter, header: dict
+    ):
+        self.adapter = adapter
+        self.dir = directory
+        self.plan = plan
+        self.device = device
+        self.reporter = reporter
+        self.header = header
+        self.state = RunState()
+        self.optimizer = self._make_optimizer()
+        self.history: list[dict] = []
+        self.samples: list[dict] = []
+        self.step_time: float | None = None
+
+    def _make_optimizer(self) -> torch.optim.Optimizer:
+        decay, no_decay = [], []
+        for p in self.adapter.model.parameters():
+            if p.requires_grad:
+                (decay if p.dim() >= 2 else no_decay).append(p)
+        groups = [
+            {"params": decay, "weight_decay": self.plan.weight_decay},
+            {"params": no_decay, "weight_decay": 0.0},
+        ]
+        fused = self.device.type == "cuda"
+        return torch.optim.AdamW(groups, lr=self.plan.lr, betas=(0.9, 0.99), fused=fused)
+
+    # ---- checkpoints -------------------------------------------------
+    def _checkpoint(self) -> None:
+        """Flush the logs, then write last/ in one atomic rename."""
+        ckpt.append_jsonl(self.dir / ckpt.HISTORY, self.history)
+        ckpt.append_jsonl(self.dir / ckpt.SAMPLES, self.samples)
+        self.state.history_lines += len(self.history)
+        self.state.sample_lines += len(self.samples)
+        self.history, self.samples = [], []
+        tensors = {f"model.{k}": v for k, v in self.adapter.model.state_dict().items()}
+        opt = self.optimizer.state_dict()
+        opt_meta: dict = {"groups": opt["param_groups"], "scalars": {}}
+        for pid, pstate in opt["state"].items():
+            for key, value in pstate.items():
+                if isinstance(value, torch.Tensor):
+                    tensors[f"optim.{pid}.{key}"] = value
+                else:
+                    opt_meta["scalars"][f"{pid}.{key}"] = value
+        data_tensors, data_meta = self.adapter.data_state()
+        tensors.update({f"data.{k}": v for k, v in data_tensors.items()})
+        tensors["rng.cpu"] = torch.get_rng_state()
+        if self.device.type == "cuda":
+            tensors["rng.cuda"] = torch.cuda.get_rng_state(self.device)
+        meta = {"run": asdict(self.state), "optimizer": opt_meta, "data": data_meta}
+        ckpt.save_checkpoint(self.dir, tensors, meta)
+
+    def resume(self) -> None:
+        tensors, meta = ckpt.load_checkpoint(self.dir)
+        model_sd = {k[len("model.") :]: v for k, v in tensors.items() if k.startswith("model.")}
+        self.adapter.model.load_state_dict(model_sd)
+        groups = meta["optimizer"]["groups"]
+        for saved, current in zip(groups, self.optimizer.param_groups, strict=True):
+            for key in ("fused", "foreach", "capturable"):  # device-specific: keep this machine's choice
+                if key in current:
+                    saved[key] = current[key]
+        opt_state: dict[int, dict] = {}
+        for k, v in tensors.items():
+            if k.startswith("optim."):
+                _, pid, key = k.split(".", 2)
+                opt_state.setdefault(int(pid), {})[key] = v
+        for k, v in meta["optimizer"]["scalars"].items():
+            pid, key = k.split(".", 1)
+            opt_state.setdefault(int(pid), {})[key] = v
+        self.optimizer.load_state_dict({"state": opt_state, "param_groups": groups})
+        data = {k[len("data.") :]: v for k, v in tensors.items() if k.startswith("data.")}
+        self.adapter.load_data_state(data, meta["data"])
+        torch.set_rng_state(tensors["rng.cpu"])
+        if self.device.type == "cuda" and "rng.cuda" in tensors:
+            torch.cuda.set_rng_state(tensors["rng.cuda"], self.device)
+        self.state = RunState(**meta["run"])
+        ckpt.truncate_jsonl(self.dir / ckpt.HISTORY, self.state.history_lines)
+        ckpt.truncate_jsonl(self.dir / ckpt.SAMPLES, self.state.sample_lines)
+
+    def _write_config(self, summary: Summary | None = None) -> None:
+        result = summary.to_json() if summary else {
+            "steps": self.state.step,
+            "best_val": self.state.best_val,
+            "best_step": self.state.best_step,
+            "stop_reason": "running",
+        }
+        ckpt.write_json(self.dir / ckpt.CONFIG, {**self.header, "result": result})
+
+    # ---- evaluation ----------------------------------------------------
+    def _evaluate(self) -> float:
+        s = self.state
+        val = self.adapter.evaluate("val", self.plan.eval_units)
+        s.last_val = val
+        if s.best_val is None or val < s.best_val:
+            s.best_val, s.best_step = val, s.step
+            self.adapter.save_weights(self.dir)
+            self._write_config()
+        if s.smoothed is not None:
+            s.evals.append([s.step, s.smoothed, val])
+            self._check_overfit()
+        return val
+
+    def _check_overfit(self) -> None:
+        """Validation loss rising while training loss falls: the model memorizes."""
+        s, patience = self.state, self.plan.overfit_patience
+        if s.overfit_warned or s.best_step is None or len(s.evals) < patience + 1:
+            return
+        window = s.evals[-(patience + 1) :]
+        if window[0][0] < s.best_step:
+            return
+        vals_rise = all(b[2] > a[2] for a, b in zip(window, window[1:], strict=False))
+        train_falls = window[-1][1] < window[0][1]
+        if vals_rise and train_falls:
+            s.overfit_warned = True
+            self.reporter.message(
+                f"Warning: the model has started to memorize its corpus: validation loss rose for {patience} "
+                f"evaluations ({window[0][2]:.3f} -> {window[-1][2]:.3f}) while training loss fell "
+                f"({window[0][1]:.3f} -> {window[-1][1]:.3f}). The best model (step {s.best_step}, "
+                f"val {s.best_val:.3f}) is kept in model.safetensors"
+                + ("; stopping (--stop-on-overfit)." if self.plan.stop_on_overfit else "; pass --stop-on-overfit to stop here."),
+                style="bold yellow",
+            )
+
+    # ---- the loop ------------------------------------------------------
+    def _stop_reason(self) -> str | None:
+        s, p = self.state, self.plan
+        if p.target_loss is not None:
+            current = s.smoothed if p.target_on == "train" else s.last_val
+            if current is not None and current <= p.target_loss and (p.target_on == "val" or s.step > 0):
+                return "target"
+        if p.stop_on_overfit and s.overfit_warned:
+            return "overfit"
+        if p.max_steps is not None and s.step >= p.max_steps:
+            return "max_steps"
+        if p.max_time is not None and s.elapsed >= p.max_time:
+            return "max_time"
+        return None
+
+    def _eta(self) -> float:
+        s, p = self.state, self.plan
+        left = []
+        if p.max_steps is not None and self.step_time:
+            left.append((p.max_steps - s.step) * self.step_time)
+        if p.max_time is not None:
+            left.append(p.max_time - s.elapsed)
+        return min(left) if left else 0.0
+
+    def _rate(self) -> float:
+        return self.adapter.units_per_step / self.step_time if self.step_time else 0.0
+
+    def _completed(self) -> int:
+        """Progress-bar position: steps, or thousandths of the time budget when only time bounds the run."""
+        s, p = self.state, self.plan
+        if p.max_steps is not None or not p.max_time:
+            return s.step
+        return int(PROGRESS_TICKS * min(1.0, s.elapsed / p.max_time))
+
+    def _report(self, force: bool = False) -> None:
+        s = self.state
+        rate = format_rate(self._rate(), self.adapter.unit)
+        self.reporter.update(self._completed(), s.step, s.smoothed, s.last_val, rate, self._eta(), force=force)
+
+    def _train_step(self) -> float:
+        s, p = self.state, self.plan
+        lr = p.lr_at(s.step, s.elapsed)
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        with autocast(self.device):
+            loss = self.adapter.train_loss()
+        value = float(loss)
+        if not math.isfinite(value):
+            return value
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        norm = torch.nn.utils.clip_grad_norm_(self.adapter.model.parameters(), p.grad_clip)
+        if not torch.isfinite(norm):
+            return float("nan")
+        self.optimizer.step()
+        s.step += 1
+        s.units += self.adapter.units_per_step
+        s.ema = EMA_BETA * s.ema + (1 - EMA_BETA) * value
+        s.ema_steps += 1
+        self.history.append(
+            {"step": s.step, "train_loss": value, "train_smooth": s.smoothed, "lr": lr,
+             "units_per_s": round(self._rate(), 1), "elapsed": round(s.elapsed, 3)}
+        )
+        return value
+
+    def run(self, resumed: bool) -> Summary:
+        s, p = self.state, self.plan
+        if resumed:
+            self.reporter.message(f"Resuming at step {s.step} (best val {s.best_val:.3f} at step {s.best_step}).")
+        else:
+            self._write_config()
+            val = self._evaluate()
+            self.history.append({"step": 0, "val_loss": val, "elapsed": 0.0})
+            self.reporter.message(f"Before training: validation loss {val:.3f} nats/{self.adapter.unit}.")
+        progress_total = p.max_steps if p.max_steps is not None else PROGRESS_TICKS
+        self.reporter.start(progress_total, self._completed())
+        start = time.monotonic() - s.elapsed
+        reason = self._stop_reason()
+        try:
+            while reason is None:
+                t0 = time.monotonic()
+                loss = self._train_step()
+                if not math.isfinite(loss):
+                    reason = "diverged"
+                    break
+                dt = time.monotonic() - t0
+                self.step_time = dt if self.step_time is None else 0.9 * self.step_time + 0.1 * dt
+                s.elapsed = time.monotonic() - start
+                evaluated = s.step % p.eval_every == 0
+                if evaluated:
+                    self._evaluate()
+                    self.history[-1]["val_loss"] = s.last_val
+                if s.step % p.sample_every == 0:
+                    text = self.adapter.sample(p.sample_units, p.seed + s.step)
+                    self.samples.append({"step": s.step, "train_loss": s.smoothed, "val_loss": s.last_val, "text": text})
+                    self.reporter.sample(s.step, text)
+                if s.step % p.checkpoint_every == 0:
+                    self._checkpoint()
+                s.elapsed = time.monotonic() - start
+                reason = self._stop_reason()
+                self._report(force=evaluated)
+        except KeyboardInterrupt:
+            reason = "interrupted"
+        finally:
+            self.reporter.stop()
+        return self._finish(reason)
+
+    def _finish(self, reason: str) -> Summary:
+        s, p = self.state, self.plan
+        if reason == "diverged":
+            summary = self._summary(reason)
+            self._write_config(summary)
+            raise UserError(
+                f"training diverged at step {s.step + 1}: the loss is not finite. The last good checkpoint "
+                f"is intact in {self.dir / ckpt.LAST}; lower --lr and continue with --resume"
+            )
+        if reason != "interrupted" and (not s.evals or s.evals[-1][0] != s.step):
+            self._evaluate()
+            if self.history:
+                self.history[-1]["val_loss"] = s.last_val
+        self._checkpoint()
+        summary = self._summary(reason)
+        self._write_config(summary)
+        return summary
+
+    def _summary(self, reason: str) -> Summary:
+        s, p = self.state, self.plan
+        current = s.smoothed if p.target_on == "train" else s.last_val
+        met = p.target_loss is not None and current is not None and current <= p.target_loss
+        return Summary(
+            path=self.dir, unit=self.adapter.unit, steps=s.step, elapsed=s.elapsed, train_loss=s.smoothed,
+            val_loss=s.last_val, best_val=s.best_val, best_step=s.best_step, target_loss=p.target_loss,
+            target_on=p.target_on, target_met=met, stop_reason=reason, overfit_warned=s.overfit_warned,
+        )
+
+
+def describe_summary(summary: Summary) -> list[str]:
+    """The closing lines a user reads."""
+    u = summary.unit
+
+    def fmt(x: float | None) -> str:
+        return "-" if x is None else f"{x:.3f} nats/{u} ({x / math.log(2):.2f} bits/{u})"
+
+    lines = [
+        f"Stopped after {summary.steps} steps in {format_duration(summary.elapsed)}: {STOP_REASONS[summary.stop_reason]}.",
+        f"  train loss (smoothed) {fmt(summary.train_loss)}",
+        f"  validation loss       {fmt(summary.val_loss)}",
+        f"  best validation loss  {fmt(summary.best_val)} at step {summary.best_step}",
+    ]
+    if summary.target_loss is not None:
+        verdict = "met" if summary.target_met else "not met"
+        lines.append(f"  target {summary.target_loss} on {summary.target_on} loss: {verdict}")
+    lines.append(f"  model: {summary.path}")
+    return lines
