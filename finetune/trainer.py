@@ -283,7 +283,7 @@ class Trainer:
             group["lr"] = lr
         with autocast(self.device):
             loss = self.adapter.train_loss()
-        value = float(loss)
+        value = float(loss.detach())
         if not math.isfinite(value):
             return value
         self.optimizer.zero_grad(set_to_none=True)

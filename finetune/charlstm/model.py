@@ -4,6 +4,7 @@ embedding -> multi-layer LSTM (dropout between layers) -> linear, as in
 char-rnn. The same module trains in `finetune` and generates in `assistant`.
 """
 
+import unicodedata
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 
@@ -46,8 +47,8 @@ class Vocab:
             if c in self.index:
                 ids.append(self.index[c])
                 continue
-            mapped = _FALLBACKS.get(c)
-            if mapped is not None and all(m in self.index for m in mapped):
+            mapped = _FALLBACKS.get(c) or unicodedata.normalize("NFKD", c).encode("ascii", "ignore").decode()
+            if mapped and all(m in self.index for m in mapped):
                 ids.extend(self.index[m] for m in mapped)
             elif c.lower() in self.index:
                 ids.append(self.index[c.lower()])

@@ -1,0 +1,99 @@
+"""Corpus catalogue, cleaning and loading on the real shared files."""
+
+from pathlib import Path
+
+import pytest
+
+from corpora import CATALOGUE, UserError, load_corpus
+from corpora.clean import clean, decode
+
+from .conftest import CORPORA
+
+
+def test_catalogue_has_the_three_named_corpora():
+    assert {"pkd", "austen", "shakespeare"} <= set(CATALOGUE)
+    assert len(CATALOGUE["austen"].documents) == 7
+    assert all(d.ebook for d in CATALOGUE["pkd"].documents)
+
+
+def test_pkd_loads_from_assistant_corpora_and_is_clean():
+    corpus = load_corpus("pkd")
+    assert corpus.source.endswith("pkd")
+    assert len(corpus.documents) == 13
+    for doc in corpus.documents:
+        assert "Project Gutenberg" not in doc.text
+        assert "\r" not in doc.text and "\ufeff" not in doc.text
+        assert not doc.text.startswith("Produced by")
+        assert "Transcriber's Note" not in doc.text[-1500:]
+    wub = corpus.documents[0].text
+    assert "BEYOND LIES THE WUB" in wub[:300]
+    assert wub.rstrip().endswith('Odysseus, as I understand him--"')
+
+
+def test_austen_and_shakespeare_keep_their_own_text():
+    austen = load_corpus("austen")
+    assert austen.documents[0].text.startswith("PRIDE AND PREJUDICE")
+    shakespeare = load_corpus("shakespeare")
+    raw = (CORPORA / "tinyshakespeare" / "input.txt").read_text()
+    assert shakespeare.documents[0].text == raw  # no Gutenberg markers: kept as is
+    assert shakespeare.stats()["vocabulary"] == 65
+
+
+def test_older_gutenberg_marker_variants():
+    old = "The Project Gutenberg Etext of X\n*END*THE SMALL PRINT! FOR PUBLIC DOMAIN ETEXTS*Ver.04.29.93*END*\n\nBody text.\n\nEnd of the Project Gutenberg Etext of X\nlicence"
+    assert clean(old) == "Body text.\n"
+    newer = "\ufeffHeader\r\n***START OF THE PROJECT GUTENBERG EBOOK X***\r\nBody.\r\n***END OF THE PROJECT GUTENBERG EBOOK X***\r\nLicence"
+    assert clean(newer) == "Body.\n"
+
+
+def test_local_file_and_directory(tmp_path: Path):
+    (tmp_path / "a.txt").write_text("First story.\n")
+    sub = tmp_path / "more"
+    sub.mkdir()
+    (sub / "b.txt").write_text("Second story.\n")
+    (tmp_path / "notes.md").write_text("ignored")
+    corpus = load_corpus(str(tmp_path))
+    assert [d.text for d in corpus.documents] == ["First story.\n", "Second story.\n"]
+    single = load_corpus(str(tmp_path / "a.txt"))
+    assert single.name == "a" and single.stats() == {"documents": 1, "characters": 13, "vocabulary": 10, "words": 2}
+
+
+def test_unknown_name_suggests_the_nearest():
+    with pytest.raises(UserError, match="did you mean 'austen'"):
+        load_corpus("austin")
+
+
+def test_missing_path():
+    with pytest.raises(UserError, match="no such file or directory: nowhere/novel.txt"):
+        load_corpus("nowhere/novel.txt")
+
+
+def test_empty_corpus(tmp_path: Path):
+    (tmp_path / "empty.txt").write_text("\n\n  \n")
+    with pytest.raises(UserError, match="is empty"):
+        load_corpus(str(tmp_path / "empty.txt"))
+    with pytest.raises(UserError, match="no .txt files"):
+        load_corpus(str(_empty_dir(tmp_path)))
+
+
+def _empty_dir(tmp_path: Path) -> Path:
+    d = tmp_path / "nothing"
+    d.mkdir()
+    return d
+
+
+def test_binary_file_names_file_and_offset(tmp_path: Path):
+    path = tmp_path / "image.txt"
+    path.write_bytes(b"GIF89a" + b"\x00" * 10)
+    with pytest.raises(UserError, match=r"image\.txt: looks like a binary file \(NUL byte at offset 6\)"):
+        load_corpus(str(path))
+
+
+def test_non_utf8_names_offset_and_encoding_reads_it(tmp_path: Path):
+    path = tmp_path / "latin.txt"
+    path.write_bytes("Caf\u00e9 au lait.\n".encode("latin-1"))
+    with pytest.raises(UserError, match=r"latin\.txt: not valid utf-8 \(byte 0xe9 at offset 3\).*--encoding"):
+        load_corpus(str(path))
+    assert load_corpus(str(path), encoding="latin-1").documents[0].text == "Caf\u00e9 au lait.\n"
+    with pytest.raises(UserError, match="unknown encoding"):
+        decode(b"x", "x", "no-such-codec")

@@ -1,0 +1,135 @@
+"""Char-LSTM training end to end on real (small) text, tiny models, the CPU."""
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from safetensors import safe_open
+
+from assistant import load_model
+from corpora import UserError
+from finetune.checkpoint import read_jsonl
+from finetune.config import CharOptions, FinetuneConfig
+from finetune.progress import Reporter
+from finetune.run import finetune
+
+from .conftest import ROOT, TINY, run_cli
+
+
+def _train(corpus: Path, out: Path, **kwargs) -> object:
+    char = kwargs.pop("char", CharOptions(size="tiny"))
+    return finetune(FinetuneConfig(corpus=str(corpus), out=out, seed=7, char=char, **kwargs), Reporter())
+
+
+def test_target_loss_stops_training_and_writes_a_loadable_model(pkd_slice: Path, tmp_path: Path):
+    out = tmp_path / "m"
+    summary = _train(pkd_slice, out, target_loss=2.6, max_steps=1000, eval_every=20, sample_every=50)
+    assert summary.stop_reason == "target" and summary.target_met
+    assert summary.train_loss <= 2.6 and summary.steps < 1000
+    assert {p.name for p in out.iterdir()} == {"config.json", "model.safetensors", "history.jsonl", "samples.jsonl", "last"}
+    config = json.loads((out / "config.json").read_text())
+    assert config["kind"] == "char-lstm" and config["format"] == 1
+    assert config["corpus"]["checksum"] and config["corpus"]["documents"] == 2
+    split = config["split"]
+    assert split["train"][1] == split["val"][0] and split["val"][1] == split["test"][0]
+    assert round(split["train"][1] / split["test"][1], 2) == 0.90
+    assert config["result"]["stop_reason"] == "target" and config["result"]["best_val"] == summary.best_val
+    history = read_jsonl(out / "history.jsonl")
+    assert history[0]["step"] == 0 and history[0]["val_loss"] > 3.5  # an untrained model is near ln(vocab)
+    vals = [r["val_loss"] for r in history if "val_loss" in r]
+    assert vals[-1] < vals[0] - 1.0
+    assert len(history) == summary.steps + 1
+    samples = read_jsonl(out / "samples.jsonl")
+    assert [s["step"] for s in samples] == list(range(50, summary.steps + 1, 50))
+    model = load_model(out)
+    text = model.generate("The door opened and", max_new_chars=80, seed=1)
+    assert len(text) == 80
+
+
+def test_target_on_validation_loss(pkd_slice: Path, tmp_path: Path):
+    summary = _train(pkd_slice, tmp_path / "m", target_loss=2.7, target_on="val", max_steps=1000, eval_every=10)
+    assert summary.stop_reason == "target" and summary.val_loss <= 2.7 and summary.steps % 10 == 0
+
+
+def test_existing_model_dir_is_refused_and_untouched(pkd_slice: Path, tmp_path: Path):
+    out = tmp_path / "m"
+    _train(pkd_slice, out, max_steps=5)
+    before = {p.name: p.stat().st_mtime_ns for p in out.rglob("*")}
+    with pytest.raises(UserError, match="already exists: pass --resume"):
+        _train(pkd_slice, out, max_steps=5)
+    assert {p.name: p.stat().st_mtime_ns for p in out.rglob("*")} == before
+    summary = _train(pkd_slice, out, max_steps=3, force=True)
+    assert summary.steps == 3 and len(read_jsonl(out / "history.jsonl")) == 4
+
+
+def test_overfit_warning_fires_on_a_tiny_corpus_trained_long(tmp_path: Path, capsys: pytest.CaptureFixture):
+    small = tmp_path / "small.txt"
+    small.write_bytes((Path(__file__).parent.parent.parent / "shared/corpora/pkd/the-eyes-have-it.txt").read_bytes()[:12000])
+    char = CharOptions(size="tiny", hidden=256, batch_size=8, seq_len=32)
+    summary = _train(small, tmp_path / "m", char=char, max_steps=1500, eval_every=25, stop_on_overfit=True)
+    assert summary.overfit_warned and summary.stop_reason == "overfit"
+    assert summary.steps < 1500 and summary.best_step < summary.steps
+    assert capsys.readouterr().err.count("started to memorize its corpus") == 1
+
+
+def test_nan_guard_stops_with_a_clear_message_and_keeps_the_last_checkpoint(pkd_slice: Path, tmp_path: Path):
+    out = tmp_path / "m"
+    char = CharOptions(size="tiny", lr=1e30)
+    with pytest.raises(UserError, match=r"training diverged at step (\d+): the loss is not finite.*--resume") as e:
+        _train(pkd_slice, out, char=char, max_steps=50, checkpoint_every=1, warmup_steps=0)
+    diverged_at = int(re.search(r"step (\d+)", str(e.value)).group(1))
+    assert _checkpoint_step(out) == diverged_at - 1  # the last finite step is the checkpoint, nothing after it
+    assert json.loads((out / "config.json").read_text())["result"]["stop_reason"] == "diverged"
+
+
+def _checkpoint_step(out: Path) -> int:
+    try:
+        with safe_open(str(out / "last" / "checkpoint.safetensors"), framework="pt") as f:
+            return json.loads(f.metadata()["state"])["run"]["step"]
+    except (OSError, ValueError, KeyError):  # not written yet
+        return 0
+
+
+def test_resume_after_kill_9_gives_the_same_loss_curve(pkd_slice: Path, tmp_path: Path):
+    args = [str(pkd_slice), *TINY, "--max-steps", "160", "--checkpoint-every", "10"]
+    straight = tmp_path / "straight"
+    assert run_cli("finetune", *args, "--out", str(straight)).returncode == 0
+
+    killed = tmp_path / "killed"
+    proc = subprocess.Popen([sys.executable, "-m", "assistant", "finetune", *args, "--out", str(killed)],
+                            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=os.environ.copy())
+    deadline = time.monotonic() + 120
+    while _checkpoint_step(killed) < 40 and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    stopped_at = _checkpoint_step(killed)
+    assert 40 <= stopped_at < 160, "the run must be killed mid-way"
+
+    resumed = run_cli("finetune", *args, "--out", str(killed), "--resume")
+    assert resumed.returncode == 0, resumed.stderr
+    assert f"Resuming at step {stopped_at}" in resumed.stderr
+    a, b = read_jsonl(straight / "history.jsonl"), read_jsonl(killed / "history.jsonl")
+    assert [r["step"] for r in b] == list(range(161))
+    assert [r.get("train_loss") for r in a] == [r.get("train_loss") for r in b]
+    assert [r.get("val_loss") for r in a] == [r.get("val_loss") for r in b]
+    assert read_jsonl(straight / "samples.jsonl") == read_jsonl(killed / "samples.jsonl")
+    assert (straight / "model.safetensors").read_bytes() == (killed / "model.safetensors").read_bytes()
+
+
+def test_resume_needs_a_checkpoint(pkd_slice: Path, tmp_path: Path):
+    with pytest.raises(UserError, match="nothing to resume"):
+        _train(pkd_slice, tmp_path / "none", resume=True)
+
+
+def test_corpus_too_short_for_the_sequence_length(tmp_path: Path):
+    short = tmp_path / "short.txt"
+    short.write_text("A short story that ends soon.\n" * 20)
+    with pytest.raises(UserError, match="corpus too short for the sequence length"):
+        _train(short, tmp_path / "m", max_steps=5)
