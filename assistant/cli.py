@@ -188,7 +188,7 @@ def models(as_json: Annotated[bool, typer.Option("--json", help="One JSON object
         })
     if as_json:
         for row in rows:
-            out.print_json(json.dumps(row))
+            sys.stdout.write(json.dumps(row) + "\n")
         return
     if not rows:
         out.print(f"No models yet in {root}. Train one: assistant finetune pkd --model char")

@@ -1,0 +1,101 @@
+"""The `assistant` command as a user runs it: real subprocesses, real files."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from .conftest import ROOT, TINY, run_cli
+
+
+def assert_one_line_error(result: subprocess.CompletedProcess, *fragments: str) -> None:
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    assert "Traceback" not in result.stderr
+    for fragment in fragments:
+        assert fragment in lines[0]
+
+
+def test_help_is_fast_and_does_not_import_torch():
+    code = (
+        "import sys, time; t = time.perf_counter(); sys.argv = ['assistant', '--help']\n"
+        "from assistant.cli import main\n"
+        "try:\n    main()\nexcept SystemExit:\n    pass\n"
+        "print('TORCH' if 'torch' in sys.modules else 'NO-TORCH', time.perf_counter() - t, file=sys.stderr)"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+    verdict, seconds = result.stderr.split()[-2:]
+    assert verdict == "NO-TORCH"
+    assert float(seconds) < 1.0
+    assert "finetune" in result.stdout and "generate" in result.stdout
+
+
+def test_corpus_list_and_show():
+    listing = run_cli("corpus", "list")
+    assert listing.returncode == 0 and all(n in listing.stdout for n in ("pkd", "austen", "shakespeare"))
+    show = run_cli("corpus", "show", "pkd")
+    assert show.returncode == 0
+    assert "13" in show.stdout and "593,351" in show.stdout and "vocabulary" in show.stdout
+    assert run_cli("corpus", "prepare", "shakespeare").stdout.strip().endswith("ready")
+
+
+@pytest.mark.parametrize(
+    ("make", "args", "fragments"),
+    [
+        (None, ["corpus", "show", "austin"], ["unknown corpus 'austin'", "did you mean 'austen'"]),
+        (None, ["corpus", "show", "nowhere/novel.txt"], ["no such file or directory"]),
+        ({"empty.txt": b"\n \n"}, ["corpus", "show", "{dir}/empty.txt"], ["is empty"]),
+        ({"bin.txt": b"ab\x00cd"}, ["corpus", "show", "{dir}/bin.txt"], ["bin.txt", "NUL byte at offset 2"]),
+        ({"l1.txt": "na\u00efve".encode("latin-1")}, ["corpus", "show", "{dir}/l1.txt"], ["offset 2", "--encoding"]),
+        ({"s.txt": b"Too short.\n" * 30}, ["finetune", "{dir}/s.txt"], ["corpus too short for the sequence length"]),
+        (None, ["finetune", "pkd", "--max-time", "ten minutes"], ["cannot read 'ten minutes' as a duration"]),
+        (None, ["finetune", "pkd", "--size", "huge"], ["unknown --size 'huge'"]),
+        (None, ["generate", "no-such-model"], ["no model 'no-such-model'"]),
+    ],
+)
+def test_bad_input_gets_one_line_and_exit_2(tmp_path: Path, make: dict | None, args: list[str], fragments: list[str]):
+    for name, data in (make or {}).items():
+        (tmp_path / name).write_bytes(data)
+    assert_one_line_error(run_cli(*[a.format(dir=tmp_path) for a in args]), *fragments)
+
+
+def test_encoding_flag_reads_a_latin1_file(tmp_path: Path):
+    (tmp_path / "l1.txt").write_bytes("Une na\u00efve histoire.\n".encode("latin-1"))
+    result = run_cli("corpus", "show", str(tmp_path / "l1.txt"), "--encoding", "latin-1")
+    assert result.returncode == 0 and "characters" in result.stdout
+
+
+def test_finetune_generate_models_end_to_end(pkd_slice: Path, isolated_home: Path):
+    trained = run_cli("finetune", str(pkd_slice), "--name", "slice", *TINY, "--max-steps", "60")
+    assert trained.returncode == 0, trained.stderr
+    assert "Stopped after 60 steps" in trained.stderr and "bits/char" in trained.stderr
+    assert "step 60 | train" in trained.stderr  # plain progress lines when not a terminal
+    assert "--- sample at step 50 ---" in trained.stderr
+
+    again = run_cli("finetune", str(pkd_slice), "--name", "slice", *TINY, "--max-steps", "60")
+    assert_one_line_error(again, "already exists", "--resume", "--force")
+
+    gen = run_cli("generate", "slice", "--prompt", "The man said", "--length", "50", "--seed", "3")
+    assert gen.returncode == 0 and gen.stdout.startswith("The man said") and len(gen.stdout) == len("The man said") + 51
+    uncond = run_cli("generate", "slice", "-n", "2", "--length", "30", "--seed", "3")
+    assert uncond.returncode == 0 and "sample 2/2" in uncond.stderr
+
+    listing = run_cli("models", "--json")
+    row = json.loads(listing.stdout.strip().splitlines()[0])
+    assert row["name"] == "slice" and row["kind"] == "char-lstm" and row["steps"] == 60 and row["best_val"] < 4
+
+
+def test_generate_streams_before_it_finishes(trained_model: Path):
+    """The first characters arrive long before a long generation ends."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "assistant", "generate", str(trained_model), "--length", "20000", "--seed", "1"],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )
+    first = proc.stdout.read(20)
+    still_writing = proc.poll() is None
+    proc.terminate()
+    proc.wait()
+    assert len(first) == 20 and still_writing

@@ -1,0 +1,71 @@
+"""The generation API on a tiny real model."""
+
+import warnings
+from pathlib import Path
+
+import pytest
+
+from assistant import load_model
+from assistant.generation import PromptWarning, _until_stop
+from corpora import UserError
+
+
+def test_seeded_generation_is_deterministic(trained_model: Path):
+    model = load_model(trained_model, device="cpu")
+    a = model.generate("He looked at the", max_new_chars=120, seed=42, temperature=0.9)
+    b = model.generate("He looked at the", max_new_chars=120, seed=42, temperature=0.9)
+    c = model.generate("He looked at the", max_new_chars=120, seed=43, temperature=0.9)
+    assert a == b and a != c and len(a) == 120
+    assert model.last_seed == 43
+
+
+def test_unconditional_sample_and_streaming(trained_model: Path):
+    model = load_model(trained_model)
+    pieces = list(model.stream(max_new_chars=60, seed=1))
+    assert len(pieces) > 1 and len("".join(pieces)) == 60
+    assert "".join(pieces) == model.generate("", max_new_chars=60, seed=1)
+    assert sum(c.isalpha() for c in "".join(pieces)) > 20  # it writes letters, not noise
+
+
+def test_greedy_and_top_k_one_agree(trained_model: Path):
+    model = load_model(trained_model)
+    greedy = model.generate("The", max_new_chars=40, temperature=0)
+    assert greedy == model.generate("The", max_new_chars=40, top_k=1, seed=5)
+    assert greedy == model.generate("The", max_new_chars=40, top_p=1e-6, seed=6)
+
+
+def test_stop_strings_end_before_the_stop(trained_model: Path):
+    model = load_model(trained_model)
+    full = model.generate("The", max_new_chars=300, seed=3)
+    stop = full[100:103]
+    cut = model.generate("The", max_new_chars=300, seed=3, stop=[stop])
+    assert cut == full[: full.index(stop)]
+
+
+def test_until_stop_never_half_prints_a_stop_string():
+    pieces = iter(["Hello", " wor", "ld. The", " end", "!", "!"])
+    out = list(_until_stop(pieces, 100, ("world",)))
+    assert "".join(out) == "Hello " and out[-1] == " "  # "wor" was held back, never shown
+    assert "".join(_until_stop(iter("abcdef"), 3, ())) == "abc"
+    assert "".join(_until_stop(iter("abcdef"), 0, ())) == ""
+
+
+def test_unknown_prompt_characters_warn_and_do_not_crash(trained_model: Path):
+    model = load_model(trained_model)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        text = model.generate("\u2603 \u201cWell,\u201d said Ren\u00e9e", max_new_chars=20, seed=1)
+    assert len(text) == 20
+    assert [str(w.message) for w in caught if w.category is PromptWarning] == [
+        "the model has never seen 1 character(s) of the prompt; dropped: '\u2603'"
+    ]
+
+
+def test_bad_parameters_and_unknown_models_are_user_errors(trained_model: Path):
+    model = load_model(trained_model)
+    with pytest.raises(UserError, match="temperature"):
+        model.generate("x", temperature=-1)
+    with pytest.raises(UserError, match="top-p"):
+        model.generate("x", top_p=1.5)
+    with pytest.raises(UserError, match="no model 'missing'"):
+        load_model("missing")
