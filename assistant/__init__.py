@@ -1,13 +1,19 @@
-"""ghostwriter's user-facing side: CLI, generation API and (later) REPL, store, editor server.
+"""ghostwriter's user-facing side: CLI and the generation API (later REPL, store, editor server).
 
 `assistant.load_model(name_or_path)` is the Python API. It is imported lazily
 so that `import assistant` (and `assistant --help`) stays free of torch.
 """
 
+from pathlib import Path
+from typing import TYPE_CHECKING
+
 from corpora.errors import UserError
 
+if TYPE_CHECKING:
+    from .generation import TextModel
 
-def load_model(name_or_path, device: str = "auto"):  # noqa: ANN001, ANN201 - typed in generation.load_model
+
+def load_model(name_or_path: str | Path, device: str = "auto") -> "TextModel":
     """A trained model by name or directory, with .generate() and .stream(); see assistant.generation."""
     from .generation import load_model as _load
 

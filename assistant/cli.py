@@ -128,9 +128,9 @@ def generate(
     prompt_file: Annotated[Path | None, typer.Option(help="Read the prompt from a file.")] = None,
     n: Annotated[int, typer.Option("-n", help="Number of samples.")] = 1,
     length: Annotated[int, typer.Option("--length", "-l", help="Characters to write per sample.")] = 500,
-    temperature: Annotated[float, typer.Option("--temperature", "-t", help="Lower is safer, higher is wilder; 0 is greedy.")] = 0.8,
+    temperature: Annotated[float, typer.Option("--temperature", "-t", help="Lower is safer, higher wilder; 0 is greedy.")] = 0.8,
     top_k: Annotated[int | None, typer.Option(help="Sample only from the k likeliest next characters.")] = None,
-    top_p: Annotated[float | None, typer.Option(help="Sample only from the smallest set with this much probability.")] = None,
+    top_p: Annotated[float | None, typer.Option(help="Sample from the likeliest characters holding this probability.")] = None,
     seed: Annotated[int | None, typer.Option(help="Seed for a repeatable sample.")] = None,
     stop: Annotated[list[str] | None, typer.Option(help="Stop before this text (repeatable).")] = None,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
@@ -202,7 +202,7 @@ def models(as_json: Annotated[bool, typer.Option("--json", help="One JSON object
     out.print(table)
 
 
-def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:  # noqa: ANN001
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
     err.print(f"[yellow]warning:[/yellow] {escape(str(message))}", highlight=False)
 
 

@@ -69,7 +69,8 @@ def load_corpus(name_or_path: str, encoding: str | None = None) -> Corpus:
     close = difflib.get_close_matches(name_or_path, list(CATALOGUE), n=1, cutoff=0.5)
     hint = f"did you mean {close[0]!r}? " if close else ""
     raise UserError(
-        f"unknown corpus {name_or_path!r}: {hint}known corpora are {', '.join(CATALOGUE)}, or give a path to a .txt file or directory"
+        f"unknown corpus {name_or_path!r}: {hint}known corpora are {', '.join(CATALOGUE)}, "
+        "or give a path to a .txt file or directory"
     )
 
 

@@ -83,10 +83,7 @@ def parse_duration(text: str) -> float:
     units = {"s": 1, "m": 60, "h": 3600}
     t = text.strip().lower()
     try:
-        if t and t[-1] in units:
-            value = float(t[:-1]) * units[t[-1]]
-        else:
-            value = float(t)
+        value = float(t[:-1]) * units[t[-1]] if t and t[-1] in units else float(t)
     except ValueError:
         raise UserError(f"cannot read {text!r} as a duration: use seconds or 30s, 10m, 2h") from None
     if value <= 0:

@@ -6,8 +6,13 @@ the memorization warning, exact resume, progress and the closing summary.
 Model kinds plug in through `adapter.Adapter`.
 """
 
+import contextlib
+import itertools
 import math
+import signal
+import threading
 import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -128,6 +133,7 @@ class Trainer:
         self.history: list[dict] = []
         self.samples: list[dict] = []
         self.step_time: float | None = None
+        self.interrupted = False
 
     def _make_optimizer(self) -> torch.optim.Optimizer:
         decay, no_decay = [], []
@@ -224,7 +230,7 @@ class Trainer:
         window = s.evals[-(patience + 1) :]
         if window[0][0] < s.best_step:
             return
-        vals_rise = all(b[2] > a[2] for a, b in zip(window, window[1:], strict=False))
+        vals_rise = all(b[2] > a[2] for a, b in itertools.pairwise(window))
         train_falls = window[-1][1] < window[0][1]
         if vals_rise and train_falls:
             s.overfit_warned = True
@@ -313,39 +319,61 @@ class Trainer:
             self.reporter.message(f"Before training: validation loss {val:.3f} nats/{self.adapter.unit}.")
         progress_total = p.max_steps if p.max_steps is not None else PROGRESS_TICKS
         self.reporter.start(progress_total, self._completed())
-        start = time.monotonic() - s.elapsed
-        reason = self._stop_reason()
         try:
-            while reason is None:
-                t0 = time.monotonic()
-                loss = self._train_step()
-                if not math.isfinite(loss):
-                    reason = "diverged"
-                    break
-                dt = time.monotonic() - t0
-                self.step_time = dt if self.step_time is None else 0.9 * self.step_time + 0.1 * dt
-                s.elapsed = time.monotonic() - start
-                evaluated = s.step % p.eval_every == 0
-                if evaluated:
-                    self._evaluate()
-                    self.history[-1]["val_loss"] = s.last_val
-                if s.step % p.sample_every == 0:
-                    text = self.adapter.sample(p.sample_units, p.seed + s.step)
-                    self.samples.append({"step": s.step, "train_loss": s.smoothed, "val_loss": s.last_val, "text": text})
-                    self.reporter.sample(s.step, text)
-                if s.step % p.checkpoint_every == 0:
-                    self._checkpoint()
-                s.elapsed = time.monotonic() - start
-                reason = self._stop_reason()
-                self._report(force=evaluated)
-        except KeyboardInterrupt:
-            reason = "interrupted"
+            with self._ctrl_c_stops_at_a_step_boundary():
+                reason = self._loop(start=time.monotonic() - s.elapsed)
         finally:
             self.reporter.stop()
         return self._finish(reason)
 
-    def _finish(self, reason: str) -> Summary:
+    def _loop(self, start: float) -> str:
+        """Train until a stop reason comes up; return it."""
         s, p = self.state, self.plan
+        reason = self._stop_reason()
+        while reason is None:
+            t0 = time.monotonic()
+            loss = self._train_step()
+            if not math.isfinite(loss):
+                return "diverged"
+            dt = time.monotonic() - t0
+            self.step_time = dt if self.step_time is None else 0.9 * self.step_time + 0.1 * dt
+            s.elapsed = time.monotonic() - start
+            evaluated = s.step % p.eval_every == 0
+            if evaluated:
+                self._evaluate()
+                self.history[-1]["val_loss"] = s.last_val
+            if s.step % p.sample_every == 0:
+                text = self.adapter.sample(p.sample_units, p.seed + s.step)
+                self.samples.append({"step": s.step, "train_loss": s.smoothed, "val_loss": s.last_val, "text": text})
+                self.reporter.sample(s.step, text)
+            if s.step % p.checkpoint_every == 0:
+                self._checkpoint()
+            s.elapsed = time.monotonic() - start
+            reason = "interrupted" if self.interrupted else self._stop_reason()
+            self._report(force=evaluated)
+        return reason
+
+    @contextlib.contextmanager
+    def _ctrl_c_stops_at_a_step_boundary(self) -> Iterator[None]:
+        """The first Ctrl-C finishes the current step, so the saved state resumes exactly; a second one aborts."""
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+
+        def handler(signum: int, frame: object) -> None:
+            if self.interrupted:
+                raise KeyboardInterrupt
+            self.interrupted = True
+            self.reporter.message("Stopping after this step (Ctrl-C again to abort without saving)...")
+
+        previous = signal.signal(signal.SIGINT, handler)
+        try:
+            yield
+        finally:
+            signal.signal(signal.SIGINT, previous)
+
+    def _finish(self, reason: str) -> Summary:
+        s = self.state
         if reason == "diverged":
             summary = self._summary(reason)
             self._write_config(summary)

@@ -40,9 +40,15 @@ def test_austen_and_shakespeare_keep_their_own_text():
 
 
 def test_older_gutenberg_marker_variants():
-    old = "The Project Gutenberg Etext of X\n*END*THE SMALL PRINT! FOR PUBLIC DOMAIN ETEXTS*Ver.04.29.93*END*\n\nBody text.\n\nEnd of the Project Gutenberg Etext of X\nlicence"
+    old = (
+        "The Project Gutenberg Etext of X\n*END*THE SMALL PRINT! FOR PUBLIC DOMAIN ETEXTS*Ver.04.29.93*END*\n\n"
+        "Body text.\n\nEnd of the Project Gutenberg Etext of X\nlicence"
+    )
     assert clean(old) == "Body text.\n"
-    newer = "\ufeffHeader\r\n***START OF THE PROJECT GUTENBERG EBOOK X***\r\nBody.\r\n***END OF THE PROJECT GUTENBERG EBOOK X***\r\nLicence"
+    newer = (
+        "\ufeffHeader\r\n***START OF THE PROJECT GUTENBERG EBOOK X***\r\nBody.\r\n"
+        "***END OF THE PROJECT GUTENBERG EBOOK X***\r\nLicence"
+    )
     assert clean(newer) == "Body.\n"
 
 
@@ -64,7 +70,7 @@ def test_unknown_name_suggests_the_nearest():
 
 
 def test_missing_path():
-    with pytest.raises(UserError, match="no such file or directory: nowhere/novel.txt"):
+    with pytest.raises(UserError, match=r"no such file or directory: nowhere/novel\.txt"):
         load_corpus("nowhere/novel.txt")
 
 
@@ -72,7 +78,7 @@ def test_empty_corpus(tmp_path: Path):
     (tmp_path / "empty.txt").write_text("\n\n  \n")
     with pytest.raises(UserError, match="is empty"):
         load_corpus(str(tmp_path / "empty.txt"))
-    with pytest.raises(UserError, match="no .txt files"):
+    with pytest.raises(UserError, match=r"no \.txt files"):
         load_corpus(str(_empty_dir(tmp_path)))
 
 

@@ -19,7 +19,7 @@ from finetune.config import CharOptions, FinetuneConfig
 from finetune.progress import Reporter
 from finetune.run import finetune
 
-from .conftest import ROOT, TINY, run_cli
+from .conftest import CORPORA, ROOT, TINY, run_cli
 
 
 def _train(corpus: Path, out: Path, **kwargs) -> object:
@@ -32,7 +32,8 @@ def test_target_loss_stops_training_and_writes_a_loadable_model(pkd_slice: Path,
     summary = _train(pkd_slice, out, target_loss=2.6, max_steps=1000, eval_every=20, sample_every=50)
     assert summary.stop_reason == "target" and summary.target_met
     assert summary.train_loss <= 2.6 and summary.steps < 1000
-    assert {p.name for p in out.iterdir()} == {"config.json", "model.safetensors", "history.jsonl", "samples.jsonl", "last"}
+    files = {p.name for p in out.iterdir()}
+    assert files == {"config.json", "model.safetensors", "history.jsonl", "samples.jsonl", "last"}
     config = json.loads((out / "config.json").read_text())
     assert config["kind"] == "char-lstm" and config["format"] == 1
     assert config["corpus"]["checksum"] and config["corpus"]["documents"] == 2
@@ -70,7 +71,7 @@ def test_existing_model_dir_is_refused_and_untouched(pkd_slice: Path, tmp_path: 
 
 def test_overfit_warning_fires_on_a_tiny_corpus_trained_long(tmp_path: Path, capsys: pytest.CaptureFixture):
     small = tmp_path / "small.txt"
-    small.write_bytes((Path(__file__).parent.parent.parent / "shared/corpora/pkd/the-eyes-have-it.txt").read_bytes()[:12000])
+    small.write_bytes((CORPORA / "pkd" / "the-eyes-have-it.txt").read_bytes()[:12000])
     char = CharOptions(size="tiny", hidden=256, batch_size=8, seq_len=32)
     summary = _train(small, tmp_path / "m", char=char, max_steps=1500, eval_every=25, stop_on_overfit=True)
     assert summary.overfit_warned and summary.stop_reason == "overfit"
@@ -133,3 +134,27 @@ def test_corpus_too_short_for_the_sequence_length(tmp_path: Path):
     short.write_text("A short story that ends soon.\n" * 20)
     with pytest.raises(UserError, match="corpus too short for the sequence length"):
         _train(short, tmp_path / "m", max_steps=5)
+
+
+def test_max_time_bounds_a_run(pkd_slice: Path, tmp_path: Path):
+    summary = _train(pkd_slice, tmp_path / "m", max_time=2.0, eval_every=1000)
+    assert summary.stop_reason == "max_time" and 2.0 <= summary.elapsed < 10 and summary.steps > 5
+
+
+def test_ctrl_c_saves_and_the_run_resumes(pkd_slice: Path, tmp_path: Path):
+    out = tmp_path / "m"
+    args = ["finetune", str(pkd_slice), *TINY, "--max-steps", "5000", "--checkpoint-every", "10", "--out", str(out)]
+    proc = subprocess.Popen([sys.executable, "-m", "assistant", *args], cwd=ROOT, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=os.environ.copy())
+    deadline = time.monotonic() + 120
+    while _checkpoint_step(out) < 20 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 130, stderr
+    assert "interrupted; continue with --resume" in stderr and "Traceback" not in stderr
+    stopped = _checkpoint_step(out)
+    assert f"Stopped after {stopped} steps" in stderr
+    assert len(read_jsonl(out / "history.jsonl")) == stopped + 1  # every step up to the interrupt is logged
+    resumed = run_cli(*args[:-4], "--max-steps", str(stopped + 5), "--out", str(out), "--resume")
+    assert resumed.returncode == 0 and f"Stopped after {stopped + 5} steps" in resumed.stderr

@@ -1,0 +1,35 @@
+# Two entry points: `make demo` (the main job) and `make test` (the suite CI runs).
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+# A CPU build of torch is enough for the demo and the tests; pass TORCH=torch for your platform's default build.
+TORCH ?= torch==2.13.0
+# Use the project's local copy of the corpora when it is there; otherwise corpora are downloaded.
+SHARED_CORPORA := $(abspath ../shared/corpora)
+ifneq ($(wildcard $(SHARED_CORPORA)),)
+export ASSISTANT_CORPORA ?= $(SHARED_CORPORA)
+endif
+
+.PHONY: demo test lint install
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet $(TORCH)
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $@
+
+demo: install
+	$(BIN)/assistant finetune pkd --model char --size small --target-loss 1.7 --max-time 5m --name pkd-demo --force
+	@echo; echo "--- prompted sample ---"
+	$(BIN)/assistant generate pkd-demo --prompt "The robot looked at the man and said" --length 400 --seed 1
+	@echo; echo "--- unconditional sample ---"
+	$(BIN)/assistant generate pkd-demo --length 400 --seed 2
+
+lint: install
+	$(BIN)/ruff check .
+
+test: install
+	$(BIN)/ruff check .
+	$(BIN)/python -m pytest -q

@@ -1,0 +1,84 @@
+"""Validation loss after a fixed wall-clock budget of CPU training on tiny-shakespeare.
+
+Trains `--size small` (the preset a CPU user gets) through the real `finetune`
+path for `--seconds` with `--threads` threads, then, in the same run, a plain
+baseline: the same data and split, a 2x256 stateful LSTM with constant-lr Adam
+and no schedule, for the same time. Both are scored on the whole validation
+split. Goal: <= 1.55 nats/char for ours in 2 minutes on 2 threads.
+
+    .venv/bin/python benchmarks/charlstm_cpu_quality.py            # the goal's setting
+    .venv/bin/python benchmarks/charlstm_cpu_quality.py --device cuda --size medium --seconds 300 --threads 0
+"""
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+from _common import setup
+
+
+def train_ours(args: argparse.Namespace, home: Path) -> float:
+    from rich.console import Console
+
+    from finetune.config import CharOptions, FinetuneConfig
+    from finetune.progress import Reporter
+    from finetune.run import finetune
+
+    config = FinetuneConfig(corpus=args.corpus, out=home / "ours", max_time=args.seconds, device=args.device,
+                            seed=args.seed, char=CharOptions(size=args.size))
+    summary = finetune(config, Reporter(Console(stderr=True, quiet=args.quiet)))
+    print(f"ours: {summary.steps} steps, val {summary.val_loss:.4f} (best {summary.best_val:.4f}) nats/char")
+    return summary.best_val
+
+
+def train_baseline(args: argparse.Namespace) -> float:
+    """A plain 2x256 stateful LSTM: Adam at a constant 2e-3, clipping 5, batch 64 x 64, no schedule."""
+    import torch
+
+    from corpora import load_corpus
+    from finetune.charlstm.adapter import CharLSTMAdapter
+    from finetune.charlstm.presets import CharHParams
+    from finetune.device import pick_device
+
+    torch.manual_seed(args.seed)
+    hp = CharHParams(2, 256, 0.0, 64, 64, 2e-3, 0, 0, 0, 0)
+    adapter = CharLSTMAdapter(load_corpus(args.corpus), "baseline", hp, args.seed, pick_device(args.device))
+    optimizer = torch.optim.Adam(adapter.model.parameters(), lr=hp.lr)
+    start, steps = time.monotonic(), 0
+    while time.monotonic() - start < args.seconds:
+        loss = adapter.train_loss()
+        optimizer.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(adapter.model.parameters(), 5.0)
+        optimizer.step()
+        steps += 1
+    val = adapter.evaluate("val", 10**9)
+    print(f"baseline: {steps} steps, val {val:.4f} nats/char")
+    return val
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seconds", type=float, default=120)
+    parser.add_argument("--threads", type=int, default=2, help="torch threads (0: torch's default)")
+    parser.add_argument("--size", default="small")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--corpus", default="shakespeare")
+    parser.add_argument("--seed", type=int, default=1337)
+    parser.add_argument("--goal", type=float, default=1.55)
+    parser.add_argument("--no-baseline", action="store_true")
+    parser.add_argument("--quiet", action="store_true", help="hide the training progress")
+    args = parser.parse_args()
+    home = setup(args.threads)
+    ours = train_ours(args, home)
+    result = {"seconds": args.seconds, "threads": args.threads, "size": args.size, "device": args.device,
+              "val_loss": round(ours, 4), "goal": args.goal, "met": ours <= args.goal}
+    if not args.no_baseline:
+        base = train_baseline(args)
+        result.update(baseline_val_loss=round(base, 4), baseline_over_ours=round(base / ours, 3))
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
