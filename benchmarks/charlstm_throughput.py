@@ -73,7 +73,7 @@ def naive(args: argparse.Namespace) -> float:
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
-        float(loss)
+        float(loss.detach())
 
     for i in range(args.warmup):
         step(i)

@@ -17,6 +17,7 @@ from safetensors.torch import load_file, save_file
 CONFIG = "config.json"
 HISTORY = "history.jsonl"
 SAMPLES = "samples.jsonl"
+LOSS_CURVE = "loss.svg"
 LAST = "last"
 CHECKPOINT = "checkpoint.safetensors"
 
@@ -33,10 +34,14 @@ def save_tensors(tensors: dict[str, torch.Tensor], path: Path, metadata: dict[st
     os.replace(tmp, path)
 
 
-def write_json(path: Path, data: dict) -> None:
+def write_text(path: Path, text: str) -> None:
     tmp = _tmp(path)
-    tmp.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+    tmp.write_text(text)
     os.replace(tmp, path)
+
+
+def write_json(path: Path, data: dict) -> None:
+    write_text(path, json.dumps(data, indent=2, ensure_ascii=False) + "\n")
 
 
 def read_json(path: Path) -> dict:
@@ -58,9 +63,7 @@ def read_jsonl(path: Path) -> list[dict]:
 def truncate_jsonl(path: Path, lines: int) -> None:
     """Keep the first `lines` rows: what a resumed run will write again goes."""
     rows = path.read_text().splitlines(keepends=True)[:lines] if path.exists() else []
-    tmp = _tmp(path)
-    tmp.write_text("".join(rows))
-    os.replace(tmp, path)
+    write_text(path, "".join(rows))
 
 
 def save_checkpoint(directory: Path, tensors: dict[str, torch.Tensor], state: dict) -> None:

@@ -23,6 +23,7 @@ from corpora import UserError
 from . import checkpoint as ckpt
 from .adapter import Adapter
 from .device import autocast
+from .plot import loss_curve_svg
 from .progress import Reporter, format_duration, format_rate
 
 EMA_BETA = 0.98  # the smoothed training loss averages roughly the last 50 steps
@@ -171,6 +172,12 @@ class Trainer:
             tensors["rng.cuda"] = torch.cuda.get_rng_state(self.device)
         meta = {"run": asdict(self.state), "optimizer": opt_meta, "data": data_meta}
         ckpt.save_checkpoint(self.dir, tensors, meta)
+        self._draw()
+
+    def _draw(self) -> None:
+        history = ckpt.read_jsonl(self.dir / ckpt.HISTORY)
+        title = f"{self.header['name']}: {self.adapter.kind} on {self.header['corpus']['name']}"
+        ckpt.write_text(self.dir / ckpt.LOSS_CURVE, loss_curve_svg(history, self.adapter.unit, title, self.plan.target_loss))
 
     def resume(self) -> None:
         tensors, meta = ckpt.load_checkpoint(self.dir)

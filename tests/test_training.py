@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
@@ -33,7 +34,11 @@ def test_target_loss_stops_training_and_writes_a_loadable_model(pkd_slice: Path,
     assert summary.stop_reason == "target" and summary.target_met
     assert summary.train_loss <= 2.6 and summary.steps < 1000
     files = {p.name for p in out.iterdir()}
-    assert files == {"config.json", "model.safetensors", "history.jsonl", "samples.jsonl", "last"}
+    assert files == {"config.json", "model.safetensors", "history.jsonl", "samples.jsonl", "loss.svg", "last"}
+    svg = ET.parse(out / "loss.svg").getroot()
+    lines = svg.findall("{http://www.w3.org/2000/svg}polyline")
+    evaluations = [r for r in read_jsonl(out / "history.jsonl") if "val_loss" in r]
+    assert len(lines) == 2 and len(lines[1].get("points").split()) == len(evaluations)
     config = json.loads((out / "config.json").read_text())
     assert config["kind"] == "char-lstm" and config["format"] == 1
     assert config["corpus"]["checksum"] and config["corpus"]["documents"] == 2
