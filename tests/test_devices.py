@@ -1,0 +1,50 @@
+"""The GPU paths, as far as a CPU can check them: device choice, precision, and GPU checkpoints resuming here."""
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors import safe_open
+from safetensors.torch import load_file, save_file
+
+from corpora import UserError
+from finetune.checkpoint import CHECKPOINT, LAST, read_jsonl
+from finetune.config import CharOptions, FinetuneConfig
+from finetune.device import autocast, pick_device
+from finetune.progress import Reporter
+from finetune.run import finetune
+
+
+@pytest.mark.filterwarnings("ignore:CUDA is not available")
+def test_cuda_precision_is_bf16_autocast_and_cpu_is_float32():
+    ctx = autocast(torch.device("cuda"))
+    assert isinstance(ctx, torch.autocast) and ctx.fast_dtype == torch.bfloat16
+    assert not isinstance(autocast(torch.device("cpu")), torch.autocast)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message a machine without CUDA gives")
+def test_asking_for_cuda_without_a_gpu_is_a_user_error():
+    with pytest.raises(UserError, match="no CUDA GPU"):
+        pick_device("cuda")
+    with pytest.raises(UserError, match="unknown --device"):
+        pick_device("gpu0")
+    assert pick_device("auto").type == "cpu"
+
+
+def test_a_checkpoint_written_on_a_gpu_resumes_on_the_cpu(pkd_slice: Path, tmp_path: Path):
+    """A CUDA run's checkpoint has fused AdamW groups and a CUDA RNG state; the CPU must take it as it is."""
+    out = tmp_path / "m"
+    config = FinetuneConfig(corpus=str(pkd_slice), out=out, max_steps=10, eval_every=5, char=CharOptions(size="tiny"))
+    finetune(config, Reporter())
+    path = out / LAST / CHECKPOINT
+    with safe_open(str(path), framework="pt") as f:
+        meta = json.loads(f.metadata()["state"])
+    for group in meta["optimizer"]["groups"]:
+        group["fused"] = True
+    tensors = load_file(str(path))
+    tensors["rng.cuda"] = torch.zeros(16, dtype=torch.uint8)
+    save_file(tensors, str(path), metadata={"state": json.dumps(meta)})
+    config = FinetuneConfig(corpus=str(pkd_slice), out=out, max_steps=15, resume=True, device="cpu")
+    summary = finetune(config, Reporter())
+    assert summary.steps == 15 and len(read_jsonl(out / "history.jsonl")) == 16
