@@ -1,6 +1,7 @@
 """The `assistant` command as a user runs it: real subprocesses, real files."""
 
 import json
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -99,3 +100,15 @@ def test_generate_streams_before_it_finishes(trained_model: Path):
     proc.terminate()
     proc.wait()
     assert len(first) == 20 and still_writing
+
+
+def test_ctrl_c_stops_generation_cleanly(trained_model: Path):
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "assistant", "generate", str(trained_model), "--length", "100000", "--seed", "1"],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )
+    proc.stdout.read(50)
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=30)
+    assert proc.returncode == 130
+    assert b"(stopped)" in stderr and b"Traceback" not in stderr
