@@ -6,6 +6,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file
 
+from corpora import UserError
 from finetune.charlstm.adapter import WEIGHTS
 from finetune.charlstm.model import CharLSTM, CharLSTMConfig, Vocab
 
@@ -20,7 +21,10 @@ class CharModel(TextModel):
         self.vocab = Vocab(config["vocab"])
         self.prime = config["prime"]
         self.model = CharLSTM(CharLSTMConfig(**config["architecture"]))
-        self.model.load_state_dict(load_file(str(path / WEIGHTS), device="cpu"))
+        weights = path / WEIGHTS
+        if not weights.is_file():
+            raise UserError(f"{path} has no {WEIGHTS} yet: its training was stopped before the first evaluation")
+        self.model.load_state_dict(load_file(str(weights), device="cpu"))
         self.model.to(device).eval()
 
     def _pieces(self, prompt: str, params: Params, generator: torch.Generator) -> Iterator[str]:

@@ -87,7 +87,9 @@ def finetune(
     batch_size: Annotated[int | None, typer.Option(help="Parallel streams per step.")] = None,
     lr: Annotated[float | None, typer.Option(help="Peak learning rate.")] = None,
     target_loss: Annotated[float | None, typer.Option(help="Stop when the loss reaches this (nats per char).")] = None,
-    target_on: Annotated[str, typer.Option(help="Which loss --target-loss watches: train (smoothed) or val.")] = "train",
+    target_on: Annotated[
+        str | None, typer.Option(help="Which loss --target-loss watches: train (smoothed, the default) or val.")
+    ] = None,
     max_steps: Annotated[int | None, typer.Option(help="Stop after this many steps.")] = None,
     max_time: Annotated[str | None, typer.Option(help="Stop after this long, e.g. 90s, 10m, 2h.")] = None,
     stop_on_overfit: Annotated[bool, typer.Option(help="Stop when the model starts to memorize.")] = False,
@@ -153,10 +155,11 @@ def generate(
         if n > 1:
             err.rule(f"sample {i + 1}/{n}")
         sample_seed = None if seed is None else seed + i
+        pieces = text_model.stream(prompt, max_new_chars=length, temperature=temperature, top_k=top_k,
+                                   top_p=top_p, seed=sample_seed, stop=stop)
         sys.stdout.write(prompt)
         try:
-            for piece in text_model.stream(prompt, max_new_chars=length, temperature=temperature, top_k=top_k,
-                                           top_p=top_p, seed=sample_seed, stop=stop):
+            for piece in pieces:
                 sys.stdout.write(piece)
                 sys.stdout.flush()
         except KeyboardInterrupt:

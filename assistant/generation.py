@@ -71,13 +71,17 @@ class TextModel(ABC):
         seed: int | None = None,
         stop: str | list[str] | tuple[str, ...] | None = None,
     ) -> Iterator[str]:
-        """Yield the continuation piece by piece; it ends before the first stop string."""
-        stops = (stop,) if isinstance(stop, str) else tuple(s for s in (stop or ()) if s)
+        """The continuation piece by piece; it ends before the first stop string.
+
+        Parameters are checked here, when called, not at the first piece, so
+        a front end can report a bad value before it prints anything.
+        """
+        stops = tuple(s for s in ((stop,) if isinstance(stop, str) else (stop or ())) if s)
         params = Params(max_new_chars, temperature, top_k, top_p, seed, stops)
         params.check()
         self.last_seed = seed if seed is not None else int.from_bytes(os.urandom(4), "little")
         generator = torch.Generator().manual_seed(self.last_seed)
-        yield from _until_stop(self._pieces(prompt, params, generator), params.max_new_chars, stops)
+        return _until_stop(self._pieces(prompt, params, generator), params.max_new_chars, stops)
 
     def generate(self, prompt: str = "", **kwargs) -> str:
         return "".join(self.stream(prompt, **kwargs))
@@ -87,7 +91,8 @@ def _until_stop(pieces: Iterator[str], limit: int, stops: tuple[str, ...]) -> It
     """Cut a text stream at `limit` characters or before a stop string.
 
     Text that could be the start of a stop string is held back until it is
-    known not to be, so a stop string is never half-printed.
+    known not to be, so the output never contains a stop string, not even
+    across pieces.
     """
     held = ""
     emitted = 0

@@ -22,12 +22,16 @@ _END = re.compile(
     r"|^\s*End of this Project Gutenberg.*$",
     re.IGNORECASE | re.MULTILINE,
 )
-_CREDITS = re.compile(
-    r"^(Produced by|E-text prepared by|This etext was produced|Transcribed from)\b.*?(\n\s*\n|\Z)",
-    re.IGNORECASE | re.DOTALL,
+# Paragraphs about the e-text rather than of it: producer credits, transcriber's
+# and copyright notes. Gutenberg puts them just after the header or at the end.
+_NOTE = re.compile(
+    r"\s*\[?\s*(Produced by|E-text prepared by|Special thanks|This e-?text was produced|Transcribed from"
+    r"|Transcriber'?s Note)",
+    re.IGNORECASE,
 )
-# Gutenberg's PKD stories end with a note on the magazine printing and copyright.
-_TRAILING_NOTE = re.compile(r"\n\s*\[?Transcriber'?s Note:?[^\n]*\n(.{0,1200})\Z", re.IGNORECASE | re.DOTALL)
+_PARAGRAPH = re.compile(r"(?:[ \t]*\S[^\n]*(?:\n|$))+")
+NOTES_HEAD = 3000  # how far into the body a note may stand
+NOTES_TAIL = 1500  # how near the end
 
 
 def decode(data: bytes, source: str, encoding: str | None = None) -> str:
@@ -57,9 +61,20 @@ def strip_gutenberg(text: str) -> str:
     if end:
         text = text[: end.start()]
     if start:
-        text = _CREDITS.sub("", text.lstrip(), count=1)
-        text = _TRAILING_NOTE.sub("\n", text.rstrip())
+        text = _drop_notes(text)
     return text
+
+
+def _drop_notes(body: str) -> str:
+    """Remove note paragraphs near the start and end of a Gutenberg body."""
+    cuts = [
+        m.span()
+        for m in _PARAGRAPH.finditer(body)
+        if (m.start() < NOTES_HEAD or m.end() > len(body) - NOTES_TAIL) and _NOTE.match(m.group())
+    ]
+    for a, b in reversed(cuts):
+        body = body[:a] + body[b:]
+    return body
 
 
 def clean(text: str) -> str:

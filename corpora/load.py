@@ -89,9 +89,18 @@ def _load_path(path: Path, encoding: str | None) -> Corpus:
             raise UserError(f"{path}: no .txt files in this directory")
     else:
         files = [path]
-    docs = _documents([(str(f), f.read_bytes()) for f in files], str(path), encoding)
+    # documents are named relative to the corpus, so the checksum does not depend on how the path was typed
+    root = path if path.is_dir() else path.parent
+    docs = _documents([(str(f.relative_to(root)), _read(f)) for f in files], str(path), encoding)
     name = path.stem if path.is_file() else path.resolve().name
     return Corpus(name=name, documents=docs, source=str(path.resolve()))
+
+
+def _read(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as e:
+        raise UserError(f"cannot read {path}: {e.strerror}") from None
 
 
 def _load_catalogue(entry: Entry, encoding: str | None) -> Corpus:

@@ -19,6 +19,7 @@ class Adapter(Protocol):
     unit: str  # what a loss is per: "char" or "token"
     model: nn.Module
     units_per_step: int
+    cuda_dtype: torch.dtype  # autocast dtype on CUDA; float16 turns on loss scaling in the core
 
     def train_loss(self) -> torch.Tensor:
         """Mean cross-entropy (nats per unit) on the next training batch, graph attached."""

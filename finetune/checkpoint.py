@@ -57,13 +57,14 @@ def append_jsonl(path: Path, rows: list[dict]) -> None:
 def read_jsonl(path: Path) -> list[dict]:
     if not path.exists():
         return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    # split on "\n" only: str.splitlines() would also break rows at U+2028 and friends inside samples
+    return [json.loads(line) for line in path.read_text().split("\n") if line.strip()]
 
 
 def truncate_jsonl(path: Path, lines: int) -> None:
     """Keep the first `lines` rows: what a resumed run will write again goes."""
-    rows = path.read_text().splitlines(keepends=True)[:lines] if path.exists() else []
-    write_text(path, "".join(rows))
+    rows = path.read_text().split("\n")[:lines] if path.exists() else []
+    write_text(path, "".join(row + "\n" for row in rows))
 
 
 def save_checkpoint(directory: Path, tensors: dict[str, torch.Tensor], state: dict) -> None:

@@ -13,6 +13,7 @@ from typing import Literal
 from corpora import UserError
 
 TargetOn = Literal["train", "val"]
+MAX_SEED = 2**31 - 1
 
 
 @dataclass
@@ -39,7 +40,7 @@ class FinetuneConfig:
     max_steps: int | None = None
     max_time: float | None = None  # seconds of training, summed over resumes
     target_loss: float | None = None
-    target_on: TargetOn = "train"
+    target_on: TargetOn | None = None  # None: "train" (or, on resume, what the run had)
     stop_on_overfit: bool = False
     overfit_patience: int = 3
     # optimisation shared by every kind
@@ -69,7 +70,13 @@ class FinetuneConfig:
         for flag, value in (("--max-steps", self.max_steps), ("--max-time", self.max_time)):
             if value is not None and value <= 0:
                 raise UserError(f"{flag} must be positive, got {value}")
-        if self.target_on not in ("train", "val"):
+        for flag, value in (("--eval-every", self.eval_every), ("--sample-every", self.sample_every),
+                            ("--checkpoint-every", self.checkpoint_every)):
+            if value is not None and value < 1:
+                raise UserError(f"{flag} must be at least 1, got {value}")
+        if not 0 <= self.seed <= MAX_SEED:
+            raise UserError(f"--seed must be between 0 and {MAX_SEED}, got {self.seed}")
+        if self.target_on not in (None, "train", "val"):
             raise UserError(f"--target-on must be 'train' or 'val', got {self.target_on!r}")
 
     def to_json(self) -> dict:

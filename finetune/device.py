@@ -1,7 +1,7 @@
 """Choosing the device and the precision that goes with it.
 
-CUDA gets cuDNN autotuning and bf16 autocast (weights stay float32, so a
-checkpoint loads anywhere); the CPU trains in float32.
+CUDA gets cuDNN autotuning, TF32 and autocast in the model kind's dtype
+(weights stay float32, so a checkpoint loads anywhere); the CPU trains in float32.
 """
 
 import contextlib
@@ -20,6 +20,8 @@ def pick_device(name: str = "auto") -> torch.device:
         raise UserError(f"unknown --device {name!r}: use auto, cpu, cuda or cuda:N") from None
     if device.type == "cuda" and not torch.cuda.is_available():
         raise UserError("--device cuda asked for, but this machine has no CUDA GPU that torch can use")
+    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+        raise UserError(f"--device {name}: this machine has {torch.cuda.device_count()} CUDA device(s), numbered from 0")
     if device.type == "mps" and not torch.backends.mps.is_available():
         raise UserError("--device mps asked for, but MPS is not available here")
     return device
@@ -32,7 +34,7 @@ def prepare(device: torch.device) -> None:
         torch.backends.cudnn.allow_tf32 = True
 
 
-def autocast(device: torch.device) -> contextlib.AbstractContextManager:
+def autocast(device: torch.device, dtype: torch.dtype = torch.bfloat16) -> contextlib.AbstractContextManager:
     if device.type == "cuda":
-        return torch.autocast("cuda", dtype=torch.bfloat16)
+        return torch.autocast("cuda", dtype=dtype)
     return contextlib.nullcontext()

@@ -42,14 +42,18 @@ def model_path(config: FinetuneConfig, corpus: Corpus) -> Path:
     return models_dir() / (config.name or f"{corpus.name}-{config.model}")
 
 
-def open_model_dir(path: Path, resume: bool, force: bool) -> None:
-    """Refuse to touch an existing model unless told how (resume or start over)."""
+def check_model_dir(path: Path, resume: bool, force: bool) -> None:
+    """Refuse to touch an existing model unless told how (resume or start over); changes nothing."""
+    if path.exists() and not path.is_dir():
+        raise UserError(f"{path} is a file, not a model directory")
     exists = path.exists() and any(path.iterdir())
     if resume:
         if not (path / ckpt.LAST / ckpt.CHECKPOINT).exists():
             raise UserError(f"nothing to resume in {path}: it has no last/ checkpoint")
-        return
-    if exists:
+        config = path / ckpt.CONFIG
+        if not config.exists() or ckpt.read_json(config).get("format") != FORMAT_VERSION:
+            raise UserError(f"{path} was written by another version of ghostwriter (format differs); cannot resume it")
+    elif exists:
         if not force:
             raise UserError(
                 f"model directory {path} already exists: pass --resume to continue training it, "
@@ -57,21 +61,32 @@ def open_model_dir(path: Path, resume: bool, force: bool) -> None:
             )
         if not (path / ckpt.CONFIG).exists():
             raise UserError(f"{path} is not a ghostwriter model directory; refusing to delete it with --force")
+
+
+def make_model_dir(path: Path, force: bool) -> None:
+    """Only once every input has been checked: start over (--force) or create."""
+    if force and path.exists():
         shutil.rmtree(path)
     path.mkdir(parents=True, exist_ok=True)
 
 
 def merge_resumed(saved: dict, new: FinetuneConfig) -> FinetuneConfig:
-    """The saved run's settings, with any bound given again on the command line."""
+    """The saved run's settings, with any bound (and --lr) given again on the command line.
+
+    The architecture and batch shape cannot change under a checkpoint; the
+    learning rate can, which is how a diverged run is rescued.
+    """
     old = dict(saved["training"])
     old["char"] = CharOptions(size=saved["size"], **{
         k: saved["hparams"][k] for k in ("layers", "hidden", "dropout", "seq_len", "batch_size", "lr")
     })
+    if new.char.lr is not None:
+        old["char"].lr = new.char.lr
     old["out"] = Path(old["out"]) if old.get("out") else None
     cfg = FinetuneConfig(**old)
-    bounds = {k: getattr(new, k) for k in ("max_steps", "max_time", "target_loss") if getattr(new, k) is not None}
-    if new.target_loss is not None:
-        bounds["target_on"] = new.target_on
+    bounds = {
+        k: getattr(new, k) for k in ("max_steps", "max_time", "target_loss", "target_on") if getattr(new, k) is not None
+    }
     return replace(cfg, **bounds, stop_on_overfit=cfg.stop_on_overfit or new.stop_on_overfit,
                    device=new.device, resume=True, force=False)
 
@@ -88,7 +103,7 @@ def make_plan(cfg: FinetuneConfig, hp: presets.CharHParams) -> Plan:
         lr=hp.lr, max_steps=max_steps, max_time=cfg.max_time, warmup_steps=max(1, warmup),
         eval_every=eval_every, eval_units=cfg.eval_chars, sample_every=cfg.sample_every or hp.sample_every,
         sample_units=cfg.sample_chars, checkpoint_every=cfg.checkpoint_every or eval_every,
-        target_loss=cfg.target_loss, target_on=cfg.target_on, stop_on_overfit=cfg.stop_on_overfit,
+        target_loss=cfg.target_loss, target_on=cfg.target_on or "train", stop_on_overfit=cfg.stop_on_overfit,
         overfit_patience=cfg.overfit_patience, grad_clip=cfg.grad_clip, weight_decay=cfg.weight_decay,
         min_lr_ratio=cfg.min_lr_ratio, seed=cfg.seed,
     )
@@ -100,7 +115,7 @@ def finetune(config: FinetuneConfig, reporter: Reporter | None = None) -> Summar
     device = devices.pick_device(config.device)
     corpus = load_corpus(config.corpus, config.encoding)
     path = model_path(config, corpus)
-    open_model_dir(path, config.resume, config.force)
+    check_model_dir(path, config.resume, config.force)
     if config.resume:
         saved = ckpt.read_json(path / ckpt.CONFIG)
         if saved["corpus"]["checksum"] != corpus.checksum:
@@ -114,6 +129,7 @@ def finetune(config: FinetuneConfig, reporter: Reporter | None = None) -> Summar
     torch.manual_seed(config.seed)
     adapter = CharLSTMAdapter(corpus, size, hp, config.seed, device)
     plan = make_plan(config, hp)
+    make_model_dir(path, config.force)
     header = {
         "format": FORMAT_VERSION,
         "kind": adapter.kind,

@@ -6,6 +6,8 @@ sample in the progress log is drawn exactly the way `assistant generate` draws.
 
 import torch
 
+MIN_TEMPERATURE = 1e-3
+
 
 def sample_next(
     logits: torch.Tensor,
@@ -14,9 +16,9 @@ def sample_next(
     top_k: int | None = None,
     top_p: float | None = None,
 ) -> int:
-    """One id from a 1-D logits vector; temperature 0 means greedy."""
+    """One id from a 1-D logits vector; temperature 0 (or one too small to divide by) means greedy."""
     logits = logits.float()
-    if temperature <= 0:
+    if temperature < MIN_TEMPERATURE:
         return int(logits.argmax())
     logits = logits / temperature
     if top_k is not None and 0 < top_k < logits.numel():

@@ -135,6 +135,9 @@ class Trainer:
         self.samples: list[dict] = []
         self.step_time: float | None = None
         self.interrupted = False
+        # float16 autocast needs loss scaling so that small gradients do not underflow; bf16 and fp32 do not
+        fp16 = device.type == "cuda" and adapter.cuda_dtype == torch.float16
+        self.scaler = torch.amp.GradScaler(device.type, enabled=fp16)
 
     def _make_optimizer(self) -> torch.optim.Optimizer:
         decay, no_decay = [], []
@@ -170,7 +173,7 @@ class Trainer:
         tensors["rng.cpu"] = torch.get_rng_state()
         if self.device.type == "cuda":
             tensors["rng.cuda"] = torch.cuda.get_rng_state(self.device)
-        meta = {"run": asdict(self.state), "optimizer": opt_meta, "data": data_meta}
+        meta = {"run": asdict(self.state), "optimizer": opt_meta, "data": data_meta, "scaler": self.scaler.state_dict()}
         ckpt.save_checkpoint(self.dir, tensors, meta)
         self._draw()
 
@@ -202,6 +205,8 @@ class Trainer:
         torch.set_rng_state(tensors["rng.cpu"])
         if self.device.type == "cuda" and "rng.cuda" in tensors:
             torch.cuda.set_rng_state(tensors["rng.cuda"], self.device)
+        if self.scaler.is_enabled() and meta.get("scaler"):
+            self.scaler.load_state_dict(meta["scaler"])
         self.state = RunState(**meta["run"])
         ckpt.truncate_jsonl(self.dir / ckpt.HISTORY, self.state.history_lines)
         ckpt.truncate_jsonl(self.dir / ckpt.SAMPLES, self.state.sample_lines)
@@ -294,17 +299,19 @@ class Trainer:
         lr = p.lr_at(s.step, s.elapsed)
         for group in self.optimizer.param_groups:
             group["lr"] = lr
-        with autocast(self.device):
+        with autocast(self.device, self.adapter.cuda_dtype):
             loss = self.adapter.train_loss()
         value = float(loss.detach())
         if not math.isfinite(value):
             return value
         self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        self.scaler.scale(loss).backward()
+        self.scaler.unscale_(self.optimizer)
         norm = torch.nn.utils.clip_grad_norm_(self.adapter.model.parameters(), p.grad_clip)
-        if not torch.isfinite(norm):
-            return float("nan")
-        self.optimizer.step()
+        if not torch.isfinite(norm) and not self.scaler.is_enabled():
+            return float("nan")  # with loss scaling, an overflow only skips this step and lowers the scale
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
         s.step += 1
         s.units += self.adapter.units_per_step
         s.ema = EMA_BETA * s.ema + (1 - EMA_BETA) * value
@@ -316,27 +323,28 @@ class Trainer:
         return value
 
     def run(self, resumed: bool) -> Summary:
-        s, p = self.state, self.plan
-        if resumed:
-            self.reporter.message(f"Resuming at step {s.step} (best val {s.best_val:.3f} at step {s.best_step}).")
-        else:
-            self._write_config()
-            val = self._evaluate()
-            self.history.append({"step": 0, "val_loss": val, "elapsed": 0.0})
-            self.reporter.message(f"Before training: validation loss {val:.3f} nats/{self.adapter.unit}.")
-        progress_total = p.max_steps if p.max_steps is not None else PROGRESS_TICKS
-        self.reporter.start(progress_total, self._completed())
-        try:
-            with self._ctrl_c_stops_at_a_step_boundary():
+        with self._ctrl_c_stops_at_a_step_boundary():
+            s, p = self.state, self.plan
+            if resumed:
+                self.reporter.message(f"Resuming at step {s.step} (best val {s.best_val:.3f} at step {s.best_step}).")
+            else:
+                self._write_config()
+                val = self._evaluate()
+                self.history.append({"step": 0, "val_loss": val, "elapsed": 0.0})
+                self.reporter.message(f"Before training: validation loss {val:.3f} nats/{self.adapter.unit}.")
+            self.reporter.start(p.max_steps if p.max_steps is not None else PROGRESS_TICKS, self._completed())
+            try:
                 reason = self._loop(start=time.monotonic() - s.elapsed)
-        finally:
-            self.reporter.stop()
+            finally:
+                self.reporter.stop()
         return self._finish(reason)
 
     def _loop(self, start: float) -> str:
-        """Train until a stop reason comes up; return it."""
+        """Train until a stop reason comes up; leave the state evaluated and checkpointed; return the reason."""
         s, p = self.state, self.plan
-        reason = self._stop_reason()
+        reason = "interrupted" if self.interrupted else self._stop_reason()
+        if reason == "interrupted":  # during the first evaluation: keep a state to resume from
+            self._checkpoint()
         while reason is None:
             t0 = time.monotonic()
             loss = self._train_step()
@@ -353,10 +361,14 @@ class Trainer:
                 text = self.adapter.sample(p.sample_units, p.seed + s.step)
                 self.samples.append({"step": s.step, "train_loss": s.smoothed, "val_loss": s.last_val, "text": text})
                 self.reporter.sample(s.step, text)
-            if s.step % p.checkpoint_every == 0:
-                self._checkpoint()
             s.elapsed = time.monotonic() - start
             reason = "interrupted" if self.interrupted else self._stop_reason()
+            if reason not in (None, "interrupted") and not evaluated:
+                self._evaluate()  # the run ends here: its final validation loss, and maybe its best weights
+                self.history[-1]["val_loss"] = s.last_val
+                evaluated = True
+            if reason is not None or s.step % p.checkpoint_every == 0:
+                self._checkpoint()
             self._report(force=evaluated)
         return reason
 
@@ -380,21 +392,16 @@ class Trainer:
             signal.signal(signal.SIGINT, previous)
 
     def _finish(self, reason: str) -> Summary:
-        s = self.state
-        if reason == "diverged":
-            summary = self._summary(reason)
-            self._write_config(summary)
-            raise UserError(
-                f"training diverged at step {s.step + 1}: the loss is not finite. The last good checkpoint "
-                f"is intact in {self.dir / ckpt.LAST}; lower --lr and continue with --resume"
-            )
-        if reason != "interrupted" and (not s.evals or s.evals[-1][0] != s.step):
-            self._evaluate()
-            if self.history:
-                self.history[-1]["val_loss"] = s.last_val
-        self._checkpoint()
         summary = self._summary(reason)
         self._write_config(summary)
+        if reason == "diverged":
+            last = self.dir / ckpt.LAST
+            then = (
+                f"the last good checkpoint is intact in {last}: continue with --resume and a lower --lr"
+                if (last / ckpt.CHECKPOINT).exists()
+                else "no checkpoint was written yet: start again with --force and a lower --lr"
+            )
+            raise UserError(f"training diverged at step {self.state.step + 1}: the loss is not finite; {then}")
         return summary
 
     def _summary(self, reason: str) -> Summary:

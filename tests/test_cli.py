@@ -39,7 +39,7 @@ def test_corpus_list_and_show():
     assert listing.returncode == 0 and all(n in listing.stdout for n in ("pkd", "austen", "shakespeare"))
     show = run_cli("corpus", "show", "pkd")
     assert show.returncode == 0
-    assert "13" in show.stdout and "593,351" in show.stdout and "vocabulary" in show.stdout
+    assert "13" in show.stdout and "592,194" in show.stdout and "vocabulary" in show.stdout
     assert run_cli("corpus", "prepare", "shakespeare").stdout.strip().endswith("ready")
 
 

@@ -61,10 +61,16 @@ def test_unknown_prompt_characters_warn_and_do_not_crash(trained_model: Path):
     ]
 
 
+def test_empty_stop_strings_and_tiny_temperatures_are_harmless(trained_model: Path):
+    model = load_model(trained_model)
+    assert len(model.generate("The", max_new_chars=30, seed=1, stop="")) == 30
+    assert model.generate("The", max_new_chars=30, temperature=1e-39) == model.generate("The", max_new_chars=30, temperature=0)
+
+
 def test_bad_parameters_and_unknown_models_are_user_errors(trained_model: Path):
     model = load_model(trained_model)
     with pytest.raises(UserError, match="temperature"):
-        model.generate("x", temperature=-1)
+        model.stream("x", temperature=-1)  # checked when called, before any text
     with pytest.raises(UserError, match="top-p"):
         model.generate("x", top_p=1.5)
     with pytest.raises(UserError, match="no model 'missing'"):

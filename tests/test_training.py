@@ -141,6 +141,27 @@ def test_corpus_too_short_for_the_sequence_length(tmp_path: Path):
         _train(short, tmp_path / "m", max_steps=5)
 
 
+def test_force_checks_every_input_before_deleting_anything(pkd_slice: Path, tmp_path: Path):
+    out = tmp_path / "m"
+    _train(pkd_slice, out, max_steps=3)
+    before = (out / "model.safetensors").read_bytes()
+    with pytest.raises(UserError, match="unknown --size"):
+        _train(pkd_slice, out, max_steps=3, force=True, char=CharOptions(size="larg"))
+    with pytest.raises(UserError, match="corpus too short"):
+        _train(pkd_slice, out, max_steps=3, force=True, char=CharOptions(size="tiny", seq_len=100_000))
+    assert (out / "model.safetensors").read_bytes() == before
+
+
+def test_resume_takes_a_new_learning_rate_and_the_final_evaluation_is_logged(pkd_slice: Path, tmp_path: Path):
+    out = tmp_path / "m"
+    _train(pkd_slice, out, max_steps=10, eval_every=4, checkpoint_every=5)
+    history = read_jsonl(out / "history.jsonl")
+    assert "val_loss" in history[-1] and history[-1]["step"] == 10  # the last step was not an evaluation step
+    _train(pkd_slice, out, max_steps=15, resume=True, char=CharOptions(lr=1e-4))
+    assert json.loads((out / "config.json").read_text())["hparams"]["lr"] == 1e-4
+    assert max(r["lr"] for r in read_jsonl(out / "history.jsonl")[11:]) <= 1e-4
+
+
 def test_max_time_bounds_a_run(pkd_slice: Path, tmp_path: Path):
     summary = _train(pkd_slice, tmp_path / "m", max_time=2.0, eval_every=1000)
     assert summary.stop_reason == "max_time" and 2.0 <= summary.elapsed < 10 and summary.steps > 5
@@ -163,3 +184,14 @@ def test_ctrl_c_saves_and_the_run_resumes(pkd_slice: Path, tmp_path: Path):
     assert len(read_jsonl(out / "history.jsonl")) == stopped + 1  # every step up to the interrupt is logged
     resumed = run_cli(*args[:-4], "--max-steps", str(stopped + 5), "--out", str(out), "--resume")
     assert resumed.returncode == 0 and f"Stopped after {stopped + 5} steps" in resumed.stderr
+
+
+def test_jsonl_rows_survive_unicode_line_separators(tmp_path: Path):
+    from finetune.checkpoint import append_jsonl, truncate_jsonl
+
+    path = tmp_path / "samples.jsonl"
+    rows = [{"text": "one\u2028two\u0085three"}, {"text": "four"}, {"text": "five"}]
+    append_jsonl(path, rows)
+    assert read_jsonl(path) == rows
+    truncate_jsonl(path, 2)
+    assert read_jsonl(path) == rows[:2]

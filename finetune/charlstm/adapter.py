@@ -20,6 +20,9 @@ EVAL_CHUNK = 512
 class CharLSTMAdapter:
     kind = "char-lstm"
     unit = "char"
+    # Under autocast, torch runs cuDNN's LSTM in float16 whatever dtype is asked for,
+    # so say so: the core then scales the loss as float16 needs.
+    cuda_dtype = torch.float16
 
     def __init__(self, corpus: Corpus, size: str, hp: CharHParams, seed: int, device: torch.device):
         text = corpus_text(corpus)
@@ -70,12 +73,13 @@ class CharLSTMAdapter:
         return text
 
     def data_state(self) -> tuple[dict[str, torch.Tensor], dict]:
-        tensors = {} if self.state is None else {"h": self.state[0], "c": self.state[1]}
+        # float32 on disk: a GPU run's float16 state must feed a CPU LSTM after resume
+        tensors = {} if self.state is None else {"h": self.state[0].float(), "c": self.state[1].float()}
         return tensors, {"epoch": self.epoch, "index": self.index}
 
     def load_data_state(self, tensors: dict[str, torch.Tensor], meta: dict) -> None:
         self.epoch, self.index = meta["epoch"], meta["index"]
-        self.state = (tensors["h"].to(self.device), tensors["c"].to(self.device)) if "h" in tensors else None
+        self.state = (tensors["h"].float().to(self.device), tensors["c"].float().to(self.device)) if "h" in tensors else None
 
     def describe(self) -> dict:
         return {

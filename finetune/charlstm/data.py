@@ -54,7 +54,7 @@ class CharData:
     def epoch_offset(self, seed: int, epoch: int) -> int:
         if epoch == 0:
             return 0
-        g = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
+        g = torch.Generator().manual_seed((seed * 1_000_003 + epoch) % 2**63)
         return int(torch.randint(0, self.seq_len, (1,), generator=g))
 
     def batch(self, seed: int, epoch: int, index: int) -> tuple[torch.Tensor, torch.Tensor]:

@@ -47,8 +47,11 @@ class Vocab:
             if c in self.index:
                 ids.append(self.index[c])
                 continue
-            mapped = _FALLBACKS.get(c) or unicodedata.normalize("NFKD", c).encode("ascii", "ignore").decode()
-            if mapped and all(m in self.index for m in mapped):
+            if c in _FALLBACKS:
+                mapped = _FALLBACKS[c]
+            else:
+                mapped = unicodedata.normalize("NFKD", c).encode("ascii", "ignore").decode() or c
+            if all(m in self.index for m in mapped):
                 ids.extend(self.index[m] for m in mapped)
             elif c.lower() in self.index:
                 ids.append(self.index[c.lower()])
