@@ -67,6 +67,32 @@ def truncate_jsonl(path: Path, lines: int) -> None:
     write_text(path, "".join(row + "\n" for row in rows))
 
 
+def flatten_optimizer(state_dict: dict) -> tuple[dict[str, torch.Tensor], dict]:
+    """An optimizer state_dict as named tensors (`optim.PARAM.KEY`) plus JSON for the rest."""
+    tensors: dict[str, torch.Tensor] = {}
+    meta: dict = {"groups": state_dict["param_groups"], "scalars": {}}
+    for pid, pstate in state_dict["state"].items():
+        for key, value in pstate.items():
+            if isinstance(value, torch.Tensor):
+                tensors[f"optim.{pid}.{key}"] = value
+            else:
+                meta["scalars"][f"{pid}.{key}"] = value
+    return tensors, meta
+
+
+def unflatten_optimizer(tensors: dict[str, torch.Tensor], meta: dict) -> dict:
+    """The inverse of flatten_optimizer: a state_dict that Optimizer.load_state_dict takes."""
+    state: dict[int, dict] = {}
+    for name, value in tensors.items():
+        if name.startswith("optim."):
+            _, pid, key = name.split(".", 2)
+            state.setdefault(int(pid), {})[key] = value
+    for name, value in meta["scalars"].items():
+        pid, key = name.split(".", 1)
+        state.setdefault(int(pid), {})[key] = value
+    return {"state": state, "param_groups": meta["groups"]}
+
+
 def save_checkpoint(directory: Path, tensors: dict[str, torch.Tensor], state: dict) -> None:
     save_tensors(tensors, directory / LAST / CHECKPOINT, metadata={"state": json.dumps(state)})
 

@@ -160,14 +160,8 @@ class Trainer:
         self.state.sample_lines += len(self.samples)
         self.history, self.samples = [], []
         tensors = {f"model.{k}": v for k, v in self.adapter.model.state_dict().items()}
-        opt = self.optimizer.state_dict()
-        opt_meta: dict = {"groups": opt["param_groups"], "scalars": {}}
-        for pid, pstate in opt["state"].items():
-            for key, value in pstate.items():
-                if isinstance(value, torch.Tensor):
-                    tensors[f"optim.{pid}.{key}"] = value
-                else:
-                    opt_meta["scalars"][f"{pid}.{key}"] = value
+        opt_tensors, opt_meta = ckpt.flatten_optimizer(self.optimizer.state_dict())
+        tensors.update(opt_tensors)
         data_tensors, data_meta = self.adapter.data_state()
         tensors.update({f"data.{k}": v for k, v in data_tensors.items()})
         tensors["rng.cpu"] = torch.get_rng_state()
@@ -186,20 +180,12 @@ class Trainer:
         tensors, meta = ckpt.load_checkpoint(self.dir)
         model_sd = {k[len("model.") :]: v for k, v in tensors.items() if k.startswith("model.")}
         self.adapter.model.load_state_dict(model_sd)
-        groups = meta["optimizer"]["groups"]
-        for saved, current in zip(groups, self.optimizer.param_groups, strict=True):
+        optimizer_state = ckpt.unflatten_optimizer(tensors, meta["optimizer"])
+        for saved, current in zip(optimizer_state["param_groups"], self.optimizer.param_groups, strict=True):
             for key in ("fused", "foreach", "capturable"):  # device-specific: keep this machine's choice
                 if key in current:
                     saved[key] = current[key]
-        opt_state: dict[int, dict] = {}
-        for k, v in tensors.items():
-            if k.startswith("optim."):
-                _, pid, key = k.split(".", 2)
-                opt_state.setdefault(int(pid), {})[key] = v
-        for k, v in meta["optimizer"]["scalars"].items():
-            pid, key = k.split(".", 1)
-            opt_state.setdefault(int(pid), {})[key] = v
-        self.optimizer.load_state_dict({"state": opt_state, "param_groups": groups})
+        self.optimizer.load_state_dict(optimizer_state)
         data = {k[len("data.") :]: v for k, v in tensors.items() if k.startswith("data.")}
         self.adapter.load_data_state(data, meta["data"])
         torch.set_rng_state(tensors["rng.cpu"])
