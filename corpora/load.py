@@ -140,9 +140,13 @@ def _from_cache(entry: Entry) -> tuple[str, list[tuple[str, bytes]] | None]:
 
 
 def _download(entry: Entry) -> list[tuple[str, bytes]]:
+    from rich.console import Console
+    from rich.progress import track
+
     folder = _cache_folder(entry)
     raw = []
-    for d in entry.documents:
+    description = f"Downloading {entry.name} ({len(entry.documents)} files)"
+    for d in track(entry.documents, description=description, console=Console(stderr=True), transient=True):
         data = download.fetch(d.download_url())
         download.write_atomic(folder / d.file, data)
         raw.append((d.file, data))
