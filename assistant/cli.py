@@ -140,13 +140,7 @@ def generate(
     """Write continuations of a prompt (or unconditional samples), streamed as they come."""
     from .generation import load_model
 
-    if prompt is not None and prompt_file is not None:
-        raise UserError("give --prompt or --prompt-file, not both")
-    if prompt_file is not None:
-        try:
-            prompt = prompt_file.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as e:
-            raise UserError(f"cannot read prompt file {prompt_file}: {e}") from None
+    prompt = _read_text_option(prompt, prompt_file, "prompt")
     if n < 1:
         raise UserError(f"-n must be at least 1, got {n}")
     text_model = load_model(model, device)
@@ -168,6 +162,46 @@ def generate(
             raise typer.Exit(130) from None
         sys.stdout.write("\n")
         sys.stdout.flush()
+
+
+def _read_text_option(text: str | None, text_file: Path | None, what: str) -> str | None:
+    if text is not None and text_file is not None:
+        raise UserError(f"give --{what} or --{what}-file, not both")
+    if text_file is None:
+        return text
+    try:
+        return text_file.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise UserError(f"cannot read {what} file {text_file}: {e}") from None
+
+
+@app.command()
+def cells(
+    model: Annotated[str, typer.Argument(help="A char model's name or directory.")],
+    text: Annotated[str | None, typer.Option(help="Text to read (default: a sample the model writes itself).")] = None,
+    text_file: Annotated[Path | None, typer.Option(help="Read the text from a file.")] = None,
+    top: Annotated[int, typer.Option(help="How many cells to show.")] = 4,
+    out_file: Annotated[Path, typer.Option("--out", help="The HTML page to write.")] = Path("cells.html"),
+    seed: Annotated[int, typer.Option(help="Seed for the default sample.")] = 0,
+) -> None:
+    """Picture what the LSTM's cells track (quotations, line ends...) as an HTML page."""
+    from .cells import cell_states, pick_cells, render_html
+    from .charmodel import CharModel
+    from .generation import load_model
+
+    source = _read_text_option(text, text_file, "text")
+    char_model = load_model(model, "cpu")
+    if not isinstance(char_model, CharModel):
+        raise UserError(f"{model} is a {char_model.kind} model; cell pictures are for char-LSTM models")
+    if top < 1:
+        raise UserError(f"--top must be at least 1, got {top}")
+    if not source:
+        source = char_model.generate("", max_new_chars=800, temperature=0.8, seed=seed)
+    chosen = pick_cells(cell_states(char_model, source), source, top)
+    out_file.write_text(render_html(source, chosen, f"Cells of {char_model.name}"), encoding="utf-8")
+    for cell in chosen:
+        out.print(cell.label, highlight=False)
+    out.print(f"wrote {out_file}")
 
 
 @app.command()

@@ -1,0 +1,49 @@
+"""The cell-activation picture, on a tiny trained model."""
+
+import re
+from pathlib import Path
+
+import pytest
+import torch
+
+from assistant import load_model
+from assistant.cells import cell_states, inside_quotes, pick_cells, render_html
+from corpora import UserError
+
+from .conftest import run_cli
+
+TEXT = 'He stopped. "Where are you going?" she asked.\n"Out," he said. "To the ship."\n'
+
+
+def test_inside_quotes_marks_the_quoted_characters():
+    marks = inside_quotes('a "bc" d')
+    assert marks == [0, 0, 1, 1, 1, 0, 0, 0]
+
+
+def test_cells_follow_the_text_and_the_picked_ones_track_quotes(trained_model: Path):
+    model = load_model(trained_model, "cpu")
+    states = cell_states(model, TEXT)
+    layers, hidden = model.config["architecture"]["layers"], model.config["architecture"]["hidden"]
+    assert states.shape == (layers, len(TEXT), hidden)
+    assert states.abs().max() <= 1.0
+    cells = pick_cells(states, TEXT, top=3)
+    assert len(cells) == 3 and all(len(c.values) == len(TEXT) for c in cells)
+    quotes = torch.tensor(inside_quotes(TEXT))
+    # the first cell is the best quote tracker there is
+    best = max(abs(float(torch.corrcoef(torch.stack([states[layer, :, i], quotes]))[0, 1]))
+               for layer in range(layers) for i in range(hidden) if states[layer, :, i].std() > 0)
+    assert abs(cells[0].quote_corr) == pytest.approx(best, abs=1e-4)
+    page = render_html(TEXT, cells, "test")
+    assert page.count("<h2>") == 3 and len(re.findall(r"<span ", page)) == 3 * len(TEXT)
+
+
+def test_unknown_characters_are_a_user_error(trained_model: Path):
+    with pytest.raises(UserError, match="never seen"):
+        cell_states(load_model(trained_model, "cpu"), "\u2603 snow")
+
+
+def test_cells_command_writes_a_page(trained_model: Path, tmp_path: Path):
+    out = tmp_path / "cells.html"
+    result = run_cli("cells", str(trained_model), "--top", "2", "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    assert out.read_text().count("<h2>") == 2 and "wrote" in result.stdout
