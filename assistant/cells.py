@@ -17,6 +17,7 @@ from corpora import UserError
 from .charmodel import CharModel
 
 QUOTES = {'"', "\u201c", "\u201d"}
+MAX_CHARS = 5000  # one forward step per character, one shaded span per character and cell
 
 
 @dataclass(frozen=True)
@@ -42,18 +43,24 @@ def inside_quotes(text: str) -> list[float]:
 
 
 @torch.no_grad()
-def cell_states(model: CharModel, text: str) -> torch.Tensor:
-    """(layers, len(text), hidden) tanh(c) after each character of text, primed like a document start."""
+def cell_states(model: CharModel, text: str) -> tuple[torch.Tensor, str]:
+    """tanh(c) after each character, (layers, T, hidden), and the text as the model read it.
+
+    Typographic characters are read as the model's own (a dash as "--"), so
+    the returned text can differ from the one given.
+    """
     ids, dropped = model.vocab.encode_lenient(text)
-    if dropped or len(ids) != len(text):
-        raise UserError("the text has characters this model has never seen; use text in the corpus's alphabet")
+    if dropped:
+        raise UserError(f"the text has characters this model has never seen: {''.join(sorted(set(dropped)))!r}")
+    if not 2 <= len(ids) <= MAX_CHARS:
+        raise UserError(f"the text must have between 2 and {MAX_CHARS} characters, it has {len(ids)}")
     net = model.model
     _, state = net(torch.tensor([model.vocab.encode(model.prime)], device=model.device))
     rows = []
     for i in ids:
         _, state = net(torch.tensor([[i]], device=model.device), state)
         rows.append(torch.tanh(state[1][:, 0, :]).float().cpu())
-    return torch.stack(rows, dim=1)
+    return torch.stack(rows, dim=1), model.vocab.decode(ids)
 
 
 def _corr(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -67,12 +74,13 @@ def _corr(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 def pick_cells(states: torch.Tensor, text: str, top: int) -> list[Cell]:
     """The cells that follow quotations most closely, or (no quotes in the text) that vary most."""
     quotes = torch.tensor(inside_quotes(text))
+    by_quotes = bool(quotes.std() > 0)  # otherwise every correlation is 0: rank by movement instead
     scored = []
     for layer in range(states.size(0)):
         corr = _corr(states[layer], quotes)
         spread = states[layer].std(0)
         for index in range(states.size(2)):
-            key = abs(float(corr[index])) if quotes.any() else float(spread[index])
+            key = abs(float(corr[index])) if by_quotes else float(spread[index])
             scored.append((key, layer, index, float(corr[index])))
     scored.sort(reverse=True)
     return [Cell(layer, index, states[layer, :, index].tolist(), c) for _, layer, index, c in scored[:top]]

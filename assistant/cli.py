@@ -18,6 +18,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from corpora import CATALOGUE, UserError, load_corpus
+from finetune.config import MAX_SEED  # standard library only: --help stays free of torch
 
 app = typer.Typer(
     help="ghostwriter: train language models on an author's corpus and write with them.",
@@ -133,7 +134,7 @@ def generate(
     temperature: Annotated[float, typer.Option("--temperature", "-t", help="Lower is safer, higher wilder; 0 is greedy.")] = 0.8,
     top_k: Annotated[int | None, typer.Option(help="Sample only from the k likeliest next characters.")] = None,
     top_p: Annotated[float | None, typer.Option(help="Sample from the likeliest characters holding this probability.")] = None,
-    seed: Annotated[int | None, typer.Option(help="Seed for a repeatable sample.")] = None,
+    seed: Annotated[int | None, typer.Option(help="Seed for a repeatable sample.", min=0, max=MAX_SEED)] = None,
     stop: Annotated[list[str] | None, typer.Option(help="Stop before this text (repeatable).")] = None,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
 ) -> None:
@@ -182,7 +183,7 @@ def cells(
     text_file: Annotated[Path | None, typer.Option(help="Read the text from a file.")] = None,
     top: Annotated[int, typer.Option(help="How many cells to show.")] = 4,
     out_file: Annotated[Path, typer.Option("--out", help="The HTML page to write.")] = Path("cells.html"),
-    seed: Annotated[int, typer.Option(help="Seed for the default sample.")] = 0,
+    seed: Annotated[int, typer.Option(help="Seed for the default sample.", min=0, max=MAX_SEED)] = 0,
 ) -> None:
     """Picture what the LSTM's cells track (quotations, line ends...) as an HTML page."""
     from .cells import cell_states, pick_cells, render_html
@@ -197,8 +198,12 @@ def cells(
         raise UserError(f"--top must be at least 1, got {top}")
     if not source:
         source = char_model.generate("", max_new_chars=800, temperature=0.8, seed=seed)
-    chosen = pick_cells(cell_states(char_model, source), source, top)
-    out_file.write_text(render_html(source, chosen, f"Cells of {char_model.name}"), encoding="utf-8")
+    states, source = cell_states(char_model, source)
+    chosen = pick_cells(states, source, top)
+    try:
+        out_file.write_text(render_html(source, chosen, f"Cells of {char_model.name}"), encoding="utf-8")
+    except OSError as e:
+        raise UserError(f"cannot write {out_file}: {e.strerror}") from None
     for cell in chosen:
         out.print(cell.label, highlight=False)
     out.print(f"wrote {out_file}")

@@ -1,9 +1,10 @@
 """Char-LSTM training throughput (characters per second) against a naive loop, same run, same shapes.
 
 Ours is the real training core (`finetune`), which on CUDA means cuDNN's fused
-LSTM, bf16 autocast and fused AdamW. The naive loop is what a first attempt
+LSTM under autocast (float16 with loss scaling: torch runs
+cuDNN's LSTM in float16 under any autocast) and fused AdamW. The naive loop is what a first attempt
 looks like: an `nn.LSTMCell` per layer stepped in Python, float32, plain Adam.
-Goal on an H100: >= 2.5M chars/s for 3x1024, batch 256, seq 256 in bf16.
+Goal on an H100: >= 2.5M chars/s for 3x1024, batch 256, seq 256 in mixed precision.
 
     .venv/bin/python benchmarks/charlstm_throughput.py                  # CPU shapes: 2x256, batch 64 x 64
     .venv/bin/python benchmarks/charlstm_throughput.py --device cuda    # GPU shapes: 3x1024, batch 256 x 256

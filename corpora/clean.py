@@ -22,13 +22,15 @@ _END = re.compile(
     r"|^\s*End of this Project Gutenberg.*$",
     re.IGNORECASE | re.MULTILINE,
 )
-# Paragraphs about the e-text rather than of it: producer credits, transcriber's
-# and copyright notes. Gutenberg puts them just after the header or at the end.
-_NOTE = re.compile(
-    r"\s*\[?\s*(Produced by|E-text prepared by|Special thanks|This e-?text was produced|Transcribed from"
-    r"|Transcriber'?s Note)",
+# Paragraphs about the e-text rather than of it. Credits and copyright notes are
+# only cut in an unbroken run at the very start or end of the body (an author's
+# paragraph may begin "Produced by..." too); a transcriber's note is cut wherever
+# it stands near the edges, since some stories put it after their title.
+_CREDIT = re.compile(
+    r"\s*(Produced by|E-text prepared by|Special thanks|This e-?text was produced|Transcriber'?s Note:)\b",
     re.IGNORECASE,
 )
+_TRANSCRIBER = re.compile(r"\s*\[\s*Transcriber'?s Note\b|\s*Transcriber'?s Note:", re.IGNORECASE)
 _PARAGRAPH = re.compile(r"(?:[ \t]*\S[^\n]*(?:\n|$))+")
 NOTES_HEAD = 3000  # how far into the body a note may stand
 NOTES_TAIL = 1500  # how near the end
@@ -66,13 +68,18 @@ def strip_gutenberg(text: str) -> str:
 
 
 def _drop_notes(body: str) -> str:
-    """Remove note paragraphs near the start and end of a Gutenberg body."""
-    cuts = [
-        m.span()
-        for m in _PARAGRAPH.finditer(body)
-        if (m.start() < NOTES_HEAD or m.end() > len(body) - NOTES_TAIL) and _NOTE.match(m.group())
-    ]
-    for a, b in reversed(cuts):
+    """Remove note paragraphs at the start and end of a Gutenberg body."""
+    paragraphs = list(_PARAGRAPH.finditer(body))
+    cut: set[int] = set()
+    for order in (range(len(paragraphs)), range(len(paragraphs) - 1, -1, -1)):
+        for i in order:  # the run of credits at this edge
+            if not _CREDIT.match(paragraphs[i].group()):
+                break
+            cut.add(i)
+    for i, m in enumerate(paragraphs):
+        if (m.start() < NOTES_HEAD or m.end() > len(body) - NOTES_TAIL) and _TRANSCRIBER.match(m.group()):
+            cut.add(i)
+    for a, b in sorted((paragraphs[i].span() for i in cut), reverse=True):
         body = body[:a] + body[b:]
     return body
 

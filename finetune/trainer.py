@@ -329,8 +329,8 @@ class Trainer:
         """Train until a stop reason comes up; leave the state evaluated and checkpointed; return the reason."""
         s, p = self.state, self.plan
         reason = "interrupted" if self.interrupted else self._stop_reason()
-        if reason == "interrupted":  # during the first evaluation: keep a state to resume from
-            self._checkpoint()
+        if reason is not None and (self.history or not (self.dir / ckpt.LAST / ckpt.CHECKPOINT).exists()):
+            self._checkpoint()  # stopped before the first step (Ctrl-C, or a target met at step 0): keep it all
         while reason is None:
             t0 = time.monotonic()
             loss = self._train_step()

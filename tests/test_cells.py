@@ -22,7 +22,8 @@ def test_inside_quotes_marks_the_quoted_characters():
 
 def test_cells_follow_the_text_and_the_picked_ones_track_quotes(trained_model: Path):
     model = load_model(trained_model, "cpu")
-    states = cell_states(model, TEXT)
+    states, read = cell_states(model, TEXT)
+    assert read == TEXT
     layers, hidden = model.config["architecture"]["layers"], model.config["architecture"]["hidden"]
     assert states.shape == (layers, len(TEXT), hidden)
     assert states.abs().max() <= 1.0
@@ -37,9 +38,14 @@ def test_cells_follow_the_text_and_the_picked_ones_track_quotes(trained_model: P
     assert page.count("<h2>") == 3 and len(re.findall(r"<span ", page)) == 3 * len(TEXT)
 
 
-def test_unknown_characters_are_a_user_error(trained_model: Path):
-    with pytest.raises(UserError, match="never seen"):
-        cell_states(load_model(trained_model, "cpu"), "\u2603 snow")
+def test_typographic_characters_are_read_and_unknown_ones_named(trained_model: Path):
+    model = load_model(trained_model, "cpu")
+    states, read = cell_states(model, "Wait\u2014now.")
+    assert read == "Wait--now." and states.size(1) == len(read)
+    with pytest.raises(UserError, match="never seen: '\u2603'"):
+        cell_states(model, "\u2603 snow")
+    with pytest.raises(UserError, match="between 2 and"):
+        cell_states(model, "x" * 6000)
 
 
 def test_cells_command_writes_a_page(trained_model: Path, tmp_path: Path):

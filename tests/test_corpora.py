@@ -54,6 +54,17 @@ def test_older_gutenberg_marker_variants():
     assert clean(newer) == "Body.\n"
 
 
+def test_an_authors_paragraph_that_reads_like_a_credit_is_kept():
+    body = (
+        "*** START OF THE PROJECT GUTENBERG EBOOK X ***\n\nProduced by Someone\n\nTITLE\n\n"
+        "[Transcriber's Note: from a 1953 magazine.]\n\nProduced by hand, the robots marched.\n\nThe end.\n"
+        "*** END OF THE PROJECT GUTENBERG EBOOK X ***"
+    )
+    text = clean(body)
+    assert text.startswith("TITLE\n") and text.endswith("\n\nProduced by hand, the robots marched.\n\nThe end.\n")
+    assert "Someone" not in text and "Transcriber" not in text
+
+
 def test_local_file_and_directory(tmp_path: Path):
     (tmp_path / "a.txt").write_text("First story.\n")
     sub = tmp_path / "more"

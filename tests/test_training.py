@@ -195,3 +195,11 @@ def test_jsonl_rows_survive_unicode_line_separators(tmp_path: Path):
     assert read_jsonl(path) == rows
     truncate_jsonl(path, 2)
     assert read_jsonl(path) == rows[:2]
+
+
+def test_a_target_met_before_the_first_step_still_leaves_a_full_model_dir(pkd_slice: Path, tmp_path: Path):
+    out = tmp_path / "m"
+    summary = _train(pkd_slice, out, target_loss=10.0, target_on="val", max_steps=50)
+    assert summary.stop_reason == "target" and summary.steps == 0
+    assert _checkpoint_step(out) == 0 and (out / "last" / "checkpoint.safetensors").exists()
+    assert [r["step"] for r in read_jsonl(out / "history.jsonl")] == [0]
