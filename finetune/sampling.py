@@ -26,9 +26,9 @@ def sample_next(
         logits = logits.masked_fill(logits < kth, float("-inf"))
     if top_p is not None and 0 < top_p < 1:
         sorted_logits, order = torch.sort(logits, descending=True)
-        cumulative = torch.softmax(sorted_logits, dim=-1).cumsum(-1)
+        sorted_probs = torch.softmax(sorted_logits, dim=-1)
         # drop a token when the ones before it already cover top_p; the first always stays
-        drop = cumulative - torch.softmax(sorted_logits, dim=-1) >= top_p
+        drop = sorted_probs.cumsum(-1) - sorted_probs >= top_p
         logits = logits.masked_fill(drop.scatter(0, order, drop), float("-inf"))
     probs = torch.softmax(logits, dim=-1)
     return int(torch.multinomial(probs.cpu(), 1, generator=generator))
