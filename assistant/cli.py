@@ -74,20 +74,19 @@ def corpus_prepare(name: str, encoding: EncodingOpt = None) -> None:
 
 
 # ---- training ----------------------------------------------------------------
+GPT2 = "GPT-2 options"
+CHAR = "char-LSTM options"
+
+
 @app.command()
 def finetune(
     corpus: Annotated[str, typer.Argument(help="A corpus name (see `assistant corpus list`) or a .txt path.")],
-    model: Annotated[str, typer.Option(help="Model kind to train.")] = "char",
+    model: Annotated[str, typer.Option(help="Model kind to train: gpt2 (retrain GPT-2) or char (a char-LSTM).")] = "gpt2",
     name: Annotated[str | None, typer.Option(help="Model name (default CORPUS-KIND).")] = None,
     out_dir: Annotated[Path | None, typer.Option("--out", help="Model directory (default: data dir/models/NAME).")] = None,
-    size: Annotated[str, typer.Option(help="auto, tiny, small, medium or large (auto: small on CPU, large on GPU).")] = "auto",
-    layers: Annotated[int | None, typer.Option(help="LSTM layers.")] = None,
-    hidden: Annotated[int | None, typer.Option(help="LSTM width.")] = None,
-    dropout: Annotated[float | None, typer.Option(help="Dropout between layers.")] = None,
-    seq_len: Annotated[int | None, typer.Option(help="Characters per BPTT window.")] = None,
-    batch_size: Annotated[int | None, typer.Option(help="Parallel streams per step.")] = None,
     lr: Annotated[float | None, typer.Option(help="Peak learning rate.")] = None,
-    target_loss: Annotated[float | None, typer.Option(help="Stop when the loss reaches this (nats per char).")] = None,
+    dropout: Annotated[float | None, typer.Option(help="Dropout (GPT-2: the base's own when not given).")] = None,
+    target_loss: Annotated[float | None, typer.Option(help="Stop when the loss reaches this (nats per char or token).")] = None,
     target_on: Annotated[
         str | None, typer.Option(help="Which loss --target-loss watches: train (smoothed, the default) or val.")
     ] = None,
@@ -102,9 +101,40 @@ def finetune(
     resume: Annotated[bool, typer.Option(help="Continue a stopped run exactly where it left off.")] = False,
     force: Annotated[bool, typer.Option(help="Delete an existing model of this name and start over.")] = False,
     encoding: EncodingOpt = None,
+    base: Annotated[str, typer.Option(help="Hub name (gpt2, gpt2-medium) or save_pretrained directory.",
+                                      rich_help_panel=GPT2)] = "gpt2",
+    from_scratch: Annotated[bool, typer.Option(help="Random weights instead of a trained base.", rich_help_panel=GPT2)] = False,
+    n_layer: Annotated[int | None, typer.Option(help="Layers (--from-scratch only).", rich_help_panel=GPT2)] = None,
+    n_embd: Annotated[int | None, typer.Option(help="Width (--from-scratch only).", rich_help_panel=GPT2)] = None,
+    n_head: Annotated[int | None, typer.Option(help="Attention heads (--from-scratch only).", rich_help_panel=GPT2)] = None,
+    block_size: Annotated[int | None, typer.Option(help="Tokens per block (default 1024, capped by the context).",
+                                                   rich_help_panel=GPT2)] = None,
+    batch_tokens: Annotated[int | None, typer.Option(help="Tokens per optimizer step (32k on GPU, 8k on CPU).",
+                                                     rich_help_panel=GPT2)] = None,
+    micro_batch: Annotated[int | None, typer.Option(help="Blocks per forward pass; the rest is accumulated.",
+                                                    rich_help_panel=GPT2)] = None,
+    split: Annotated[str, typer.Option(help="Validation: contiguous (last 10%) or document (every 10th).",
+                                       rich_help_panel=GPT2)] = "contiguous",
+    lora: Annotated[bool, typer.Option(help="Train a LoRA adapter instead of all weights.", rich_help_panel=GPT2)] = False,
+    lora_r: Annotated[int, typer.Option(help="LoRA rank.", rich_help_panel=GPT2)] = 8,
+    lora_alpha: Annotated[int, typer.Option(help="LoRA alpha.", rich_help_panel=GPT2)] = 16,
+    lora_dropout: Annotated[float, typer.Option(help="LoRA dropout.", rich_help_panel=GPT2)] = 0.05,
+    lora_targets: Annotated[str, typer.Option(help="Modules LoRA adapts.", rich_help_panel=GPT2)] = "c_attn,c_proj",
+    merge: Annotated[bool, typer.Option(help="Also save the adapter merged into its base (merged/).",
+                                        rich_help_panel=GPT2)] = False,
+    compile_model: Annotated[bool | None, typer.Option("--compile/--no-compile", help="torch.compile (default: on CUDA).",
+                                                       rich_help_panel=GPT2)] = None,
+    grad_checkpointing: Annotated[bool, typer.Option(help="Recompute activations to save memory.",
+                                                     rich_help_panel=GPT2)] = False,
+    size: Annotated[str, typer.Option(help="auto, tiny, small, medium or large (auto: small on CPU, large on GPU).",
+                                      rich_help_panel=CHAR)] = "auto",
+    layers: Annotated[int | None, typer.Option(help="LSTM layers.", rich_help_panel=CHAR)] = None,
+    hidden: Annotated[int | None, typer.Option(help="LSTM width.", rich_help_panel=CHAR)] = None,
+    seq_len: Annotated[int | None, typer.Option(help="Characters per BPTT window.", rich_help_panel=CHAR)] = None,
+    batch_size: Annotated[int | None, typer.Option(help="Parallel streams per step.", rich_help_panel=CHAR)] = None,
 ) -> None:
     """Train a model on a corpus until a target loss, a step or time bound."""
-    from finetune.config import CharOptions, FinetuneConfig, parse_duration
+    from finetune.config import CharOptions, FinetuneConfig, GPT2Options, parse_duration
     from finetune.run import finetune as run
     from finetune.trainer import describe_summary
 
@@ -115,6 +145,9 @@ def finetune(
         eval_every=eval_every, sample_every=sample_every, checkpoint_every=checkpoint_every,
         seed=seed, device=device, resume=resume, force=force,
         char=CharOptions(size, layers, hidden, dropout, seq_len, batch_size, lr),
+        gpt2=GPT2Options(base, from_scratch, n_layer, n_embd, n_head, block_size, batch_tokens, micro_batch, lr, dropout,
+                         split, lora, lora_r, lora_alpha, lora_dropout, lora_targets, merge, compile_model,
+                         grad_checkpointing),
     )
     summary = run(config)
     for line in describe_summary(summary):

@@ -17,12 +17,22 @@ from torch import nn
 class Adapter(Protocol):
     kind: str  # recorded as config.json "kind", e.g. "char-lstm"
     unit: str  # what a loss is per: "char" or "token"
-    model: nn.Module
+    model: nn.Module  # only parameters with requires_grad are trained and checkpointed
+    grad_accum: int  # train_loss() calls (micro-batches) per optimizer step
     units_per_step: int
+    chars_per_unit: float  # characters of text per unit, to report bits per character
     cuda_dtype: torch.dtype  # autocast dtype on CUDA; float16 turns on loss scaling in the core
 
+    def headline(self) -> str:
+        """The run's first line: what is trained, how big, on how much."""
+        ...
+
+    def check_start(self, val_loss: float) -> None:
+        """Raise a UserError when the loss before the first step says the run is not what was asked."""
+        ...
+
     def train_loss(self) -> torch.Tensor:
-        """Mean cross-entropy (nats per unit) on the next training batch, graph attached."""
+        """Mean cross-entropy (nats per unit) on the next micro-batch, graph attached."""
         ...
 
     def evaluate(self, split: str, max_units: int) -> float:
@@ -45,4 +55,8 @@ class Adapter(Protocol):
 
     def save_weights(self, directory: Path) -> None:
         """Write the weights a user loads (the best checkpoint) into directory."""
+        ...
+
+    def finish(self, directory: Path) -> None:
+        """Anything written once after training (a merged LoRA model)."""
         ...

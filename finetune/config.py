@@ -2,11 +2,12 @@
 
 The training loop options (bounds, target loss, evaluation, checkpoints) are
 shared by every model kind; each kind adds its own options dataclass
-(`CharOptions` here) for its architecture.
+(`CharOptions`, `GPT2Options`) for its architecture. A flag of one kind given
+to the other is an error, never silently ignored.
 """
 
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Literal
 
@@ -30,9 +31,74 @@ class CharOptions:
 
 
 @dataclass
+class GPT2Options:
+    """GPT-2 base, architecture (from scratch only), batch shape and LoRA; None takes the default for the device."""
+
+    base: str = "gpt2"
+    from_scratch: bool = False
+    n_layer: int | None = None
+    n_embd: int | None = None
+    n_head: int | None = None
+    block_size: int | None = None
+    batch_tokens: int | None = None
+    micro_batch: int | None = None
+    lr: float | None = None
+    dropout: float | None = None
+    split: str = "contiguous"
+    lora: bool = False
+    lora_r: int = 8
+    lora_alpha: int = 16
+    lora_dropout: float = 0.05
+    lora_targets: str = "c_attn,c_proj"
+    merge: bool = False
+    compile: bool | None = None  # None: on for CUDA
+    grad_checkpointing: bool = False
+
+    def validate(self) -> None:
+        if not self.from_scratch and (arch := [f for f in ("n_layer", "n_embd", "n_head") if getattr(self, f) is not None]):
+            raise UserError(f"--{arch[0].replace('_', '-')} shapes a new model: it needs --from-scratch (a base keeps its shape)")
+        if self.from_scratch and self.lora:
+            raise UserError("--lora adapts a trained base; a model trained --from-scratch trains all its weights")
+        if self.merge and not self.lora:
+            raise UserError("--merge merges a LoRA adapter into its base: it needs --lora")
+        for flag, value in (("--n-layer", self.n_layer), ("--n-embd", self.n_embd), ("--n-head", self.n_head),
+                            ("--block-size", self.block_size), ("--batch-tokens", self.batch_tokens),
+                            ("--micro-batch", self.micro_batch), ("--lora-r", self.lora_r)):
+            if value is not None and value < 1:
+                raise UserError(f"{flag} must be at least 1, got {value}")
+        if self.n_embd is not None and self.n_head is not None and self.n_embd % self.n_head:
+            raise UserError(f"--n-embd {self.n_embd} must be a multiple of --n-head {self.n_head}")
+        if self.lora_alpha <= 0 or not 0 <= self.lora_dropout < 1:
+            raise UserError("--lora-alpha must be positive and --lora-dropout in [0, 1)")
+        if not [t for t in self.lora_targets.split(",") if t.strip()]:
+            raise UserError("--lora-targets needs at least one module name, e.g. c_attn,c_proj")
+        if self.split not in ("contiguous", "document"):
+            raise UserError(f"--split must be 'contiguous' or 'document', got {self.split!r}")
+        if self.lr is not None and self.lr <= 0:
+            raise UserError(f"--lr must be positive, got {self.lr}")
+        if self.dropout is not None and not 0 <= self.dropout < 1:
+            raise UserError(f"--dropout must be in [0, 1), got {self.dropout}")
+
+
+SHARED_FLAGS = ("lr", "dropout")  # one flag each, meaning the same for every kind
+
+
+def flags_set(options: CharOptions | GPT2Options) -> list[str]:
+    """The command-line flags whose values differ from the defaults, spelled as the user typed them."""
+    return [
+        "--" + f.name.replace("_", "-")
+        for f in fields(options)
+        if getattr(options, f.name) != f.default and f.name not in SHARED_FLAGS
+    ]
+
+
+MODEL_KINDS = ("gpt2", "char")
+
+
+@dataclass
 class FinetuneConfig:
     corpus: str
-    model: str = "char"
+    model: str = "gpt2"
     name: str | None = None
     out: Path | None = None
     encoding: str | None = None
@@ -59,10 +125,16 @@ class FinetuneConfig:
     resume: bool = False
     force: bool = False
     char: CharOptions = field(default_factory=CharOptions)
+    gpt2: GPT2Options = field(default_factory=GPT2Options)
 
     def validate(self) -> None:
-        if self.model != "char":
-            raise UserError(f"unknown model kind {self.model!r}: this version trains 'char'")
+        if self.model not in MODEL_KINDS:
+            raise UserError(f"unknown --model {self.model!r}: choose {' or '.join(MODEL_KINDS)}")
+        other = self.gpt2 if self.model == "char" else self.char
+        if stray := flags_set(other):
+            raise UserError(f"{', '.join(stray)} {'is' if len(stray) == 1 else 'are'} not for --model {self.model} models")
+        if self.model == "gpt2":
+            self.gpt2.validate()
         if self.resume and self.force:
             raise UserError("--resume and --force contradict each other: pick one")
         if self.target_loss is not None and not (self.target_loss > 0 and math.isfinite(self.target_loss)):

@@ -2,13 +2,16 @@
 
 Resolves the model directory (refusing to overwrite without --resume or
 --force), merges a resumed run's saved settings with the new bounds, builds
-the model kind's adapter and hands it to the training core.
+the model kind's adapter, checks the loss before the first step (a
+fine-tuning run must not start from random weights) and hands it to the
+training core.
 """
 
 import datetime as dt
 import shutil
 from dataclasses import replace
 from pathlib import Path
+from typing import Protocol
 
 import torch
 
@@ -18,13 +21,23 @@ from corpora.home import models_dir
 from . import checkpoint as ckpt
 from . import device as devices
 from .charlstm import presets
+from .adapter import Adapter
 from .charlstm.adapter import CharLSTMAdapter
-from .config import CharOptions, FinetuneConfig
+from .config import CharOptions, FinetuneConfig, GPT2Options
 from .progress import Reporter
 from .trainer import Plan, Summary, Trainer
 
 FORMAT_VERSION = 1
-KIND_OF_MODEL = {"char": "char-lstm"}
+
+
+class Schedule(Protocol):
+    """The numbers a kind's presets give the plan when the user gives none."""
+
+    lr: float
+    max_steps: int
+    warmup_steps: int
+    eval_every: int
+    sample_every: int
 
 
 def code_version() -> str:
@@ -73,15 +86,25 @@ def make_model_dir(path: Path, force: bool) -> None:
 def merge_resumed(saved: dict, new: FinetuneConfig) -> FinetuneConfig:
     """The saved run's settings, with any bound (and --lr) given again on the command line.
 
-    The architecture and batch shape cannot change under a checkpoint; the
-    learning rate can, which is how a diverged run is rescued.
+    The architecture and batch shape cannot change under a checkpoint: they are
+    pinned to what the run resolved on its first device. The learning rate can
+    change, which is how a diverged run is rescued.
     """
     old = dict(saved["training"])
-    old["char"] = CharOptions(size=saved["size"], **{
-        k: saved["hparams"][k] for k in ("layers", "hidden", "dropout", "seq_len", "batch_size", "lr")
-    })
-    if new.char.lr is not None:
-        old["char"].lr = new.char.lr
+    hp = saved["hparams"]
+    if old["model"] == "char":
+        old["char"] = CharOptions(size=saved["size"], **{
+            k: hp[k] for k in ("layers", "hidden", "dropout", "seq_len", "batch_size", "lr")
+        })
+        old["gpt2"] = GPT2Options()
+    else:
+        pinned = {"block_size": hp["block_size"], "micro_batch": hp["micro_batch"], "lr": hp["lr"],
+                  "batch_tokens": hp["block_size"] * hp["micro_batch"] * hp["grad_accum"]}
+        old["gpt2"] = GPT2Options(**{**old["gpt2"], **pinned, "compile": new.gpt2.compile})
+        old["char"] = CharOptions()
+    for options in (old["char"], old["gpt2"]):
+        if new.char.lr is not None or new.gpt2.lr is not None:
+            options.lr = new.char.lr or new.gpt2.lr
     old["out"] = Path(old["out"]) if old.get("out") else None
     cfg = FinetuneConfig(**old)
     bounds = {
@@ -91,7 +114,7 @@ def merge_resumed(saved: dict, new: FinetuneConfig) -> FinetuneConfig:
                    device=new.device, resume=True, force=False)
 
 
-def make_plan(cfg: FinetuneConfig, hp: presets.CharHParams) -> Plan:
+def make_plan(cfg: FinetuneConfig, hp: Schedule) -> Plan:
     max_steps = cfg.max_steps
     if max_steps is None and cfg.max_time is None:
         max_steps = hp.max_steps
@@ -107,6 +130,17 @@ def make_plan(cfg: FinetuneConfig, hp: presets.CharHParams) -> Plan:
         overfit_patience=cfg.overfit_patience, grad_clip=cfg.grad_clip, weight_decay=cfg.weight_decay,
         min_lr_ratio=cfg.min_lr_ratio, seed=cfg.seed,
     )
+
+
+def make_adapter(config: FinetuneConfig, corpus: Corpus, device: torch.device) -> tuple[Adapter, Schedule]:
+    """The model kind's adapter, and the schedule numbers it brings."""
+    if config.model == "char":
+        size, hp = presets.resolve(config.char, device.type)
+        return CharLSTMAdapter(corpus, size, hp, config.seed, device), hp
+    from .gpt2.adapter import GPT2Adapter
+
+    adapter = GPT2Adapter(corpus, config.gpt2, config.seed, device)
+    return adapter, adapter.hp
 
 
 def finetune(config: FinetuneConfig, reporter: Reporter | None = None) -> Summary:
@@ -125,32 +159,32 @@ def finetune(config: FinetuneConfig, reporter: Reporter | None = None) -> Summar
             )
         config = merge_resumed(saved, config)
     devices.prepare(device)
-    size, hp = presets.resolve(config.char, device.type)
     torch.manual_seed(config.seed)
-    adapter = CharLSTMAdapter(corpus, size, hp, config.seed, device)
+    adapter, hp = make_adapter(config, corpus, device)
     plan = make_plan(config, hp)
+    start_val = None
+    if not config.resume:
+        reporter.message(f"{adapter.headline()}; corpus {corpus.name} ({corpus.chars:,} characters), on {device}, into {path}")
+        start_val = adapter.evaluate("val", plan.eval_units)
+        reporter.message(f"Before training: validation loss {start_val:.3f} nats/{adapter.unit}.")
+        adapter.check_start(start_val)
     make_model_dir(path, config.force)
     header = {
+        **adapter.describe(),
         "format": FORMAT_VERSION,
         "kind": adapter.kind,
         "name": path.name,
-        "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "created": saved["created"] if config.resume else dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "code_version": code_version(),
         "corpus": {"name": corpus.name, "source": corpus.source, "checksum": corpus.checksum,
                    "documents": len(corpus.documents), "characters": corpus.chars},
-        **adapter.describe(),
         "training": config.to_json(),
         "plan": {k: v for k, v in plan.__dict__.items()},
         "device": str(device),
     }
-    if config.resume:
-        header["created"] = saved["created"]
     trainer = Trainer(adapter, path, plan, device, reporter, header)
     if config.resume:
         trainer.resume()
-    else:
-        reporter.message(
-            f"Training a {size} char-LSTM ({hp.layers}x{hp.hidden}, {adapter.model.num_parameters():,} parameters) "
-            f"on {corpus.name} ({corpus.chars:,} characters, vocabulary {len(adapter.vocab)}) on {device}, into {path}"
-        )
-    return trainer.run(resumed=config.resume)
+    summary = trainer.run(start_val)
+    adapter.finish(path)
+    return summary

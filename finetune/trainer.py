@@ -91,6 +91,7 @@ class RunState:
 class Summary:
     path: Path
     unit: str
+    chars_per_unit: float
     steps: int
     elapsed: float
     train_loss: float | None
@@ -159,7 +160,7 @@ class Trainer:
         self.state.history_lines += len(self.history)
         self.state.sample_lines += len(self.samples)
         self.history, self.samples = [], []
-        tensors = {f"model.{k}": v for k, v in self.adapter.model.state_dict().items()}
+        tensors = {f"model.{k}": v for k, v in trainable_state(self.adapter.model).items()}
         opt_tensors, opt_meta = ckpt.flatten_optimizer(self.optimizer.state_dict())
         tensors.update(opt_tensors)
         data_tensors, data_meta = self.adapter.data_state()
@@ -179,7 +180,9 @@ class Trainer:
     def resume(self) -> None:
         tensors, meta = ckpt.load_checkpoint(self.dir)
         model_sd = {k[len("model.") :]: v for k, v in tensors.items() if k.startswith("model.")}
-        self.adapter.model.load_state_dict(model_sd)
+        if set(model_sd) != set(trainable_state(self.adapter.model)):
+            raise UserError(f"the checkpoint in {self.dir / ckpt.LAST} does not fit this model; start over with --force")
+        self.adapter.model.load_state_dict(model_sd, strict=False)
         optimizer_state = ckpt.unflatten_optimizer(tensors, meta["optimizer"])
         for saved, current in zip(optimizer_state["param_groups"], self.optimizer.param_groups, strict=True):
             for key in ("fused", "foreach", "capturable"):  # device-specific: keep this machine's choice
@@ -207,9 +210,11 @@ class Trainer:
         ckpt.write_json(self.dir / ckpt.CONFIG, {**self.header, "result": result})
 
     # ---- evaluation ----------------------------------------------------
-    def _evaluate(self) -> float:
+    def _evaluate(self, val: float | None = None) -> float:
+        """Validation loss now (or the one just measured), keeping the best weights."""
         s = self.state
-        val = self.adapter.evaluate("val", self.plan.eval_units)
+        if val is None:
+            val = self.adapter.evaluate("val", self.plan.eval_units)
         s.last_val = val
         if s.best_val is None or val < s.best_val:
             s.best_val, s.best_step = val, s.step
@@ -285,13 +290,17 @@ class Trainer:
         lr = p.lr_at(s.step, s.elapsed)
         for group in self.optimizer.param_groups:
             group["lr"] = lr
-        with autocast(self.device, self.adapter.cuda_dtype):
-            loss = self.adapter.train_loss()
-        value = float(loss.detach())
-        if not math.isfinite(value):
-            return value
         self.optimizer.zero_grad(set_to_none=True)
-        self.scaler.scale(loss).backward()
+        accum = self.adapter.grad_accum
+        value = 0.0
+        for _ in range(accum):
+            with autocast(self.device, self.adapter.cuda_dtype):
+                loss = self.adapter.train_loss()
+            micro = float(loss.detach())
+            if not math.isfinite(micro):
+                return micro
+            value += micro / accum
+            self.scaler.scale(loss / accum).backward()
         self.scaler.unscale_(self.optimizer)
         norm = torch.nn.utils.clip_grad_norm_(self.adapter.model.parameters(), p.grad_clip)
         if not torch.isfinite(norm) and not self.scaler.is_enabled():
@@ -308,16 +317,16 @@ class Trainer:
         )
         return value
 
-    def run(self, resumed: bool) -> Summary:
+    def run(self, start_val: float | None = None) -> Summary:
+        """Train; `start_val` is the validation loss before the first step, None when resuming."""
         with self._ctrl_c_stops_at_a_step_boundary():
             s, p = self.state, self.plan
-            if resumed:
+            if start_val is None:
                 self.reporter.message(f"Resuming at step {s.step} (best val {s.best_val:.3f} at step {s.best_step}).")
             else:
                 self._write_config()
-                val = self._evaluate()
-                self.history.append({"step": 0, "val_loss": val, "elapsed": 0.0})
-                self.reporter.message(f"Before training: validation loss {val:.3f} nats/{self.adapter.unit}.")
+                self._evaluate(start_val)
+                self.history.append({"step": 0, "val_loss": start_val, "elapsed": 0.0})
             self.reporter.start(p.max_steps if p.max_steps is not None else PROGRESS_TICKS, self._completed())
             try:
                 reason = self._loop(start=time.monotonic() - s.elapsed)
@@ -395,10 +404,20 @@ class Trainer:
         current = s.smoothed if p.target_on == "train" else s.last_val
         met = p.target_loss is not None and current is not None and current <= p.target_loss
         return Summary(
-            path=self.dir, unit=self.adapter.unit, steps=s.step, elapsed=s.elapsed, train_loss=s.smoothed,
+            path=self.dir, unit=self.adapter.unit, chars_per_unit=self.adapter.chars_per_unit, steps=s.step, elapsed=s.elapsed, train_loss=s.smoothed,
             val_loss=s.last_val, best_val=s.best_val, best_step=s.best_step, target_loss=p.target_loss,
             target_on=p.target_on, target_met=met, stop_reason=reason, overfit_warned=s.overfit_warned,
         )
+
+
+def trainable_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """The tensors training changes: all of a char model, the adapter of a LoRA model.
+
+    named_parameters() lists a tied weight once, so GPT-2's shared embedding
+    and output matrix is saved once, as safetensors requires.
+    """
+    names = {n for n, p in model.named_parameters() if p.requires_grad}
+    return {k: v for k, v in model.state_dict().items() if k in names}
 
 
 def describe_summary(summary: Summary) -> list[str]:
@@ -406,7 +425,7 @@ def describe_summary(summary: Summary) -> list[str]:
     u = summary.unit
 
     def fmt(x: float | None) -> str:
-        return "-" if x is None else f"{x:.3f} nats/{u} ({x / math.log(2):.2f} bits/{u})"
+        return "-" if x is None else f"{x:.3f} nats/{u} ({x / math.log(2) / summary.chars_per_unit:.2f} bits/char)"
 
     lines = [
         f"Stopped after {summary.steps} steps in {format_duration(summary.elapsed)}: {STOP_REASONS[summary.stop_reason]}.",

@@ -35,7 +35,7 @@ def pkd_slice(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return folder
 
 
-TINY = ["--size", "tiny", "--eval-every", "20", "--sample-every", "50", "--seed", "7"]
+TINY = ["--model", "char", "--size", "tiny", "--eval-every", "20", "--sample-every", "50", "--seed", "7"]
 
 
 def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
@@ -54,7 +54,7 @@ def trained_model(tmp_path_factory: pytest.TempPathFactory, pkd_slice: Path) -> 
     from finetune.run import finetune
 
     out = tmp_path_factory.mktemp("models") / "tiny-pkd"
-    config = FinetuneConfig(corpus=str(pkd_slice), out=out, max_steps=150, eval_every=50, sample_every=1000,
+    config = FinetuneConfig(corpus=str(pkd_slice), model="char", out=out, max_steps=150, eval_every=50, sample_every=1000,
                             seed=7, char=CharOptions(size="tiny"))
     finetune(config, Reporter())
     return out

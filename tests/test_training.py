@@ -25,7 +25,7 @@ from .conftest import CORPORA, ROOT, TINY, run_cli
 
 def _train(corpus: Path, out: Path, **kwargs) -> object:
     char = kwargs.pop("char", CharOptions(size="tiny"))
-    return finetune(FinetuneConfig(corpus=str(corpus), out=out, seed=7, char=char, **kwargs), Reporter())
+    return finetune(FinetuneConfig(corpus=str(corpus), model="char", out=out, seed=7, char=char, **kwargs), Reporter())
 
 
 def test_target_loss_stops_training_and_writes_a_loadable_model(pkd_slice: Path, tmp_path: Path):

@@ -23,6 +23,8 @@ class CharLSTMAdapter:
     # Under autocast, torch runs cuDNN's LSTM in float16 whatever dtype is asked for,
     # so say so: the core then scales the loss as float16 needs.
     cuda_dtype = torch.float16
+    grad_accum = 1
+    chars_per_unit = 1.0
 
     def __init__(self, corpus: Corpus, size: str, hp: CharHParams, seed: int, device: torch.device):
         text = corpus_text(corpus)
@@ -37,6 +39,17 @@ class CharLSTMAdapter:
         self.epoch = 0
         self.index = 0
         self.state: State | None = None
+
+    def headline(self) -> str:
+        hp = self.hp
+        return (f"Training a {self.size} char-LSTM ({hp.layers}x{hp.hidden}, {self.model.num_parameters():,} parameters) "
+                f"on {self.data.split['train'][1]:,} characters, vocabulary {len(self.vocab)}")
+
+    def check_start(self, val_loss: float) -> None:
+        """A char-LSTM always starts from random weights: any first loss is right."""
+
+    def finish(self, directory: Path) -> None:
+        """model.safetensors is all a char model needs."""
 
     def train_loss(self) -> torch.Tensor:
         if self.index >= self.data.steps_per_epoch:

@@ -1,0 +1,186 @@
+"""GPT-2 as a model kind of the training core: full fine-tuning, LoRA, or from scratch.
+
+The model directory it writes is a Hugging Face one: `save_pretrained`
+weights (or a peft adapter), tokenizer files, and config.json holding the
+GPT-2 configuration beside ghostwriter's own keys, so
+`AutoModelForCausalLM.from_pretrained(dir)` loads it as it is.
+"""
+
+import math
+import os
+import shutil
+from dataclasses import asdict
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from corpora import Corpus, UserError
+
+from ..config import GPT2Options
+from ..device import autocast
+from . import base as bases
+from .data import TokenData, tokenizer_fingerprint
+from .generate import generate_ids
+from .hparams import GPT2HParams, resolve
+
+# A fine-tuning run whose first validation loss is this close to ln(vocabulary)
+# starts from weights that predict nothing: it is training from scratch unawares.
+UNTRAINED_SHARE = 0.85
+MERGED = "merged"
+WEIGHT_FILES = ("model.safetensors", "generation_config.json", "adapter_model.safetensors", "adapter_config.json")
+
+
+class GPT2Adapter:
+    kind = "gpt2"
+    unit = "token"
+    cuda_dtype = torch.bfloat16
+
+    def __init__(self, corpus: Corpus, options: GPT2Options, seed: int, device: torch.device):
+        self.options = options
+        self.seed = seed
+        self.device = device
+        self.tokenizer = bases.load_tokenizer(options.base)
+        dropout = {} if options.dropout is None else {k: options.dropout for k in ("resid_pdrop", "embd_pdrop", "attn_pdrop")}
+        if options.from_scratch:
+            shape = {k: v for k in ("n_layer", "n_embd", "n_head") if (v := getattr(options, k)) is not None}
+            model = bases.new_model(bases.load_config(options.base, {**shape, **dropout}))
+        else:
+            model = bases.load_pretrained(options.base, dropout)
+        if len(self.tokenizer) > model.config.vocab_size:
+            raise UserError(f"base {options.base!r}: its tokenizer has {len(self.tokenizer)} tokens, its model only "
+                            f"{model.config.vocab_size}")
+        self.hp: GPT2HParams = resolve(options, model.config.n_positions, device.type)
+        self.data = TokenData(corpus, self.tokenizer, self.hp.block_size, self.hp.micro_batch, self.hp.split)
+        self.hf_config = model.config.to_dict()
+        if self.hp.grad_checkpointing:
+            model.gradient_checkpointing_enable()
+        if options.lora:
+            from peft import LoraConfig, get_peft_model
+
+            targets = [t.strip() for t in options.lora_targets.split(",") if t.strip()]
+            lora = LoraConfig(r=options.lora_r, lora_alpha=options.lora_alpha, lora_dropout=options.lora_dropout,
+                              target_modules=targets, fan_in_fan_out=True, task_type="CAUSAL_LM")
+            try:
+                model = get_peft_model(model, lora)
+            except ValueError as e:
+                raise UserError(f"--lora-targets {options.lora_targets!r}: {str(e).splitlines()[0]}") from None
+        self.model = model.to(device)
+        self.model.train()
+        self._loss = torch.compile(self._block_loss) if self.hp.compile else self._block_loss
+        self.grad_accum = self.hp.grad_accum
+        self.units_per_step = self.data.micro_batch * self.hp.block_size * self.hp.grad_accum
+        self.chars_per_unit = self.data.chars_per_token
+        self.epoch = 0
+        self.index = 0
+
+    def _block_loss(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        logits = self.model(input_ids=x).logits
+        return F.cross_entropy(logits.float().flatten(0, 1), y.flatten())
+
+    def headline(self) -> str:
+        c = self.hf_config
+        shape = f"{c['n_layer']} layers x {c['n_embd']} wide, {self.num_parameters():,} parameters"
+        if self.options.from_scratch:
+            what = f"a NEW GPT-2 FROM SCRATCH (random weights, --from-scratch; {shape})"
+        elif self.options.lora:
+            trainable = sum(p.numel() for p in self.model.parameters() if p.requires_grad)
+            what = f"a LoRA adapter (r={self.options.lora_r}, {trainable:,} trainable) on base {self.options.base!r} ({shape})"
+        else:
+            what = f"all weights of base {self.options.base!r} ({shape})"
+        d = self.data
+        return (f"Training {what} on {d.split['train_tokens']:,} tokens in blocks of {self.hp.block_size}, "
+                f"{self.units_per_step:,} tokens per step ({d.micro_batch} x {self.hp.grad_accum} accumulated)")
+
+    def num_parameters(self) -> int:
+        return sum(p.numel() for p in {id(p): p for p in self.model.parameters()}.values())
+
+    def check_start(self, val_loss: float) -> None:
+        """Refuse to 'fine-tune' weights that predict no better than chance."""
+        chance = math.log(self.hf_config["vocab_size"])
+        if not self.options.from_scratch and val_loss >= UNTRAINED_SHARE * chance:
+            raise UserError(
+                f"base {self.options.base!r} starts at validation loss {val_loss:.2f} nats/token, what untrained weights "
+                f"score (ln {self.hf_config['vocab_size']} = {chance:.2f}): refusing to fine-tune it. "
+                "Check --base; to train from random weights on purpose, pass --from-scratch"
+            )
+
+    def train_loss(self) -> torch.Tensor:
+        if self.index >= self.data.steps_per_epoch(self.data.epoch_order(self.seed, self.epoch)[0]):
+            self.epoch, self.index = self.epoch + 1, 0
+        x, y = self.data.batch(self.seed, self.epoch, self.index)
+        self.index += 1
+        return self._loss(x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True))
+
+    @torch.no_grad()
+    def evaluate(self, split: str, max_units: int) -> float:
+        was_training = self.model.training
+        self.model.eval()
+        total, count = 0.0, 0
+        with autocast(self.device, self.cuda_dtype):
+            for x, y in self.data.eval_blocks(split, max_units):
+                logits = self.model(input_ids=x.to(self.device)).logits
+                total += float(F.cross_entropy(logits.float().flatten(0, 1), y.to(self.device).flatten(), reduction="sum"))
+                count += y.numel()
+        self.model.train(was_training)
+        return total / count
+
+    def sample(self, n_units: int, seed: int) -> str:
+        was_training = self.model.training
+        self.model.eval()
+        generator = torch.Generator().manual_seed(seed)
+        ids = generate_ids(self.model, [self.tokenizer.eos_token_id], generator, self.hf_config["n_positions"], 0.8)
+        with autocast(self.device, self.cuda_dtype):
+            tokens = [next(ids) for _ in range(n_units)]
+        self.model.train(was_training)
+        return self.tokenizer.decode(tokens)
+
+    def data_state(self) -> tuple[dict[str, torch.Tensor], dict]:
+        return {}, {"epoch": self.epoch, "index": self.index}
+
+    def load_data_state(self, tensors: dict[str, torch.Tensor], meta: dict) -> None:
+        self.epoch, self.index = meta["epoch"], meta["index"]
+
+    def describe(self) -> dict:
+        o = self.options
+        return {
+            **self.hf_config,
+            "architectures": ["GPT2LMHeadModel"],
+            "use_cache": True,
+            "size": f"{self.hf_config['n_layer']}x{self.hf_config['n_embd']}",
+            "parameters": self.num_parameters(),
+            "base": o.base,
+            "init": "scratch" if o.from_scratch else "pretrained",
+            "lora": {"r": o.lora_r, "alpha": o.lora_alpha, "dropout": o.lora_dropout, "targets": o.lora_targets,
+                     "merged": o.merge} if o.lora else None,
+            "tokenizer": tokenizer_fingerprint(self.tokenizer),
+            "split": self.data.split,
+            "hparams": asdict(self.hp),
+        }
+
+    def save_weights(self, directory: Path) -> None:
+        """save_pretrained into a scratch folder, then rename its files into place (config.json stays ours)."""
+        scratch = directory / f".save-{os.getpid()}"
+        shutil.rmtree(scratch, ignore_errors=True)
+        with bases.quiet_transformers():
+            self.model.save_pretrained(scratch)
+            if not (directory / "tokenizer.json").exists():
+                self.tokenizer.save_pretrained(directory)
+        for name in WEIGHT_FILES:
+            if (scratch / name).exists():
+                os.replace(scratch / name, directory / name)
+        shutil.rmtree(scratch)
+
+    def finish(self, directory: Path) -> None:
+        """With --merge: the best adapter folded into its base, saved in merged/ as a plain GPT-2."""
+        if not (self.options.lora and self.options.merge and (directory / "adapter_model.safetensors").exists()):
+            return
+        from peft import set_peft_model_state_dict
+        from safetensors.torch import load_file
+
+        set_peft_model_state_dict(self.model, load_file(str(directory / "adapter_model.safetensors")))
+        merged = self.model.merge_and_unload()
+        target = directory / MERGED
+        with bases.quiet_transformers():
+            merged.save_pretrained(target)
+            self.tokenizer.save_pretrained(target)

@@ -1,0 +1,100 @@
+"""Getting GPT-2 weights and its tokenizer, and never silently getting random ones.
+
+A base is a Hugging Face hub name (`gpt2`, `gpt2-medium`) or a directory saved
+with `save_pretrained`. Loading goes through transformers, so the usual cache
+(`HF_HOME`, `HF_HUB_CACHE`) and offline switches (`HF_HUB_OFFLINE=1`) apply.
+When the base cannot be had, the error says how to provide it; there is no
+fallback to random weights: that takes an explicit `--from-scratch`.
+"""
+
+import contextlib
+from collections.abc import Iterator
+from pathlib import Path
+
+from corpora import UserError
+
+DEFAULT_BASE = "gpt2"
+
+
+@contextlib.contextmanager
+def quiet_transformers() -> Iterator[None]:
+    """transformers' own progress bars and advice would interleave with ours."""
+    from transformers.utils import logging
+
+    level = logging.get_verbosity()
+    logging.set_verbosity_error()
+    logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        logging.set_verbosity(level)
+        logging.enable_progress_bar()
+
+
+def base_location(base: str) -> str:
+    """A local directory as an absolute path, or a hub name as given."""
+    path = Path(base).expanduser()
+    if path.is_dir():
+        return str(path.resolve())
+    if path.exists() or base.startswith((".", "/", "~")) or base.count("/") > 1:
+        raise UserError(f"base {base!r} is not a directory saved with save_pretrained")
+    return base
+
+
+def _cannot_load(base: str, what: str, error: Exception) -> UserError:
+    from huggingface_hub.constants import HF_HUB_CACHE
+
+    reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    return UserError(
+        f"cannot load the {what} of base model {base!r} ({reason[:160]}). With internet it downloads once into the "
+        f"Hugging Face cache ({HF_HUB_CACHE}); offline, pass --base PATH to a directory saved with save_pretrained"
+    )
+
+
+def load_tokenizer(base: str):  # -> PreTrainedTokenizerFast
+    from transformers import AutoTokenizer
+
+    location = base_location(base)
+    try:
+        with quiet_transformers():
+            tokenizer = AutoTokenizer.from_pretrained(location, use_fast=True)
+    except (OSError, ValueError) as e:
+        raise _cannot_load(base, "tokenizer", e) from None
+    if not tokenizer.is_fast:
+        raise UserError(f"base {base!r} has no fast tokenizer (tokenizer.json or vocab.json + merges.txt)")
+    return tokenizer
+
+
+def load_config(base: str, overrides: dict):  # -> GPT2Config
+    from transformers import AutoConfig
+
+    location = base_location(base)
+    try:
+        with quiet_transformers():
+            config = AutoConfig.from_pretrained(location, **overrides)
+    except (OSError, ValueError) as e:
+        raise _cannot_load(base, "configuration", e) from None
+    if config.model_type != "gpt2":
+        raise UserError(f"base {base!r} is a {config.model_type} model; ghostwriter retrains GPT-2 models")
+    return config
+
+
+def load_pretrained(base: str, overrides: dict):  # -> GPT2LMHeadModel
+    """The base's trained weights; a one-line error, never random weights, when they cannot be had."""
+    from transformers import AutoModelForCausalLM
+
+    config = load_config(base, overrides)
+    location = base_location(base)
+    try:
+        with quiet_transformers():
+            return AutoModelForCausalLM.from_pretrained(location, config=config, attn_implementation="sdpa")
+    except (OSError, ValueError) as e:
+        raise _cannot_load(base, "weights", e) from None
+
+
+def new_model(config):  # -> GPT2LMHeadModel
+    """Random initialisation, for --from-scratch only."""
+    from transformers import AutoModelForCausalLM
+
+    with quiet_transformers():
+        return AutoModelForCausalLM.from_config(config, attn_implementation="sdpa")

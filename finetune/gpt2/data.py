@@ -1,0 +1,128 @@
+"""A corpus as GPT-2 tokens: tokenized once, cached, split, and packed into blocks.
+
+Documents are joined with `<|endoftext|>` before each one, so the model learns
+what the start of a text looks like and an unconditional sample starts from
+that token. The token array is cached (uint16, keyed by the corpus checksum and
+the tokenizer) so a second run starts at once.
+"""
+
+import hashlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from corpora import Corpus, UserError
+from corpora.home import corpora_cache_dir
+
+SPLITS = ("contiguous", "document")
+VAL_SHARE = 0.10
+
+
+def tokenizer_fingerprint(tokenizer) -> str:
+    return hashlib.sha256(tokenizer.backend_tokenizer.to_str().encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class Tokens:
+    ids: np.ndarray  # uint16, every document preceded by <|endoftext|>
+    starts: np.ndarray  # int64 offset of each document's <|endoftext|>
+
+
+def tokenize(corpus: Corpus, tokenizer) -> Tokens:
+    """The corpus's tokens, from the cache when this corpus met this tokenizer before."""
+    if len(tokenizer) > 2**16:
+        raise UserError(f"the tokenizer has {len(tokenizer):,} tokens; the token cache holds at most 65,536")
+    cache = corpora_cache_dir() / "tokens" / f"{corpus.checksum[:20]}-{tokenizer_fingerprint(tokenizer)[:20]}.npz"
+    if cache.is_file():
+        with np.load(cache) as saved:
+            return Tokens(saved["ids"], saved["starts"])
+    eos = tokenizer.eos_token_id
+    encoded = tokenizer([d.text for d in corpus.documents], add_special_tokens=False)["input_ids"]
+    lengths = np.array([len(ids) + 1 for ids in encoded], dtype=np.int64)
+    starts = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)
+    ids = np.fromiter((t for doc in encoded for t in (eos, *doc)), dtype=np.uint16, count=int(lengths.sum()))
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    tmp = cache.with_name(f".{cache.name}.{os.getpid()}.tmp")
+    with tmp.open("wb") as f:
+        np.savez(f, ids=ids, starts=starts)
+    os.replace(tmp, cache)
+    return Tokens(ids, starts)
+
+
+def split_tokens(tokens: Tokens, how: str, names: list[str]) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """Train and validation tokens, 90/10: the last tenth of the stream, or every tenth document."""
+    if how == "contiguous":
+        cut = int(len(tokens.ids) * (1 - VAL_SHARE))
+        return tokens.ids[:cut], tokens.ids[cut:], []
+    n = len(names)
+    if n < 2:
+        raise UserError("--split document needs a corpus of at least two documents; use --split contiguous")
+    k = max(1, round(n * VAL_SHARE))
+    val_docs = sorted({(j + 1) * n // k - 1 for j in range(k)})
+    ends = [*tokens.starts[1:].tolist(), len(tokens.ids)]
+    pieces = {i: tokens.ids[tokens.starts[i] : ends[i]] for i in range(n)}
+    train = np.concatenate([pieces[i] for i in range(n) if i not in val_docs])
+    val = np.concatenate([pieces[i] for i in val_docs])
+    return train, val, [names[i] for i in val_docs]
+
+
+class TokenData:
+    """Packed blocks of `block_size` tokens for training, in a seeded order per epoch."""
+
+    def __init__(self, corpus: Corpus, tokenizer, block_size: int, micro_batch: int, split: str):
+        tokens = tokenize(corpus, tokenizer)
+        train, val, val_docs = split_tokens(tokens, split, [d.name for d in corpus.documents])
+        if len(train) < block_size + 2:
+            raise UserError(
+                f"corpus too short for --block-size {block_size}: {len(train):,} training tokens; lower --block-size or add text"
+            )
+        if len(val) < 2:
+            raise UserError("the validation split is empty: the corpus is too short; add text")
+        self.block_size = block_size
+        self.train = torch.from_numpy(train.astype(np.int64))
+        self.val = torch.from_numpy(val.astype(np.int64))
+        self.micro_batch = min(micro_batch, (len(train) - block_size) // block_size)
+        val_chars = len(tokenizer.decode(val.tolist(), skip_special_tokens=True))
+        self.chars_per_token = val_chars / len(val)
+        self.split = {"how": split, "train_tokens": len(train), "val_tokens": len(val),
+                      "val_documents": val_docs, "chars_per_token": round(self.chars_per_token, 4)}
+
+    def steps_per_epoch(self, epoch_offset: int) -> int:
+        return ((len(self.train) - 1 - epoch_offset) // self.block_size) // self.micro_batch
+
+    def epoch_order(self, seed: int, epoch: int) -> tuple[int, torch.Tensor]:
+        """A shift of the block grid (none in the first epoch) and a block order, both from the seed."""
+        g = torch.Generator().manual_seed((seed * 1_000_003 + epoch) % 2**63)
+        offset = 0 if epoch == 0 else int(torch.randint(0, self.block_size, (1,), generator=g))
+        blocks = (len(self.train) - 1 - offset) // self.block_size
+        return offset, torch.randperm(blocks, generator=g)
+
+    def batch(self, seed: int, epoch: int, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        offset, order = self.epoch_order(seed, epoch)
+        T = self.block_size
+        starts = offset + order[index * self.micro_batch : (index + 1) * self.micro_batch] * T
+        window = torch.arange(T + 1)
+        rows = self.train[starts[:, None] + window]
+        return rows[:, :-1], rows[:, 1:]
+
+    def eval_blocks(self, split: str, max_tokens: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """The split (up to max_tokens) as batches of whole blocks, the last one possibly shorter."""
+        ids = (self.train if split == "train" else self.val)[: max_tokens + 1]
+        T = self.block_size
+        full = (len(ids) - 1) // T
+        batches = []
+        for i in range(0, full, self.micro_batch):
+            n = min(self.micro_batch, full - i)
+            rows = torch.stack([ids[(i + j) * T : (i + j + 1) * T + 1] for j in range(n)])
+            batches.append((rows[:, :-1], rows[:, 1:]))
+        rest = ids[full * T :]
+        if len(rest) > 1:
+            batches.append((rest[None, :-1], rest[None, 1:]))
+        return batches
+
+
+def token_cache_dir() -> Path:
+    return corpora_cache_dir() / "tokens"

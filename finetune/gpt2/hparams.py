@@ -1,0 +1,56 @@
+"""GPT-2 training numbers: the user's flags over defaults for the device and the kind of run.
+
+A GPU takes 16 blocks per forward pass and 32k tokens per step; a laptop CPU
+takes 2 and 8k, so a step stays in seconds. Learning rates follow common
+practice: fine-tuning all weights wants a small one, LoRA a larger one, and
+training from scratch the GPT-2 paper's.
+"""
+
+from dataclasses import dataclass
+
+from ..config import GPT2Options
+
+DEFAULT_BLOCK = 1024
+
+
+@dataclass(frozen=True)
+class GPT2HParams:
+    block_size: int
+    micro_batch: int  # blocks per forward pass
+    grad_accum: int  # forward passes per optimizer step
+    lr: float
+    dropout: float | None  # None: the base's own
+    max_steps: int  # used when neither --max-steps nor --max-time is given
+    warmup_steps: int
+    eval_every: int
+    sample_every: int
+    compile: bool
+    grad_checkpointing: bool
+    split: str
+
+
+def resolve(options: GPT2Options, n_positions: int, device_type: str) -> GPT2HParams:
+    cuda = device_type == "cuda"
+    block = min(options.block_size or DEFAULT_BLOCK, n_positions)
+    micro = options.micro_batch or max(1, (16_384 if cuda else 2_048) // block)
+    batch_tokens = options.batch_tokens or (32_768 if cuda else 8_192)
+    if options.from_scratch:
+        lr, warmup = 6e-4, 100
+    elif options.lora:
+        lr, warmup = 5e-4, 20
+    else:
+        lr, warmup = 6e-5, 20
+    return GPT2HParams(
+        block_size=block,
+        micro_batch=micro,
+        grad_accum=max(1, round(batch_tokens / (micro * block))),
+        lr=options.lr or lr,
+        dropout=options.dropout,
+        max_steps=2000,
+        warmup_steps=warmup,
+        eval_every=50,
+        sample_every=100,
+        compile=cuda if options.compile is None else options.compile,
+        grad_checkpointing=options.grad_checkpointing,
+        split=options.split,
+    )
