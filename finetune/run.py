@@ -20,8 +20,8 @@ from corpora.home import models_dir
 
 from . import checkpoint as ckpt
 from . import device as devices
-from .charlstm import presets
 from .adapter import Adapter
+from .charlstm import presets
 from .charlstm.adapter import CharLSTMAdapter
 from .config import CharOptions, FinetuneConfig, GPT2Options
 from .progress import Reporter

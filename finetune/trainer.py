@@ -404,7 +404,8 @@ class Trainer:
         current = s.smoothed if p.target_on == "train" else s.last_val
         met = p.target_loss is not None and current is not None and current <= p.target_loss
         return Summary(
-            path=self.dir, unit=self.adapter.unit, chars_per_unit=self.adapter.chars_per_unit, steps=s.step, elapsed=s.elapsed, train_loss=s.smoothed,
+            path=self.dir, unit=self.adapter.unit, chars_per_unit=self.adapter.chars_per_unit, steps=s.step,
+            elapsed=s.elapsed, train_loss=s.smoothed,
             val_loss=s.last_val, best_val=s.best_val, best_step=s.best_step, target_loss=p.target_loss,
             target_on=p.target_on, target_met=met, stop_reason=reason, overfit_warned=s.overfit_warned,
         )

@@ -35,7 +35,8 @@ def test_asking_for_cuda_without_a_gpu_is_a_user_error():
 def test_a_checkpoint_written_on_a_gpu_resumes_on_the_cpu(pkd_slice: Path, tmp_path: Path):
     """A CUDA run's checkpoint has fused AdamW groups and a CUDA RNG state; the CPU must take it as it is."""
     out = tmp_path / "m"
-    config = FinetuneConfig(corpus=str(pkd_slice), model="char", out=out, max_steps=10, eval_every=5, char=CharOptions(size="tiny"))
+    config = FinetuneConfig(corpus=str(pkd_slice), model="char", out=out, max_steps=10, eval_every=5,
+                            char=CharOptions(size="tiny"))
     finetune(config, Reporter())
     path = out / LAST / CHECKPOINT
     with safe_open(str(path), framework="pt") as f:
