@@ -159,11 +159,12 @@ def finetune(
 # ---- writing -----------------------------------------------------------------
 @app.command()
 def generate(
-    model: Annotated[str, typer.Argument(help="Model name or directory.")],
+    model: Annotated[str, typer.Argument(help="Model name or directory, or a GPT-2 base such as gpt2.")],
     prompt: Annotated[str | None, typer.Option("--prompt", "-p", help="Text to continue.")] = None,
     prompt_file: Annotated[Path | None, typer.Option(help="Read the prompt from a file.")] = None,
     n: Annotated[int, typer.Option("-n", help="Number of samples.")] = 1,
-    length: Annotated[int, typer.Option("--length", "-l", help="Characters to write per sample.")] = 500,
+    length: Annotated[int | None, typer.Option("--length", "-l", help="Characters to write per sample (default 500).")] = None,
+    tokens: Annotated[int | None, typer.Option("--tokens", help="Tokens to write per sample (char models: characters).")] = None,
     temperature: Annotated[float, typer.Option("--temperature", "-t", help="Lower is safer, higher wilder; 0 is greedy.")] = 0.8,
     top_k: Annotated[int | None, typer.Option(help="Sample only from the k likeliest next characters.")] = None,
     top_p: Annotated[float | None, typer.Option(help="Sample from the likeliest characters holding this probability.")] = None,
@@ -183,7 +184,7 @@ def generate(
         if n > 1:
             err.rule(f"sample {i + 1}/{n}")
         sample_seed = None if seed is None else seed + i
-        pieces = text_model.stream(prompt, max_new_chars=length, temperature=temperature, top_k=top_k,
+        pieces = text_model.stream(prompt, max_new_chars=length, max_new_tokens=tokens, temperature=temperature, top_k=top_k,
                                    top_p=top_p, seed=sample_seed, stop=stop)
         sys.stdout.write(prompt)
         try:

@@ -1,11 +1,18 @@
 """The one generation API every front end uses.
 
 `load_model(name_or_path)` returns a `TextModel`; `.stream(...)` yields text as
-it is produced and `.generate(...)` returns it whole. Stop strings, seeding
-and the parameters are handled here once; a model kind only supplies
-`_pieces`, an endless stream of decoded text.
+it is produced and `.generate(...)` returns it whole. Stop strings, length
+limits, seeding and the parameters are handled here once; a model kind only
+supplies `_pieces`, the decoded text of each new token (a character for the
+char-LSTM, a BPE token for GPT-2).
+
+Names resolve to a trained model in the data directory first, then to a
+directory, then (for GPT-2) to a Hugging Face hub name such as `gpt2`, so a
+fine-tuned model can be compared with the base it came from.
 """
 
+import itertools
+import math
 import os
 import warnings
 from abc import ABC, abstractmethod
@@ -24,9 +31,13 @@ class PromptWarning(UserWarning):
     """A prompt had characters the model's vocabulary lacks."""
 
 
+DEFAULT_CHARS = 500
+
+
 @dataclass(frozen=True)
 class Params:
-    max_new_chars: int = 500
+    max_new_chars: int | None = DEFAULT_CHARS
+    max_new_tokens: int | None = None
     temperature: float = 1.0
     top_k: int | None = None
     top_p: float | None = None
@@ -34,8 +45,9 @@ class Params:
     stop: tuple[str, ...] = ()
 
     def check(self) -> None:
-        if self.max_new_chars < 0:
-            raise UserError(f"length must be zero or more, got {self.max_new_chars}")
+        for what, value in (("length", self.max_new_chars), ("tokens", self.max_new_tokens)):
+            if value is not None and value < 0:
+                raise UserError(f"{what} must be zero or more, got {value}")
         if self.temperature < 0:
             raise UserError(f"temperature must be zero or more, got {self.temperature}")
         if self.top_k is not None and self.top_k < 1:
@@ -58,13 +70,18 @@ class TextModel(ABC):
 
     @abstractmethod
     def _pieces(self, prompt: str, params: Params, generator: torch.Generator) -> Iterator[str]:
-        """Decoded text after the prompt (or unconditional when it is empty), endlessly."""
+        """The text of each token after the prompt (unconditional when it is empty), one piece per token.
+
+        A piece may be empty (a token holding part of a character); the stream
+        ends only where the model ends a document.
+        """
 
     def stream(
         self,
         prompt: str = "",
         *,
-        max_new_chars: int = 500,
+        max_new_chars: int | None = None,
+        max_new_tokens: int | None = None,
         temperature: float = 1.0,
         top_k: int | None = None,
         top_p: float | None = None,
@@ -73,29 +90,34 @@ class TextModel(ABC):
     ) -> Iterator[str]:
         """The continuation piece by piece; it ends before the first stop string.
 
-        Parameters are checked here, when called, not at the first piece, so
-        a front end can report a bad value before it prints anything.
+        The length is in characters, tokens, or both (whichever comes first);
+        with neither, 500 characters. Parameters are checked here, when
+        called, not at the first piece, so a front end can report a bad value
+        before it prints anything.
         """
         stops = tuple(s for s in ((stop,) if isinstance(stop, str) else (stop or ())) if s)
-        params = Params(max_new_chars, temperature, top_k, top_p, seed, stops)
+        if max_new_chars is None and max_new_tokens is None:
+            max_new_chars = DEFAULT_CHARS
+        params = Params(max_new_chars, max_new_tokens, temperature, top_k, top_p, seed, stops)
         params.check()
         self.last_seed = seed if seed is not None else int.from_bytes(os.urandom(4), "little")
         generator = torch.Generator().manual_seed(self.last_seed)
-        return _until_stop(self._pieces(prompt, params, generator), params.max_new_chars, stops)
+        pieces = itertools.islice(self._pieces(prompt, params, generator), params.max_new_tokens)
+        return _until_stop(pieces, params.max_new_chars, stops)
 
     def generate(self, prompt: str = "", **kwargs) -> str:
         return "".join(self.stream(prompt, **kwargs))
 
 
-def _until_stop(pieces: Iterator[str], limit: int, stops: tuple[str, ...]) -> Iterator[str]:
-    """Cut a text stream at `limit` characters or before a stop string.
+def _until_stop(pieces: Iterator[str], limit: int | None, stops: tuple[str, ...]) -> Iterator[str]:
+    """Cut a text stream at `limit` characters (None: no limit) or before a stop string.
 
     Text that could be the start of a stop string is held back until it is
     known not to be, so the output never contains a stop string, not even
     across pieces.
     """
     held = ""
-    emitted = 0
+    room = limit if limit is not None else math.inf  # characters still allowed
     hold = max((len(s) for s in stops), default=1) - 1
     for piece in pieces:
         held += piece
@@ -103,28 +125,25 @@ def _until_stop(pieces: Iterator[str], limit: int, stops: tuple[str, ...]) -> It
         if cut >= 0:
             held = held[:cut]
             break
-        if emitted + len(held) >= limit:
+        if len(held) >= room:
             break
         safe = held[: len(held) - hold] if hold else held
         if safe:
             yield safe
-            emitted += len(safe)
+            room -= len(safe)
             held = held[len(safe) :]
-    tail = held[: max(0, limit - emitted)]
+    tail = held if room == math.inf else held[: int(room)]
     if tail:
         yield tail
 
 
-def resolve_model_dir(name_or_path: str | Path) -> Path:
+def resolve_model_dir(name_or_path: str | Path) -> Path | None:
+    """A ghostwriter model directory by path or by name in the data directory, or None."""
     path = Path(name_or_path).expanduser()
-    if (path / ckpt.CONFIG).is_file():
+    if (path / ckpt.CONFIG).is_file() and "kind" in ckpt.read_json(path / ckpt.CONFIG):
         return path
     named = models_dir() / str(name_or_path)
-    if (named / ckpt.CONFIG).is_file():
-        return named
-    known = list_model_names()
-    hint = f"trained models: {', '.join(known)}" if known else "no models trained yet (see `assistant finetune`)"
-    raise UserError(f"no model {str(name_or_path)!r}: {hint}")
+    return named if (named / ckpt.CONFIG).is_file() else None
 
 
 def list_model_names() -> list[str]:
@@ -133,18 +152,28 @@ def list_model_names() -> list[str]:
 
 
 def load_model(name_or_path: str | Path, device: str = "auto") -> TextModel:
-    """A trained model by name (in the data directory) or by path, ready to write."""
+    """A trained model by name (in the data directory) or path, or a GPT-2 base, ready to write."""
     from finetune.device import pick_device
 
     from .charmodel import CharModel
+    from .gpt2model import GPT2Model
 
-    kinds: dict[str, type[TextModel]] = {CharModel.kind: CharModel}
+    kinds: dict[str, type[TextModel]] = {CharModel.kind: CharModel, GPT2Model.kind: GPT2Model}
+    torch_device = pick_device(device)
     path = resolve_model_dir(name_or_path)
+    if path is None:
+        return GPT2Model.base(str(name_or_path), torch_device, _no_model_hint(str(name_or_path)))
     config = ckpt.read_json(path / ckpt.CONFIG)
     kind = config.get("kind")
     if kind not in kinds:
         raise UserError(f"{path}: unknown model kind {kind!r}; this version loads {', '.join(kinds)}")
-    return kinds[kind](path, config, pick_device(device))
+    return kinds[kind](path, config, torch_device)
+
+
+def _no_model_hint(name: str) -> str:
+    known = list_model_names()
+    hint = f"trained models: {', '.join(known)}" if known else "no models trained yet (see `assistant finetune`)"
+    return f"no model {name!r}: {hint}"
 
 
 def warn_dropped(dropped: list[str]) -> None:

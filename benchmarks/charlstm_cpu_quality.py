@@ -25,7 +25,7 @@ def train_ours(args: argparse.Namespace, home: Path) -> float:
     from finetune.progress import Reporter
     from finetune.run import finetune
 
-    config = FinetuneConfig(corpus=args.corpus, out=home / "ours", max_time=args.seconds, device=args.device,
+    config = FinetuneConfig(corpus=args.corpus, model="char", out=home / "ours", max_time=args.seconds, device=args.device,
                             seed=args.seed, char=CharOptions(size=args.size))
     summary = finetune(config, Reporter(Console(stderr=True, quiet=args.quiet)))
     print(f"ours: {summary.steps} steps, val {summary.val_loss:.4f} (best {summary.best_val:.4f}) nats/char")

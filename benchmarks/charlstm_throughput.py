@@ -32,7 +32,7 @@ def ours(args: argparse.Namespace, home: Path) -> float:
     total = args.warmup + args.steps
     char = CharOptions(size="tiny", layers=args.layers, hidden=args.hidden, dropout=0.0, seq_len=args.seq,
                        batch_size=args.batch, lr=1e-3)
-    config = FinetuneConfig(corpus="shakespeare", out=home / "ours", max_steps=total, device=args.device,
+    config = FinetuneConfig(corpus="shakespeare", model="char", out=home / "ours", max_steps=total, device=args.device,
                             eval_every=10**9, sample_every=10**9, checkpoint_every=10**9, warmup_steps=1, char=char)
     finetune(config, Reporter(Console(stderr=True, quiet=True)))
     history = {r["step"]: r for r in read_jsonl(home / "ours" / "history.jsonl")}

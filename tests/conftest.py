@@ -8,6 +8,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,11 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = ROOT.parent / "shared"
 CORPORA = SHARED / "corpora"
+GPT2_TOKENIZER = SHARED / "models" / "gpt2-tokenizer"
+
+# Never download: the Hugging Face hub is offline and its cache empty, in this process and in every CLI subprocess.
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["HF_HOME"] = tempfile.mkdtemp(prefix="hf-home-")
 
 
 @pytest.fixture(autouse=True)
@@ -58,3 +64,29 @@ def trained_model(tmp_path_factory: pytest.TempPathFactory, pkd_slice: Path) -> 
                             seed=7, char=CharOptions(size="tiny"))
     finetune(config, Reporter())
     return out
+
+
+# A GPT-2 small enough to train in seconds on two CPU cores: blocks of 32 tokens, 4 per pass, 2 passes per step.
+GPT2_TINY = ["--block-size", "32", "--micro-batch", "4", "--batch-tokens", "256", "--eval-every", "10",
+             "--sample-every", "1000", "--seed", "7"]
+
+
+@pytest.fixture(scope="session")
+def gpt2_base(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A stand-in for the hub's `gpt2`: the real tokenizer, 2 layers x 64, trained from scratch for a few
+    seconds on Shakespeare so that it predicts English better than chance. Its directory is a
+    save_pretrained one, so it is passed to finetune with --base exactly as a user's local base would be."""
+    from finetune.config import FinetuneConfig, GPT2Options
+    from finetune.progress import Reporter
+    from finetune.run import finetune
+
+    root = tmp_path_factory.mktemp("gpt2-base")
+    text = (CORPORA / "tinyshakespeare" / "input.txt").read_text()[:60_000]
+    (root / "shakespeare.txt").write_text(text)
+    options = GPT2Options(base=str(GPT2_TOKENIZER), from_scratch=True, n_layer=2, n_embd=64, n_head=2,
+                          block_size=64, micro_batch=8, batch_tokens=512, lr=5e-3)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("ASSISTANT_HOME", str(root / "home"))
+        finetune(FinetuneConfig(corpus=str(root / "shakespeare.txt"), out=root / "base", max_steps=40, eval_every=20,
+                                sample_every=1000, seed=3, gpt2=options), Reporter())
+    return root / "base"

@@ -9,6 +9,7 @@ GPT-2 configuration beside ghostwriter's own keys, so
 import math
 import os
 import shutil
+import warnings
 from dataclasses import asdict
 from pathlib import Path
 
@@ -62,7 +63,9 @@ class GPT2Adapter:
             lora = LoraConfig(r=options.lora_r, lora_alpha=options.lora_alpha, lora_dropout=options.lora_dropout,
                               target_modules=targets, fan_in_fan_out=True, task_type="CAUSAL_LM")
             try:
-                model = get_peft_model(model, lora)
+                with warnings.catch_warnings():  # peft asks transformers a question transformers calls deprecated
+                    warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing", category=FutureWarning)
+                    model = get_peft_model(model, lora)
             except ValueError as e:
                 raise UserError(f"--lora-targets {options.lora_targets!r}: {str(e).splitlines()[0]}") from None
         self.model = model.to(device)

@@ -41,14 +41,18 @@ def base_location(base: str) -> str:
     return base
 
 
-def _cannot_load(base: str, what: str, error: Exception) -> UserError:
-    from huggingface_hub.constants import HF_HUB_CACHE
+class BaseUnavailable(UserError):
+    """A base model that cannot be had; `reason` is what transformers said, in one line."""
 
-    reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-    return UserError(
-        f"cannot load the {what} of base model {base!r} ({reason[:160]}). With internet it downloads once into the "
-        f"Hugging Face cache ({HF_HUB_CACHE}); offline, pass --base PATH to a directory saved with save_pretrained"
-    )
+    def __init__(self, base: str, what: str, error: Exception):
+        from huggingface_hub.constants import HF_HUB_CACHE
+
+        text = str(error).strip()
+        self.reason = (text.splitlines()[0] if text else type(error).__name__)[:200]
+        super().__init__(
+            f"cannot load the {what} of base model {base!r} ({self.reason}). With internet it downloads once into the "
+            f"Hugging Face cache ({HF_HUB_CACHE}); offline, pass --base PATH to a directory saved with save_pretrained"
+        )
 
 
 def load_tokenizer(base: str):  # -> PreTrainedTokenizerFast
@@ -59,7 +63,7 @@ def load_tokenizer(base: str):  # -> PreTrainedTokenizerFast
         with quiet_transformers():
             tokenizer = AutoTokenizer.from_pretrained(location, use_fast=True)
     except (OSError, ValueError) as e:
-        raise _cannot_load(base, "tokenizer", e) from None
+        raise BaseUnavailable(base, "tokenizer", e) from None
     if not tokenizer.is_fast:
         raise UserError(f"base {base!r} has no fast tokenizer (tokenizer.json or vocab.json + merges.txt)")
     return tokenizer
@@ -73,7 +77,7 @@ def load_config(base: str, overrides: dict):  # -> GPT2Config
         with quiet_transformers():
             config = AutoConfig.from_pretrained(location, **overrides)
     except (OSError, ValueError) as e:
-        raise _cannot_load(base, "configuration", e) from None
+        raise BaseUnavailable(base, "configuration", e) from None
     if config.model_type != "gpt2":
         raise UserError(f"base {base!r} is a {config.model_type} model; ghostwriter retrains GPT-2 models")
     return config
@@ -89,7 +93,7 @@ def load_pretrained(base: str, overrides: dict):  # -> GPT2LMHeadModel
         with quiet_transformers():
             return AutoModelForCausalLM.from_pretrained(location, config=config, attn_implementation="sdpa")
     except (OSError, ValueError) as e:
-        raise _cannot_load(base, "weights", e) from None
+        raise BaseUnavailable(base, "weights", e) from None
 
 
 def new_model(config):  # -> GPT2LMHeadModel

@@ -4,12 +4,17 @@ Shared by the samples shown during training and by `assistant generate`, so
 both draw the same way (finetune.sampling picks each token).
 """
 
+import inspect
 from collections.abc import Iterator
 
 import torch
 from torch import nn
+from transformers import GPT2LMHeadModel
 
 from ..sampling import sample_next
+
+# transformers 5.2x renamed `past_key_values` (argument and output) to `cache`; support both spellings
+CACHE = "cache" if "cache" in inspect.signature(GPT2LMHeadModel.forward).parameters else "past_key_values"
 
 
 @torch.no_grad()
@@ -32,8 +37,8 @@ def generate_ids(
     feed = context[-(n_ctx - 1) :]
     past, cached = None, 0
     while True:
-        out = model(input_ids=torch.tensor([feed], device=device), past_key_values=past, use_cache=True)
-        past, cached = out.past_key_values, cached + len(feed)
+        out = model(input_ids=torch.tensor([feed], device=device), use_cache=True, **{CACHE: past})
+        past, cached = getattr(out, CACHE), cached + len(feed)
         next_id = sample_next(out.logits[0, -1], generator, temperature, top_k, top_p)
         yield next_id
         context.append(next_id)

@@ -1,0 +1,196 @@
+"""GPT-2 retraining end to end with a tiny GPT-2 and the real tokenizer, on the CPU, offline.
+
+The base is the `gpt2_base` fixture: a save_pretrained directory passed with
+--base, which is the code path a user with a local base takes; the hub name
+`gpt2` goes through the same loader.
+"""
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors import safe_open
+
+from assistant import load_model
+from corpora import UserError
+from finetune.checkpoint import read_jsonl
+from finetune.config import FinetuneConfig, GPT2Options
+from finetune.progress import Reporter
+from finetune.run import finetune
+from finetune.trainer import describe_summary
+
+from .conftest import GPT2_TINY, GPT2_TOKENIZER, run_cli
+
+SHAPE = {"block_size": 32, "micro_batch": 4, "batch_tokens": 256}
+
+
+def _train(corpus: Path, out: Path, base: Path, gpt2: dict | None = None, **kwargs):
+    options = GPT2Options(base=str(base), **{**SHAPE, "lr": 3e-3, **(gpt2 or {})})
+    bounds = {"eval_every": 10, "sample_every": 1000, **kwargs}
+    config = FinetuneConfig(corpus=str(corpus), out=out, seed=7, gpt2=options, **bounds)
+    summary = finetune(config, Reporter())
+    print(f"{out.name}: {summary.steps} steps, train {summary.train_loss}, val {summary.val_loss}")
+    return summary
+
+
+@pytest.fixture(scope="module")
+def random_base(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Untrained weights saved like a real base: what a silently ignored argument would hand a fine-tuning run."""
+    from transformers import AutoTokenizer, GPT2Config, GPT2LMHeadModel
+
+    path = tmp_path_factory.mktemp("random-base")
+    torch.manual_seed(0)
+    GPT2LMHeadModel(GPT2Config(n_layer=2, n_embd=64, n_head=2, n_positions=128)).save_pretrained(path)
+    AutoTokenizer.from_pretrained(GPT2_TOKENIZER).save_pretrained(path)
+    return path
+
+
+def _logits(model: torch.nn.Module, ids: list[int]) -> torch.Tensor:
+    with torch.no_grad():
+        return model(input_ids=torch.tensor([ids])).logits
+
+
+def test_full_finetune_reaches_the_target_and_loads_with_plain_transformers(gpt2_base: Path, pkd_slice: Path,
+                                                                            tmp_path: Path):
+    from transformers import AutoModelForCausalLM
+
+    out = tmp_path / "pkd-gpt2"
+    summary = _train(pkd_slice, out, gpt2_base, target_loss=6.6, max_steps=300)
+    assert summary.stop_reason == "target" and summary.train_loss <= 6.6 and summary.steps < 300
+    history = read_jsonl(out / "history.jsonl")
+    vals = [r["val_loss"] for r in history if "val_loss" in r]
+    assert history[0]["step"] == 0 and vals[-1] < vals[0] - 0.5  # validation loss falls
+    lines = describe_summary(summary)
+    assert "nats/token" in lines[1] and "bits/char" in lines[1]
+
+    config = json.loads((out / "config.json").read_text())
+    assert config["kind"] == "gpt2" and config["init"] == "pretrained" and config["base"] == str(gpt2_base)
+    assert config["model_type"] == "gpt2" and config["lora"] is None
+    assert config["split"]["how"] == "contiguous" and 2 < config["split"]["chars_per_token"] < 6
+    assert {"model.safetensors", "tokenizer.json", "generation_config.json", "loss.svg"} <= {p.name for p in out.iterdir()}
+
+    plain = AutoModelForCausalLM.from_pretrained(out).eval()
+    ours = load_model(out, "cpu")
+    ids = ours.tokenizer.encode("The door opened and the robot")
+    torch.testing.assert_close(_logits(plain, ids), _logits(ours.model, ids))
+    with safe_open(str(out / "last" / "checkpoint.safetensors"), "pt") as f:
+        names = set(f.keys())
+    assert "model.transformer.wte.weight" in names and "model.lm_head.weight" not in names  # tied: saved once
+
+
+def test_lora_trains_an_adapter_and_merges_it(gpt2_base: Path, pkd_slice: Path, tmp_path: Path):
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    out = tmp_path / "lora"
+    summary = _train(pkd_slice, out, gpt2_base, {"lora": True, "lr": 3e-3, "merge": True}, target_loss=7.95,
+                     target_on="val", max_steps=60)
+    assert summary.stop_reason == "target"
+    files = {p.name for p in out.iterdir()}
+    assert {"adapter_model.safetensors", "adapter_config.json", "merged"} <= files and "model.safetensors" not in files
+    with safe_open(str(out / "last" / "checkpoint.safetensors"), "pt") as f:
+        model_keys = [k for k in set(f.keys()) if k.startswith("model.")]
+    assert model_keys and all("lora_" in k for k in model_keys)  # the frozen base is not copied into checkpoints
+    config = json.loads((out / "config.json").read_text())
+    assert config["lora"] == {"r": 8, "alpha": 16, "dropout": 0.05, "targets": "c_attn,c_proj", "merged": True}
+
+    adapted = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(gpt2_base), out).eval()
+    merged = AutoModelForCausalLM.from_pretrained(out / "merged").eval()
+    ids = list(range(100, 120))
+    torch.testing.assert_close(_logits(adapted, ids), _logits(merged, ids), atol=1e-4, rtol=1e-4)
+    base_logits = _logits(AutoModelForCausalLM.from_pretrained(gpt2_base).eval(), ids)
+    assert not torch.allclose(base_logits, _logits(merged, ids), atol=1e-3)
+    assert load_model(out, "cpu").generate("The door", max_new_tokens=10, seed=1)
+
+
+def test_resume_is_exact(gpt2_base: Path, pkd_slice: Path, tmp_path: Path):
+    straight, stopped = tmp_path / "straight", tmp_path / "stopped"
+    _train(pkd_slice, straight, gpt2_base, {"dropout": 0.1}, max_steps=8, eval_every=4)
+    _train(pkd_slice, stopped, gpt2_base, {"dropout": 0.1}, max_steps=5, eval_every=4)
+    _train(pkd_slice, stopped, gpt2_base, max_steps=8, eval_every=4, resume=True)
+    def losses(path: Path) -> list[dict]:
+        return [{k: v for k, v in r.items() if k not in ("units_per_s", "elapsed")} for r in read_jsonl(path / "history.jsonl")]
+
+    assert losses(straight) == losses(stopped) and len(losses(straight)) == 9
+    a, b = load_model(straight, "cpu").model.state_dict(), load_model(stopped, "cpu").model.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_token_cache_makes_the_second_run_skip_tokenizing(gpt2_base: Path, pkd_slice: Path, tmp_path: Path,
+                                                           isolated_home: Path):
+    from finetune.gpt2 import data
+
+    _train(pkd_slice, tmp_path / "a", gpt2_base, max_steps=1)
+    [cache] = (isolated_home / "corpora" / "tokens").iterdir()
+    stamp = cache.stat().st_mtime_ns
+    _train(pkd_slice, tmp_path / "b", gpt2_base, {"split": "document"}, max_steps=1)
+    assert cache.stat().st_mtime_ns == stamp
+    tokens = data.tokenize(__import__("corpora").load_corpus(str(pkd_slice)), load_model(gpt2_base, "cpu").tokenizer)
+    assert tokens.ids.dtype.name == "uint16" and tokens.ids[0] == 50256 and len(tokens.starts) == 2
+    config = json.loads((tmp_path / "b" / "config.json").read_text())
+    assert config["split"]["how"] == "document" and len(config["split"]["val_documents"]) == 1
+
+
+def test_a_random_base_is_refused_unless_from_scratch(random_base: Path, pkd_slice: Path, tmp_path: Path):
+    out = tmp_path / "oops"
+    with pytest.raises(UserError, match=r"starts at validation loss 1\d\.\d\d nats/token.*--from-scratch"):
+        _train(pkd_slice, out, random_base, max_steps=2)
+    assert not out.exists()  # nothing half-made to clean up
+
+    result = run_cli("finetune", str(pkd_slice), "--from-scratch", "--base", str(random_base), "--n-layer", "1",
+                     *GPT2_TINY, "--max-steps", "2", "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    assert "FROM SCRATCH" in result.stderr.split("Before training")[0]
+    config = json.loads((out / "config.json").read_text())
+    assert config["init"] == "scratch" and config["n_layer"] == 1
+
+
+@pytest.mark.parametrize(
+    ("base", "fragment"),
+    [
+        ("no-such-user/no-such-model", "cannot load the configuration of base model 'no-such-user/no-such-model'"),
+        ("./no/such/dir", "is not a directory saved with save_pretrained"),
+        (str(GPT2_TOKENIZER), "cannot load the weights"),  # a tokenizer and config, but no weights
+    ],
+)
+def test_a_missing_base_is_a_one_line_error(pkd_slice: Path, tmp_path: Path, base: str, fragment: str):
+    result = run_cli("finetune", str(pkd_slice), "--base", base, "--max-steps", "1", "--out", str(tmp_path / "m"))
+    assert result.returncode == 2 and result.stdout == ""
+    assert result.stderr.startswith("error: ") and result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
+    assert fragment in result.stderr and not (tmp_path / "m").exists()
+
+
+def test_gpt2_default_base_offline_says_how_to_provide_it(pkd_slice: Path):
+    result = run_cli("finetune", str(pkd_slice), "--target-loss", "2")
+    assert result.returncode == 2 and "base model 'gpt2'" in result.stderr and "--base PATH" in result.stderr
+
+
+def test_generation_streams_and_respects_lengths_stops_and_seeds(gpt2_base: Path):
+    model = load_model(gpt2_base, "cpu")
+    assert model.kind == "gpt2"
+    a = model.generate("The robot said", max_new_tokens=20, seed=4)
+    assert a == model.generate("The robot said", max_new_tokens=20, seed=4) != model.generate("The robot said",
+                                                                                              max_new_tokens=20, seed=5)
+    assert 0 < len(model.tokenizer.encode(a)) <= 20
+    pieces = list(model.stream("", max_new_chars=100, seed=2))
+    assert len(pieces) > 3 and len("".join(pieces)) <= 100
+    full = model.generate("", max_new_chars=300, seed=2)
+    stop = full[40:43]
+    cut = model.generate("", max_new_chars=300, seed=2, stop=[stop])
+    assert stop not in cut and full.startswith(cut)
+    assert model.generate("x", max_new_chars=30, temperature=0) == model.generate("x", max_new_chars=30, top_k=1, seed=9)
+
+
+def test_a_long_generation_slides_past_the_context_window(random_base: Path):
+    model = load_model(random_base, "cpu")  # a plain save_pretrained directory: a base, used as it is
+    assert model.n_ctx == 128 and model.config["name"] == str(random_base)
+    text = model.generate("", max_new_tokens=300, seed=1)
+    assert len(model.tokenizer.encode(text)) > 200
+
+
+def test_generate_cli_with_tokens_and_an_unknown_base(gpt2_base: Path):
+    ok = run_cli("generate", str(gpt2_base), "-p", "The door", "--tokens", "8", "--seed", "1")
+    assert ok.returncode == 0 and ok.stdout.startswith("The door") and len(ok.stdout) > len("The door\n")
+    bad = run_cli("generate", "gpt2")
+    assert bad.returncode == 2 and bad.stderr.startswith("error: no model 'gpt2'") and "Hugging Face" in bad.stderr
