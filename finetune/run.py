@@ -38,6 +38,7 @@ class Schedule(Protocol):
     warmup_steps: int
     eval_every: int
     sample_every: int
+    checkpoint_every: int | None  # None: at every evaluation
 
 
 def code_version() -> str:
@@ -125,7 +126,7 @@ def make_plan(cfg: FinetuneConfig, hp: Schedule) -> Plan:
     return Plan(
         lr=hp.lr, max_steps=max_steps, max_time=cfg.max_time, warmup_steps=max(1, warmup),
         eval_every=eval_every, eval_units=cfg.eval_chars, sample_every=cfg.sample_every or hp.sample_every,
-        sample_units=cfg.sample_chars, checkpoint_every=cfg.checkpoint_every or eval_every,
+        sample_units=cfg.sample_chars, checkpoint_every=cfg.checkpoint_every or hp.checkpoint_every or eval_every,
         target_loss=cfg.target_loss, target_on=cfg.target_on or "train", stop_on_overfit=cfg.stop_on_overfit,
         overfit_patience=cfg.overfit_patience, grad_clip=cfg.grad_clip, weight_decay=cfg.weight_decay,
         min_lr_ratio=cfg.min_lr_ratio, seed=cfg.seed,

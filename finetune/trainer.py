@@ -292,18 +292,19 @@ class Trainer:
             group["lr"] = lr
         self.optimizer.zero_grad(set_to_none=True)
         accum = self.adapter.grad_accum
-        value = 0.0
+        total = torch.zeros((), device=self.device)
         for _ in range(accum):
             with autocast(self.device, self.adapter.cuda_dtype):
                 loss = self.adapter.train_loss()
-            micro = float(loss.detach())
-            if not math.isfinite(micro):
-                return micro
-            value += micro / accum
             self.scaler.scale(loss / accum).backward()
+            total += loss.detach().float()
         self.scaler.unscale_(self.optimizer)
         norm = torch.nn.utils.clip_grad_norm_(self.adapter.model.parameters(), p.grad_clip)
-        if not torch.isfinite(norm) and not self.scaler.is_enabled():
+        # one host-device sync per step, not one per micro-batch: the GPU keeps its queue full
+        value, norm_value = (float(v) for v in torch.stack([total / accum, norm.float()]).tolist())
+        if not math.isfinite(value):
+            return value
+        if not math.isfinite(norm_value) and not self.scaler.is_enabled():
             return float("nan")  # with loss scaling, an overflow only skips this step and lowers the scale
         self.scaler.step(self.optimizer)
         self.scaler.update()

@@ -27,6 +27,7 @@ class CharHParams:
     warmup_steps: int
     eval_every: int
     sample_every: int
+    checkpoint_every: int | None = None  # None: at every evaluation
 
 
 PRESETS: dict[str, CharHParams] = {

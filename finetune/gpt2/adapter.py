@@ -53,6 +53,7 @@ class GPT2Adapter:
                             f"{model.config.vocab_size}")
         self.hp: GPT2HParams = resolve(options, model.config.n_positions, device.type)
         self.data = TokenData(corpus, self.tokenizer, self.hp.block_size, self.hp.micro_batch, self.hp.split)
+        self.data.to(device)
         self.hf_config = model.config.to_dict()
         if self.hp.grad_checkpointing:
             model.gradient_checkpointing_enable()
@@ -109,11 +110,11 @@ class GPT2Adapter:
             )
 
     def train_loss(self) -> torch.Tensor:
-        if self.index >= self.data.steps_per_epoch(self.data.epoch_order(self.seed, self.epoch)[0]):
+        if self.index >= self.data.steps_per_epoch(self.seed, self.epoch):
             self.epoch, self.index = self.epoch + 1, 0
         x, y = self.data.batch(self.seed, self.epoch, self.index)
         self.index += 1
-        return self._loss(x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True))
+        return self._loss(x, y)
 
     @torch.no_grad()
     def evaluate(self, split: str, max_units: int) -> float:
@@ -122,8 +123,8 @@ class GPT2Adapter:
         total, count = 0.0, 0
         with autocast(self.device, self.cuda_dtype):
             for x, y in self.data.eval_blocks(split, max_units):
-                logits = self.model(input_ids=x.to(self.device)).logits
-                total += float(F.cross_entropy(logits.float().flatten(0, 1), y.to(self.device).flatten(), reduction="sum"))
+                logits = self.model(input_ids=x).logits
+                total += float(F.cross_entropy(logits.float().flatten(0, 1), y.flatten(), reduction="sum"))
                 count += y.numel()
         self.model.train(was_training)
         return total / count

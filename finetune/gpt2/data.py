@@ -9,7 +9,6 @@ the tokenizer) so a second run starts at once.
 import hashlib
 import os
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -87,25 +86,32 @@ class TokenData:
         self.micro_batch = min(micro_batch, (len(train) - block_size) // block_size)
         val_chars = len(tokenizer.decode(val.tolist(), skip_special_tokens=True))
         self.chars_per_token = val_chars / len(val)
+        self._order: tuple[int, int, torch.Tensor] | None = None
         self.split = {"how": split, "train_tokens": len(train), "val_tokens": len(val),
                       "val_documents": val_docs, "chars_per_token": round(self.chars_per_token, 4)}
 
-    def steps_per_epoch(self, epoch_offset: int) -> int:
-        return ((len(self.train) - 1 - epoch_offset) // self.block_size) // self.micro_batch
+    def to(self, device: torch.device) -> None:
+        """Keep the tokens where the model is: a batch is then gathered there, with no copy per step."""
+        self.train, self.val = self.train.to(device), self.val.to(device)
+        self._order = None
 
     def epoch_order(self, seed: int, epoch: int) -> tuple[int, torch.Tensor]:
         """A shift of the block grid (none in the first epoch) and a block order, both from the seed."""
-        g = torch.Generator().manual_seed((seed * 1_000_003 + epoch) % 2**63)
-        offset = 0 if epoch == 0 else int(torch.randint(0, self.block_size, (1,), generator=g))
-        blocks = (len(self.train) - 1 - offset) // self.block_size
-        return offset, torch.randperm(blocks, generator=g)
+        if self._order is None or self._order[0] != epoch:
+            g = torch.Generator().manual_seed((seed * 1_000_003 + epoch) % 2**63)
+            offset = 0 if epoch == 0 else int(torch.randint(0, self.block_size, (1,), generator=g))
+            blocks = (len(self.train) - 1 - offset) // self.block_size
+            self._order = (epoch, offset, torch.randperm(blocks, generator=g).to(self.train.device))
+        return self._order[1], self._order[2]
+
+    def steps_per_epoch(self, seed: int, epoch: int) -> int:
+        return len(self.epoch_order(seed, epoch)[1]) // self.micro_batch
 
     def batch(self, seed: int, epoch: int, index: int) -> tuple[torch.Tensor, torch.Tensor]:
         offset, order = self.epoch_order(seed, epoch)
         T = self.block_size
         starts = offset + order[index * self.micro_batch : (index + 1) * self.micro_batch] * T
-        window = torch.arange(T + 1)
-        rows = self.train[starts[:, None] + window]
+        rows = self.train[starts[:, None] + torch.arange(T + 1, device=starts.device)]
         return rows[:, :-1], rows[:, 1:]
 
     def eval_blocks(self, split: str, max_tokens: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
@@ -124,5 +130,3 @@ class TokenData:
         return batches
 
 
-def token_cache_dir() -> Path:
-    return corpora_cache_dir() / "tokens"
