@@ -51,7 +51,7 @@ class GPT2Adapter:
         if len(self.tokenizer) > model.config.vocab_size:
             raise UserError(f"base {options.base!r}: its tokenizer has {len(self.tokenizer)} tokens, its model only "
                             f"{model.config.vocab_size}")
-        self.hp: GPT2HParams = resolve(options, model.config.n_positions, device.type)
+        self.hp: GPT2HParams = resolve(options, model.config.n_positions, device)
         self.data = TokenData(corpus, self.tokenizer, self.hp.block_size, self.hp.micro_batch, self.hp.split)
         self.data.to(device)
         self.hf_config = model.config.to_dict()

@@ -1,6 +1,7 @@
 """GPT-2 training numbers: the user's flags over defaults for the device and the kind of run.
 
-A GPU takes 16 blocks per forward pass and 32k tokens per step, and writes a
+A GPU takes as many blocks per forward pass as its memory holds (32 on an
+H100: 9% faster than 16 there) and 32k tokens per step, and writes a
 resumable checkpoint every 500 steps; a laptop CPU takes 2 blocks and 8k
 tokens, so a step stays in seconds, and checkpoints at every evaluation. Learning rates follow common
 practice: fine-tuning all weights wants a small one, LoRA a larger one, and
@@ -8,6 +9,8 @@ training from scratch the GPT-2 paper's.
 """
 
 from dataclasses import dataclass
+
+import torch
 
 from ..config import GPT2Options
 
@@ -31,10 +34,18 @@ class GPT2HParams:
     split: str
 
 
-def resolve(options: GPT2Options, n_positions: int, device_type: str) -> GPT2HParams:
-    cuda = device_type == "cuda"
+def micro_tokens(device: torch.device) -> int:
+    """Tokens per forward pass: as many as memory allows up to 32k (GPT-2 small takes 19 GiB there, 10.5 at 16k)."""
+    if device.type != "cuda":
+        return 2_048
+    gib = torch.cuda.get_device_properties(device).total_memory / 2**30
+    return 32_768 if gib >= 40 else 16_384 if gib >= 16 else 8_192
+
+
+def resolve(options: GPT2Options, n_positions: int, device: torch.device) -> GPT2HParams:
+    cuda = device.type == "cuda"
     block = min(options.block_size or DEFAULT_BLOCK, n_positions)
-    micro = options.micro_batch or max(1, (16_384 if cuda else 2_048) // block)
+    micro = options.micro_batch or max(1, micro_tokens(device) // block)
     batch_tokens = options.batch_tokens or (32_768 if cuda else 8_192)
     if options.from_scratch:
         lr, warmup = 6e-4, 100
