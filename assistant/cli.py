@@ -9,6 +9,7 @@ import datetime as dt
 import json
 import sys
 import warnings
+from contextlib import closing
 from pathlib import Path
 from typing import Annotated
 
@@ -137,8 +138,9 @@ def generate(
     seed: Annotated[int | None, typer.Option(help="Seed for a repeatable sample.", min=0, max=MAX_SEED)] = None,
     stop: Annotated[list[str] | None, typer.Option(help="Stop before this text (repeatable).")] = None,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
+    no_log: Annotated[bool, typer.Option("--no-log", help="Do not keep the samples in the sample store.")] = False,
 ) -> None:
-    """Write continuations of a prompt (or unconditional samples), streamed as they come."""
+    """Write continuations of a prompt (or unconditional samples), streamed as they come; each is stored."""
     from .generation import load_model
 
     prompt = _read_text_option(prompt, prompt_file, "prompt")
@@ -151,12 +153,13 @@ def generate(
             err.rule(f"sample {i + 1}/{n}")
         sample_seed = None if seed is None else seed + i
         pieces = text_model.stream(prompt, max_new_chars=length, temperature=temperature, top_k=top_k,
-                                   top_p=top_p, seed=sample_seed, stop=stop)
+                                   top_p=top_p, seed=sample_seed, stop=stop, log=not no_log, source="cli")
         sys.stdout.write(prompt)
         try:
-            for piece in pieces:
-                sys.stdout.write(piece)
-                sys.stdout.flush()
+            with closing(pieces):  # a sample stopped by Ctrl-C is stored at once, as cancelled
+                for piece in pieces:
+                    sys.stdout.write(piece)
+                    sys.stdout.flush()
         except KeyboardInterrupt:
             sys.stdout.write("\n")
             err.print("[dim](stopped)[/dim]")
@@ -197,7 +200,7 @@ def cells(
     if top < 1:
         raise UserError(f"--top must be at least 1, got {top}")
     if not source:
-        source = char_model.generate("", max_new_chars=800, temperature=0.8, seed=seed)
+        source = char_model.generate("", max_new_chars=800, temperature=0.8, seed=seed, log=False)
     states, source = cell_states(char_model, source)
     chosen = pick_cells(states, source, top)
     try:

@@ -19,6 +19,8 @@ from corpora import UserError
 from corpora.home import models_dir
 from finetune import checkpoint as ckpt
 
+from .recording import recorded
+
 
 class PromptWarning(UserWarning):
     """A prompt had characters the model's vocabulary lacks."""
@@ -55,6 +57,7 @@ class TextModel(ABC):
         self.device = device
         self.name = config.get("name", path.name)
         self.last_seed: int | None = None
+        self.last_sample_id: int | None = None  # set when a recorded stream ends
 
     @abstractmethod
     def _pieces(self, prompt: str, params: Params, generator: torch.Generator) -> Iterator[str]:
@@ -70,18 +73,23 @@ class TextModel(ABC):
         top_p: float | None = None,
         seed: int | None = None,
         stop: str | list[str] | tuple[str, ...] | None = None,
+        log: bool = True,
+        source: str = "api",
     ) -> Iterator[str]:
         """The continuation piece by piece; it ends before the first stop string.
 
         Parameters are checked here, when called, not at the first piece, so
-        a front end can report a bad value before it prints anything.
+        a front end can report a bad value before it prints anything. Unless
+        `log` is false the sample is stored when the stream ends, cut short
+        or not, with `source` saying which front end asked (see recording.py).
         """
         stops = tuple(s for s in ((stop,) if isinstance(stop, str) else (stop or ())) if s)
         params = Params(max_new_chars, temperature, top_k, top_p, seed, stops)
         params.check()
         self.last_seed = seed if seed is not None else int.from_bytes(os.urandom(4), "little")
         generator = torch.Generator().manual_seed(self.last_seed)
-        return _until_stop(self._pieces(prompt, params, generator), params.max_new_chars, stops)
+        pieces = _until_stop(self._pieces(prompt, params, generator), params.max_new_chars, stops)
+        return recorded(self, prompt, params, source, pieces) if log else pieces
 
     def generate(self, prompt: str = "", **kwargs) -> str:
         return "".join(self.stream(prompt, **kwargs))
