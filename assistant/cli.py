@@ -21,6 +21,8 @@ from rich.table import Table
 from corpora import CATALOGUE, UserError, load_corpus
 from finetune.config import MAX_SEED  # standard library only: --help stays free of torch
 
+from .cli_samples import register
+
 app = typer.Typer(
     help="ghostwriter: train language models on an author's corpus and write with them.",
     no_args_is_help=True,
@@ -245,6 +247,9 @@ def models(as_json: Annotated[bool, typer.Option("--json", help="One JSON object
         size = f"{r['size']} ({r['parameters'] / 1e6:.1f}M)" if r["parameters"] else str(r["size"])
         table.add_row(r["name"], r["kind"], r["corpus"], size, best, str(r["steps"]), r["status"], created)
     out.print(table)
+
+
+register(app)  # samples, memorization, compare, repl
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:

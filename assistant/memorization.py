@@ -67,7 +67,7 @@ class CorpusIndex:
         folder.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=".building-"))
         try:
-            (tmp / "text.txt").write_text(self.text, encoding="utf-8", newline="")
+            (tmp / "text.txt").write_bytes(self.text.encode("utf-8"))
             np.save(tmp / "sa.npy", self.sa)
             meta = {"format": INDEX_FORMAT, "documents": self.names, "starts": self.starts}
             (tmp / "documents.json").write_text(json.dumps(meta))
@@ -84,9 +84,9 @@ class CorpusIndex:
             meta = json.loads((folder / "documents.json").read_text())
             if meta.get("format") != INDEX_FORMAT:
                 return None
-            text = (folder / "text.txt").read_text(encoding="utf-8", newline="")
+            text = (folder / "text.txt").read_bytes().decode("utf-8")
             sa = np.load(folder / "sa.npy", mmap_mode="r")
-        except (OSError, ValueError):
+        except (OSError, ValueError):  # UnicodeDecodeError is a ValueError
             return None
         return cls(text, sa, meta["documents"], meta["starts"])
 

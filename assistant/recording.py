@@ -8,15 +8,18 @@ store or corpus problem becomes a warning: it never costs the writer the
 text they have just been shown.
 """
 
-import sqlite3
+import json
 import time
 import warnings
 from collections.abc import Iterator
 from dataclasses import asdict
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .memorization import model_index
-from .store import Store, now
+from corpora import UserError
+
+from .memorization import CorpusIndex, Span, model_index
+from .store import Sample, Store, now
 
 if TYPE_CHECKING:
     from .generation import Params, TextModel
@@ -45,27 +48,42 @@ def recorded(model: "TextModel", prompt: str, params: "Params", source: str, pie
             "chars": sum(map(len, parts)), "duration_s": round(time.perf_counter() - start, 3),
             "cancelled": not finished,
         }
-        model.last_sample_id = store_sample(row, model.config)
+        try:
+            model.last_sample_id = store_sample(row, model.config)
+        except Exception as e:  # whatever goes wrong here, the writer keeps the text already shown
+            model.last_sample_id = None
+            warnings.warn(f"the sample was not stored: {type(e).__name__}: {e}", StoreWarning, stacklevel=2)
 
 
-def store_sample(row: dict[str, Any], config: dict) -> int | None:
-    """Check the text against the model's corpus and store it; the new id, or None with a warning."""
-    row = {**row, **copied_columns(row["text"], config)}
-    try:
-        with Store() as store:
-            return store.add(row)
-    except (sqlite3.Error, OSError) as e:
-        warnings.warn(f"the sample was not stored: {e}", StoreWarning, stacklevel=2)
-        return None
-
-
-def copied_columns(text: str, config: dict) -> dict[str, Any]:
-    """The `copied_*` columns for a text written by a model with this config (all None when there is no corpus)."""
+def store_sample(row: dict[str, Any], config: dict) -> int:
+    """Check the text against the model's corpus, store it, and return its id."""
     index = model_index(config)
-    if index is None:
-        return {"copied_chars": None, "copied_document": None, "copied_offset": None, "copied_sample_offset": None}
-    span = index.longest_span(text)
+    row = {**row, **(UNCHECKED if index is None else span_columns(index.longest_span(row["text"])))}
+    with Store() as store:
+        return store.add(row)
+
+
+UNCHECKED: dict[str, Any] = dict.fromkeys(("copied_chars", "copied_document", "copied_offset", "copied_sample_offset"))
+
+
+def span_columns(span: Span | None) -> dict[str, Any]:
+    """The `copied_*` columns of a checked sample (0 characters when none of it is in the corpus)."""
     if span is None:
-        return {"copied_chars": 0, "copied_document": None, "copied_offset": None, "copied_sample_offset": None}
+        return {**UNCHECKED, "copied_chars": 0}
     return {"copied_chars": span.length, "copied_document": span.document, "copied_offset": span.offset,
             "copied_sample_offset": span.sample_offset}
+
+
+def check_stored(store: Store, sample: Sample) -> tuple[Span | None, CorpusIndex]:
+    """The memorization check of a stored sample, run again (the corpus may be back) and saved with it."""
+    config_file = Path(sample.model_path or "") / "config.json"
+    try:
+        config = json.loads(config_file.read_text())
+    except (OSError, ValueError):
+        raise UserError(f"sample {sample.id}: cannot read its model's {config_file}, so not its corpus either") from None
+    index = model_index(config)
+    if index is None:
+        raise UserError(f"sample {sample.id}: its model {sample.model} has no corpus to check against")
+    span = index.longest_span(sample.text)
+    store.set_copied(sample.id, span_columns(span))
+    return span, index
