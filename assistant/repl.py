@@ -179,34 +179,34 @@ class Repl:
         return self.models[name]
 
     def set_temperature(self, arg: str) -> None:
-        self._set("temperature", arg, float)
+        self._set("temperature", "temperature", arg, float)
 
     def set_length(self, arg: str) -> None:
-        self._set("max_new_chars", arg, int)
+        self._set("length", "max_new_chars", arg, int)
 
     def set_top_k(self, arg: str) -> None:
-        self._set("top_k", arg, int, off=True)
+        self._set("top-k", "top_k", arg, int, off=True)
 
     def set_top_p(self, arg: str) -> None:
-        self._set("top_p", arg, float, off=True)
+        self._set("top-p", "top_p", arg, float, off=True)
 
     def set_n(self, arg: str) -> None:
-        self._set("n", arg, int)
+        self._set("n", "n", arg, int)
 
-    def _set(self, field: str, arg: str, kind: type, off: bool = False) -> None:
+    def _set(self, label: str, field: str, arg: str, kind: type, off: bool = False) -> None:
         """Set a value if one is given (checked as the generation API would), then show it."""
         if arg:
             try:
                 value = None if off and arg == "off" else kind(arg)
             except ValueError:
-                raise UserError(f"{field.replace('_', '-')}: not a number: {arg!r}") from None
+                raise UserError(f"{label}: not a number: {arg!r}" + (" (or off)" if off else "")) from None
             candidate = replace(self.settings, **{field: value})
             Params(**candidate.generation()).check()
             if candidate.n < 1:
                 raise UserError(f"n must be at least 1, got {candidate.n}")
             self.settings = candidate
         value = getattr(self.settings, field)
-        self.console.print(f"{field.replace('_', '-')}: {'off' if value is None else value}")
+        self.console.print(f"{label}: {'off' if value is None else value}")
 
     # ---- the last sample ------------------------------------------------------
     def _last(self) -> int:
