@@ -78,16 +78,30 @@ class Match:
 def longest_match(text: str, sa: np.ndarray, sample: str) -> Match | None:
     """The longest substring of `sample` that occurs in `text`, or None if not even one character does.
 
-    Only a span one longer than the best so far is ever looked for, at each
-    sample position in turn: at most len(sample) + the answer's length binary
-    searches, each about log2(len(text)) slice comparisons.
+    Only a span longer than the best so far is ever looked for, at each sample
+    position in turn; once one is found it is grown by galloping (+1, +2, +4...)
+    then bisecting, so a long copied passage costs a few dozen binary searches,
+    not one per character.
     """
     best: Match | None = None
     target = 1
     for i in range(len(sample)):
-        while i + target <= len(sample) and (found := _find(text, sa, sample[i : i + target])) is not None:
-            best = Match(target, i, found)
-            target += 1
+        if i + target > len(sample):
+            break
+        at = _find(text, sa, sample[i : i + target])
+        if at is None:
+            continue
+        length, limit, step = target, len(sample) - i, 1
+        while length < limit:  # every length up to `length` occurs here; none beyond `limit`
+            probe = min(length + step, limit) if step else (length + limit + 1) // 2
+            found = _find(text, sa, sample[i : i + probe])
+            if found is None:
+                limit, step = probe - 1, 0  # overshot: bisect from now on
+            else:
+                length, at = probe, found
+                step *= 2
+        best = Match(length, i, at)
+        target = length + 1
     return best
 
 

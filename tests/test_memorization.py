@@ -37,6 +37,16 @@ def test_longest_match_finds_the_longest_shared_substring():
     assert suffixarray.longest_match(text, sa, "xxcadabxx cut") == suffixarray.Match(5, 2, 4)
     assert suffixarray.longest_match(text, sa, "zzz") is None
     assert suffixarray.longest_match(text, sa, "") is None
+    rng = random.Random(5)
+    for _ in range(300):
+        text = "".join(rng.choice("abc") for _ in range(rng.randint(0, 60)))
+        sample = "".join(rng.choice("abcd") for _ in range(rng.randint(0, 30)))
+        match = suffixarray.longest_match(text, suffixarray.build(text), sample)
+        longest = max((j - i for i in range(len(sample)) for j in range(i + 1, len(sample) + 1) if sample[i:j] in text),
+                      default=0)
+        assert (match.length if match else 0) == longest
+        if match:
+            assert text[match.text_offset :][: match.length] == sample[match.sample_offset :][: match.length]
 
 
 @pytest.fixture(scope="module")
