@@ -113,13 +113,13 @@ def index_folder(checksum: str) -> Path:
 
 
 @lru_cache(maxsize=4)
-def index_for_checksum(checksum: str, name: str, source: str) -> CorpusIndex | None:
-    """The index of the corpus with this checksum: from the cache, or built from the corpus once.
+def cached_index(folder: Path, checksum: str, name: str, source: str) -> CorpusIndex | None:
+    """The index of the corpus with this checksum: from `folder`, or built from the corpus once and saved there.
 
-    None, with a warning, when the corpus cannot be found or no longer has
-    that checksum: the check is skipped rather than run against other text.
+    Kept in memory too, so a REPL loads it once. None, with a warning, when
+    the corpus cannot be found or no longer has that checksum: the check is
+    skipped rather than run against other text.
     """
-    folder = index_folder(checksum)
     index = CorpusIndex.load(folder)
     if index is not None:
         return index
@@ -157,4 +157,5 @@ def model_index(config: dict) -> CorpusIndex | None:
     corpus = config.get("corpus") or {}
     if not corpus.get("checksum"):
         return None
-    return index_for_checksum(corpus["checksum"], corpus.get("name", ""), corpus.get("source", ""))
+    checksum = corpus["checksum"]
+    return cached_index(index_folder(checksum), checksum, corpus.get("name", ""), corpus.get("source", ""))

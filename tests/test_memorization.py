@@ -12,7 +12,7 @@ import pytest
 from rich.console import Console
 
 from assistant import suffixarray
-from assistant.memorization import CorpusIndex, MemorizationWarning, index_folder, index_for_checksum, model_index
+from assistant.memorization import CorpusIndex, MemorizationWarning, cached_index, index_folder, model_index
 from assistant.store import Store
 from assistant.views import sample_table
 from corpora import load_corpus
@@ -77,7 +77,7 @@ def test_the_index_is_cached_by_corpus_checksum(pkd_slice: Path, tmp_path: Path)
     config = {"corpus": {"name": corpus.name, "source": str(pkd_slice), "checksum": corpus.checksum}}
     built = model_index(config)
     assert (index_folder(corpus.checksum) / "sa.npy").is_file()
-    index_for_checksum.cache_clear()
+    cached_index.cache_clear()
     moved = {"corpus": {**config["corpus"], "source": str(tmp_path / "gone")}}  # the cache alone answers
     loaded = model_index(moved)
     assert loaded is not built and loaded.sa.tolist() == built.sa.tolist() and loaded.text == built.text
