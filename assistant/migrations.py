@@ -41,15 +41,25 @@ def migrate(db: Database, upto: int | None = None) -> None:
 
 @migration
 def m001_samples(db: Database) -> None:
-    db["samples"].create(
-        {
-            "id": int, "created": str, "model": str, "model_path": str, "model_kind": str, "corpus": str,
-            "mode": str, "source": str, "prompt": str, "text": str, "params": str,
-            "chars": int, "duration_s": float, "cancelled": int,
-        },
-        pk="id",
-        not_null={"created", "model", "mode", "source", "prompt", "text", "chars", "cancelled"},
-    )
+    # AUTOINCREMENT: the id of a deleted sample is never given to a new one, so "#12" in a writer's notes stays true
+    db.execute("""
+        CREATE TABLE samples (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            created TEXT NOT NULL,  -- UTC, ISO 8601
+            model TEXT NOT NULL,
+            model_path TEXT,
+            model_kind TEXT,
+            corpus TEXT,
+            mode TEXT NOT NULL,  -- prompted or unconditional
+            source TEXT NOT NULL,  -- cli, repl, editor, api
+            prompt TEXT NOT NULL,
+            text TEXT NOT NULL,
+            params TEXT,  -- JSON
+            chars INTEGER NOT NULL,
+            duration_s REAL,
+            cancelled INTEGER NOT NULL
+        )
+    """)
     db["samples"].create_index(["created"])
     db["samples"].create_index(["model"])
 

@@ -8,7 +8,9 @@ from pathlib import Path
 
 import pexpect
 import pytest
+from prompt_toolkit.document import Document
 
+from assistant.repl import Repl, SlashCompleter
 from assistant.store import GHOSTWRITTEN, Store
 
 from .conftest import ROOT
@@ -27,7 +29,7 @@ def repl(trained_model: Path, isolated_home: Path):
     child.close(force=True)
 
 
-def test_a_writing_session(repl: pexpect.spawn):
+def test_a_writing_session(repl: pexpect.spawn, isolated_home: Path):
     repl.send("/length 80\r")
     repl.expect("length: 80")
     repl.send("The robot said\r")
@@ -71,3 +73,19 @@ def test_a_writing_session(repl: pexpect.spawn):
     assert samples[3].mode == "unconditional"
     assert samples[4].prompt == samples[5].prompt == "Once upon"
     assert samples[4].model_path != samples[5].model_path and samples[5].model_path.endswith("other")
+    assert "The robot said" in (isolated_home / "repl_history").read_text()  # what Ctrl-R searches
+
+
+def completions(text: str) -> list[str]:
+    return [c.text for c in SlashCompleter().get_completions(Document(text), None)]
+
+
+def test_completion_and_toolbar(trained_model: Path, isolated_home: Path):
+    shutil.copytree(trained_model, isolated_home / "models" / "pkd-tiny")
+    assert completions("/t") == ["/temperature", "/top-k", "/top-p", "/tag"]
+    assert completions("/compare pk") == ["pkd-tiny"]
+    assert completions("/tag gh") == [GHOSTWRITTEN]
+    assert completions("The robot") == []
+    repl = Repl(None)  # the newest model
+    repl.handle("/length 120")
+    assert repl.model.name == "tiny-pkd" and "temperature 0.8 | length 120" in repl.toolbar()
