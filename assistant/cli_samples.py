@@ -20,7 +20,7 @@ samples_app = typer.Typer(help="The samples you have written: list, read, tag, e
 out = Console()
 err = Console(stderr=True)
 
-DEFAULT_MIN_SPAN = 50  # memorization.FLAG_SPAN, repeated here so --help need not import numpy
+DEFAULT_MIN_SPAN = 50  # characters copied verbatim from the corpus from which a sample is flagged
 MinSpanOpt = Annotated[int, typer.Option(help="Flag samples that copy at least this many characters of their corpus.")]
 IdArg = Annotated[int, typer.Argument(help="Sample id (see `assistant samples list`).")]
 
@@ -203,8 +203,11 @@ def compare(
     out.print(side_by_side(prompt, results), highlight=False)
 
 
-def repl(model: Annotated[str | None, typer.Argument(help="Model to start with (default: the newest).")] = None) -> None:
+def repl(
+    model: Annotated[str | None, typer.Argument(help="Model to start with (default: the newest).")] = None,
+    min_span: MinSpanOpt = DEFAULT_MIN_SPAN,
+) -> None:
     """Write interactively: prompts, streamed continuations, slash commands (/help)."""
-    from .repl import run
+    from .repl import Repl
 
-    run(model)
+    Repl(model, min_span).run()

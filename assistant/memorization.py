@@ -25,7 +25,6 @@ from corpora.home import corpora_cache_dir
 
 from . import suffixarray
 
-FLAG_SPAN = 50  # characters copied verbatim from which a sample is flagged
 INDEX_FORMAT = 1
 SEPARATOR = "\0"  # between documents: cleaned text never holds it, so no span crosses two documents
 

@@ -25,6 +25,10 @@ if TYPE_CHECKING:
     from .generation import Params, TextModel
 
 
+# the copied-span columns of a sample whose model has no corpus to check against
+UNCHECKED: dict[str, Any] = dict.fromkeys(("copied_chars", "copied_document", "copied_offset", "copied_sample_offset"))
+
+
 class StoreWarning(UserWarning):
     """A sample could not be stored; the text was still shown."""
 
@@ -61,9 +65,6 @@ def store_sample(row: dict[str, Any], config: dict) -> int:
     row = {**row, **(UNCHECKED if index is None else span_columns(index.longest_span(row["text"])))}
     with Store() as store:
         return store.add(row)
-
-
-UNCHECKED: dict[str, Any] = dict.fromkeys(("copied_chars", "copied_document", "copied_offset", "copied_sample_offset"))
 
 
 def span_columns(span: Span | None) -> dict[str, Any]:

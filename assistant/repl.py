@@ -26,7 +26,6 @@ from corpora.home import data_home, models_dir
 
 from .compare import compare
 from .generation import Params, TextModel, list_model_names, load_model
-from .memorization import FLAG_SPAN
 from .recording import check_stored
 from .store import GHOSTWRITTEN, Store
 from .views import check_view, sample_table, side_by_side, status_line
@@ -66,7 +65,8 @@ class Settings:
 
 
 class Repl:
-    def __init__(self, model: str | None):
+    def __init__(self, model: str | None, min_span: int):
+        self.min_span = min_span  # samples copying this many characters of their corpus are flagged
         self.console = Console(highlight=False)
         self.models: dict[str, TextModel] = {}
         self.model = self._load(model or newest_model())
@@ -145,7 +145,7 @@ class Repl:
             return
         self.last_sample_id = sample_id
         with Store() as store:
-            self.console.print(status_line(store.get(sample_id), FLAG_SPAN))
+            self.console.print(status_line(store.get(sample_id), self.min_span))
 
     def again(self, _: str) -> None:
         if self.last_prompt is None:
@@ -230,11 +230,11 @@ class Repl:
         with Store() as store:
             sample = store.get(self._last())
             span, index = check_stored(store, sample)
-        self.console.print(check_view(sample, span, index, FLAG_SPAN, 80))
+        self.console.print(check_view(sample, span, index, self.min_span, 80))
 
     def history(self, _: str) -> None:
         with Store() as store:
-            self.console.print(sample_table(store.find(limit=10), FLAG_SPAN))
+            self.console.print(sample_table(store.find(limit=10), self.min_span))
 
     def help(self, _: str) -> None:
         for usage, what in HELP.items():
@@ -285,7 +285,3 @@ def newest_model() -> str:
     if not names:
         raise UserError("no models trained yet (see `assistant finetune`), or give a model directory")
     return max(names, key=lambda n: (models_dir() / n / "config.json").stat().st_mtime)
-
-
-def run(model: str | None) -> None:
-    Repl(model).run()

@@ -26,7 +26,7 @@ def local_time(created: str, fmt: str = "%Y-%m-%d %H:%M") -> str:
     return datetime.fromisoformat(created).astimezone().strftime(fmt)
 
 
-def preview(text: str, width: int = 60) -> str:
+def preview(text: str, width: int = 70) -> str:
     flat = " ".join(text.split())
     return flat if len(flat) <= width else flat[: width - 1] + "…"
 
@@ -41,7 +41,7 @@ def sample_table(samples: list[Sample], min_span: int) -> Table:
     for s in samples:
         mode = ("uncond" if s.mode == "unconditional" else s.mode) + (" (cancelled)" if s.cancelled else "")
         table.add_row(str(s.id), local_time(s.created, "%m-%d %H:%M"), s.model, mode, str(s.chars), ", ".join(s.tags),
-                      Text(flag(s, min_span), style="bold red"), preview(s.prompt + s.text, 70))
+                      Text(flag(s, min_span), style="bold red"), preview(s.prompt + s.text))
     return table
 
 

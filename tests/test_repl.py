@@ -86,6 +86,6 @@ def test_completion_and_toolbar(trained_model: Path, isolated_home: Path):
     assert completions("/compare pk") == ["pkd-tiny"]
     assert completions("/tag gh") == [GHOSTWRITTEN]
     assert completions("The robot") == []
-    repl = Repl(None)  # the newest model
+    repl = Repl(None, min_span=50)  # the newest model
     repl.handle("/length 120")
     assert repl.model.name == "tiny-pkd" and "temperature 0.8 | length 120" in repl.toolbar()
