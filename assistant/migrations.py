@@ -22,13 +22,17 @@ def migration(fn: Migration) -> Migration:
 def migrate(db: Database, upto: int | None = None) -> None:
     """Apply the migrations not applied yet (the first `upto` only, for tests of upgrades).
 
-    Several processes may open a new database at once: BEGIN IMMEDIATE takes
-    the write lock before reading what was applied, so each migration runs once.
+    An up-to-date database is only read. Otherwise several processes may be
+    opening it at once: BEGIN IMMEDIATE takes the write lock before reading
+    what was applied, so each migration runs once.
     """
-    db.execute("CREATE TABLE IF NOT EXISTS _migrations (name TEXT PRIMARY KEY, applied TEXT)")
+    wanted = [fn.__name__ for fn in MIGRATIONS[:upto]]
+    if set(wanted) <= _applied(db):
+        return
     db.execute("BEGIN IMMEDIATE")
     try:
-        applied = {row[0] for row in db.execute("SELECT name FROM _migrations").fetchall()}
+        db.execute("CREATE TABLE IF NOT EXISTS _migrations (name TEXT PRIMARY KEY, applied TEXT)")
+        applied = _applied(db)
         for fn in MIGRATIONS[:upto]:
             if fn.__name__ not in applied:
                 fn(db)
@@ -37,6 +41,12 @@ def migrate(db: Database, upto: int | None = None) -> None:
     except BaseException:
         db.rollback()
         raise
+
+
+def _applied(db: Database) -> set[str]:
+    if "_migrations" not in db.table_names():
+        return set()
+    return {row[0] for row in db.execute("SELECT name FROM _migrations").fetchall()}
 
 
 @migration

@@ -77,6 +77,8 @@ def span_columns(span: Span | None) -> dict[str, Any]:
 
 def check_stored(store: Store, sample: Sample) -> tuple[Span | None, CorpusIndex]:
     """The memorization check of a stored sample, run again (the corpus may be back) and saved with it."""
+    if sample.corpus is None:
+        raise UserError(f"sample {sample.id}: its model {sample.model} was trained on no corpus, so there is nothing to check")
     config_file = Path(sample.model_path or "") / "config.json"
     try:
         config = json.loads(config_file.read_text())
@@ -84,7 +86,7 @@ def check_stored(store: Store, sample: Sample) -> tuple[Span | None, CorpusIndex
         raise UserError(f"sample {sample.id}: cannot read its model's {config_file}, so not its corpus either") from None
     index = model_index(config)
     if index is None:
-        raise UserError(f"sample {sample.id}: its model {sample.model} has no corpus to check against")
+        raise UserError(f"sample {sample.id}: its corpus {sample.corpus} cannot be checked (see the warning)")
     span = index.longest_span(sample.text)
     store.set_copied(sample.id, span_columns(span))
     return span, index

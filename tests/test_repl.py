@@ -52,6 +52,9 @@ def test_a_writing_session(repl: pexpect.spawn, isolated_home: Path):
     repl.send("/compare other Once upon\r")
     repl.expect(r"#5 · 60 chars")
 
+    repl.send("Two lines,\x1b\rthen the model:\r")  # Alt-Enter (Esc Enter) adds a line, Enter sends
+    repl.expect(r"#6 · 60 chars")
+
     repl.send("/model no-such-model\r")
     repl.expect("no model 'no-such-model'")
     repl.send("/temperature hot\r")
@@ -67,12 +70,13 @@ def test_a_writing_session(repl: pexpect.spawn, isolated_home: Path):
 
     with Store() as store:
         samples = {s.id: s for s in store.find()}
-    assert sorted(samples) == [1, 2, 3, 4, 5] and all(s.source == "repl" for s in samples.values())
+    assert sorted(samples) == [1, 2, 3, 4, 5, 6] and all(s.source == "repl" for s in samples.values())
     assert samples[1].prompt == "The robot said" and len(samples[1].text) == 80 and not samples[1].cancelled
     assert samples[2].cancelled and 0 < samples[2].chars < 100000 and samples[2].tags == [GHOSTWRITTEN, "keeper"]
     assert samples[3].mode == "unconditional"
     assert samples[4].prompt == samples[5].prompt == "Once upon"
     assert samples[4].model_path != samples[5].model_path and samples[5].model_path.endswith("other")
+    assert samples[6].prompt == "Two lines,\nthen the model:"
     assert "The robot said" in (isolated_home / "repl_history").read_text()  # what Ctrl-R searches
 
 
