@@ -9,6 +9,7 @@ import datetime as dt
 import json
 import sys
 import warnings
+from contextlib import closing
 from pathlib import Path
 from typing import Annotated
 
@@ -19,6 +20,8 @@ from rich.table import Table
 
 from corpora import CATALOGUE, UserError, load_corpus
 from finetune.config import MAX_SEED  # standard library only: --help stays free of torch
+
+from .cli_samples import register
 
 app = typer.Typer(
     help="ghostwriter: train language models on an author's corpus and write with them.",
@@ -171,8 +174,9 @@ def generate(
     seed: Annotated[int | None, typer.Option(help="Seed for a repeatable sample.", min=0, max=MAX_SEED)] = None,
     stop: Annotated[list[str] | None, typer.Option(help="Stop before this text (repeatable).")] = None,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
+    no_log: Annotated[bool, typer.Option("--no-log", help="Do not keep the samples in the sample store.")] = False,
 ) -> None:
-    """Write continuations of a prompt (or unconditional samples), streamed as they come."""
+    """Write continuations of a prompt (or unconditional samples), streamed as they come; each is stored."""
     from .generation import load_model
 
     prompt = _read_text_option(prompt, prompt_file, "prompt")
@@ -184,13 +188,14 @@ def generate(
         if n > 1:
             err.rule(f"sample {i + 1}/{n}")
         sample_seed = None if seed is None else seed + i
-        pieces = text_model.stream(prompt, max_new_chars=length, max_new_tokens=tokens, temperature=temperature, top_k=top_k,
-                                   top_p=top_p, seed=sample_seed, stop=stop)
+        pieces = text_model.stream(prompt, max_new_chars=length, max_new_tokens=tokens, temperature=temperature,
+                                   top_k=top_k, top_p=top_p, seed=sample_seed, stop=stop, log=not no_log, source="cli")
         sys.stdout.write(prompt)
         try:
-            for piece in pieces:
-                sys.stdout.write(piece)
-                sys.stdout.flush()
+            with closing(pieces):  # a sample stopped by Ctrl-C is stored at once, as cancelled
+                for piece in pieces:
+                    sys.stdout.write(piece)
+                    sys.stdout.flush()
         except KeyboardInterrupt:
             sys.stdout.write("\n")
             err.print("[dim](stopped)[/dim]")
@@ -231,7 +236,7 @@ def cells(
     if top < 1:
         raise UserError(f"--top must be at least 1, got {top}")
     if not source:
-        source = char_model.generate("", max_new_chars=800, temperature=0.8, seed=seed)
+        source = char_model.generate("", max_new_chars=800, temperature=0.8, seed=seed, log=False)
     states, source = cell_states(char_model, source)
     chosen = pick_cells(states, source, top)
     try:
@@ -276,6 +281,9 @@ def models(as_json: Annotated[bool, typer.Option("--json", help="One JSON object
         size = f"{r['size']} ({r['parameters'] / 1e6:.1f}M)" if r["parameters"] else str(r["size"])
         table.add_row(r["name"], r["kind"], r["corpus"], size, best, str(r["steps"]), r["status"], created)
     out.print(table)
+
+
+register(app)  # samples, memorization, compare, repl
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:

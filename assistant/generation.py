@@ -26,6 +26,8 @@ from corpora import UserError
 from corpora.home import models_dir
 from finetune import checkpoint as ckpt
 
+from .recording import recorded
+
 
 class PromptWarning(UserWarning):
     """A prompt had characters the model's vocabulary lacks."""
@@ -67,6 +69,7 @@ class TextModel(ABC):
         self.device = device
         self.name = config.get("name", path.name)
         self.last_seed: int | None = None
+        self.last_sample_id: int | None = None  # set when a recorded stream ends
 
     @abstractmethod
     def _pieces(self, prompt: str, params: Params, generator: torch.Generator) -> Iterator[str]:
@@ -87,13 +90,17 @@ class TextModel(ABC):
         top_p: float | None = None,
         seed: int | None = None,
         stop: str | list[str] | tuple[str, ...] | None = None,
+        log: bool = True,
+        source: str = "api",
     ) -> Iterator[str]:
         """The continuation piece by piece; it ends before the first stop string.
 
         The length is in characters, tokens, or both (whichever comes first);
         with neither, 500 characters. Parameters are checked here, when
         called, not at the first piece, so a front end can report a bad value
-        before it prints anything.
+        before it prints anything. Unless `log` is false the sample is stored
+        when the stream ends, cut short or not, with `source` saying which
+        front end asked (see recording.py).
         """
         stops = tuple(s for s in ((stop,) if isinstance(stop, str) else (stop or ())) if s)
         if max_new_chars is None and max_new_tokens is None:
@@ -103,7 +110,8 @@ class TextModel(ABC):
         self.last_seed = seed if seed is not None else int.from_bytes(os.urandom(4), "little")
         generator = torch.Generator().manual_seed(self.last_seed)
         pieces = itertools.islice(self._pieces(prompt, params, generator), params.max_new_tokens)
-        return _until_stop(pieces, params.max_new_chars, stops)
+        text = _until_stop(pieces, params.max_new_chars, stops)
+        return recorded(self, prompt, params, source, text) if log else text
 
     def generate(self, prompt: str = "", **kwargs) -> str:
         return "".join(self.stream(prompt, **kwargs))

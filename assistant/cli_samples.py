@@ -1,0 +1,213 @@
+"""`assistant samples ...`, `memorization`, `compare` and `repl`: the commands around the sample store.
+
+Kept apart from cli.py so each front end stays small; `register(app)` adds
+them. Like cli.py, heavy imports (torch, numpy, sqlite-utils, prompt-toolkit)
+happen inside the commands, so `assistant --help` stays fast.
+"""
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from corpora import UserError
+from finetune.config import MAX_SEED
+
+samples_app = typer.Typer(help="The samples you have written: list, read, tag, export, check for copying.",
+                          no_args_is_help=True)
+out = Console()
+err = Console(stderr=True)
+
+DEFAULT_MIN_SPAN = 50  # characters copied verbatim from the corpus from which a sample is flagged
+MinSpanOpt = Annotated[int, typer.Option(help="Flag samples that copy at least this many characters of their corpus.")]
+IdArg = Annotated[int, typer.Argument(help="Sample id (see `assistant samples list`).")]
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(samples_app, name="samples")
+    app.command()(memorization)
+    app.command()(compare)
+    app.command()(repl)
+
+
+def _store():
+    from .store import Store
+
+    return Store()
+
+
+@samples_app.command("list")
+def samples_list(
+    tag: Annotated[str | None, typer.Option(help="Only samples with this tag.")] = None,
+    model: Annotated[str | None, typer.Option(help="Only samples by this model.")] = None,
+    search: Annotated[str | None, typer.Option(help="Only samples whose prompt or text has these words.")] = None,
+    since: Annotated[str | None, typer.Option(help="Only samples since a date or time, or an age: 30m, 12h, 7d.")] = None,
+    limit: Annotated[int, typer.Option(help="At most this many, newest first.")] = 20,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per sample.")] = False,
+    min_span: MinSpanOpt = DEFAULT_MIN_SPAN,
+) -> None:
+    """The stored samples, newest first; those that copy their corpus are flagged."""
+    from .views import jsonl, sample_table
+
+    if limit < 1:
+        raise UserError(f"--limit must be at least 1, got {limit}")
+    with _store() as store:
+        found = store.find(tag=tag, model=model, search=search, since=since, limit=limit)
+    if as_json:
+        sys.stdout.write(jsonl(found))
+    elif found:
+        out.print(sample_table(found, min_span))
+    else:
+        err.print("no samples match" if any((tag, model, search, since)) else "no samples yet")
+
+
+@samples_app.command("show")
+def samples_show(sample_id: IdArg, min_span: MinSpanOpt = DEFAULT_MIN_SPAN) -> None:
+    """One sample: who wrote it, how, its tags and copied span, then its text (prompt dimmed)."""
+    from .views import describe, sample_text
+
+    with _store() as store:
+        sample = store.get(sample_id)
+    out.print(describe(sample, min_span))
+    out.print()
+    out.print(sample_text(sample), highlight=False)
+
+
+@samples_app.command("tag")
+def samples_tag(sample_id: IdArg, tags: Annotated[list[str], typer.Argument(help="Tags to add.")]) -> None:
+    """Add tags to a sample."""
+    with _store() as store:
+        store.tag(sample_id, tags)
+        out.print(f"#{sample_id}: {', '.join(store.get(sample_id).tags)}")
+
+
+@samples_app.command("untag")
+def samples_untag(sample_id: IdArg, tags: Annotated[list[str], typer.Argument(help="Tags to remove.")]) -> None:
+    """Remove tags from a sample."""
+    with _store() as store:
+        store.untag(sample_id, tags)
+        out.print(f"#{sample_id}: {', '.join(store.get(sample_id).tags) or 'no tags'}")
+
+
+@samples_app.command("ghostwrite")
+def samples_ghostwrite(sample_id: IdArg) -> None:
+    """Mark a sample as published (tag `ghostwritten`) and print its text, ready to paste."""
+    from .store import GHOSTWRITTEN
+
+    with _store() as store:
+        store.tag(sample_id, [GHOSTWRITTEN])
+        sample = store.get(sample_id)
+    sys.stdout.write(sample.prompt + sample.text + "\n")
+
+
+@samples_app.command("rm")
+def samples_rm(sample_ids: Annotated[list[int], typer.Argument(help="Sample ids.")]) -> None:
+    """Delete samples (all or none: every id must exist)."""
+    with _store() as store:
+        store.delete(sample_ids)
+    err.print(f"deleted {len(sample_ids)} sample(s)")
+
+
+@samples_app.command("export")
+def samples_export(
+    tag: Annotated[str | None, typer.Option(help="Only samples with this tag, e.g. ghostwritten.")] = None,
+    model: Annotated[str | None, typer.Option(help="Only samples by this model.")] = None,
+    fmt: Annotated[str, typer.Option("--format", help="markdown or jsonl.")] = "markdown",
+    out_file: Annotated[Path | None, typer.Option("--out", help="Write here instead of to stdout.")] = None,
+) -> None:
+    """The samples, oldest first, as Markdown (who wrote each, from what prompt) or JSON lines."""
+    from .views import jsonl, markdown
+
+    formats = {"markdown": markdown, "jsonl": jsonl}
+    if fmt not in formats:
+        raise UserError(f"unknown --format {fmt!r}: markdown or jsonl")
+    with _store() as store:
+        text = formats[fmt](store.find(tag=tag, model=model, oldest_first=True))
+    if out_file is None:
+        sys.stdout.write(text)
+        return
+    try:
+        out_file.write_text(text, encoding="utf-8")
+    except OSError as e:
+        raise UserError(f"cannot write {out_file}: {e.strerror}") from None
+
+
+@samples_app.command("check")
+def samples_check(
+    sample_id: IdArg,
+    context: Annotated[int, typer.Option(help="Characters of context each side.")] = 80,
+    min_span: MinSpanOpt = DEFAULT_MIN_SPAN,
+) -> None:
+    """The longest passage a sample shares verbatim with its model's corpus, in context in both."""
+    from .recording import check_stored
+    from .views import check_view
+
+    with _store() as store:
+        sample = store.get(sample_id)
+        span, index = check_stored(store, sample)
+    out.print(check_view(sample, span, index, min_span, context), highlight=False)
+
+
+def memorization(
+    model: Annotated[str, typer.Argument(help="Model name or directory.")],
+    n: Annotated[int, typer.Option("-n", help="Number of unconditional samples.")] = 50,
+    length: Annotated[int, typer.Option("--length", "-l", help="Characters per sample.")] = 500,
+    temperature: Annotated[float, typer.Option("--temperature", "-t", help="Sampling temperature.")] = 1.0,
+    seed: Annotated[int, typer.Option(help="Seed of the first sample; the others follow.", min=0, max=MAX_SEED)] = 0,
+    min_span: MinSpanOpt = DEFAULT_MIN_SPAN,
+    no_log: Annotated[bool, typer.Option("--no-log", help="Do not keep the samples in the sample store.")] = False,
+) -> None:
+    """How much a model copies its corpus: the share of N unconditional samples with a long verbatim span."""
+    from statistics import median
+
+    from .generation import load_model
+    from .memorization import model_index
+
+    if n < 1:
+        raise UserError(f"-n must be at least 1, got {n}")
+    text_model = load_model(model)
+    index = model_index(text_model.config)
+    if index is None:
+        raise UserError(f"{text_model.name} has no corpus to check against")
+    spans = []
+    for i in range(n):
+        text = text_model.generate("", max_new_chars=length, temperature=temperature, seed=seed + i,
+                                   log=not no_log, source="cli")
+        span = index.longest_span(text)
+        spans.append(span.length if span else 0)
+        err.print(f"sample {i + 1}/{n}: longest copied span {spans[-1]} characters", highlight=False)
+    copying = sum(s >= min_span for s in spans)
+    out.print(f"{text_model.name}: {copying} of {n} samples ({copying / n:.0%}) copy {min_span} or more characters "
+              f"of {text_model.config['corpus']['name']}; longest copied span: median {median(spans):g}, "
+              f"max {max(spans)} characters", highlight=False)
+
+
+def compare(
+    model_a: Annotated[str, typer.Argument(help="First model (name or directory).")],
+    model_b: Annotated[str, typer.Argument(help="Second model.")],
+    prompt: Annotated[str, typer.Option("--prompt", "-p", help="Text to continue (empty: unconditional).")] = "",
+    length: Annotated[int, typer.Option("--length", "-l", help="Characters each.")] = 300,
+    temperature: Annotated[float, typer.Option("--temperature", "-t", help="Sampling temperature.")] = 0.8,
+    seed: Annotated[int | None, typer.Option(help="The same seed for both models.", min=0, max=MAX_SEED)] = None,
+    no_log: Annotated[bool, typer.Option("--no-log", help="Do not keep the samples in the sample store.")] = False,
+) -> None:
+    """The same prompt through two models, side by side in two columns."""
+    from .compare import compare as run
+    from .generation import load_model
+    from .views import side_by_side
+
+    models = [load_model(model_a), load_model(model_b)]
+    results = run(models, prompt, source="cli", log=not no_log, max_new_chars=length, temperature=temperature, seed=seed)
+    out.print(side_by_side(prompt, results), highlight=False)
+
+
+def repl(
+    model: Annotated[str | None, typer.Argument(help="Model to start with (default: the newest).")] = None,
+    min_span: MinSpanOpt = DEFAULT_MIN_SPAN,
+) -> None:
+    """Write interactively: prompts, streamed continuations, slash commands (/help)."""
+    from .repl import Repl
+
+    Repl(model, min_span).run()

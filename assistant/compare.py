@@ -1,0 +1,20 @@
+"""One prompt through several models, for side-by-side reading (`assistant compare`, the REPL's /compare)."""
+
+from typing import Any
+
+from .generation import TextModel
+from .store import Sample, Store
+
+
+def compare(models: list[TextModel], prompt: str, *, source: str, log: bool = True,
+            **params: Any) -> list[tuple[str, Sample | None, str]]:
+    """Each model's name, stored sample (None when not logged) and continuation, with the same parameters and seed."""
+    results = []
+    for model in models:
+        text = model.generate(prompt, log=log, source=source, **params)
+        sample = None
+        if log and model.last_sample_id is not None:
+            with Store() as store:
+                sample = store.get(model.last_sample_id)
+        results.append((model.name, sample, text))
+    return results

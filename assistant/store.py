@@ -1,0 +1,220 @@
+"""The sample store: every generation, its tags and its copied span, in one SQLite database.
+
+`samples.db` in the data directory, in WAL mode so the REPL, the editor
+server and the CLI can write at once (a writer waits for the lock instead of
+failing), with plain table and column names so `sqlite-utils` and Datasette
+read it as it is. The schema lives in `migrations.py`.
+"""
+
+import json
+import re
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from sqlite_utils import Database
+
+from corpora import UserError
+from corpora.home import data_home
+
+from .migrations import migrate
+
+DATABASE = "samples.db"
+GHOSTWRITTEN = "ghostwritten"
+LOCK_WAIT_S = 30.0
+
+
+@dataclass
+class Sample:
+    """One stored generation, as a row of `samples` plus its tags."""
+
+    id: int
+    created: str
+    model: str
+    model_path: str | None
+    model_kind: str | None
+    corpus: str | None
+    mode: str
+    source: str
+    prompt: str
+    text: str
+    params: dict[str, Any]
+    chars: int
+    duration_s: float | None
+    cancelled: bool
+    copied_chars: int | None = None
+    copied_document: str | None = None
+    copied_offset: int | None = None
+    copied_sample_offset: int | None = None
+    tags: list[str] = field(default_factory=list)
+
+    def copies(self, min_span: int) -> bool:
+        return self.copied_chars is not None and self.copied_chars >= min_span
+
+
+def database_path() -> Path:
+    return data_home() / DATABASE
+
+
+def now() -> str:
+    """UTC, ISO 8601 to the millisecond: sorts and compares as text."""
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
+
+
+def parse_since(value: str) -> str:
+    """`--since`: an ISO date or time (UTC unless it says otherwise), or an age such as 30m, 12h, 7d, 2w."""
+    age = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([mhdw])\s*", value)
+    if age:
+        unit = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}[age[2]]
+        return (datetime.now(UTC) - timedelta(**{unit: float(age[1])})).isoformat(timespec="milliseconds")
+    try:
+        when = datetime.fromisoformat(value.strip())
+    except ValueError:
+        raise UserError(f"cannot read --since {value!r}: give a date (2026-11-24), a time, or an age (30m, 12h, 7d)") from None
+    when = when if when.tzinfo else when.replace(tzinfo=UTC)
+    return when.astimezone(UTC).isoformat(timespec="milliseconds")
+
+
+class Store:
+    """The sample database, opened (and created or upgraded) on construction."""
+
+    def __init__(self, path: Path | None = None):
+        self.path = path or database_path()
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.db = Database(sqlite3.connect(self.path, timeout=LOCK_WAIT_S))
+        self.db.enable_wal()
+        migrate(self.db)
+
+    def close(self) -> None:
+        self.db.close()
+
+    def __enter__(self) -> "Store":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @contextmanager
+    def _writing(self) -> Iterator[None]:
+        """One write transaction that holds the lock from its start, so it never fails half-way on a busy database."""
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+            self.db.execute("COMMIT")
+        except BaseException:
+            self.db.rollback()
+            raise
+
+    # ---- writing --------------------------------------------------------------
+    def add(self, row: dict[str, Any]) -> int:
+        """Store one generation (the columns of `samples`, without id); its new id."""
+        row = {**row, "params": json.dumps(row.get("params") or {}), "cancelled": int(bool(row.get("cancelled")))}
+        with self._writing():
+            return self.db["samples"].insert(row).last_pk  # type: ignore[union-attr]
+
+    def tag(self, sample_id: int, tags: list[str]) -> None:
+        self.get(sample_id)
+        with self._writing():
+            for name in _clean_tags(tags):
+                self.db.execute("INSERT OR IGNORE INTO tags (name) VALUES (?)", [name])
+                self.db.execute(
+                    "INSERT OR IGNORE INTO sample_tags SELECT ?, id FROM tags WHERE name = ?", [sample_id, name]
+                )
+
+    def untag(self, sample_id: int, tags: list[str]) -> None:
+        self.get(sample_id)
+        with self._writing():
+            for name in _clean_tags(tags):
+                self.db.execute(
+                    "DELETE FROM sample_tags WHERE sample_id = ? AND tag_id IN (SELECT id FROM tags WHERE name = ?)",
+                    [sample_id, name],
+                )
+
+    def delete(self, sample_ids: list[int]) -> None:
+        for sample_id in sample_ids:
+            self.get(sample_id)  # all must exist before any is deleted
+        with self._writing():
+            for sample_id in sample_ids:
+                self.db.execute("DELETE FROM sample_tags WHERE sample_id = ?", [sample_id])
+                self.db.execute("DELETE FROM samples WHERE id = ?", [sample_id])
+
+    def set_copied(self, sample_id: int, columns: dict[str, Any]) -> None:
+        with self._writing():
+            self.db["samples"].update(sample_id, columns)
+
+    # ---- reading --------------------------------------------------------------
+    def get(self, sample_id: int) -> Sample:
+        found = self.find(ids=[sample_id])
+        if not found:
+            raise UserError(f"no sample {sample_id}: see `assistant samples list`")
+        return found[0]
+
+    def find(
+        self,
+        *,
+        ids: list[int] | None = None,
+        tag: str | None = None,
+        model: str | None = None,
+        search: str | None = None,
+        since: str | None = None,
+        limit: int | None = None,
+        oldest_first: bool = False,
+    ) -> list[Sample]:
+        """Samples matching every filter given, newest first; `search` is an FTS5 query over prompt and text."""
+        where, args = [], []
+        if ids is not None:
+            where.append(f"s.id IN ({', '.join('?' * len(ids))})")
+            args += ids
+        if tag is not None:
+            where.append("s.id IN (SELECT sample_id FROM sample_tags JOIN tags ON tags.id = tag_id WHERE tags.name = ?)")
+            args.append(tag)
+        if model is not None:
+            where.append("s.model = ?")
+            args.append(model)
+        if search:
+            where.append("s.rowid IN (SELECT rowid FROM samples_fts WHERE samples_fts MATCH ?)")
+            args.append(_fts_query(search))
+        if since is not None:
+            where.append("s.created >= ?")
+            args.append(parse_since(since))
+        sql = (
+            "SELECT s.*, (SELECT json_group_array(t.name) FROM sample_tags st JOIN tags t ON t.id = st.tag_id"
+            " WHERE st.sample_id = s.id ORDER BY t.name) AS tag_names FROM samples s"
+            + (" WHERE " + " AND ".join(where) if where else "")
+            + f" ORDER BY s.id {'ASC' if oldest_first else 'DESC'}"
+            + (" LIMIT ?" if limit is not None else "")
+        )
+        if limit is not None:
+            args.append(limit)
+        rows = self.db.execute(sql, args)
+        names = [d[0] for d in rows.description]
+        return [_sample(dict(zip(names, row, strict=True))) for row in rows.fetchall()]
+
+    def tag_names(self) -> list[str]:
+        return [row[0] for row in self.db.execute("SELECT name FROM tags ORDER BY name").fetchall()]
+
+
+def _sample(row: dict[str, Any]) -> Sample:
+    row["params"] = json.loads(row["params"] or "{}")
+    row["cancelled"] = bool(row["cancelled"])
+    row["tags"] = sorted(json.loads(row.pop("tag_names") or "[]"))
+    return Sample(**row)
+
+
+def _clean_tags(tags: list[str]) -> list[str]:
+    cleaned = [t.strip() for t in tags]
+    if not cleaned or not all(cleaned):
+        raise UserError("give at least one tag, and no empty ones")
+    return cleaned
+
+
+def _fts_query(text: str) -> str:
+    """Words as FTS5 terms, each quoted: a user's search never trips over FTS syntax."""
+    words = re.findall(r"\w+", text)
+    if not words:
+        raise UserError(f"nothing to search for in {text!r}")
+    return " ".join(f'"{w}"' for w in words)

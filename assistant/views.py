@@ -1,0 +1,125 @@
+"""How samples look: listings, one sample, a memorization check, two models side by side, exports.
+
+Shared by the `samples` commands and the REPL so both show the same thing.
+Rich renderables for the terminal; plain strings for exports.
+"""
+
+import json
+from dataclasses import asdict
+from datetime import datetime
+
+from rich import box
+from rich.console import Group, RenderableType
+from rich.table import Table
+from rich.text import Text
+
+from .memorization import CorpusIndex, Span
+from .store import Sample
+
+
+def flag(sample: Sample, min_span: int) -> str:
+    """A short mark for a sample that copies at least `min_span` characters of its corpus."""
+    return f"copies {sample.copied_chars}" if sample.copies(min_span) else ""
+
+
+def local_time(created: str, fmt: str = "%Y-%m-%d %H:%M") -> str:
+    return datetime.fromisoformat(created).astimezone().strftime(fmt)
+
+
+def preview(text: str, width: int = 70) -> str:
+    flat = " ".join(text.split())
+    return flat if len(flat) <= width else flat[: width - 1] + "…"
+
+
+def sample_table(samples: list[Sample], min_span: int) -> Table:
+    table = Table(expand=True, box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
+    for column in ("id", "created", "model", "mode", "chars"):
+        table.add_column(column, no_wrap=True)
+    table.add_column("tags", max_width=14)
+    table.add_column("copied", no_wrap=True)
+    table.add_column("text", ratio=1, no_wrap=True, overflow="ellipsis")
+    for s in samples:
+        mode = ("uncond" if s.mode == "unconditional" else s.mode) + (" (cancelled)" if s.cancelled else "")
+        table.add_row(str(s.id), local_time(s.created, "%m-%d %H:%M"), s.model, mode, str(s.chars), ", ".join(s.tags),
+                      Text(flag(s, min_span), style="bold red"), preview(s.prompt + s.text))
+    return table
+
+
+def status_line(sample: Sample, min_span: int) -> Text:
+    """One dim line after a sample is written: its id, size, time, and a warning when it copies its corpus."""
+    line = Text(f"#{sample.id} · {sample.chars} chars · {sample.duration_s or 0:.1f} s"
+                + (" · cancelled" if sample.cancelled else ""), style="dim")
+    if sample.copies(min_span):
+        line.append(f"  copies {sample.copied_chars} characters of {sample.copied_document} (check it)", style="bold red")
+    return line
+
+
+def describe(sample: Sample, min_span: int) -> Table:
+    """Everything about a sample but its text, as a two-column table."""
+    table = Table(show_header=False, box=None)
+    params = ", ".join(f"{k} {v}" for k, v in sample.params.items() if v not in (None, [], ()))
+    copied = ("not checked (no corpus)" if sample.copied_chars is None
+              else f"{sample.copied_chars} characters" + (f" of {sample.copied_document}" if sample.copied_document else ""))
+    for key, value in (
+        ("sample", f"#{sample.id}" + (" (cancelled)" if sample.cancelled else "")),
+        ("created", local_time(sample.created)),
+        ("model", f"{sample.model} ({sample.model_kind}) {sample.model_path or ''}"),
+        ("corpus", sample.corpus or "-"),
+        ("mode", f"{sample.mode}, from {sample.source}"),
+        ("parameters", params),
+        ("written", f"{sample.chars} characters in {sample.duration_s or 0:.2f} s"),
+        ("tags", ", ".join(sample.tags) or "-"),
+        ("longest copied span", Text(copied, style="bold red" if sample.copies(min_span) else "")),
+    ):
+        table.add_row(key, value)
+    return table
+
+
+def sample_text(sample: Sample) -> Text:
+    """The prompt (dim) followed by what the model wrote."""
+    return Text.assemble((sample.prompt, "dim"), sample.text)
+
+
+def check_view(sample: Sample, span: Span | None, index: CorpusIndex, min_span: int, width: int) -> RenderableType:
+    """The longest copied span, shown in the corpus and in the sample, with `width` characters of context."""
+    if span is None:
+        return Text(f"#{sample.id} shares not a single character with {sample.corpus}")
+    verdict = (Text(f"#{sample.id} copies {span.length} characters of {sample.corpus}", style="bold red")
+               if span.length >= min_span else
+               Text(f"#{sample.id} is the model's own: its longest span found in {sample.corpus} is {span.length} characters"))
+    before, match, after = index.context(span, width)
+    s = span.sample_offset
+    return Group(
+        verdict,
+        Text(f"\nin {span.document} at character {span.offset:,}:", style="bold"),
+        Text.assemble("…" + before, (match, "reverse"), after + "…"),
+        Text(f"\nin the sample at character {s:,}:", style="bold"),
+        Text.assemble("…" + sample.text[max(0, s - width) : s], (sample.text[s : s + span.length], "reverse"),
+                      sample.text[s + span.length : s + span.length + width] + "…"),
+    )
+
+
+def side_by_side(prompt: str, results: list[tuple[str, Sample | None, str]]) -> RenderableType:
+    """The same prompt through several models: one column each, headed by the model's name."""
+    table = Table(expand=True, show_lines=False)
+    for name, sample, _ in results:
+        table.add_column(name + (f"  #{sample.id}" if sample else ""), ratio=1, overflow="fold")
+    table.add_row(*(Text.assemble((prompt, "dim"), text) for _, _, text in results))
+    return table
+
+
+def markdown(samples: list[Sample]) -> str:
+    """Each sample as a section that says which model wrote it, from what prompt."""
+    parts = []
+    for s in samples:
+        head = f"## Sample {s.id}\n\n*Written by {s.model} ({s.model_kind}"
+        head += f", trained on {s.corpus})" if s.corpus else ")"
+        head += f" on {local_time(s.created)}"
+        head += f", from the prompt \u201c{' '.join(s.prompt.split())}\u201d.*" if s.prompt else ", unprompted.*"
+        tags = f"\n\nTags: {', '.join(s.tags)}" if s.tags else ""
+        parts.append(f"{head}{tags}\n\n{(s.prompt + s.text).strip()}\n")
+    return "\n".join(parts)
+
+
+def jsonl(samples: list[Sample]) -> str:
+    return "".join(json.dumps(asdict(s), ensure_ascii=False) + "\n" for s in samples)

@@ -1,0 +1,174 @@
+"""The sample store: schema migrations, concurrent writers, search, tags, export, and recording through the API."""
+
+import json
+import subprocess
+import sys
+import warnings
+from pathlib import Path
+
+import pytest
+from sqlite_utils import Database
+
+from assistant import load_model
+from assistant.migrations import MIGRATIONS, migrate
+from assistant.recording import StoreWarning
+from assistant.store import GHOSTWRITTEN, Store, parse_since
+from assistant.views import jsonl, markdown
+from corpora import UserError
+
+from .conftest import ROOT, run_cli
+
+
+def row(text: str, prompt: str = "The robot said", **extra) -> dict:
+    return {"created": "2026-11-24T12:00:00.000+00:00", "model": "m", "model_path": "/models/m", "model_kind": "char-lstm",
+            "corpus": "pkd", "mode": "prompted" if prompt else "unconditional", "source": "api", "prompt": prompt,
+            "text": text, "params": {"temperature": 0.8}, "chars": len(text), "duration_s": 0.5, "cancelled": False,
+            **extra}
+
+
+def test_migrations_from_empty_give_the_whole_schema(isolated_home: Path):
+    with Store() as store:
+        assert store.db.journal_mode == "wal"
+        applied = [r["name"] for r in store.db["_migrations"].rows]
+        assert applied == [m.__name__ for m in MIGRATIONS]
+        assert {"samples", "tags", "sample_tags", "samples_fts"} <= set(store.db.table_names())
+        assert "copied_chars" in store.db["samples"].columns_dict
+    with Store() as again:  # opening an up-to-date database changes nothing
+        assert again.db["_migrations"].count == len(MIGRATIONS)
+
+
+def test_migrations_upgrade_a_database_made_with_the_first_schema(tmp_path: Path):
+    path = tmp_path / "old.db"
+    old = Database(path)
+    migrate(old, upto=1)
+    old["samples"].insert({k: v for k, v in row("an old sample").items() if k != "params"} | {"params": "{}"})
+    old.close()
+    with Store(path) as store:
+        [sample] = store.find()
+        assert sample.text == "an old sample" and sample.copied_chars is None and sample.tags == []
+        assert [s.id for s in store.find(search="old")] == [sample.id]  # the search index covers rows older than it
+        store.tag(sample.id, [GHOSTWRITTEN])
+        assert store.get(sample.id).tags == [GHOSTWRITTEN]
+
+
+WRITER = """
+import sys
+from assistant.store import Store
+from tests.test_store import row
+with Store() as store:
+    for i in range(40):
+        store.add(row(f"writer {sys.argv[1]} sample {i}"))
+"""
+
+
+def test_several_processes_writing_at_once_lose_nothing(isolated_home: Path):
+    procs = [subprocess.Popen([sys.executable, "-c", WRITER, str(w)], cwd=ROOT) for w in range(4)]
+    assert all(p.wait(timeout=120) == 0 for p in procs)
+    with Store() as store:
+        texts = {s.text for s in store.find()}
+    assert texts == {f"writer {w} sample {i}" for w in range(4) for i in range(40)}
+
+
+def test_full_text_search_finds_words_in_prompt_and_text():
+    with Store() as store:
+        a = store.add(row(" the android dreamed of sheep"))
+        b = store.add(row(" nothing here", prompt="An electric"))
+        store.add(row(" plain words"))
+        assert [s.id for s in store.find(search="android")] == [a]
+        assert [s.id for s in store.find(search="electric")] == [b]
+        assert [s.id for s in store.find(search="robot")] == [3, a]  # newest first
+        assert [s.id for s in store.find(search='sheep" dreamed (')] == [a]  # FTS syntax is taken as words, all required
+        assert store.find(search="unicorn") == []
+
+
+def test_tags_filters_and_export_round_trip():
+    with Store() as store:
+        first = store.add(row(" first text", copied_chars=3))
+        second = store.add(row(" second text", prompt="", model="other"))
+        store.tag(first, [GHOSTWRITTEN, "draft"])
+        store.tag(second, ["draft"])
+        store.untag(first, ["draft"])
+        assert store.get(first).tags == [GHOSTWRITTEN]
+        assert [s.id for s in store.find(tag="draft")] == [second]
+        assert [s.id for s in store.find(model="other")] == [second]
+        assert store.tag_names() == ["draft", GHOSTWRITTEN]
+        exported = store.find(oldest_first=True)
+    restored = [json.loads(line) for line in jsonl(exported).splitlines()]
+    assert [(r["id"], r["text"], r["tags"], r["params"]) for r in restored] == [
+        (first, " first text", [GHOSTWRITTEN], {"temperature": 0.8}), (second, " second text", ["draft"], {"temperature": 0.8})]
+    md = markdown(exported)
+    assert "Written by m (char-lstm, trained on pkd)" in md and "from the prompt \u201cThe robot said\u201d" in md
+    assert "The robot said first text" in md and "unprompted" in md
+
+
+def test_bad_ids_tags_and_dates_are_user_errors():
+    with Store() as store:
+        with pytest.raises(UserError, match="no sample 7"):
+            store.get(7)
+        sample = store.add(row("x"))
+        with pytest.raises(UserError, match="no sample 8"):
+            store.delete([sample, 8])
+        assert store.find(ids=[sample])  # all or nothing
+        with pytest.raises(UserError, match="at least one tag"):
+            store.tag(sample, [" "])
+    with pytest.raises(UserError, match="cannot read --since 'yesterday'"):
+        parse_since("yesterday")
+    assert parse_since("2026-11-24") == "2026-11-24T00:00:00.000+00:00"
+    assert parse_since("12h") < parse_since("1m")
+
+
+def test_every_generation_is_recorded_with_its_parameters(trained_model: Path):
+    model = load_model(trained_model)
+    text = model.generate("The man", max_new_chars=40, temperature=0.7, top_k=20, seed=5)
+    model.generate("", max_new_chars=30, seed=6, log=False)
+    with Store() as store:
+        [sample] = store.find()
+    assert sample.id == model.last_sample_id and sample.text == text and sample.prompt == "The man"
+    assert (sample.model, sample.model_kind, sample.model_path) == ("tiny-pkd", "char-lstm", str(trained_model))
+    assert sample.mode == "prompted" and sample.source == "api" and sample.chars == 40 and not sample.cancelled
+    assert sample.params | {"stop": ()} == {"max_new_chars": 40, "temperature": 0.7, "top_k": 20, "top_p": None,
+                                            "seed": 5, "stop": ()}
+    assert sample.corpus == "pkd-slice0" and sample.copied_chars is not None and sample.copied_document
+
+
+def test_a_stream_stopped_early_is_kept_as_cancelled(trained_model: Path):
+    model = load_model(trained_model)
+    stream = model.stream("He", max_new_chars=5000, seed=1, source="repl")
+    shown = next(stream) + next(stream)
+    stream.close()
+    with Store() as store:
+        [sample] = store.find()
+    assert sample.cancelled and sample.text == shown and sample.source == "repl"
+
+
+def test_a_broken_store_never_costs_the_text(trained_model: Path, isolated_home: Path):
+    (isolated_home / "samples.db").mkdir(parents=True)  # a database that cannot be opened
+    model = load_model(trained_model)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        text = model.generate("He", max_new_chars=30, seed=1)
+    assert len(text) == 30 and model.last_sample_id is None
+    assert [w.category for w in caught] == [StoreWarning]
+
+
+def test_samples_commands(trained_model: Path, isolated_home: Path):
+    assert run_cli("generate", str(trained_model), "-p", "The robot", "-l", "40", "-n", "2", "--seed", "1").returncode == 0
+    listed = [json.loads(line) for line in run_cli("samples", "list", "--json").stdout.splitlines()]
+    assert [(s["id"], s["source"], s["prompt"]) for s in listed] == [(2, "cli", "The robot"), (1, "cli", "The robot")]
+    assert run_cli("samples", "tag", "1", "keeper").stdout.strip() == "#1: keeper"
+    ghost = run_cli("samples", "ghostwrite", "2")
+    assert ghost.returncode == 0 and ghost.stdout == "The robot" + listed[0]["text"] + "\n"
+    shown = run_cli("samples", "show", "2")
+    assert "ghostwritten" in shown.stdout and "tiny-pkd" in shown.stdout and listed[0]["text"].strip()[:10] in shown.stdout
+    exported = run_cli("samples", "export", "--tag", GHOSTWRITTEN)
+    assert exported.stdout.startswith("## Sample 2\n") and "Sample 1" not in exported.stdout
+    assert run_cli("samples", "rm", "1").returncode == 0
+    assert [json.loads(line)["id"] for line in run_cli("samples", "list", "--json").stdout.splitlines()] == [2]
+    # anyone's tools read it: the sqlite-utils command line
+    tables = subprocess.run([Path(sys.executable).parent / "sqlite-utils", "tables", str(isolated_home / "samples.db"),
+                             "--counts"], capture_output=True, text=True, check=True)
+    assert '"table": "samples", "count": 1' in tables.stdout
+    for args, fragment in ((["samples", "show", "9"], "no sample 9"), (["samples", "list", "--since", "soon"], "--since"),
+                           (["samples", "export", "--format", "pdf"], "unknown --format 'pdf'")):
+        result = run_cli(*args)
+        assert result.returncode == 2 and result.stderr.startswith("error: ") and fragment in result.stderr
