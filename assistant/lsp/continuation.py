@@ -1,0 +1,41 @@
+"""What the editor is offered: the model's continuation of the text before the cursor.
+
+The context is the last `context_chars` characters before the cursor, as far
+back as the model usefully reads. The continuation ends at the end of the
+sentence (the punctuation and any closing quote kept), at the end of the
+line, or at the length limit, whichever the settings ask for and comes first.
+It is cut in the worker, piece by piece, so that a stop event (a cancelled or
+superseded request) ends it at once.
+"""
+
+import re
+import threading
+from contextlib import closing
+
+from ..generation import TextModel
+from .jobs import Stopped
+from .settings import Settings
+
+# a sentence ends at . ! ? or …, with any closing quotes or brackets, before white space
+SENTENCE_END = re.compile(r"[.!?…][\"'”’)\]]*(?=\s)")
+
+
+def context(text_before_cursor: str, settings: Settings) -> str:
+    return text_before_cursor[-settings.context_chars:] if settings.context_chars else ""
+
+
+def continue_text(model: TextModel, prompt: str, settings: Settings, limit: int, seed: int,
+                  stop: threading.Event) -> str:
+    """The continuation of `prompt`, not stored (a suggestion is stored once it is accepted)."""
+    pieces = model.stream(prompt, max_new_chars=limit, temperature=settings.temperature, top_p=settings.top_p,
+                          seed=seed, stop=None if settings.stop_at == "length" else "\n", log=False)
+    text = ""
+    with closing(pieces):
+        for piece in pieces:
+            if stop.is_set():
+                raise Stopped
+            text += piece
+            end = SENTENCE_END.search(text) if settings.stop_at == "sentence" else None
+            if end:
+                return text[: end.end()]
+    return text
