@@ -9,10 +9,12 @@ superseded request) ends it at once.
 """
 
 import re
+import secrets
 import threading
 from contextlib import closing
+from dataclasses import asdict
 
-from ..generation import TextModel
+from ..generation import Params, TextModel
 from .jobs import Stopped
 from .settings import Settings
 
@@ -24,18 +26,27 @@ def context(text_before_cursor: str, settings: Settings) -> str:
     return text_before_cursor[-settings.context_chars:] if settings.context_chars else ""
 
 
-def continue_text(model: TextModel, prompt: str, settings: Settings, limit: int, seed: int,
-                  stop: threading.Event) -> str:
-    """The continuation of `prompt`, not stored (a suggestion is stored once it is accepted)."""
-    pieces = model.stream(prompt, max_new_chars=limit, temperature=settings.temperature, top_p=settings.top_p,
-                          seed=seed, stop=None if settings.stop_at == "length" else "\n", log=False)
+def params(settings: Settings, limit: int) -> Params:
+    """The generation parameters of one suggestion, with a fresh seed (kept, so a stored one can be written again)."""
+    return Params(max_new_chars=limit, temperature=settings.temperature, top_p=settings.top_p, seed=secrets.randbits(32),
+                  stop=() if settings.stop_at == "length" else ("\n",))
+
+
+def continue_text(model: TextModel, prompt: str, params: Params, stop_at: str, stop: threading.Event,
+                  source: str | None = None) -> str:
+    """The continuation of `prompt`, cut where `stop_at` says; stored only with a `source`.
+
+    A suggestion is not stored when it is made but when it is accepted (see
+    suggestions.py); an unconditional sample the writer asks for is.
+    """
+    pieces = model.stream(prompt, **asdict(params), log=source is not None, source=source or "")
     text = ""
     with closing(pieces):
         for piece in pieces:
             if stop.is_set():
                 raise Stopped
             text += piece
-            end = SENTENCE_END.search(text) if settings.stop_at == "sentence" else None
+            end = SENTENCE_END.search(text) if stop_at == "sentence" else None
             if end:
                 return text[: end.end()]
     return text
