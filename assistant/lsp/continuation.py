@@ -26,10 +26,10 @@ def context(text_before_cursor: str, settings: Settings) -> str:
     return text_before_cursor[-settings.context_chars:] if settings.context_chars else ""
 
 
-def params(settings: Settings, limit: int) -> Params:
+def params(settings: Settings, limit: int, stop_at: str) -> Params:
     """The generation parameters of one suggestion, with a fresh seed (kept, so a stored one can be written again)."""
     return Params(max_new_chars=limit, temperature=settings.temperature, top_p=settings.top_p, seed=secrets.randbits(32),
-                  stop=() if settings.stop_at == "length" else ("\n",))
+                  stop=() if stop_at == "length" else ("\n",))
 
 
 def continue_text(model: TextModel, prompt: str, params: Params, stop_at: str, stop: threading.Event,

@@ -110,7 +110,7 @@ class GhostwriterServer(LanguageServer):
         def write(model: TextModel, stop: threading.Event) -> list[Suggestion]:
             found: dict[str, Suggestion] = {}
             for _ in range(n):
-                start, p = time.perf_counter(), params(settings, limit)
+                start, p = time.perf_counter(), params(settings, limit, settings.stop_at)
                 text = continue_text(model, prompt, p, settings.stop_at, stop)
                 if text and text not in found:
                     found[text] = self.suggestions.add(uri, model, prompt, text, p, p.seed, time.perf_counter() - start)
@@ -213,7 +213,7 @@ def build_server(model: str | None = None, device: str = "auto") -> GhostwriterS
         Optional argument: the document's URI, so a newer request for it supersedes this one.
         """
         uri = args[0] if args and isinstance(args[0], str) else None
-        p = params(server.settings, server.settings.max_chars)
+        p = params(server.settings, server.settings.max_chars, "length")
 
         def write(model: TextModel, stop: threading.Event) -> dict[str, Any]:
             text = continue_text(model, "", p, "length", stop, source="editor")
