@@ -26,8 +26,11 @@ class Settings:
     debounce_ms: int = 250  # a hint for the plugins: how long typing pauses before they ask
 
     def updated(self, options: Any) -> "Settings":
-        """These settings with `options` (a JSON object, or None) applied; unknown keys are errors too."""
-        if options is None:
+        """These settings with `options` (a JSON object, or None) applied; unknown keys are errors too.
+
+        An empty list counts as an empty object: that is how Lua (Neovim) sends an empty table.
+        """
+        if options is None or options == []:
             return self
         if not isinstance(options, dict):
             raise UserError(f"settings must be a JSON object, got {options!r}")
