@@ -75,6 +75,8 @@ async def bench(model: str, requests: int, cancels: int, settings: dict) -> dict
         result = await client.text_document_inline_completion_async(inline(automatic))
         latencies.append(time.perf_counter() - start)
         empty += not result.items
+    # long generations to cancel: to the length, not the end of a sentence
+    client.workspace_did_change_configuration(types.DidChangeConfigurationParams({"stopAt": "length"}))
     cancel_times = []
     for i in range(cancels):
         request = asyncio.ensure_future(client.protocol.send_request_async(
@@ -128,6 +130,7 @@ def main() -> None:
     args = parser.parse_args()
     setup(args.threads)
     model = args.model or train(args.train_seconds)
+    print(f"model: {model}")
     long_chars = 5000
     settings = {"maxChars": long_chars, "alternatives": 1}
     measured = asyncio.run(bench(model, args.requests, args.cancels, settings))
