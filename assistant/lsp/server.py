@@ -26,7 +26,7 @@ from pygls.protocol import LanguageServerProtocol
 
 from corpora import UserError
 
-from ..generation import TextModel, load_model
+from ..generation import Params, TextModel, load_model
 from .continuation import context, continue_text, params
 from .documents import Documents
 from .jobs import Jobs, Stopped
@@ -107,19 +107,20 @@ class GhostwriterServer(LanguageServer):
             raise refused(e) from e
         settings = self.settings
 
-        def write(model: TextModel, stop: threading.Event) -> list[Suggestion]:
-            found: dict[str, Suggestion] = {}
+        def write(model: TextModel, stop: threading.Event) -> tuple[TextModel, dict[str, tuple[Params, float]]]:
+            found: dict[str, tuple[Params, float]] = {}  # text: how it was written, in how many seconds
             for _ in range(n):
                 start, p = time.perf_counter(), params(settings, limit, settings.stop_at)
                 text = continue_text(model, prompt, p, settings.stop_at, stop)
                 if text and text not in found:
-                    found[text] = self.suggestions.add(uri, model, prompt, text, p, p.seed, time.perf_counter() - start)
-            return list(found.values())
+                    found[text] = p, time.perf_counter() - start
+            return model, found
 
         try:
-            return await self.generate(write, uri)
+            model, found = await self.generate(write, uri)
         except Stopped:
             return []
+        return [self.suggestions.add(uri, model, prompt, text, p, p.seed, seconds) for text, (p, seconds) in found.items()]
 
     def warm_up(self) -> None:
         """Load the model and run it once in the background, so the first suggestion comes as fast as the rest."""
