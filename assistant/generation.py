@@ -148,10 +148,12 @@ def _until_stop(pieces: Iterator[str], limit: int | None, stops: tuple[str, ...]
 def resolve_model_dir(name_or_path: str | Path) -> Path | None:
     """A ghostwriter model directory by path or by name in the data directory, or None."""
     path = Path(name_or_path).expanduser()
-    if (path / ckpt.CONFIG).is_file() and "kind" in ckpt.read_json(path / ckpt.CONFIG):
-        return path
     named = models_dir() / str(name_or_path)
-    return named if (named / ckpt.CONFIG).is_file() else None
+    for candidate in (path, named) if path.name == str(name_or_path) else (path,):
+        config = candidate / ckpt.CONFIG
+        if config.is_file() and "kind" in ckpt.read_json(config):
+            return candidate
+    return None
 
 
 def list_model_names() -> list[str]:

@@ -6,6 +6,8 @@ The base is the `gpt2_base` fixture: a save_pretrained directory passed with
 """
 
 import json
+import os
+import signal
 from pathlib import Path
 
 import pytest
@@ -104,11 +106,28 @@ def test_lora_trains_an_adapter_and_merges_it(gpt2_base: Path, pkd_slice: Path, 
     assert load_model(out, "cpu").generate("The door", max_new_tokens=10, seed=1)
 
 
+class StopAtStep(Reporter):
+    """Presses Ctrl-C (a real SIGINT) once the run reports a given step."""
+
+    def __init__(self, step: int):
+        super().__init__()
+        self.at = step
+
+    def update(self, completed: int, step: int, *args, **kwargs) -> None:
+        super().update(completed, step, *args, **kwargs)
+        if step == self.at:
+            os.kill(os.getpid(), signal.SIGINT)
+
+
 def test_resume_is_exact(gpt2_base: Path, pkd_slice: Path, tmp_path: Path):
     straight, stopped = tmp_path / "straight", tmp_path / "stopped"
-    _train(pkd_slice, straight, gpt2_base, {"dropout": 0.1}, max_steps=8, eval_every=4)
-    _train(pkd_slice, stopped, gpt2_base, {"dropout": 0.1}, max_steps=5, eval_every=4)
-    _train(pkd_slice, stopped, gpt2_base, max_steps=8, eval_every=4, resume=True)
+    options = GPT2Options(base=str(gpt2_base), **SHAPE, lr=3e-3, dropout=0.1)
+    for out, reporter in ((straight, Reporter()), (stopped, StopAtStep(4))):
+        summary = finetune(FinetuneConfig(corpus=str(pkd_slice), out=out, seed=7, max_steps=8, eval_every=3,
+                                          sample_every=1000, gpt2=options), reporter)
+    assert summary.stop_reason == "interrupted" and summary.steps == 5
+    finetune(FinetuneConfig(corpus=str(pkd_slice), out=stopped, resume=True), Reporter())
+
     def losses(path: Path) -> list[dict]:
         return [{k: v for k, v in r.items() if k not in ("units_per_s", "elapsed")} for r in read_jsonl(path / "history.jsonl")]
 
@@ -149,7 +168,7 @@ def test_a_random_base_is_refused_unless_from_scratch(random_base: Path, pkd_sli
 @pytest.mark.parametrize(
     ("base", "fragment"),
     [
-        ("no-such-user/no-such-model", "cannot load the configuration of base model 'no-such-user/no-such-model'"),
+        ("no-such-user/no-such-model", "cannot load the tokenizer of base model 'no-such-user/no-such-model'"),
         ("./no/such/dir", "is not a directory saved with save_pretrained"),
         (str(GPT2_TOKENIZER), "cannot load the weights"),  # a tokenizer and config, but no weights
     ],

@@ -126,8 +126,8 @@ def test_every_generation_is_recorded_with_its_parameters(trained_model: Path):
     assert sample.id == model.last_sample_id and sample.text == text and sample.prompt == "The man"
     assert (sample.model, sample.model_kind, sample.model_path) == ("tiny-pkd", "char-lstm", str(trained_model))
     assert sample.mode == "prompted" and sample.source == "api" and sample.chars == 40 and not sample.cancelled
-    assert sample.params | {"stop": ()} == {"max_new_chars": 40, "temperature": 0.7, "top_k": 20, "top_p": None,
-                                            "seed": 5, "stop": ()}
+    assert sample.params | {"stop": ()} == {"max_new_chars": 40, "max_new_tokens": None, "temperature": 0.7,
+                                            "top_k": 20, "top_p": None, "seed": 5, "stop": ()}
     assert sample.corpus == "pkd-slice0" and sample.copied_chars is not None and sample.copied_document
 
 

@@ -18,6 +18,7 @@ import torch.nn.functional as F
 
 from corpora import Corpus, UserError
 
+from ..adapter import evaluating
 from ..config import GPT2Options
 from ..device import autocast
 from . import base as bases
@@ -118,25 +119,19 @@ class GPT2Adapter:
 
     @torch.no_grad()
     def evaluate(self, split: str, max_units: int) -> float:
-        was_training = self.model.training
-        self.model.eval()
         total, count = 0.0, 0
-        with autocast(self.device, self.cuda_dtype):
+        with evaluating(self.model), autocast(self.device, self.cuda_dtype):
             for x, y in self.data.eval_blocks(split, max_units):
                 logits = self.model(input_ids=x).logits
                 total += float(F.cross_entropy(logits.float().flatten(0, 1), y.flatten(), reduction="sum"))
                 count += y.numel()
-        self.model.train(was_training)
         return total / count
 
     def sample(self, n_units: int, seed: int) -> str:
-        was_training = self.model.training
-        self.model.eval()
         generator = torch.Generator().manual_seed(seed)
         ids = generate_ids(self.model, [self.tokenizer.eos_token_id], generator, self.hf_config["n_positions"], 0.8)
-        with autocast(self.device, self.cuda_dtype):
+        with evaluating(self.model), autocast(self.device, self.cuda_dtype):
             tokens = [next(ids) for _ in range(n_units)]
-        self.model.train(was_training)
         return self.tokenizer.decode(tokens)
 
     def data_state(self) -> tuple[dict[str, torch.Tensor], dict]:
