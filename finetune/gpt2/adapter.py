@@ -80,7 +80,7 @@ class GPT2Adapter:
         self.index = 0
 
     def _block_loss(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        logits = self.model(input_ids=x).logits
+        logits = self.model(input_ids=x, use_cache=False).logits  # training builds no KV cache
         return F.cross_entropy(logits.float().flatten(0, 1), y.flatten())
 
     def headline(self) -> str:
@@ -122,7 +122,7 @@ class GPT2Adapter:
         total, count = 0.0, 0
         with evaluating(self.model), autocast(self.device, self.cuda_dtype):
             for x, y in self.data.eval_blocks(split, max_units):
-                logits = self.model(input_ids=x).logits
+                logits = self.model(input_ids=x, use_cache=False).logits
                 total += float(F.cross_entropy(logits.float().flatten(0, 1), y.flatten(), reduction="sum"))
                 count += y.numel()
         return total / count
