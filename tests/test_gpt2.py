@@ -213,3 +213,10 @@ def test_generate_cli_with_tokens_and_an_unknown_base(gpt2_base: Path):
     assert ok.returncode == 0 and ok.stdout.startswith("The door") and len(ok.stdout) > len("The door\n")
     bad = run_cli("generate", "gpt2")
     assert bad.returncode == 2 and bad.stderr.startswith("error: no model 'gpt2'") and "Hugging Face" in bad.stderr
+
+
+def test_a_corpus_shorter_than_two_blocks_is_a_clear_error(gpt2_base: Path, tmp_path: Path):
+    (tmp_path / "story.txt").write_text("The robot looked at the man and said nothing at all. " * 40)
+    with pytest.raises(UserError, match=r"corpus too short for --block-size 1024: .* lower --block-size"):
+        _train(tmp_path / "story.txt", tmp_path / "m", gpt2_base, {"block_size": None}, max_steps=1)
+    assert not (tmp_path / "m").exists()
