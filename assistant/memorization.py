@@ -157,4 +157,7 @@ def model_index(config: dict) -> CorpusIndex | None:
     if not corpus.get("checksum"):
         return None
     checksum = corpus["checksum"]
-    return cached_index(index_folder(checksum), checksum, corpus.get("name", ""), corpus.get("source", ""))
+    index = cached_index(index_folder(checksum), checksum, corpus.get("name", ""), corpus.get("source", ""))
+    if index is None:
+        cached_index.cache_clear()  # a missing corpus may be back by the next check: remember successes only
+    return index

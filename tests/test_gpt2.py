@@ -137,10 +137,12 @@ def test_resume_is_exact(gpt2_base: Path, pkd_slice: Path, tmp_path: Path):
 
 
 def test_token_cache_makes_the_second_run_skip_tokenizing(gpt2_base: Path, pkd_slice: Path, tmp_path: Path,
-                                                           isolated_home: Path):
+                                                           isolated_home: Path, monkeypatch: pytest.MonkeyPatch):
     from finetune.gpt2 import data
 
-    _train(pkd_slice, tmp_path / "a", gpt2_base, max_steps=1)
+    monkeypatch.chdir(gpt2_base.parent)  # a base given by a relative path is recorded by its absolute one
+    _train(pkd_slice, tmp_path / "a", Path(gpt2_base.name), max_steps=1)
+    assert json.loads((tmp_path / "a" / "config.json").read_text())["base"] == str(gpt2_base)
     [cache] = (isolated_home / "corpora" / "tokens").iterdir()
     stamp = cache.stat().st_mtime_ns
     _train(pkd_slice, tmp_path / "b", gpt2_base, {"split": "document"}, max_steps=1)
@@ -213,6 +215,11 @@ def test_generate_cli_with_tokens_and_an_unknown_base(gpt2_base: Path):
     assert ok.returncode == 0 and ok.stdout.startswith("The door") and len(ok.stdout) > len("The door\n")
     bad = run_cli("generate", "gpt2")
     assert bad.returncode == 2 and bad.stderr.startswith("error: no model 'gpt2'") and "Hugging Face" in bad.stderr
+
+
+def test_a_from_scratch_shape_that_does_not_fit_is_a_clear_error(pkd_slice: Path, tmp_path: Path):
+    with pytest.raises(UserError, match=r"cannot build that GPT-2 \(n_embd 100, n_head 12\)"):
+        _train(pkd_slice, tmp_path / "m", GPT2_TOKENIZER, {"from_scratch": True, "n_layer": 1, "n_embd": 100}, max_steps=1)
 
 
 def test_a_corpus_shorter_than_two_blocks_is_a_clear_error(gpt2_base: Path, tmp_path: Path):

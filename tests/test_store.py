@@ -101,6 +101,24 @@ def test_tags_filters_and_export_round_trip():
     assert "The robot said first text" in md and "unprompted" in md
 
 
+def test_listings_show_text_and_tags_as_written_never_as_markup():
+    from io import StringIO
+
+    from rich.console import Console
+
+    from assistant.views import describe, sample_table
+
+    with Store() as store:
+        sample_id = store.add(row(" and [red]he[/red] left [/i]", prompt="[/q] quoted", params={"stop": ["[/q]"]}))
+        store.tag(sample_id, ["[/draft]"])
+        sample = store.get(sample_id)
+    out = StringIO()
+    console = Console(file=out, width=200)
+    console.print(sample_table([sample], 50))
+    console.print(describe(sample, 50))
+    assert "[red]he[/red]" in out.getvalue() and "[/draft]" in out.getvalue() and "[/q]" in out.getvalue()
+
+
 def test_bad_ids_tags_and_dates_are_user_errors():
     with Store() as store:
         with pytest.raises(UserError, match="no sample 7"):

@@ -9,8 +9,7 @@ GPT-2 configuration beside ghostwriter's own keys, so
 import math
 import os
 import shutil
-import warnings
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import torch
@@ -54,6 +53,9 @@ class GPT2Adapter:
                             f"{model.config.vocab_size}")
         self.hp: GPT2HParams = resolve(options, model.config.n_positions, device)
         self.data = TokenData(corpus, self.tokenizer, self.hp.block_size, self.hp.micro_batch, self.hp.split)
+        if self.data.micro_batch < self.hp.micro_batch:  # a short corpus: fewer blocks per pass, more passes per step
+            accum = max(1, round(self.hp.micro_batch * self.hp.grad_accum / self.data.micro_batch))
+            self.hp = replace(self.hp, micro_batch=self.data.micro_batch, grad_accum=accum)
         self.data.to(device)
         self.hf_config = model.config.to_dict()
         if self.hp.grad_checkpointing:
@@ -65,8 +67,7 @@ class GPT2Adapter:
             lora = LoraConfig(r=options.lora_r, lora_alpha=options.lora_alpha, lora_dropout=options.lora_dropout,
                               target_modules=targets, fan_in_fan_out=True, task_type="CAUSAL_LM")
             try:
-                with warnings.catch_warnings():  # peft asks transformers a question transformers calls deprecated
-                    warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing", category=FutureWarning)
+                with bases.quiet_transformers():
                     model = get_peft_model(model, lora)
             except ValueError as e:
                 raise UserError(f"--lora-targets {options.lora_targets!r}: {str(e).splitlines()[0]}") from None
@@ -169,6 +170,7 @@ class GPT2Adapter:
             if (scratch / name).exists():
                 os.replace(scratch / name, directory / name)
         shutil.rmtree(scratch)
+        shutil.rmtree(directory / MERGED, ignore_errors=True)  # a merge of an older adapter must not shadow this one
 
     def finish(self, directory: Path) -> None:
         """With --merge: the best adapter folded into its base, saved in merged/ as a plain GPT-2."""
@@ -179,7 +181,8 @@ class GPT2Adapter:
 
         set_peft_model_state_dict(self.model, load_file(str(directory / "adapter_model.safetensors")))
         merged = self.model.merge_and_unload()
-        target = directory / MERGED
+        scratch = directory / f".{MERGED}-{os.getpid()}"
         with bases.quiet_transformers():
-            merged.save_pretrained(target)
-            self.tokenizer.save_pretrained(target)
+            merged.save_pretrained(scratch)
+            self.tokenizer.save_pretrained(scratch)
+        os.replace(scratch, directory / MERGED)  # whole or not at all: the loader trusts merged/ when it is there

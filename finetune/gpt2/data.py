@@ -16,7 +16,6 @@ import torch
 from corpora import Corpus, UserError
 from corpora.home import corpora_cache_dir
 
-SPLITS = ("contiguous", "document")
 VAL_SHARE = 0.10
 
 
