@@ -149,9 +149,11 @@ def finetune(
         eval_every=eval_every, sample_every=sample_every, checkpoint_every=checkpoint_every,
         seed=seed, device=device, resume=resume, force=force,
         char=CharOptions(size, layers, hidden, dropout, seq_len, batch_size, lr),
-        gpt2=GPT2Options(base, from_scratch, n_layer, n_embd, n_head, block_size, batch_tokens, micro_batch, lr, dropout,
-                         split, lora, lora_r, lora_alpha, lora_dropout, lora_targets, merge, compile_model,
-                         grad_checkpointing),
+        gpt2=GPT2Options(base=base, from_scratch=from_scratch, n_layer=n_layer, n_embd=n_embd, n_head=n_head,
+                         block_size=block_size, batch_tokens=batch_tokens, micro_batch=micro_batch, lr=lr, dropout=dropout,
+                         split=split, lora=lora, lora_r=lora_r, lora_alpha=lora_alpha, lora_dropout=lora_dropout,
+                         lora_targets=lora_targets, merge=merge, compile=compile_model,
+                         grad_checkpointing=grad_checkpointing),
     )
     summary = run(config)
     for line in describe_summary(summary):
@@ -170,8 +172,8 @@ def generate(
     length: Annotated[int | None, typer.Option("--length", "-l", help="Characters to write per sample (default 500).")] = None,
     tokens: Annotated[int | None, typer.Option("--tokens", help="Tokens to write per sample (char models: characters).")] = None,
     temperature: Annotated[float, typer.Option("--temperature", "-t", help="Lower is safer, higher wilder; 0 is greedy.")] = 0.8,
-    top_k: Annotated[int | None, typer.Option(help="Sample only from the k likeliest next characters.")] = None,
-    top_p: Annotated[float | None, typer.Option(help="Sample from the likeliest characters holding this probability.")] = None,
+    top_k: Annotated[int | None, typer.Option(help="Sample only from the k likeliest next tokens.")] = None,
+    top_p: Annotated[float | None, typer.Option(help="Sample from the likeliest tokens holding this probability.")] = None,
     seed: Annotated[int | None, typer.Option(help="Seed for a repeatable sample.", min=0, max=MAX_SEED)] = None,
     stop: Annotated[list[str] | None, typer.Option(help="Stop before this text (repeatable).")] = None,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",

@@ -50,11 +50,11 @@ class Params:
         for what, value in (("length", self.max_new_chars), ("tokens", self.max_new_tokens)):
             if value is not None and value < 0:
                 raise UserError(f"{what} must be zero or more, got {value}")
-        if self.temperature < 0:
-            raise UserError(f"temperature must be zero or more, got {self.temperature}")
+        if not (math.isfinite(self.temperature) and self.temperature >= 0):
+            raise UserError(f"temperature must be a finite number, zero or more, got {self.temperature}")
         if self.top_k is not None and self.top_k < 1:
             raise UserError(f"top-k must be at least 1, got {self.top_k}")
-        if self.top_p is not None and not 0 < self.top_p <= 1:
+        if self.top_p is not None and not (0 < self.top_p <= 1):
             raise UserError(f"top-p must be in (0, 1], got {self.top_p}")
 
 
@@ -148,10 +148,17 @@ def _until_stop(pieces: Iterator[str], limit: int | None, stops: tuple[str, ...]
 def resolve_model_dir(name_or_path: str | Path) -> Path | None:
     """A ghostwriter model directory by path or by name in the data directory, or None."""
     path = Path(name_or_path).expanduser()
-    if (path / ckpt.CONFIG).is_file() and "kind" in ckpt.read_json(path / ckpt.CONFIG):
-        return path
     named = models_dir() / str(name_or_path)
-    return named if (named / ckpt.CONFIG).is_file() else None
+    for candidate in (path, named) if path.name == str(name_or_path) else (path,):
+        config = candidate / ckpt.CONFIG
+        if not config.is_file():
+            continue
+        try:
+            if "kind" in ckpt.read_json(config):
+                return candidate.resolve()  # the store keeps this path: it must work from any directory
+        except ValueError as e:
+            raise UserError(f"{config} is damaged (not JSON: {e})") from None
+    return None
 
 
 def list_model_names() -> list[str]:

@@ -137,17 +137,17 @@ def cached_index(folder: Path, checksum: str, name: str, source: str) -> CorpusI
 def _find_corpus(checksum: str, name: str, source: str) -> Corpus | None:
     # a catalogue corpus is found by its name (its source may be a cache or shared folder); a file by its path
     candidates = [c for c in (name if name in CATALOGUE else "", source) if c and c != "download"]
-    for candidate in candidates:
+    changed = False
+    for candidate in candidates:  # a file may share its name with a catalogue corpus: try both
         try:
             corpus = load_corpus(candidate)
         except UserError:
             continue
         if corpus.checksum == checksum:
             return corpus
-        warnings.warn(f"corpus {name!r} has changed since the model was trained; no memorization check",
-                      MemorizationWarning, stacklevel=3)
-        return None
-    warnings.warn(f"corpus {name!r} ({source}) not found; no memorization check", MemorizationWarning, stacklevel=3)
+        changed = True
+    what = "has changed since the model was trained" if changed else f"({source}) not found"
+    warnings.warn(f"corpus {name!r} {what}; no memorization check", MemorizationWarning, stacklevel=3)
     return None
 
 
@@ -157,4 +157,7 @@ def model_index(config: dict) -> CorpusIndex | None:
     if not corpus.get("checksum"):
         return None
     checksum = corpus["checksum"]
-    return cached_index(index_folder(checksum), checksum, corpus.get("name", ""), corpus.get("source", ""))
+    index = cached_index(index_folder(checksum), checksum, corpus.get("name", ""), corpus.get("source", ""))
+    if index is None:
+        cached_index.cache_clear()  # a missing corpus may be back by the next check: remember successes only
+    return index

@@ -99,6 +99,8 @@ class Repl:
                 self.handle(line)
             except UserError as e:
                 self.console.print(f"[red]error:[/red] {escape(str(e))}", soft_wrap=True)
+            except Exception as e:  # a failure the session can outlive (a full disk, a GPU out of memory): say it, go on
+                self.console.print(f"[red]error:[/red] {escape(type(e).__name__)}: {escape(str(e))}", soft_wrap=True)
             except KeyboardInterrupt:
                 self.console.print("[dim](stopped)[/dim]")
 

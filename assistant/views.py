@@ -40,8 +40,9 @@ def sample_table(samples: list[Sample], min_span: int) -> Table:
     table.add_column("text", ratio=1, no_wrap=True, overflow="ellipsis")
     for s in samples:
         mode = ("uncond" if s.mode == "unconditional" else s.mode) + (" (cancelled)" if s.cancelled else "")
-        table.add_row(str(s.id), local_time(s.created, "%m-%d %H:%M"), s.model, mode, str(s.chars), ", ".join(s.tags),
-                      Text(flag(s, min_span), style="bold red"), preview(s.prompt + s.text))
+        # Text(...), not str: a writer's text or tag such as "[/draft]" is shown as it is, never read as markup
+        table.add_row(str(s.id), local_time(s.created, "%m-%d %H:%M"), Text(s.model), mode, str(s.chars),
+                      Text(", ".join(s.tags)), Text(flag(s, min_span), style="bold red"), Text(preview(s.prompt + s.text)))
     return table
 
 
@@ -71,7 +72,7 @@ def describe(sample: Sample, min_span: int) -> Table:
         ("tags", ", ".join(sample.tags) or "-"),
         ("longest copied span", Text(copied, style="bold red" if sample.copies(min_span) else "")),
     ):
-        table.add_row(key, value)
+        table.add_row(key, value if isinstance(value, Text) else Text(value))
     return table
 
 

@@ -1,5 +1,6 @@
 """Shared set-up for the benchmarks: corpora location, threads, a scratch data directory."""
 
+import argparse
 import os
 import tempfile
 from pathlib import Path
@@ -18,3 +19,12 @@ def setup(threads: int | None) -> Path:
     home = Path(tempfile.mkdtemp(prefix="ghostwriter-bench-"))
     os.environ["ASSISTANT_HOME"] = str(home)
     return home
+
+
+def fill_shape(args: argparse.Namespace, gpu_shape: dict[str, int], cpu_shape: dict[str, int]) -> bool:
+    """Shape flags left unset take the device's default shape; True on a GPU."""
+    gpu = args.device.startswith("cuda")
+    for key, value in (gpu_shape if gpu else cpu_shape).items():
+        if getattr(args, key) is None:
+            setattr(args, key, value)
+    return gpu

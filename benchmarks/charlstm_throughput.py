@@ -15,7 +15,7 @@ import json
 import time
 from pathlib import Path
 
-from _common import setup
+from _common import fill_shape, setup
 
 GPU_SHAPE = {"layers": 3, "hidden": 1024, "batch": 256, "seq": 256}
 CPU_SHAPE = {"layers": 2, "hidden": 256, "batch": 64, "seq": 64}
@@ -93,10 +93,7 @@ def main() -> None:
     for key in CPU_SHAPE:
         parser.add_argument(f"--{key}", type=int, default=None)
     args = parser.parse_args()
-    gpu = args.device.startswith("cuda")
-    for key, value in (GPU_SHAPE if gpu else CPU_SHAPE).items():
-        if getattr(args, key) is None:
-            setattr(args, key, value)
+    gpu = fill_shape(args, GPU_SHAPE, CPU_SHAPE)
     args.steps = args.steps or (50 if gpu else 20)
     home = setup(None if gpu else args.threads)
     fast = ours(args, home)

@@ -17,7 +17,7 @@ import json
 import time
 from pathlib import Path
 
-from _common import SHARED_CORPORA, setup
+from _common import SHARED_CORPORA, fill_shape, setup
 
 TOKENIZER = SHARED_CORPORA.parent / "models" / "gpt2-tokenizer"
 GPU_SHAPE = {"n_layer": 12, "n_embd": 768, "n_head": 12, "block": 1024, "micro": 16}
@@ -108,10 +108,7 @@ def main() -> None:
     for key in CPU_SHAPE:
         parser.add_argument(f"--{key.replace('_', '-')}", dest=key, type=int, default=None)
     args = parser.parse_args()
-    gpu = args.device.startswith("cuda")
-    for key, value in (GPU_SHAPE if gpu else CPU_SHAPE).items():
-        if getattr(args, key) is None:
-            setattr(args, key, value)
+    gpu = fill_shape(args, GPU_SHAPE, CPU_SHAPE)
     args.steps = args.steps or (40 if gpu else 10)
     args.warmup = args.warmup if args.warmup is not None else (10 if gpu else 2)
     home = setup(None if gpu else args.threads)

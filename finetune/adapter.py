@@ -7,11 +7,24 @@ the next training loss, evaluate a split, sample text and carry its data
 position across a resume.
 """
 
+import contextlib
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Protocol
 
 import torch
 from torch import nn
+
+
+@contextlib.contextmanager
+def evaluating(model: nn.Module) -> Iterator[None]:
+    """Eval mode (no dropout) for an evaluation or a sample in the middle of training, then back."""
+    was_training = model.training
+    model.eval()
+    try:
+        yield
+    finally:
+        model.train(was_training)
 
 
 class Adapter(Protocol):

@@ -39,6 +39,7 @@ class Schedule(Protocol):
     eval_every: int
     sample_every: int
     checkpoint_every: int | None  # None: at every evaluation
+    eval_units: int | None  # a kind's cap on the validation units per evaluation
 
 
 def code_version() -> str:
@@ -125,7 +126,8 @@ def make_plan(cfg: FinetuneConfig, hp: Schedule) -> Plan:
         warmup = min(warmup, max(1, max_steps // 10))
     return Plan(
         lr=hp.lr, max_steps=max_steps, max_time=cfg.max_time, warmup_steps=max(1, warmup),
-        eval_every=eval_every, eval_units=cfg.eval_chars, sample_every=cfg.sample_every or hp.sample_every,
+        eval_every=eval_every, eval_units=min(cfg.eval_chars, hp.eval_units or cfg.eval_chars),
+        sample_every=cfg.sample_every or hp.sample_every,
         sample_units=cfg.sample_chars, checkpoint_every=cfg.checkpoint_every or hp.checkpoint_every or eval_every,
         target_loss=cfg.target_loss, target_on=cfg.target_on or "train", stop_on_overfit=cfg.stop_on_overfit,
         overfit_patience=cfg.overfit_patience, grad_clip=cfg.grad_clip, weight_decay=cfg.weight_decay,
@@ -146,6 +148,10 @@ def make_adapter(config: FinetuneConfig, corpus: Corpus, device: torch.device) -
 
 def finetune(config: FinetuneConfig, reporter: Reporter | None = None) -> Summary:
     config.validate()
+    if config.model == "gpt2":  # a local base by its absolute path: the model then loads from any directory
+        from .gpt2.base import base_location
+
+        config = replace(config, gpt2=replace(config.gpt2, base=base_location(config.gpt2.base)))
     reporter = reporter or Reporter()
     device = devices.pick_device(config.device)
     corpus = load_corpus(config.corpus, config.encoding)

@@ -240,8 +240,8 @@ class Trainer:
             self.reporter.message(
                 f"Warning: the model has started to memorize its corpus: validation loss rose for {patience} "
                 f"evaluations ({window[0][2]:.3f} -> {window[-1][2]:.3f}) while training loss fell "
-                f"({window[0][1]:.3f} -> {window[-1][1]:.3f}). The best model (step {s.best_step}, "
-                f"val {s.best_val:.3f}) is kept in model.safetensors"
+                f"({window[0][1]:.3f} -> {window[-1][1]:.3f}). The best weights (step {s.best_step}, "
+                f"val {s.best_val:.3f}) are the ones kept in the model directory"
                 + ("; stopping (--stop-on-overfit)." if self.plan.stop_on_overfit else "; pass --stop-on-overfit to stop here."),
                 style="bold yellow",
             )

@@ -73,5 +73,8 @@ def test_bad_parameters_and_unknown_models_are_user_errors(trained_model: Path):
         model.stream("x", temperature=-1)  # checked when called, before any text
     with pytest.raises(UserError, match="top-p"):
         model.generate("x", top_p=1.5)
+    for bad in ({"temperature": float("nan")}, {"temperature": float("inf")}, {"top_p": float("nan")}):
+        with pytest.raises(UserError):
+            model.stream("x", **bad)
     with pytest.raises(UserError, match="no model 'missing'"):
         load_model("missing")

@@ -133,3 +133,16 @@ def test_memorization_and_check_commands(trained_model: Path):
     check = run_cli("samples", "check", str(listed[0]["id"]), "--context", "20")
     assert check.returncode == 0 and "is the model's own" in check.stdout
     assert f"in {listed[0]['copied_document']} at character" in check.stdout
+
+
+def test_a_file_named_like_a_catalogue_corpus_is_found_by_its_path(tmp_path: Path):
+    from assistant.memorization import _find_corpus
+    from corpora import load_corpus
+
+    (tmp_path / "pkd.txt").write_text("Not Philip K. Dick at all, but a writer's own novel called pkd.txt.\n")
+    mine = load_corpus(str(tmp_path / "pkd.txt"))
+    assert mine.name == "pkd"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        found = _find_corpus(mine.checksum, mine.name, mine.source)
+    assert found is not None and found.checksum == mine.checksum

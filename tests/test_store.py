@@ -101,6 +101,24 @@ def test_tags_filters_and_export_round_trip():
     assert "The robot said first text" in md and "unprompted" in md
 
 
+def test_listings_show_text_and_tags_as_written_never_as_markup():
+    from io import StringIO
+
+    from rich.console import Console
+
+    from assistant.views import describe, sample_table
+
+    with Store() as store:
+        sample_id = store.add(row(" and [red]he[/red] left [/i]", prompt="[/q] quoted", params={"stop": ["[/q]"]}))
+        store.tag(sample_id, ["[/draft]"])
+        sample = store.get(sample_id)
+    out = StringIO()
+    console = Console(file=out, width=200)
+    console.print(sample_table([sample], 50))
+    console.print(describe(sample, 50))
+    assert "[red]he[/red]" in out.getvalue() and "[/draft]" in out.getvalue() and "[/q]" in out.getvalue()
+
+
 def test_bad_ids_tags_and_dates_are_user_errors():
     with Store() as store:
         with pytest.raises(UserError, match="no sample 7"):
@@ -126,8 +144,8 @@ def test_every_generation_is_recorded_with_its_parameters(trained_model: Path):
     assert sample.id == model.last_sample_id and sample.text == text and sample.prompt == "The man"
     assert (sample.model, sample.model_kind, sample.model_path) == ("tiny-pkd", "char-lstm", str(trained_model))
     assert sample.mode == "prompted" and sample.source == "api" and sample.chars == 40 and not sample.cancelled
-    assert sample.params | {"stop": ()} == {"max_new_chars": 40, "max_new_tokens": None, "temperature": 0.7, "top_k": 20,
-                                            "top_p": None, "seed": 5, "stop": ()}
+    assert sample.params | {"stop": ()} == {"max_new_chars": 40, "max_new_tokens": None, "temperature": 0.7,
+                                            "top_k": 20, "top_p": None, "seed": 5, "stop": ()}
     assert sample.corpus == "pkd-slice0" and sample.copied_chars is not None and sample.copied_document
 
 

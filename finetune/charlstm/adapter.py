@@ -8,6 +8,7 @@ import torch.nn.functional as F
 
 from corpora import Corpus
 
+from ..adapter import evaluating
 from ..checkpoint import save_tensors
 from .data import DOC_START, CharData, corpus_text
 from .model import CharLSTM, CharLSTMConfig, State, Vocab
@@ -63,27 +64,22 @@ class CharLSTMAdapter:
 
     @torch.no_grad()
     def evaluate(self, split: str, max_units: int) -> float:
-        was_training = self.model.training
-        self.model.eval()
         xs, ys = self.data.eval_streams(split, max_units)
         total, count, state = 0.0, 0, None
-        for i in range(0, xs.size(1), EVAL_CHUNK):
-            x = xs[:, i : i + EVAL_CHUNK].to(self.device)
-            y = ys[:, i : i + EVAL_CHUNK].to(self.device)
-            logits, state = self.model(x, state)
-            total += float(F.cross_entropy(logits.float().reshape(-1, logits.size(-1)), y.reshape(-1), reduction="sum"))
-            count += y.numel()
-        self.model.train(was_training)
+        with evaluating(self.model):
+            for i in range(0, xs.size(1), EVAL_CHUNK):
+                x = xs[:, i : i + EVAL_CHUNK].to(self.device)
+                y = ys[:, i : i + EVAL_CHUNK].to(self.device)
+                logits, state = self.model(x, state)
+                total += float(F.cross_entropy(logits.float().reshape(-1, logits.size(-1)), y.reshape(-1), reduction="sum"))
+                count += y.numel()
         return total / count
 
     def sample(self, n_units: int, seed: int) -> str:
-        was_training = self.model.training
-        self.model.eval()
         generator = torch.Generator().manual_seed(seed)
         ids = self.model.generate_ids(self.vocab.encode(DOC_START), generator, temperature=0.8)
-        text = self.vocab.decode([next(ids) for _ in range(n_units)])
-        self.model.train(was_training)
-        return text
+        with evaluating(self.model):
+            return self.vocab.decode([next(ids) for _ in range(n_units)])
 
     def data_state(self) -> tuple[dict[str, torch.Tensor], dict]:
         # float32 on disk: a GPU run's float16 state must feed a CPU LSTM after resume

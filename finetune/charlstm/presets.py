@@ -28,6 +28,7 @@ class CharHParams:
     eval_every: int
     sample_every: int
     checkpoint_every: int | None = None  # None: at every evaluation
+    eval_units: int | None = None  # None: FinetuneConfig.eval_chars
 
 
 PRESETS: dict[str, CharHParams] = {

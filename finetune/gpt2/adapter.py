@@ -9,8 +9,7 @@ GPT-2 configuration beside ghostwriter's own keys, so
 import math
 import os
 import shutil
-import warnings
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import torch
@@ -18,6 +17,7 @@ import torch.nn.functional as F
 
 from corpora import Corpus, UserError
 
+from ..adapter import evaluating
 from ..config import GPT2Options
 from ..device import autocast
 from . import base as bases
@@ -53,6 +53,9 @@ class GPT2Adapter:
                             f"{model.config.vocab_size}")
         self.hp: GPT2HParams = resolve(options, model.config.n_positions, device)
         self.data = TokenData(corpus, self.tokenizer, self.hp.block_size, self.hp.micro_batch, self.hp.split)
+        if self.data.micro_batch < self.hp.micro_batch:  # a short corpus: fewer blocks per pass, more passes per step
+            accum = max(1, round(self.hp.micro_batch * self.hp.grad_accum / self.data.micro_batch))
+            self.hp = replace(self.hp, micro_batch=self.data.micro_batch, grad_accum=accum)
         self.data.to(device)
         self.hf_config = model.config.to_dict()
         if self.hp.grad_checkpointing:
@@ -64,8 +67,7 @@ class GPT2Adapter:
             lora = LoraConfig(r=options.lora_r, lora_alpha=options.lora_alpha, lora_dropout=options.lora_dropout,
                               target_modules=targets, fan_in_fan_out=True, task_type="CAUSAL_LM")
             try:
-                with warnings.catch_warnings():  # peft asks transformers a question transformers calls deprecated
-                    warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing", category=FutureWarning)
+                with bases.quiet_transformers():
                     model = get_peft_model(model, lora)
             except ValueError as e:
                 raise UserError(f"--lora-targets {options.lora_targets!r}: {str(e).splitlines()[0]}") from None
@@ -79,7 +81,7 @@ class GPT2Adapter:
         self.index = 0
 
     def _block_loss(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        logits = self.model(input_ids=x).logits
+        logits = self.model(input_ids=x, use_cache=False).logits  # training builds no KV cache
         return F.cross_entropy(logits.float().flatten(0, 1), y.flatten())
 
     def headline(self) -> str:
@@ -118,25 +120,19 @@ class GPT2Adapter:
 
     @torch.no_grad()
     def evaluate(self, split: str, max_units: int) -> float:
-        was_training = self.model.training
-        self.model.eval()
         total, count = 0.0, 0
-        with autocast(self.device, self.cuda_dtype):
+        with evaluating(self.model), autocast(self.device, self.cuda_dtype):
             for x, y in self.data.eval_blocks(split, max_units):
-                logits = self.model(input_ids=x).logits
+                logits = self.model(input_ids=x, use_cache=False).logits
                 total += float(F.cross_entropy(logits.float().flatten(0, 1), y.flatten(), reduction="sum"))
                 count += y.numel()
-        self.model.train(was_training)
         return total / count
 
     def sample(self, n_units: int, seed: int) -> str:
-        was_training = self.model.training
-        self.model.eval()
         generator = torch.Generator().manual_seed(seed)
         ids = generate_ids(self.model, [self.tokenizer.eos_token_id], generator, self.hf_config["n_positions"], 0.8)
-        with autocast(self.device, self.cuda_dtype):
+        with evaluating(self.model), autocast(self.device, self.cuda_dtype):
             tokens = [next(ids) for _ in range(n_units)]
-        self.model.train(was_training)
         return self.tokenizer.decode(tokens)
 
     def data_state(self) -> tuple[dict[str, torch.Tensor], dict]:
@@ -174,6 +170,7 @@ class GPT2Adapter:
             if (scratch / name).exists():
                 os.replace(scratch / name, directory / name)
         shutil.rmtree(scratch)
+        shutil.rmtree(directory / MERGED, ignore_errors=True)  # a merge of an older adapter must not shadow this one
 
     def finish(self, directory: Path) -> None:
         """With --merge: the best adapter folded into its base, saved in merged/ as a plain GPT-2."""
@@ -184,7 +181,8 @@ class GPT2Adapter:
 
         set_peft_model_state_dict(self.model, load_file(str(directory / "adapter_model.safetensors")))
         merged = self.model.merge_and_unload()
-        target = directory / MERGED
+        scratch = directory / f".{MERGED}-{os.getpid()}"
         with bases.quiet_transformers():
-            merged.save_pretrained(target)
-            self.tokenizer.save_pretrained(target)
+            merged.save_pretrained(scratch)
+            self.tokenizer.save_pretrained(scratch)
+        os.replace(scratch, directory / MERGED)  # whole or not at all: the loader trusts merged/ when it is there

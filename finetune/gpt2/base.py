@@ -8,12 +8,11 @@ fallback to random weights: that takes an explicit `--from-scratch`.
 """
 
 import contextlib
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
 from corpora import UserError
-
-DEFAULT_BASE = "gpt2"
 
 
 @contextlib.contextmanager
@@ -25,7 +24,9 @@ def quiet_transformers() -> Iterator[None]:
     logging.set_verbosity_error()
     logging.disable_progress_bar()
     try:
-        yield
+        with warnings.catch_warnings():  # peft asks transformers a question transformers calls deprecated
+            warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing", category=FutureWarning)
+            yield
     finally:
         logging.set_verbosity(level)
         logging.enable_progress_bar()
@@ -100,5 +101,8 @@ def new_model(config):  # -> GPT2LMHeadModel
     """Random initialisation, for --from-scratch only."""
     from transformers import AutoModelForCausalLM
 
-    with quiet_transformers():
-        return AutoModelForCausalLM.from_config(config, attn_implementation="sdpa")
+    try:
+        with quiet_transformers():
+            return AutoModelForCausalLM.from_config(config, attn_implementation="sdpa")
+    except ValueError as e:  # a shape that does not fit together, e.g. --n-embd not a multiple of the heads
+        raise UserError(f"cannot build that GPT-2 (n_embd {config.n_embd}, n_head {config.n_head}): {e}") from None

@@ -16,7 +16,6 @@ import torch
 from corpora import Corpus, UserError
 from corpora.home import corpora_cache_dir
 
-SPLITS = ("contiguous", "document")
 VAL_SHARE = 0.10
 
 
@@ -74,7 +73,7 @@ class TokenData:
     def __init__(self, corpus: Corpus, tokenizer, block_size: int, micro_batch: int, split: str):
         tokens = tokenize(corpus, tokenizer)
         train, val, val_docs = split_tokens(tokens, split, [d.name for d in corpus.documents])
-        if len(train) < block_size + 2:
+        if len(train) <= 2 * block_size:  # a whole block in every epoch, whatever the grid's shift
             raise UserError(
                 f"corpus too short for --block-size {block_size}: {len(train):,} training tokens; lower --block-size or add text"
             )

@@ -57,7 +57,7 @@ class TextDecoder:
 
     def push(self, token_id: int) -> str:
         self.pending.append(token_id)
-        text = self.tokenizer.decode(self.pending)
+        text = self.tokenizer.decode(self.pending, clean_up_tokenization_spaces=False)
         if text.endswith("\ufffd"):
             return ""
         self.pending = []
