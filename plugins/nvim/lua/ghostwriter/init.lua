@@ -26,10 +26,16 @@ local function client()
   return client_id and vim.lsp.get_client_by_id(client_id) or nil
 end
 
+-- client:request on 0.11 and later, client.request before
+local function request(c, method, params, handler, buf)
+  if vim.fn.has("nvim-0.11") == 1 then return c:request(method, params, handler, buf) end
+  return c.request(method, params, handler, buf)
+end
+
 local function event(id, kind, accepted)
   local c = client()
   if c then
-    c.request("workspace/executeCommand",
+    request(c, "workspace/executeCommand",
       { command = "ghostwriter.event", arguments = accepted and { id, kind, accepted } or { id, kind } },
       function() end)
   end
@@ -66,7 +72,7 @@ function M.suggest(trigger)
   local tick = vim.api.nvim_buf_get_changedtick(buf)
   local params = vim.lsp.util.make_position_params(win, c.offset_encoding or "utf-16")
   params.context = { triggerKind = trigger or 2 }
-  c.request("textDocument/inlineCompletion", params, function(err, result)
+  request(c, "textDocument/inlineCompletion", params, function(err, result)
     if err or not result or not result.items or #result.items == 0 then return end
     -- a suggestion for text that has changed since, or for another place, is stale
     local now = vim.api.nvim_win_get_cursor(0)
@@ -125,7 +131,7 @@ end
 -- Whether the server is up and initialized.
 function M.ready()
   local c = client()
-  return c ~= nil and c.server_capabilities ~= nil and not c.is_stopped()
+  return c ~= nil and c.server_capabilities ~= nil
 end
 
 -- The text on show, for tests and statuslines.
@@ -138,7 +144,7 @@ function M.unconditional()
   local c = client()
   if not c then return vim.notify("ghostwriter: the server is not running", vim.log.levels.ERROR) end
   local buf = vim.api.nvim_get_current_buf()
-  c.request("workspace/executeCommand",
+  request(c, "workspace/executeCommand",
     { command = "ghostwriter.unconditional", arguments = { vim.uri_from_bufnr(buf) } },
     function(err, result)
       if err then return vim.notify("ghostwriter: " .. err.message, vim.log.levels.ERROR) end
