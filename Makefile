@@ -10,9 +10,19 @@ ifneq ($(wildcard $(SHARED_CORPORA)),)
 export ASSISTANT_CORPORA ?= $(SHARED_CORPORA)
 endif
 
-.PHONY: demo test lint install
+.PHONY: demo test lint install editor
 
-install: $(VENV)/.installed
+install: $(VENV)/.installed editor
+
+# Headless Neovim for the editor plugin's end-to-end test: installed from the system's packages when it is
+# missing and apt can be used (as root, or with sudo that asks no password); otherwise that one test is skipped.
+editor:
+	@command -v nvim >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=; elif sudo -n true 2>/dev/null; then SUDO="sudo -n"; else SUDO=none; fi; \
+	  if [ "$$SUDO" != none ] && command -v apt-get >/dev/null; then \
+	    $$SUDO apt-get update -qq >/dev/null && $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq neovim >/dev/null \
+	      || echo "could not install neovim: the editor end-to-end test will be skipped"; \
+	  else echo "no nvim and no apt to install it with: the editor end-to-end test will be skipped"; fi; }
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)

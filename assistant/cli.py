@@ -22,6 +22,7 @@ from corpora import CATALOGUE, UserError, load_corpus
 from finetune.config import MAX_SEED  # standard library only: --help stays free of torch
 
 from .cli_samples import register
+from .lsp.command import register as register_lsp
 
 app = typer.Typer(
     help="ghostwriter: train language models on an author's corpus and write with them.",
@@ -286,6 +287,7 @@ def models(as_json: Annotated[bool, typer.Option("--json", help="One JSON object
 
 
 register(app)  # samples, memorization, compare, repl
+register_lsp(app)  # the editor server
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:

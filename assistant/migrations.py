@@ -98,3 +98,22 @@ def m004_copied_span(db: Database) -> None:
                          ("copied_sample_offset", int)):
         db["samples"].add_column(column, kind)
     db["samples"].create_index(["copied_chars"])
+
+
+@migration
+def m005_editor_events(db: Database) -> None:
+    """What became of each suggestion the editor plugins showed: shown, accepted, partially accepted."""
+    db.execute("""
+        CREATE TABLE editor_events (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            created TEXT NOT NULL,  -- UTC, ISO 8601
+            event TEXT NOT NULL,  -- shown, accepted or partial
+            suggestion TEXT NOT NULL,  -- the server's id for the suggestion, shared by its events
+            document TEXT,  -- the editor's URI
+            model TEXT NOT NULL,
+            text TEXT NOT NULL,  -- the suggestion as offered
+            accepted TEXT,  -- what the writer took of it (accepted, partial)
+            sample_id INTEGER REFERENCES samples(id)  -- the sample the accepted text was stored as
+        )
+    """)
+    db["editor_events"].create_index(["created"])

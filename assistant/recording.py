@@ -44,19 +44,25 @@ def recorded(model: "TextModel", prompt: str, params: "Params", source: str, pie
             yield piece
         finished = True
     finally:
-        row = {
-            "created": created, "model": model.name, "model_path": str(model.path), "model_kind": model.kind,
-            "corpus": (model.config.get("corpus") or {}).get("name"),
-            "mode": "prompted" if prompt else "unconditional", "source": source, "prompt": prompt,
-            "text": "".join(parts), "params": {**asdict(params), "seed": model.last_seed},
-            "chars": sum(map(len, parts)), "duration_s": round(time.perf_counter() - start, 3),
-            "cancelled": not finished,
-        }
+        row = sample_row(model, prompt, params, model.last_seed, source, "".join(parts), created,
+                         time.perf_counter() - start, cancelled=not finished)
         try:
             model.last_sample_id = store_sample(row, model.config)
         except Exception as e:  # whatever goes wrong here, the writer keeps the text already shown
             model.last_sample_id = None
             warnings.warn(f"the sample was not stored: {type(e).__name__}: {e}", StoreWarning, stacklevel=2)
+
+
+def sample_row(model: "TextModel", prompt: str, params: "Params", seed: int | None, source: str, text: str,
+               created: str, duration_s: float, cancelled: bool = False) -> dict[str, Any]:
+    """The columns of `samples` for one generation (the copied span aside: `store_sample` adds it)."""
+    return {
+        "created": created, "model": model.name, "model_path": str(model.path), "model_kind": model.kind,
+        "corpus": (model.config.get("corpus") or {}).get("name"),
+        "mode": "prompted" if prompt else "unconditional", "source": source, "prompt": prompt,
+        "text": text, "params": {**asdict(params), "seed": seed}, "chars": len(text),
+        "duration_s": round(duration_s, 3), "cancelled": cancelled,
+    }
 
 
 def store_sample(row: dict[str, Any], config: dict) -> int:

@@ -116,6 +116,15 @@ class Store:
         with self._writing():
             return self.db["samples"].insert(row).last_pk  # type: ignore[union-attr]
 
+    def add_editor_event(self, row: dict[str, Any]) -> int:
+        """Store one event of an editor suggestion (the columns of `editor_events`, without id); its new id."""
+        with self._writing():
+            return self.db["editor_events"].insert(row).last_pk  # type: ignore[union-attr]
+
+    def editor_events(self) -> list[dict[str, Any]]:
+        """Every editor event, oldest first."""
+        return list(self.db["editor_events"].rows_where(order_by="id"))
+
     def tag(self, sample_id: int, tags: list[str]) -> None:
         self.get(sample_id)
         with self._writing():
@@ -140,6 +149,7 @@ class Store:
         with self._writing():
             for sample_id in sample_ids:
                 self.db.execute("DELETE FROM sample_tags WHERE sample_id = ?", [sample_id])
+                self.db.execute("UPDATE editor_events SET sample_id = NULL WHERE sample_id = ?", [sample_id])
                 self.db.execute("DELETE FROM samples WHERE id = ?", [sample_id])
 
     def set_copied(self, sample_id: int, columns: dict[str, Any]) -> None:

@@ -1,0 +1,151 @@
+"""Editor latency: inline completions from a real LSP client to `assistant lsp`, with a small char model on the CPU.
+
+200 automatic inline-completion requests, each after a typed character (a
+didChange), the way an editor asks while you write: p50 and p95 from request
+to answer. Then 20 long invoked requests, each cancelled 100 ms in: the time
+from `$/cancelRequest` to the server's RequestCancelled answer. Baselines in
+the same run: the bare `generate()` call for the same prompt and settings (the
+least a server could take), and for cancelling, how long the long generation
+runs to its end (what a server that generates on its event loop keeps the
+client waiting). Goal: p50 <= 150 ms, p95 <= 300 ms, cancel <= 50 ms.
+
+    .venv/bin/python benchmarks/lsp_latency.py                 # trains a `small` char model for 60 s first
+    .venv/bin/python benchmarks/lsp_latency.py --model pkd-char
+"""
+
+import argparse
+import asyncio
+import sys
+import time
+
+from _common import setup
+from lsprotocol import types
+from pygls.exceptions import JsonRpcException
+from pygls.lsp.client import LanguageClient
+
+URI = "file:///bench/story.txt"
+PROSE = ("The robot looked at the man for a long time. Then it said that the door was open, and that nobody had "
+         "come through it since the war. ")
+TYPED = "He walked to the window and looked down at the street below, where the cars moved slowly in the rain. "
+
+
+def percentile(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
+
+
+def train(seconds: int) -> str:
+    from finetune.config import CharOptions, FinetuneConfig
+    from finetune.progress import Reporter
+    from finetune.run import finetune
+
+    config = FinetuneConfig(corpus="pkd", model="char", name="bench-lsp", max_time=seconds, eval_every=200,
+                            sample_every=100_000, seed=1, char=CharOptions(size="small"))
+    finetune(config, Reporter())
+    return "bench-lsp"
+
+
+async def bench(model: str, requests: int, cancels: int, settings: dict) -> dict[str, list[float]]:
+    client = LanguageClient("bench", "1")
+    await client.start_io(sys.executable, "-m", "assistant", "lsp", "--device", "cpu")
+    await client.initialize_async(types.InitializeParams(
+        capabilities=types.ClientCapabilities(), initialization_options={"model": model, **settings}))
+    client.initialized(types.InitializedParams())
+    text = PROSE
+    client.text_document_did_open(types.DidOpenTextDocumentParams(types.TextDocumentItem(URI, "plaintext", 1, text)))
+
+    def at_end() -> types.Position:
+        return types.Position(0, len(text))
+
+    def inline(trigger: types.InlineCompletionTriggerKind) -> types.InlineCompletionParams:
+        return types.InlineCompletionParams(types.InlineCompletionContext(trigger), types.TextDocumentIdentifier(URI),
+                                            at_end())
+
+    automatic = types.InlineCompletionTriggerKind.Automatic
+    for _ in range(5):  # the model loads and warms up
+        await client.text_document_inline_completion_async(inline(automatic))
+    latencies, empty = [], 0
+    for i in range(requests):
+        char = TYPED[i % len(TYPED)]
+        client.text_document_did_change(types.DidChangeTextDocumentParams(
+            text_document=types.VersionedTextDocumentIdentifier(version=i + 2, uri=URI),
+            content_changes=[types.TextDocumentContentChangePartial(range=types.Range(at_end(), at_end()), text=char)]))
+        text += char
+        start = time.perf_counter()
+        result = await client.text_document_inline_completion_async(inline(automatic))
+        latencies.append(time.perf_counter() - start)
+        empty += not result.items
+    # long generations to cancel: to the length, not the end of a sentence
+    client.workspace_did_change_configuration(types.DidChangeConfigurationParams({"stopAt": "length"}))
+    cancel_times = []
+    for i in range(cancels):
+        request = asyncio.ensure_future(client.protocol.send_request_async(
+            types.TEXT_DOCUMENT_INLINE_COMPLETION, inline(types.InlineCompletionTriggerKind.Invoked), msg_id=f"c{i}"))
+        await asyncio.sleep(0.1)
+        start = time.perf_counter()
+        client.protocol.notify(types.CANCEL_REQUEST, types.CancelParams(id=f"c{i}"))
+        try:
+            await request
+            raise SystemExit("a cancelled request was answered with a result")
+        except JsonRpcException as e:
+            assert e.code == -32800, e
+        cancel_times.append(time.perf_counter() - start)
+    await client.shutdown_async(None)
+    client.exit(None)
+    await client.stop()
+    print(f"server: {requests} requests, {empty} answered with no suggestion")
+    return {"latency": latencies, "cancel": cancel_times, "final_text": [len(text)]}
+
+
+def baseline(model_name: str, settings: dict, requests: int, long_chars: int) -> tuple[list[float], float]:
+    """The bare generate() call for each request's prompt, and the time of one long (cancel-test) generation."""
+    import threading
+
+    from assistant.generation import load_model
+    from assistant.lsp.continuation import continue_text, params
+    from assistant.lsp.settings import Settings
+
+    model = load_model(model_name, "cpu")
+    s = Settings().updated(settings)
+    text, times = PROSE, []
+    for _ in range(5):
+        continue_text(model, text, params(s, s.auto_chars, s.stop_at), s.stop_at, threading.Event())
+    for i in range(requests):
+        text += TYPED[i % len(TYPED)]
+        start = time.perf_counter()
+        continue_text(model, text[-s.context_chars:], params(s, s.auto_chars, s.stop_at), s.stop_at, threading.Event())
+        times.append(time.perf_counter() - start)
+    start = time.perf_counter()
+    continue_text(model, text, params(s, long_chars, "length"), "length", threading.Event())
+    return times, time.perf_counter() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", help="a trained model (default: train a `small` char model on pkd first)")
+    parser.add_argument("--train-seconds", type=int, default=60)
+    parser.add_argument("--requests", type=int, default=200)
+    parser.add_argument("--cancels", type=int, default=20)
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args()
+    setup(args.threads)
+    model = args.model or train(args.train_seconds)
+    print(f"model: {model}")
+    long_chars = 5000
+    settings = {"maxChars": long_chars, "alternatives": 1}
+    measured = asyncio.run(bench(model, args.requests, args.cancels, settings))
+    raw, long_s = baseline(model, settings, args.requests, long_chars)
+    p50, p95 = percentile(measured["latency"], 50) * 1e3, percentile(measured["latency"], 95) * 1e3
+    raw50, raw95 = percentile(raw, 50) * 1e3, percentile(raw, 95) * 1e3
+    cancel50, cancel_max = percentile(measured["cancel"], 50) * 1e3, max(measured["cancel"]) * 1e3
+    print(f"inline completion, {args.requests} automatic requests: p50 {p50:.1f} ms, p95 {p95:.1f} ms "
+          f"(goal <= 150 / <= 300)")
+    print(f"  baseline, the bare generate() call: p50 {raw50:.1f} ms, p95 {raw95:.1f} ms; "
+          f"server overhead x{p50 / raw50:.2f} at p50")
+    print(f"cancel, {args.cancels} requests: answered in p50 {cancel50:.1f} ms, at most {cancel_max:.1f} ms (goal <= 50)")
+    print(f"  baseline, a server generating on its event loop answers when the generation ends: {long_s * 1e3:.0f} ms "
+          f"(x{long_s * 1e3 / cancel50:.0f})")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,47 @@
+// ghostwriter for VS Code: the `assistant lsp` server's continuations as inline suggestions.
+//
+// vscode-languageclient turns the server's textDocument/inlineCompletion into VS Code's inline
+// suggestions (ghost text; Tab accepts). Each item carries the server's `ghostwriter.event` command,
+// which VS Code runs once the suggestion is accepted, so the store learns what was taken.
+import * as vscode from "vscode";
+import { LanguageClient, LanguageClientOptions, ServerOptions } from "vscode-languageclient/node";
+
+let client: LanguageClient | undefined;
+
+const SETTINGS = ["model", "temperature", "topP", "autoChars", "maxChars", "alternatives", "contextChars", "stopAt",
+  "debounceMs"];
+
+function settings(): Record<string, unknown> {
+  const config = vscode.workspace.getConfiguration("ghostwriter");
+  return Object.fromEntries(SETTINGS.map((name) => [name, config.get(name)]));
+}
+
+export async function activate(context: vscode.ExtensionContext): Promise<void> {
+  const config = vscode.workspace.getConfiguration("ghostwriter");
+  const [command, ...args] = config.get<string[]>("command") ?? ["assistant", "lsp"];
+  const serverOptions: ServerOptions = { command, args };
+  const clientOptions: LanguageClientOptions = {
+    documentSelector: (config.get<string[]>("languages") ?? ["plaintext"]).map((language) => ({ language })),
+    initializationOptions: settings(),
+    synchronize: { configurationSection: "ghostwriter" },
+  };
+  client = new LanguageClient("ghostwriter", "ghostwriter", serverOptions, clientOptions);
+  client.registerProposedFeatures(); // textDocument/inlineCompletion is LSP 3.18
+  await client.start();
+
+  context.subscriptions.push(
+    vscode.commands.registerTextEditorCommand("ghostwriter.insertUnconditional", async (editor) => {
+      const answer = await client?.sendRequest<{ text: string }>("workspace/executeCommand", {
+        command: "ghostwriter.unconditional",
+        arguments: [editor.document.uri.toString()],
+      });
+      if (answer?.text) {
+        await editor.edit((edit) => edit.insert(editor.selection.active, answer.text));
+      }
+    }),
+  );
+}
+
+export function deactivate(): Thenable<void> | undefined {
+  return client?.stop();
+}

@@ -1,0 +1,208 @@
+"""The editor server, spoken to by a real LSP client (pytest-lsp) over stdio, with the tiny trained model."""
+
+import asyncio
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import pytest_lsp
+from lsprotocol import types
+from pygls.exceptions import JsonRpcException
+from pytest_lsp import ClientServerConfig, LanguageClient
+
+from assistant.generation import load_model
+from assistant.lsp.continuation import SENTENCE_END
+from assistant.lsp.documents import Documents
+from assistant.store import Store
+
+URI = "file:///tmp/story.txt"
+PROSE = "The robot looked at the man for a long time. Then it said that the door was open, and"
+
+
+@pytest_lsp.fixture(config=ClientServerConfig(server_command=[sys.executable, "-m", "assistant", "lsp"]))
+async def client(lsp_client: LanguageClient):
+    yield
+    await lsp_client.shutdown_session()
+
+
+async def start(client: LanguageClient, model: Path, **options) -> types.InitializeResult:
+    result = await client.initialize_session(types.InitializeParams(
+        capabilities=types.ClientCapabilities(), initialization_options={"model": str(model), **options}))
+    return result
+
+
+def open_document(client: LanguageClient, text: str = PROSE, uri: str = URI) -> None:
+    client.text_document_did_open(types.DidOpenTextDocumentParams(types.TextDocumentItem(uri, "plaintext", 1, text)))
+
+
+def inline_params(position: types.Position, trigger=types.InlineCompletionTriggerKind.Automatic,
+                  uri: str = URI) -> types.InlineCompletionParams:
+    return types.InlineCompletionParams(types.InlineCompletionContext(trigger), types.TextDocumentIdentifier(uri), position)
+
+
+def end_of(text: str) -> types.Position:
+    lines = text.split("\n")
+    return types.Position(len(lines) - 1, len(lines[-1].encode("utf-16-le")) // 2)
+
+
+async def error_of(request) -> JsonRpcException:
+    with pytest.raises(JsonRpcException) as caught:
+        await request
+    return caught.value
+
+
+async def test_initialize_advertises_inline_completion_and_the_commands(client: LanguageClient, trained_model: Path):
+    result = await start(client, trained_model)
+    capabilities = result.capabilities
+    assert capabilities.inline_completion_provider
+    assert capabilities.completion_provider is not None
+    assert capabilities.text_document_sync.change == types.TextDocumentSyncKind.Incremental
+    assert {"ghostwriter.unconditional", "ghostwriter.event", "ghostwriter.settings"} <= set(
+        capabilities.execute_command_provider.commands)
+    settings = await client.workspace_execute_command_async(types.ExecuteCommandParams("ghostwriter.settings"))
+    assert settings["model"] == str(trained_model) and settings["debounceMs"] == 250
+
+
+async def test_inline_and_plain_completion_continue_the_document(client: LanguageClient, trained_model: Path):
+    await start(client, trained_model, temperature=0, topP=None, autoChars=80)
+    open_document(client)
+    here = end_of(PROSE)
+    result = await client.text_document_inline_completion_async(inline_params(here))
+    [item] = result.items
+    # greedy, so exactly what the generation API writes after the document, cut after the sentence or line
+    expected = load_model(trained_model, "cpu").generate(PROSE, max_new_chars=80, temperature=0, stop="\n", log=False)
+    end = SENTENCE_END.search(expected)
+    assert item.insert_text == (expected[: end.end()] if end else expected) and item.insert_text
+    assert item.range == types.Range(here, here)
+    assert item.command.command == "ghostwriter.event" and item.command.arguments[1] == "accepted"
+
+    completion = await client.text_document_completion_async(
+        types.CompletionParams(types.TextDocumentIdentifier(URI), here))
+    [plain] = completion.items
+    assert plain.insert_text.startswith(item.insert_text) and plain.text_edit.range == types.Range(here, here)
+
+
+async def test_an_invoked_trigger_offers_alternatives(client: LanguageClient, trained_model: Path):
+    await start(client, trained_model, temperature=1.5, maxChars=40, stopAt="length")
+    open_document(client)
+    result = await client.text_document_inline_completion_async(
+        inline_params(end_of(PROSE), types.InlineCompletionTriggerKind.Invoked))
+    texts = [item.insert_text for item in result.items]
+    assert 2 <= len(texts) <= 3 and len(set(texts)) == len(texts) and all(len(t) == 40 for t in texts)
+
+
+async def test_incremental_changes_in_utf16_and_the_accepted_suggestion_is_stored(client: LanguageClient,
+                                                                                  trained_model: Path):
+    await start(client, trained_model, temperature=0)
+    open_document(client, "Caf\u00e9 \U0001f600 the robot.\nSecond line")
+    # insert after the emoji (two UTF-16 units: character 7, not 6), then replace "Second" on the next line
+    client.text_document_did_change(types.DidChangeTextDocumentParams(
+        text_document=types.VersionedTextDocumentIdentifier(version=2, uri=URI),
+        content_changes=[
+            types.TextDocumentContentChangePartial(range=types.Range(types.Position(0, 7), types.Position(0, 7)), text=" and"),
+            types.TextDocumentContentChangePartial(range=types.Range(types.Position(1, 0), types.Position(1, 6)),
+                                                   text="The man"),
+        ]))
+    text = "Caf\u00e9 \U0001f600 and the robot.\nThe man line"
+    result = await client.text_document_inline_completion_async(inline_params(end_of(text)))
+    [item] = result.items
+    shown = types.ExecuteCommandParams("ghostwriter.event", [item.command.arguments[0], "shown"])
+    await client.workspace_execute_command_async(shown)
+    answer = await client.workspace_execute_command_async(
+        types.ExecuteCommandParams(item.command.command, item.command.arguments))
+    with Store() as store:
+        sample = store.get(answer["sampleId"])
+        events = store.editor_events()
+    assert sample.prompt == text and sample.text == item.insert_text and sample.source == "editor"
+    assert [(e["event"], e["accepted"], e["sample_id"]) for e in events] == [
+        ("shown", None, None), ("accepted", item.insert_text, sample.id)]
+
+
+def test_positions_count_utf16_units_and_clamp_to_the_line():
+    documents = Documents()
+    documents.open(URI, "a\U0001f600b\r\nsecond")
+    assert documents.before(URI, types.Position(0, 3)) == "a\U0001f600"
+    assert documents.before(URI, types.Position(0, 99)) == "a\U0001f600b"
+    assert documents.before(URI, types.Position(1, 3)) == "a\U0001f600b\r\nsec"
+    documents.encoding = types.PositionEncodingKind.Utf8
+    assert documents.before(URI, types.Position(0, 5)) == "a\U0001f600"
+
+
+def raw_request(client: LanguageClient, method: str, params: dict) -> asyncio.Future:
+    """Send a request as JSON, past the typed client that would refuse params that do not fit the method."""
+    answer = asyncio.get_running_loop().create_future()
+    client.protocol._request_futures["raw"] = answer
+    client.protocol._send_data({"jsonrpc": "2.0", "id": "raw", "method": method, "params": params})
+    return answer
+
+
+LONG = {"maxChars": 20000, "stopAt": "length", "alternatives": 1}  # a generation that runs for seconds
+
+
+async def test_cancel_answers_request_cancelled_at_once(client: LanguageClient, trained_model: Path):
+    await start(client, trained_model, **LONG)
+    open_document(client)
+    await client.text_document_inline_completion_async(inline_params(end_of(PROSE)))  # the model is loaded
+    params = inline_params(end_of(PROSE), types.InlineCompletionTriggerKind.Invoked)
+    request = asyncio.ensure_future(
+        client.protocol.send_request_async(types.TEXT_DOCUMENT_INLINE_COMPLETION, params, msg_id="long"))
+    await asyncio.sleep(0.5)  # the generation is under way
+    cancelled_at = time.perf_counter()
+    client.protocol.notify(types.CANCEL_REQUEST, types.CancelParams(id="long"))
+    error = await error_of(request)
+    assert error.code == -32800 and time.perf_counter() - cancelled_at < 1
+    # the worker dropped the generation: the next request is answered without waiting for it to finish
+    started = time.perf_counter()
+    result = await client.text_document_inline_completion_async(inline_params(end_of(PROSE)))
+    assert result.items and time.perf_counter() - started < 2
+
+
+async def test_the_newer_request_for_a_document_wins(client: LanguageClient, trained_model: Path):
+    await start(client, trained_model, **LONG)
+    open_document(client)
+    older = asyncio.ensure_future(client.text_document_inline_completion_async(
+        inline_params(end_of(PROSE), types.InlineCompletionTriggerKind.Invoked)))
+    await asyncio.sleep(0.5)  # the older one's generation is under way
+    newer = asyncio.ensure_future(client.text_document_inline_completion_async(inline_params(end_of(PROSE))))
+    older_result, newer_result = await asyncio.wait_for(asyncio.gather(older, newer), 10)
+    assert not older_result.items and len(newer_result.items) == 1
+
+
+async def test_bad_messages_get_errors_and_the_server_lives(client: LanguageClient, trained_model: Path):
+    await start(client, trained_model)
+    here = end_of(PROSE)
+    assert (await error_of(client.protocol.send_request_async("ghostwriter/nothing", {}))).code == -32601
+    not_open = await error_of(client.text_document_inline_completion_async(inline_params(here)))
+    assert not_open.code == -32602 and "not open" in not_open.message
+    malformed = await error_of(raw_request(client, types.TEXT_DOCUMENT_INLINE_COMPLETION, {"textDocument": {"uri": 5}}))
+    assert malformed.code == -32602
+    open_document(client)
+    past_end = await error_of(client.text_document_inline_completion_async(inline_params(types.Position(40, 0))))
+    assert past_end.code == -32602 and "past the end" in past_end.message
+    unknown = await error_of(client.workspace_execute_command_async(types.ExecuteCommandParams("ghostwriter.event",
+                                                                                              ["s999", "accepted"])))
+    assert unknown.code == -32602 and "no suggestion" in unknown.message
+    # a model that cannot be loaded fails the request, and the server goes on with the next setting
+    client.workspace_did_change_configuration(types.DidChangeConfigurationParams({"ghostwriter": {"model": "no-such-model"}}))
+    failed = await error_of(client.text_document_inline_completion_async(inline_params(here)))
+    assert failed.code == -32803 and "no-such-model" in failed.message
+    client.workspace_did_change_configuration(types.DidChangeConfigurationParams({"ghostwriter": {"model": str(trained_model)}}))
+    assert (await client.text_document_inline_completion_async(inline_params(here))).items
+
+
+async def test_a_bad_setting_is_refused_at_initialize(client: LanguageClient, trained_model: Path):
+    error = await error_of(start(client, trained_model, temperature=-1))
+    assert error.code == -32602 and "temperature" in error.message
+
+
+async def test_unconditional_sample_is_stored_and_shutdown_is_clean(client: LanguageClient, trained_model: Path):
+    await start(client, trained_model, maxChars=50)
+    answer = await client.workspace_execute_command_async(types.ExecuteCommandParams("ghostwriter.unconditional"))
+    with Store() as store:
+        sample = store.get(answer["sampleId"])
+    assert sample.text == answer["text"] and len(sample.text) == 50 and sample.mode == "unconditional"
+    assert sample.source == "editor"
+    await client.shutdown_session()
+    assert client._server.returncode == 0
+    client.capabilities = None  # already shut down
