@@ -104,9 +104,9 @@ def merge_resumed(saved: dict, new: FinetuneConfig) -> FinetuneConfig:
                   "batch_tokens": hp["block_size"] * hp["micro_batch"] * hp["grad_accum"]}
         old["gpt2"] = GPT2Options(**{**old["gpt2"], **pinned, "compile": new.gpt2.compile})
         old["char"] = CharOptions()
-    for options in (old["char"], old["gpt2"]):
-        if new.char.lr is not None or new.gpt2.lr is not None:
-            options.lr = new.char.lr or new.gpt2.lr
+    lr = new.char.lr if old["model"] == "char" else new.gpt2.lr
+    if lr is not None:
+        old[old["model"]].lr = lr
     old["out"] = Path(old["out"]) if old.get("out") else None
     cfg = FinetuneConfig(**old)
     bounds = {
