@@ -227,3 +227,12 @@ def test_a_corpus_shorter_than_two_blocks_is_a_clear_error(gpt2_base: Path, tmp_
     with pytest.raises(UserError, match=r"corpus too short for --block-size 1024: .* lower --block-size"):
         _train(tmp_path / "story.txt", tmp_path / "m", gpt2_base, {"block_size": None}, max_steps=1)
     assert not (tmp_path / "m").exists()
+
+
+def test_gradient_checkpointing_trains_the_same_model(gpt2_base: Path, pkd_slice: Path, tmp_path: Path):
+    plain, checkpointed = tmp_path / "plain", tmp_path / "checkpointed"
+    _train(pkd_slice, plain, gpt2_base, {"dropout": 0.0}, max_steps=3, eval_every=3)
+    _train(pkd_slice, checkpointed, gpt2_base, {"dropout": 0.0, "grad_checkpointing": True}, max_steps=3, eval_every=3)
+    assert json.loads((checkpointed / "config.json").read_text())["hparams"]["grad_checkpointing"] is True
+    losses = [[r["train_loss"] for r in read_jsonl(p / "history.jsonl") if "train_loss" in r] for p in (plain, checkpointed)]
+    assert losses[0] == pytest.approx(losses[1], rel=1e-5)

@@ -59,7 +59,8 @@ class GPT2Adapter:
         self.data.to(device)
         self.hf_config = model.config.to_dict()
         if self.hp.grad_checkpointing:
-            model.gradient_checkpointing_enable()
+            # transformers 5.2x renamed it; older versions have only the first name
+            getattr(model, "activation_checkpointing_enable", model.gradient_checkpointing_enable)()
         if options.lora:
             from peft import LoraConfig, get_peft_model
 
