@@ -2,11 +2,12 @@
 
 Ours is the real training core (`finetune --from-scratch`): on CUDA, bf16
 autocast, SDPA (flash) attention, torch.compile of the forward pass and loss,
-and fused AdamW. The plain loop is what the transformers docs teach: eager
-attention, no compile, `model(input_ids, labels=...)`, default AdamW, under
-bf16 autocast on CUDA. Weights come from the GPT-2 config (random): no
-pretrained weights are needed to time training. Peak GPU memory is reported
-for each. Goal on an H100: >= 500k tokens/s for GPT-2 small at block size 1024.
+the output layer padded to 50,304 rows, and fused AdamW. The plain loop is
+what the transformers docs teach: eager attention, no compile,
+`model(input_ids, labels=...)`, default AdamW, under bf16 autocast on CUDA.
+Weights come from the GPT-2 config (random): no pretrained weights are needed
+to time training. Peak GPU memory is reported for each. Goal on an H100:
+>= 500k tokens/s for GPT-2 small at block size 1024.
 
     .venv/bin/python benchmarks/gpt2_throughput.py                 # CPU: a 2-layer GPT-2, blocks of 128
     .venv/bin/python benchmarks/gpt2_throughput.py --device cuda   # GPU: GPT-2 small (124M), blocks of 1024

@@ -236,3 +236,40 @@ def test_gradient_checkpointing_trains_the_same_model(gpt2_base: Path, pkd_slice
     assert json.loads((checkpointed / "config.json").read_text())["hparams"]["grad_checkpointing"] is True
     losses = [[r["train_loss"] for r in read_jsonl(p / "history.jsonl") if "train_loss" in r] for p in (plain, checkpointed)]
     assert losses[0] == pytest.approx(losses[1], rel=1e-5)
+
+
+def test_the_padded_output_layer_gives_the_loss_and_gradients_of_the_plain_one():
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    from finetune.gpt2.loss import next_token_loss
+
+    torch.manual_seed(0)
+    model = GPT2LMHeadModel(GPT2Config(n_layer=1, n_embd=32, n_head=2, n_positions=64)).eval()  # no dropout; 50,257 tokens
+    x, y = torch.randint(0, 50257, (2, 2, 16))
+    results = []
+    for pad_to in (None, 1, 64):  # None: transformers' own logits
+        model.zero_grad()
+        if pad_to is None:
+            loss = torch.nn.functional.cross_entropy(model(input_ids=x).logits.flatten(0, 1), y.flatten())
+        else:
+            hidden = model.transformer(input_ids=x).last_hidden_state
+            loss = next_token_loss(hidden, model.lm_head.weight, y, pad_to)
+        loss.backward()
+        results.append((loss.detach(), model.transformer.wte.weight.grad.clone()))
+    for loss, grad in results[1:]:
+        assert torch.allclose(loss, results[0][0], rtol=1e-6)
+        assert torch.allclose(grad, results[0][1], rtol=1e-4, atol=1e-9)
+
+
+@pytest.mark.parametrize("extra", [{}, {"lora": True}, {"grad_checkpointing": True}], ids=["full", "lora", "checkpointed"])
+def test_the_compiled_training_step_has_no_graph_breaks(gpt2_base: Path, pkd_slice: Path, extra: dict):
+    """torch.compile (on by default on a GPU) speeds up only what it can trace in one graph; a break costs speed."""
+    from corpora import load_corpus
+    from finetune.gpt2.adapter import GPT2Adapter
+
+    adapter = GPT2Adapter(load_corpus(str(pkd_slice)), GPT2Options(base=str(gpt2_base), **SHAPE, **extra), 7,
+                          torch.device("cpu"))
+    x, y = adapter.data.batch(7, 0, 0)
+    torch._dynamo.reset()
+    explained = torch._dynamo.explain(adapter._block_loss)(x, y)
+    assert (explained.graph_count, explained.graph_break_count) == (1, 0), explained.break_reasons

@@ -13,7 +13,6 @@ from dataclasses import asdict, replace
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 
 from corpora import Corpus, UserError
 
@@ -24,6 +23,7 @@ from . import base as bases
 from .data import TokenData, tokenizer_fingerprint
 from .generate import generate_ids
 from .hparams import GPT2HParams, resolve
+from .loss import next_token_loss
 
 # A fine-tuning run whose first validation loss is this close to ln(vocabulary)
 # starts from weights that predict nothing: it is training from scratch unawares.
@@ -74,6 +74,11 @@ class GPT2Adapter:
                 raise UserError(f"--lora-targets {options.lora_targets!r}: {str(e).splitlines()[0]}") from None
         self.model = model.to(device)
         self.model.train()
+        # Training and evaluation run the transformer and the (tied) output layer themselves, so that the output
+        # layer can be padded for the GPU (see loss.py); LoRA layers sit inside the transformer's own modules.
+        lm = model.get_base_model() if options.lora else model
+        self._body, self._head = lm.transformer, lm.lm_head
+        self._pad_to = 64 if device.type == "cuda" else 1  # a CPU gains nothing from it and would copy the logits
         self._loss = torch.compile(self._block_loss) if self.hp.compile else self._block_loss
         self.grad_accum = self.hp.grad_accum
         self.units_per_step = self.data.micro_batch * self.hp.block_size * self.hp.grad_accum
@@ -81,9 +86,9 @@ class GPT2Adapter:
         self.epoch = 0
         self.index = 0
 
-    def _block_loss(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        logits = self.model(input_ids=x, use_cache=False).logits  # training builds no KV cache
-        return F.cross_entropy(logits.float().flatten(0, 1), y.flatten())
+    def _block_loss(self, x: torch.Tensor, y: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
+        hidden = self._body(input_ids=x, use_cache=False).last_hidden_state  # training builds no KV cache
+        return next_token_loss(hidden, self._head.weight, y, self._pad_to, reduction)
 
     def headline(self) -> str:
         c = self.hf_config
@@ -124,8 +129,7 @@ class GPT2Adapter:
         total, count = 0.0, 0
         with evaluating(self.model), autocast(self.device, self.cuda_dtype):
             for x, y in self.data.eval_blocks(split, max_units):
-                logits = self.model(input_ids=x, use_cache=False).logits
-                total += float(F.cross_entropy(logits.float().flatten(0, 1), y.flatten(), reduction="sum"))
+                total += float(self._block_loss(x, y, "sum"))
                 count += y.numel()
         return total / count
 
