@@ -5,7 +5,6 @@ commands, so `assistant --help` answers at once. A `UserError` anywhere
 becomes one line on stderr and exit status 2.
 """
 
-import datetime as dt
 import json
 import sys
 import warnings
@@ -256,6 +255,8 @@ def models(as_json: Annotated[bool, typer.Option("--json", help="One JSON object
     """The trained models in the data directory."""
     from corpora.home import models_dir
 
+    from .views import local_time, run_status
+
     rows = []
     root = models_dir()
     for path in sorted(root.iterdir()) if root.is_dir() else []:
@@ -268,7 +269,7 @@ def models(as_json: Annotated[bool, typer.Option("--json", help="One JSON object
             "name": path.name, "kind": config.get("kind"), "corpus": config.get("corpus", {}).get("name"),
             "size": config.get("size"), "parameters": config.get("parameters"),
             "best_val": result.get("best_val"), "steps": result.get("steps"),
-            "status": result.get("stop_reason"), "created": config.get("created"),
+            "status": run_status(result), "created": config.get("created"),
         })
     if as_json:
         for row in rows:
@@ -279,7 +280,7 @@ def models(as_json: Annotated[bool, typer.Option("--json", help="One JSON object
         return
     table = Table("name", "kind", "corpus", "size", "best val", "steps", "status", "created")
     for r in rows:
-        created = dt.datetime.fromisoformat(r["created"]).strftime("%Y-%m-%d %H:%M") if r["created"] else "-"
+        created = local_time(r["created"]) if r["created"] else "-"
         best = f"{r['best_val']:.3f}" if r["best_val"] is not None else "-"
         size = f"{r['size']} ({r['parameters'] / 1e6:.1f}M)" if r["parameters"] else str(r["size"])
         table.add_row(r["name"], r["kind"], r["corpus"], size, best, str(r["steps"]), r["status"], created)

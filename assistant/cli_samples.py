@@ -21,7 +21,21 @@ out = Console()
 err = Console(stderr=True)
 
 DEFAULT_MIN_SPAN = 50  # characters copied verbatim from the corpus from which a sample is flagged
-MinSpanOpt = Annotated[int, typer.Option(help="Flag samples that copy at least this many characters of their corpus.")]
+
+
+def _at_least(low: int):
+    """A check run while the command line is read, so a bad count is one `error:` line before anything runs."""
+
+    def check(param: typer.CallbackParam, value: int) -> int:
+        if value < low:
+            raise UserError(f"--{param.name.replace('_', '-')} must be at least {low}, got {value}")
+        return value
+
+    return check
+
+
+MinSpanOpt = Annotated[int, typer.Option(help="Flag samples that copy at least this many characters of their corpus.",
+                                         callback=_at_least(1))]
 IdArg = Annotated[int, typer.Argument(help="Sample id (see `assistant samples list`).")]
 
 
@@ -106,8 +120,8 @@ def samples_ghostwrite(sample_id: IdArg) -> None:
 def samples_rm(sample_ids: Annotated[list[int], typer.Argument(help="Sample ids.")]) -> None:
     """Delete samples (all or none: every id must exist)."""
     with _store() as store:
-        store.delete(sample_ids)
-    err.print(f"deleted {len(sample_ids)} sample(s)")
+        count = store.delete(sample_ids)
+    err.print(f"deleted {count} sample(s)")
 
 
 @samples_app.command("export")
@@ -137,7 +151,7 @@ def samples_export(
 @samples_app.command("check")
 def samples_check(
     sample_id: IdArg,
-    context: Annotated[int, typer.Option(help="Characters of context each side.")] = 80,
+    context: Annotated[int, typer.Option(help="Characters of context each side.", callback=_at_least(0))] = 80,
     min_span: MinSpanOpt = DEFAULT_MIN_SPAN,
 ) -> None:
     """The longest passage a sample shares verbatim with its model's corpus, in context in both."""

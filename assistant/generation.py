@@ -162,8 +162,16 @@ def resolve_model_dir(name_or_path: str | Path) -> Path | None:
 
 
 def list_model_names() -> list[str]:
+    """The models in the data directory that can be loaded: those `assistant models` lists (a damaged one is not)."""
     root = models_dir()
-    return sorted(p.name for p in root.iterdir() if (p / ckpt.CONFIG).is_file()) if root.is_dir() else []
+    return sorted(p.name for p in root.iterdir() if _is_model(p)) if root.is_dir() else []
+
+
+def _is_model(path: Path) -> bool:
+    try:
+        return "kind" in ckpt.read_json(path / ckpt.CONFIG)
+    except (OSError, ValueError):
+        return False
 
 
 def load_model(name_or_path: str | Path, device: str = "auto") -> TextModel:

@@ -6,6 +6,7 @@ name that is no trained model (`gpt2`) loads that base as it is, so a writer
 can compare the fine-tuned model with vanilla GPT-2.
 """
 
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -32,8 +33,12 @@ class GPT2Model(TextModel):
         elif (path / ADAPTER_CONFIG).is_file() and source == str(path):
             from peft import PeftModel
 
+            base = bases.load_pretrained(config["base"], {})
+            if config.get("base_weights") not in (None, bases.weights_fingerprint(base)):
+                warnings.warn(f"base {config['base']!r} has changed since {path.name} was trained: its LoRA adapter "
+                              "was fitted to other weights, and what it writes will be off", stacklevel=2)
             with bases.quiet_transformers():
-                model = PeftModel.from_pretrained(bases.load_pretrained(config["base"], {}), str(path))
+                model = PeftModel.from_pretrained(base, str(path))
         elif (Path(source) / "model.safetensors").is_file():
             model = bases.load_pretrained(source, {})
         else:

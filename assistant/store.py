@@ -12,7 +12,7 @@ import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -66,17 +66,21 @@ def now() -> str:
 
 
 def parse_since(value: str) -> str:
-    """`--since`: an ISO date or time (UTC unless it says otherwise), or an age such as 30m, 12h, 7d, 2w."""
+    """`--since`: a date or time as the listings show it (local time unless it names a zone), a time of
+    today (14:30), or an age such as 30m, 12h, 7d, 2w; as UTC text to compare with `created`."""
     age = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([mhdw])\s*", value)
     if age:
         unit = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}[age[2]]
         return (datetime.now(UTC) - timedelta(**{unit: float(age[1])})).isoformat(timespec="milliseconds")
     try:
-        when = datetime.fromisoformat(value.strip())
+        if re.fullmatch(r"\s*\d{1,2}:\d{2}(:\d{2})?\s*", value):
+            when = datetime.combine(datetime.now().date(), time.fromisoformat(value.strip().zfill(5)))
+        else:
+            when = datetime.fromisoformat(value.strip())
     except ValueError:
-        raise UserError(f"cannot read --since {value!r}: give a date (2026-11-24), a time, or an age (30m, 12h, 7d)") from None
-    when = when if when.tzinfo else when.replace(tzinfo=UTC)
-    return when.astimezone(UTC).isoformat(timespec="milliseconds")
+        raise UserError(f"cannot read --since {value!r}: give a date (2026-11-24), a time (14:30 or "
+                        "2026-11-24 14:30), or an age (30m, 12h, 7d)") from None
+    return when.astimezone(UTC).isoformat(timespec="milliseconds")  # a naive time is taken as local time
 
 
 class Store:
@@ -84,10 +88,13 @@ class Store:
 
     def __init__(self, path: Path | None = None):
         self.path = path or database_path()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.db = Database(sqlite3.connect(self.path, timeout=LOCK_WAIT_S))
-        self.db.enable_wal()
-        migrate(self.db)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.db = Database(sqlite3.connect(self.path, timeout=LOCK_WAIT_S))
+            self.db.enable_wal()
+            migrate(self.db)
+        except (sqlite3.Error, OSError) as e:  # damaged, not a file, unreadable, or locked past the wait
+            raise UserError(f"cannot open the sample store {self.path}: {e}") from None
 
     def close(self) -> None:
         self.db.close()
@@ -143,7 +150,9 @@ class Store:
                     [sample_id, name],
                 )
 
-    def delete(self, sample_ids: list[int]) -> None:
+    def delete(self, sample_ids: list[int]) -> int:
+        """Delete every sample named (each once, however often named), or none; how many were deleted."""
+        sample_ids = list(dict.fromkeys(sample_ids))
         for sample_id in sample_ids:
             self.get(sample_id)  # all must exist before any is deleted
         with self._writing():
@@ -151,6 +160,7 @@ class Store:
                 self.db.execute("DELETE FROM sample_tags WHERE sample_id = ?", [sample_id])
                 self.db.execute("UPDATE editor_events SET sample_id = NULL WHERE sample_id = ?", [sample_id])
                 self.db.execute("DELETE FROM samples WHERE id = ?", [sample_id])
+        return len(sample_ids)
 
     def set_copied(self, sample_id: int, columns: dict[str, Any]) -> None:
         with self._writing():

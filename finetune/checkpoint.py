@@ -22,6 +22,21 @@ LAST = "last"
 CHECKPOINT = "checkpoint.safetensors"
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+FILE_MODE = 0o666 & ~_umask()  # what open() gives a new file; safetensors writes its files 0600
+
+
+def publish(tmp: Path, path: Path) -> None:
+    """Rename a finished file into place, readable like the user's other files."""
+    os.chmod(tmp, FILE_MODE)
+    os.replace(tmp, path)
+
+
 def _tmp(path: Path) -> Path:
     return path.with_name(f".{path.name}.{os.getpid()}.tmp")
 
@@ -31,7 +46,7 @@ def save_tensors(tensors: dict[str, torch.Tensor], path: Path, metadata: dict[st
     tmp = _tmp(path)
     plain = {k: v.detach().to("cpu").contiguous() for k, v in tensors.items()}
     save_file(plain, str(tmp), metadata=metadata)
-    os.replace(tmp, path)
+    publish(tmp, path)
 
 
 def write_text(path: Path, text: str) -> None:

@@ -61,6 +61,9 @@ class GPT2Options:
             raise UserError("--lora adapts a trained base; a model trained --from-scratch trains all its weights")
         if self.merge and not self.lora:
             raise UserError("--merge merges a LoRA adapter into its base: it needs --lora")
+        defaults = {f.name: f.default for f in fields(self)}
+        if not self.lora and (stray := [k for k in LORA_SHAPE if getattr(self, k) != defaults[k]]):
+            raise UserError(f"--{stray[0].replace('_', '-')} shapes a LoRA adapter: it needs --lora")
         for flag, value in (("--n-layer", self.n_layer), ("--n-embd", self.n_embd), ("--n-head", self.n_head),
                             ("--block-size", self.block_size), ("--batch-tokens", self.batch_tokens),
                             ("--micro-batch", self.micro_batch), ("--lora-r", self.lora_r)):
@@ -80,6 +83,7 @@ class GPT2Options:
             raise UserError(f"--dropout must be in [0, 1), got {self.dropout}")
 
 
+LORA_SHAPE = ("lora_r", "lora_alpha", "lora_dropout", "lora_targets")
 SHARED_FLAGS = ("lr", "dropout")  # one flag each, meaning the same for every kind
 
 
@@ -135,6 +139,8 @@ class FinetuneConfig:
             raise UserError(f"{', '.join(stray)} {'is' if len(stray) == 1 else 'are'} not for --model {self.model} models")
         if self.model == "gpt2":
             self.gpt2.validate()
+        if self.name is not None and (Path(self.name).name != self.name or self.name in ("", ".", "..")):
+            raise UserError(f"--name {self.name!r} must be a plain name (no '/' or '..'); use --out for a path")
         if self.resume and self.force:
             raise UserError("--resume and --force contradict each other: pick one")
         if self.target_loss is not None and not (self.target_loss > 0 and math.isfinite(self.target_loss)):

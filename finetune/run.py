@@ -88,6 +88,10 @@ def make_model_dir(path: Path, force: bool) -> None:
 def merge_resumed(saved: dict, new: FinetuneConfig) -> FinetuneConfig:
     """The saved run's settings, with any bound (and --lr) given again on the command line.
 
+    --max-steps and --max-time count from the start of the first run. Given
+    again, either replaces both saved limits: `--resume --max-steps 900` after
+    a run limited to 30 s trains to step 900, whatever the old time limit.
+
     The architecture and batch shape cannot change under a checkpoint: they are
     pinned to what the run resolved on its first device. The learning rate can
     change, which is how a diverged run is rescued.
@@ -109,9 +113,9 @@ def merge_resumed(saved: dict, new: FinetuneConfig) -> FinetuneConfig:
         old[old["model"]].lr = lr
     old["out"] = Path(old["out"]) if old.get("out") else None
     cfg = FinetuneConfig(**old)
-    bounds = {
-        k: getattr(new, k) for k in ("max_steps", "max_time", "target_loss", "target_on") if getattr(new, k) is not None
-    }
+    bounds = {k: getattr(new, k) for k in ("target_loss", "target_on") if getattr(new, k) is not None}
+    if new.max_steps is not None or new.max_time is not None:  # the new limits replace the old ones, not add to them
+        bounds.update(max_steps=new.max_steps, max_time=new.max_time)
     return replace(cfg, **bounds, stop_on_overfit=cfg.stop_on_overfit or new.stop_on_overfit,
                    device=new.device, resume=True, force=False)
 
@@ -159,6 +163,9 @@ def finetune(config: FinetuneConfig, reporter: Reporter | None = None) -> Summar
     check_model_dir(path, config.resume, config.force)
     if config.resume:
         saved = ckpt.read_json(path / ckpt.CONFIG)
+        if saved["corpus"]["name"] != corpus.name:
+            raise UserError(f"{path.name} was trained on corpus {saved['corpus']['name']!r}, not {corpus.name!r}: "
+                            f"resume it with that corpus, or train a new model with --name")
         if saved["corpus"]["checksum"] != corpus.checksum:
             raise UserError(
                 f"corpus {corpus.name!r} has changed since {path.name} was trained (checksum differs); "
@@ -168,6 +175,9 @@ def finetune(config: FinetuneConfig, reporter: Reporter | None = None) -> Summar
     devices.prepare(device)
     torch.manual_seed(config.seed)
     adapter, hp = make_adapter(config, corpus, device)
+    if config.resume and saved.get("base_weights") not in (None, adapter.describe().get("base_weights")):
+        raise UserError(f"base {config.gpt2.base!r} has changed since {path.name} was trained: its LoRA adapter only "
+                        "fits the weights it was trained on; train a new model instead of resuming")
     plan = make_plan(config, hp)
     start_val = None
     if not config.resume:

@@ -9,7 +9,9 @@ Model kinds plug in through `adapter.Adapter`.
 import contextlib
 import itertools
 import math
+import os
 import signal
+import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -113,7 +115,7 @@ class Summary:
 STOP_REASONS = {
     "target": "reached the target loss",
     "max_steps": "reached --max-steps",
-    "max_time": "reached --max-time",
+    "max_time": "reached --max-time (training time, resumes included)",
     "overfit": "stopped on overfitting (--stop-on-overfit)",
     "interrupted": "interrupted; continue with --resume",
     "diverged": "diverged (loss is not finite)",
@@ -206,6 +208,8 @@ class Trainer:
             "best_val": self.state.best_val,
             "best_step": self.state.best_step,
             "stop_reason": "running",
+            "pid": os.getpid(),  # so a listing can tell a live run from one that was killed
+            "host": socket.gethostname(),
         }
         ckpt.write_json(self.dir / ckpt.CONFIG, {**self.header, "result": result})
 

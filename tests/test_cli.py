@@ -1,14 +1,17 @@
 """The `assistant` command as a user runs it: real subprocesses, real files."""
 
 import json
+import os
+import shutil
 import signal
+import socket
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from .conftest import ROOT, TINY, run_cli
+from .conftest import GPT2_TOKENIZER, ROOT, TINY, run_cli
 
 
 def assert_one_line_error(result: subprocess.CompletedProcess, *fragments: str) -> None:
@@ -61,10 +64,20 @@ def test_corpus_list_and_show():
         (None, ["finetune", "pkd", "--merge"], ["--merge merges a LoRA adapter"]),
         (None, ["finetune", "pkd", "--model", "bert"], ["unknown --model 'bert'"]),
         (None, ["generate", "no-such-model"], ["no model 'no-such-model'"]),
+        (None, ["finetune", "pkd", "--model", "char", "--name", "../escape"], ["--name '../escape' must be a plain name"]),
+        (None, ["finetune", "pkd", "--lora-targets", "c_attn"], ["--lora-targets shapes a LoRA adapter: it needs --lora"]),
+        (None, ["finetune", "pkd", "--from-scratch", "--base", str(GPT2_TOKENIZER), "--n-layer", "1", "--n-embd", "32",
+                "--n-head", "2", "--block-size", "32", "--batch-tokens", "10"],
+         ["--batch-tokens 10 is less than one block of 32 tokens"]),
+        (None, ["lsp", "--device", "tpu"], ["unknown --device 'tpu'"]),
+        (None, ["samples", "list", "--min-span", "0"], ["--min-span must be at least 1, got 0"]),
+        (None, ["samples", "check", "1", "--context", "-5"], ["--context must be at least 0, got -5"]),
+        ({"home/samples.db": b"not a database"}, ["samples", "list"], ["cannot open the sample store", "samples.db"]),
     ],
 )
 def test_bad_input_gets_one_line_and_exit_2(tmp_path: Path, make: dict | None, args: list[str], fragments: list[str]):
     for name, data in (make or {}).items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / name).write_bytes(data)
     assert_one_line_error(run_cli(*[a.format(dir=tmp_path) for a in args]), *fragments)
 
@@ -118,3 +131,18 @@ def test_ctrl_c_stops_generation_cleanly(trained_model: Path):
     _, stderr = proc.communicate(timeout=30)
     assert proc.returncode == 130
     assert b"(stopped)" in stderr and b"Traceback" not in stderr
+
+
+def test_models_lists_local_times_and_tells_a_killed_run_from_a_running_one(trained_model: Path, isolated_home: Path):
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    for name, pid in (("live", os.getpid()), ("dead", gone.pid)):
+        shutil.copytree(trained_model, isolated_home / "models" / name)
+        config = json.loads((isolated_home / "models" / name / "config.json").read_text())
+        config["created"] = "2026-11-25T13:00:00+00:00"
+        config["result"] = {"steps": 40, "stop_reason": "running", "pid": pid, "host": socket.gethostname()}
+        (isolated_home / "models" / name / "config.json").write_text(json.dumps(config))
+    rows = {r["name"]: r for r in map(json.loads, run_cli("models", "--json").stdout.splitlines())}
+    assert rows["live"]["status"] == "running" and rows["dead"]["status"] == "killed (--resume)"
+    table = run_cli("models", env={"TZ": "America/New_York", "COLUMNS": "200"}).stdout
+    assert "2026-11-25 08:00" in table and "13:00" not in table  # the user's own clock, as `samples list` shows

@@ -7,7 +7,9 @@ The base is the `gpt2_base` fixture: a save_pretrained directory passed with
 
 import json
 import os
+import shutil
 import signal
+import stat
 from pathlib import Path
 
 import pytest
@@ -16,7 +18,7 @@ from safetensors import safe_open
 
 from assistant import load_model
 from corpora import UserError
-from finetune.checkpoint import read_jsonl
+from finetune.checkpoint import FILE_MODE, read_jsonl
 from finetune.config import FinetuneConfig, GPT2Options
 from finetune.progress import Reporter
 from finetune.run import finetune
@@ -104,6 +106,35 @@ def test_lora_trains_an_adapter_and_merges_it(gpt2_base: Path, pkd_slice: Path, 
     base_logits = _logits(AutoModelForCausalLM.from_pretrained(gpt2_base).eval(), ids)
     assert not torch.allclose(base_logits, _logits(merged, ids), atol=1e-3)
     assert load_model(out, "cpu").generate("The door", max_new_tokens=10, seed=1)
+    merged_config = json.loads((out / "merged" / "config.json").read_text())
+    assert merged_config["n_layer"] == 2 and not {"kind", "name", "corpus", "result"} & set(merged_config)  # not the base's
+    for weights in ("adapter_model.safetensors", "merged/model.safetensors", "last/checkpoint.safetensors"):
+        assert stat.S_IMODE((out / weights).stat().st_mode) == FILE_MODE  # readable like every other file
+
+
+def test_a_lora_model_knows_when_its_base_has_changed(gpt2_base: Path, pkd_slice: Path, tmp_path: Path):
+    from transformers import AutoModelForCausalLM
+
+    base, out = tmp_path / "base", tmp_path / "lora"
+    shutil.copytree(gpt2_base, base)
+    _train(pkd_slice, out, base, {"lora": True}, max_steps=2, eval_every=2)
+    changed = AutoModelForCausalLM.from_pretrained(base)
+    with torch.no_grad():
+        changed.transformer.wte.weight.mul_(1.01)  # the base trained on a little, say
+    changed.save_pretrained(base)
+    with pytest.raises(UserError, match="has changed since lora was trained"):
+        _train(pkd_slice, out, base, {"lora": True}, max_steps=4, resume=True)
+    with pytest.warns(UserWarning, match="has changed since lora was trained"):
+        load_model(out, "cpu")
+
+
+def test_batch_tokens_below_one_pass_shrink_the_micro_batch():
+    from finetune.gpt2.hparams import resolve
+
+    hp = resolve(GPT2Options(block_size=32, batch_tokens=64), 1024, torch.device("cpu"))
+    assert (hp.micro_batch, hp.grad_accum) == (2, 1)
+    with pytest.raises(UserError, match="--micro-batch 4 blocks of 32 tokens is more than --batch-tokens 64"):
+        resolve(GPT2Options(block_size=32, micro_batch=4, batch_tokens=64), 1024, torch.device("cpu"))
 
 
 class StopAtStep(Reporter):
@@ -225,7 +256,8 @@ def test_a_from_scratch_shape_that_does_not_fit_is_a_clear_error(pkd_slice: Path
 def test_a_corpus_shorter_than_two_blocks_is_a_clear_error(gpt2_base: Path, tmp_path: Path):
     (tmp_path / "story.txt").write_text("The robot looked at the man and said nothing at all. " * 40)
     with pytest.raises(UserError, match=r"corpus too short for --block-size 1024: .* lower --block-size"):
-        _train(tmp_path / "story.txt", tmp_path / "m", gpt2_base, {"block_size": None}, max_steps=1)
+        _train(tmp_path / "story.txt", tmp_path / "m", gpt2_base, dict.fromkeys(("block_size", "batch_tokens", "micro_batch")),
+               max_steps=1)
     assert not (tmp_path / "m").exists()
 
 

@@ -3,7 +3,9 @@
 import json
 import subprocess
 import sys
+import time
 import warnings
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -127,12 +129,27 @@ def test_bad_ids_tags_and_dates_are_user_errors():
         with pytest.raises(UserError, match="no sample 8"):
             store.delete([sample, 8])
         assert store.find(ids=[sample])  # all or nothing
+        assert store.delete([sample, sample]) == 1 and not store.find(ids=[sample])
+        sample = store.add(row("x"))
         with pytest.raises(UserError, match="at least one tag"):
             store.tag(sample, [" "])
     with pytest.raises(UserError, match="cannot read --since 'yesterday'"):
         parse_since("yesterday")
-    assert parse_since("2026-11-24") == "2026-11-24T00:00:00.000+00:00"
     assert parse_since("12h") < parse_since("1m")
+
+
+def test_since_reads_dates_and_times_on_the_clock_the_listings_show(monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setenv("TZ", "America/New_York")
+    time.tzset()
+    try:
+        assert parse_since("2026-11-24") == "2026-11-24T05:00:00.000+00:00"
+        assert parse_since("2026-11-24 07:57") == "2026-11-24T12:57:00.000+00:00"
+        assert parse_since("2026-11-24T07:57+00:00") == "2026-11-24T07:57:00.000+00:00"  # a zone given is kept
+        today = datetime.now().strftime("%Y-%m-%d")
+        assert parse_since("9:30") == parse_since(f"{today} 09:30")
+    finally:
+        monkeypatch.undo()
+        time.tzset()
 
 
 def test_every_generation_is_recorded_with_its_parameters(trained_model: Path):

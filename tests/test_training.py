@@ -203,3 +203,16 @@ def test_a_target_met_before_the_first_step_still_leaves_a_full_model_dir(pkd_sl
     assert summary.stop_reason == "target" and summary.steps == 0
     assert _checkpoint_step(out) == 0 and (out / "last" / "checkpoint.safetensors").exists()
     assert [r["step"] for r in read_jsonl(out / "history.jsonl")] == [0]
+
+
+def test_limits_given_on_resume_replace_the_saved_ones(pkd_slice: Path, tmp_path: Path):
+    out = tmp_path / "m"
+    _train(pkd_slice, out, max_steps=10, eval_every=5)
+    assert _train(pkd_slice, out, max_time=0.001, resume=True).steps == 10  # 10 steps took longer: nothing to do
+    summary = _train(pkd_slice, out, max_steps=15, resume=True)  # the old time limit does not hold this one back
+    assert (summary.steps, summary.stop_reason) == (15, "max_steps")
+
+
+def test_resuming_with_another_corpus_names_the_one_it_was_trained_on(trained_model: Path):
+    with pytest.raises(UserError, match=r"tiny-pkd was trained on corpus 'pkd-slice\d*', not 'shakespeare'"):
+        _train(Path("shakespeare"), trained_model, resume=True)

@@ -11,9 +11,13 @@ def register(app: typer.Typer) -> None:
 
 def lsp(
     model: Annotated[str | None, typer.Option(help="Model name or directory (default: the newest trained model).")] = None,
-    device: Annotated[str, typer.Option(help="auto, cpu, cuda or mps.")] = "auto",
+    device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
 ) -> None:
     """Serve continuations to editors over the Language Server Protocol on stdin/stdout."""
+    from finetune.device import pick_device
+
     from .server import serve
+
+    pick_device(device)  # a bad --device is an error now, not at every request
 
     serve(model, device)

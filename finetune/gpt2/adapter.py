@@ -16,6 +16,7 @@ import torch
 
 from corpora import Corpus, UserError
 
+from .. import checkpoint as ckpt
 from ..adapter import evaluating
 from ..config import GPT2Options
 from ..device import autocast
@@ -61,6 +62,7 @@ class GPT2Adapter:
         if self.hp.grad_checkpointing:
             # transformers 5.2x renamed it; older versions have only the first name
             getattr(model, "activation_checkpointing_enable", model.gradient_checkpointing_enable)()
+        self.base_weights = bases.weights_fingerprint(model) if options.lora else None
         if options.lora:
             from peft import LoraConfig, get_peft_model
 
@@ -156,6 +158,7 @@ class GPT2Adapter:
             "parameters": self.num_parameters(),
             "base": o.base,
             "init": "scratch" if o.from_scratch else "pretrained",
+            "base_weights": self.base_weights,  # LoRA: the frozen weights its adapter fits
             "lora": {"r": o.lora_r, "alpha": o.lora_alpha, "dropout": o.lora_dropout, "targets": o.lora_targets,
                      "merged": o.merge} if o.lora else None,
             "tokenizer": tokenizer_fingerprint(self.tokenizer),
@@ -173,7 +176,7 @@ class GPT2Adapter:
                 self.tokenizer.save_pretrained(directory)
         for name in WEIGHT_FILES:
             if (scratch / name).exists():
-                os.replace(scratch / name, directory / name)
+                ckpt.publish(scratch / name, directory / name)
         shutil.rmtree(scratch)
         shutil.rmtree(directory / MERGED, ignore_errors=True)  # a merge of an older adapter must not shadow this one
 
@@ -190,4 +193,6 @@ class GPT2Adapter:
         with bases.quiet_transformers():
             merged.save_pretrained(scratch)
             self.tokenizer.save_pretrained(scratch)
+        for file in scratch.iterdir():
+            os.chmod(file, ckpt.FILE_MODE)
         os.replace(scratch, directory / MERGED)  # whole or not at all: the loader trusts merged/ when it is there

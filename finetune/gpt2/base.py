@@ -8,6 +8,7 @@ fallback to random weights: that takes an explicit `--from-scratch`.
 """
 
 import contextlib
+import hashlib
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -81,6 +82,10 @@ def load_config(base: str, overrides: dict):  # -> GPT2Config
         raise BaseUnavailable(base, "configuration", e) from None
     if config.model_type != "gpt2":
         raise UserError(f"base {base!r} is a {config.model_type} model; ghostwriter retrains GPT-2 models")
+    # Only what transformers defines: a ghostwriter model's config.json also holds its name, corpus and training
+    # record, and a model trained (or merged) from it must not pass them off as its own.
+    for key in set(config.to_dict()) - set(type(config)().to_dict()):
+        delattr(config, key)
     return config
 
 
@@ -95,6 +100,16 @@ def load_pretrained(base: str, overrides: dict):  # -> GPT2LMHeadModel
             return AutoModelForCausalLM.from_pretrained(location, config=config, attn_implementation="sdpa")
     except (OSError, ValueError) as e:
         raise BaseUnavailable(base, "weights", e) from None
+
+
+def weights_fingerprint(model) -> str:
+    """A hash of the first values of every tensor: tells two sets of weights apart in milliseconds, so an adapter
+    is never put on a base other than the one it was trained on."""
+    digest = hashlib.sha256()
+    for name, tensor in sorted(model.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(tensor.detach().flatten()[:1024].float().cpu().numpy().tobytes())
+    return digest.hexdigest()[:16]
 
 
 def new_model(config):  # -> GPT2LMHeadModel

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 
 import torch
 
+from corpora import UserError
+
 from ..config import GPT2Options
 
 DEFAULT_BLOCK = 1024
@@ -46,8 +48,12 @@ def micro_tokens(device: torch.device) -> int:
 def resolve(options: GPT2Options, n_positions: int, device: torch.device) -> GPT2HParams:
     cuda = device.type == "cuda"
     block = min(options.block_size or DEFAULT_BLOCK, n_positions)
-    micro = options.micro_batch or max(1, micro_tokens(device) // block)
     batch_tokens = options.batch_tokens or (32_768 if cuda else 8_192)
+    if batch_tokens < block:
+        raise UserError(f"--batch-tokens {batch_tokens} is less than one block of {block} tokens: raise it or lower --block-size")
+    micro = options.micro_batch or min(max(1, micro_tokens(device) // block), batch_tokens // block)
+    if micro * block > batch_tokens:
+        raise UserError(f"--micro-batch {micro} blocks of {block} tokens is more than --batch-tokens {batch_tokens}")
     if options.from_scratch:
         lr, warmup = 6e-4, 100
     elif options.lora:
