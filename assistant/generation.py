@@ -162,7 +162,7 @@ def resolve_model_dir(name_or_path: str | Path) -> Path | None:
 
 
 def list_model_names() -> list[str]:
-    """The models in the data directory that can be loaded: those `assistant models` lists (a damaged one is not)."""
+    """The ghostwriter model directories in the data directory whose config.json reads (a damaged one does not)."""
     root = models_dir()
     return sorted(p.name for p in root.iterdir() if _is_model(p)) if root.is_dir() else []
 

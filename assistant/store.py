@@ -73,8 +73,8 @@ def parse_since(value: str) -> str:
         unit = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}[age[2]]
         return (datetime.now(UTC) - timedelta(**{unit: float(age[1])})).isoformat(timespec="milliseconds")
     try:
-        if re.fullmatch(r"\s*\d{1,2}:\d{2}(:\d{2})?\s*", value):
-            when = datetime.combine(datetime.now().date(), time.fromisoformat(value.strip().zfill(5)))
+        if clock := re.fullmatch(r"\s*(\d{1,2})(:\d{2}(?::\d{2})?)\s*", value):
+            when = datetime.combine(datetime.now().date(), time.fromisoformat(f"{int(clock[1]):02d}{clock[2]}"))
         else:
             when = datetime.fromisoformat(value.strip())
     except ValueError:

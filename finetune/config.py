@@ -54,6 +54,11 @@ class GPT2Options:
     compile: bool | None = None  # None: on for CUDA
     grad_checkpointing: bool = False
 
+    @property
+    def lora_modules(self) -> list[str]:
+        """--lora-targets as a list of module names."""
+        return [t.strip() for t in self.lora_targets.split(",") if t.strip()]
+
     def validate(self) -> None:
         if not self.from_scratch and (arch := [f for f in ("n_layer", "n_embd", "n_head") if getattr(self, f) is not None]):
             raise UserError(f"--{arch[0].replace('_', '-')} shapes a new model: it needs --from-scratch (a base keeps its shape)")
@@ -73,8 +78,11 @@ class GPT2Options:
             raise UserError(f"--n-embd {self.n_embd} must be a multiple of --n-head {self.n_head}")
         if self.lora_alpha <= 0 or not 0 <= self.lora_dropout < 1:
             raise UserError("--lora-alpha must be positive and --lora-dropout in [0, 1)")
-        if not [t for t in self.lora_targets.split(",") if t.strip()]:
+        if not self.lora_modules:
             raise UserError("--lora-targets needs at least one module name, e.g. c_attn,c_proj")
+        if self.merge and "lm_head" in self.lora_modules:
+            raise UserError("--merge cannot fold a LoRA adapter on lm_head into GPT-2: lm_head shares its weights with "
+                            "the token embeddings, which would change too; drop --merge or lm_head")
         if self.split not in ("contiguous", "document"):
             raise UserError(f"--split must be 'contiguous' or 'document', got {self.split!r}")
         if self.lr is not None and self.lr <= 0:

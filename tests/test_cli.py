@@ -69,6 +69,7 @@ def test_corpus_list_and_show():
         (None, ["finetune", "pkd", "--from-scratch", "--base", str(GPT2_TOKENIZER), "--n-layer", "1", "--n-embd", "32",
                 "--n-head", "2", "--block-size", "32", "--batch-tokens", "10"],
          ["--batch-tokens 10 is less than one block of 32 tokens"]),
+        (None, ["finetune", "pkd", "--lora", "--lora-targets", "c_attn,lm_head", "--merge"], ["drop --merge or lm_head"]),
         (None, ["lsp", "--device", "tpu"], ["unknown --device 'tpu'"]),
         (None, ["samples", "list", "--min-span", "0"], ["--min-span must be at least 1, got 0"]),
         (None, ["samples", "check", "1", "--context", "-5"], ["--context must be at least 0, got -5"]),

@@ -110,6 +110,9 @@ def test_lora_trains_an_adapter_and_merges_it(gpt2_base: Path, pkd_slice: Path, 
     assert merged_config["n_layer"] == 2 and not {"kind", "name", "corpus", "result"} & set(merged_config)  # not the base's
     for weights in ("adapter_model.safetensors", "merged/model.safetensors", "last/checkpoint.safetensors"):
         assert stat.S_IMODE((out / weights).stat().st_mode) == FILE_MODE  # readable like every other file
+    again = _train(pkd_slice, out, gpt2_base, {"lora": True, "merge": True}, resume=True)  # no better weights: merges again
+    assert again.steps == summary.steps and (out / "merged" / "model.safetensors").is_file()
+    assert not [p for p in out.iterdir() if p.name.startswith(".")]
 
 
 def test_a_lora_model_knows_when_its_base_has_changed(gpt2_base: Path, pkd_slice: Path, tmp_path: Path):
@@ -133,6 +136,8 @@ def test_batch_tokens_below_one_pass_shrink_the_micro_batch():
 
     hp = resolve(GPT2Options(block_size=32, batch_tokens=64), 1024, torch.device("cpu"))
     assert (hp.micro_batch, hp.grad_accum) == (2, 1)
+    hp = resolve(GPT2Options(micro_batch=16), 1024, torch.device("cpu"))  # a micro-batch alone sets the step
+    assert (hp.micro_batch, hp.grad_accum) == (16, 1)
     with pytest.raises(UserError, match="--micro-batch 4 blocks of 32 tokens is more than --batch-tokens 64"):
         resolve(GPT2Options(block_size=32, micro_batch=4, batch_tokens=64), 1024, torch.device("cpu"))
 
@@ -285,7 +290,7 @@ def test_the_padded_output_layer_gives_the_loss_and_gradients_of_the_plain_one()
             loss = torch.nn.functional.cross_entropy(model(input_ids=x).logits.flatten(0, 1), y.flatten())
         else:
             hidden = model.transformer(input_ids=x).last_hidden_state
-            loss = next_token_loss(hidden, model.lm_head.weight, y, pad_to)
+            loss = next_token_loss(hidden, model.lm_head, y, pad_to)
         loss.backward()
         results.append((loss.detach(), model.transformer.wte.weight.grad.clone()))
     for loss, grad in results[1:]:
@@ -301,7 +306,28 @@ def test_the_compiled_training_step_has_no_graph_breaks(gpt2_base: Path, pkd_sli
 
     adapter = GPT2Adapter(load_corpus(str(pkd_slice)), GPT2Options(base=str(gpt2_base), **SHAPE, **extra), 7,
                           torch.device("cpu"))
+    adapter._pad_to = 64  # as on a GPU, under autocast as there
     x, y = adapter.data.batch(7, 0, 0)
     torch._dynamo.reset()
-    explained = torch._dynamo.explain(adapter._block_loss)(x, y)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        explained = torch._dynamo.explain(adapter._block_loss)(x, y)
     assert (explained.graph_count, explained.graph_break_count) == (1, 0), explained.break_reasons
+
+
+def test_a_lora_adapted_output_layer_is_trained_through_its_adapter(gpt2_base: Path, pkd_slice: Path):
+    from corpora import load_corpus
+    from finetune.gpt2.adapter import GPT2Adapter
+
+    options = GPT2Options(base=str(gpt2_base), **SHAPE, lora=True, lora_targets="c_attn,lm_head")
+    adapter = GPT2Adapter(load_corpus(str(pkd_slice)), options, 7, torch.device("cpu"))
+    adapter._pad_to = 64
+    adapter.model.eval()  # no dropout: the two losses must agree
+    head_b = next(p for n, p in adapter.model.named_parameters() if "lm_head.lora_B" in n)
+    with torch.no_grad():
+        head_b.normal_()  # as if trained: the adapter now changes the logits
+    x, y = adapter.data.batch(7, 0, 0)
+    loss = adapter._block_loss(x, y)
+    expected = torch.nn.functional.cross_entropy(adapter.model(input_ids=x).logits.flatten(0, 1), y.flatten())
+    torch.testing.assert_close(loss, expected)
+    loss.backward()
+    assert head_b.grad is not None and head_b.grad.abs().sum() > 0

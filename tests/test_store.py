@@ -147,6 +147,7 @@ def test_since_reads_dates_and_times_on_the_clock_the_listings_show(monkeypatch:
         assert parse_since("2026-11-24T07:57+00:00") == "2026-11-24T07:57:00.000+00:00"  # a zone given is kept
         today = datetime.now().strftime("%Y-%m-%d")
         assert parse_since("9:30") == parse_since(f"{today} 09:30")
+        assert parse_since("9:30:15") == parse_since(f"{today} 09:30:15")
     finally:
         monkeypatch.undo()
         time.tzset()

@@ -66,9 +66,8 @@ class GPT2Adapter:
         if options.lora:
             from peft import LoraConfig, get_peft_model
 
-            targets = [t.strip() for t in options.lora_targets.split(",") if t.strip()]
             lora = LoraConfig(r=options.lora_r, lora_alpha=options.lora_alpha, lora_dropout=options.lora_dropout,
-                              target_modules=targets, fan_in_fan_out=True, task_type="CAUSAL_LM")
+                              target_modules=options.lora_modules, fan_in_fan_out=True, task_type="CAUSAL_LM")
             try:
                 with bases.quiet_transformers():
                     model = get_peft_model(model, lora)
@@ -90,7 +89,7 @@ class GPT2Adapter:
 
     def _block_loss(self, x: torch.Tensor, y: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
         hidden = self._body(input_ids=x, use_cache=False).last_hidden_state  # training builds no KV cache
-        return next_token_loss(hidden, self._head.weight, y, self._pad_to, reduction)
+        return next_token_loss(hidden, self._head, y, self._pad_to, reduction)
 
     def headline(self) -> str:
         c = self.hf_config
@@ -195,4 +194,6 @@ class GPT2Adapter:
             self.tokenizer.save_pretrained(scratch)
         for file in scratch.iterdir():
             os.chmod(file, ckpt.FILE_MODE)
-        os.replace(scratch, directory / MERGED)  # whole or not at all: the loader trusts merged/ when it is there
+        # Whole or not at all: the loader trusts merged/ when it is there, and uses base + adapter when it is not.
+        shutil.rmtree(directory / MERGED, ignore_errors=True)  # a resume that found no better weights merges again
+        os.replace(scratch, directory / MERGED)

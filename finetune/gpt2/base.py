@@ -27,6 +27,8 @@ def quiet_transformers() -> Iterator[None]:
     try:
         with warnings.catch_warnings():  # peft asks transformers a question transformers calls deprecated
             warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing", category=FutureWarning)
+            # GPT-2's blocks are Conv1D (fan_in_fan_out); peft corrects it by itself for a Linear such as lm_head
+            warnings.filterwarnings("ignore", message="fan_in_fan_out is set to True", category=UserWarning)
             yield
     finally:
         logging.set_verbosity(level)
@@ -82,10 +84,11 @@ def load_config(base: str, overrides: dict):  # -> GPT2Config
         raise BaseUnavailable(base, "configuration", e) from None
     if config.model_type != "gpt2":
         raise UserError(f"base {base!r} is a {config.model_type} model; ghostwriter retrains GPT-2 models")
-    # Only what transformers defines: a ghostwriter model's config.json also holds its name, corpus and training
-    # record, and a model trained (or merged) from it must not pass them off as its own.
-    for key in set(config.to_dict()) - set(type(config)().to_dict()):
-        delattr(config, key)
+    # A ghostwriter model's config.json also holds its name, corpus and training record (and, first, its format):
+    # a model trained or merged from it keeps only the GPT-2 configuration, not its base's record.
+    if hasattr(config, "format"):
+        for key in set(config.to_dict()) - set(type(config)().to_dict()):
+            delattr(config, key)
     return config
 
 
@@ -106,7 +109,7 @@ def weights_fingerprint(model) -> str:
     """A hash of the first values of every tensor: tells two sets of weights apart in milliseconds, so an adapter
     is never put on a base other than the one it was trained on."""
     digest = hashlib.sha256()
-    for name, tensor in sorted(model.state_dict().items()):
+    for name, tensor in sorted(model.named_parameters()):  # parameters only: buffers come and go with versions
         digest.update(name.encode())
         digest.update(tensor.detach().flatten()[:1024].float().cpu().numpy().tobytes())
     return digest.hexdigest()[:16]

@@ -48,7 +48,7 @@ def micro_tokens(device: torch.device) -> int:
 def resolve(options: GPT2Options, n_positions: int, device: torch.device) -> GPT2HParams:
     cuda = device.type == "cuda"
     block = min(options.block_size or DEFAULT_BLOCK, n_positions)
-    batch_tokens = options.batch_tokens or (32_768 if cuda else 8_192)
+    batch_tokens = options.batch_tokens or max(32_768 if cuda else 8_192, (options.micro_batch or 1) * block)
     if batch_tokens < block:
         raise UserError(f"--batch-tokens {batch_tokens} is less than one block of {block} tokens: raise it or lower --block-size")
     micro = options.micro_batch or min(max(1, micro_tokens(device) // block), batch_tokens // block)

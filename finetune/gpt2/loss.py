@@ -14,12 +14,11 @@ import torch
 import torch.nn.functional as F
 
 
-def next_token_loss(hidden: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor, pad_to: int = 1,
+def next_token_loss(hidden: torch.Tensor, head: torch.nn.Module, targets: torch.Tensor, pad_to: int = 1,
                     reduction: str = "mean") -> torch.Tensor:
-    """Cross-entropy (nats) of `targets` under logits `hidden @ weight.T`, computed in float32."""
-    vocab = weight.shape[0]
-    if pad := -vocab % pad_to:
-        logits = F.linear(hidden, F.pad(weight, (0, 0, 0, pad)))[..., :vocab]
-    else:
-        logits = F.linear(hidden, weight)
+    """Cross-entropy (nats) of `targets` under the logits `head(hidden)`, computed in float32."""
+    if type(head) is torch.nn.Linear and head.bias is None and (pad := -head.out_features % pad_to):
+        logits = F.linear(hidden, F.pad(head.weight, (0, 0, 0, pad)))[..., : head.out_features]
+    else:  # unpadded, or a head that LoRA adapts (--lora-targets lm_head): its own forward adds the adapter
+        logits = head(hidden)
     return F.cross_entropy(logits.float().flatten(0, 1), targets.flatten(), reduction=reduction)
