@@ -15,6 +15,7 @@ from dataclasses import dataclass, replace
 from prompt_toolkit import PromptSession
 from prompt_toolkit.completion import Completer, Completion
 from prompt_toolkit.document import Document
+from prompt_toolkit.filters import is_searching
 from prompt_toolkit.history import FileHistory
 from prompt_toolkit.key_binding import KeyBindings
 from rich.console import Console
@@ -26,6 +27,7 @@ from corpora.home import data_home, models_dir
 
 from .compare import compare
 from .generation import Params, TextModel, list_model_names, load_model
+from .memorization import model_index
 from .recording import check_stored
 from .store import GHOSTWRITTEN, Store
 from .views import check_view, sample_table, side_by_side, status_line
@@ -177,7 +179,9 @@ class Repl:
 
     def _load(self, name: str) -> TextModel:
         if name not in self.models:
-            self.models[name] = load_model(name)
+            model = load_model(name)
+            model_index(model.config)  # the memorization check's corpus index, built now (once) rather than mid-sample
+            self.models[name] = model
         return self.models[name]
 
     def set_temperature(self, arg: str) -> None:
@@ -270,7 +274,7 @@ class SlashCompleter(Completer):
 def _keys() -> KeyBindings:
     keys = KeyBindings()
 
-    @keys.add("enter")
+    @keys.add("enter", filter=~is_searching)  # while searching (Ctrl-R), Enter takes the match into the prompt
     def _send(event) -> None:
         event.current_buffer.validate_and_handle()
 

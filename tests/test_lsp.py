@@ -178,6 +178,15 @@ async def test_bad_messages_get_errors_and_the_server_lives(client: LanguageClie
     malformed = await error_of(raw_request(client, types.TEXT_DOCUMENT_INLINE_COMPLETION, {"textDocument": {"uri": 5}}))
     assert malformed.code == -32602
     open_document(client)
+    reversed_range = types.Range(types.Position(0, 5), types.Position(0, 1))
+    client.text_document_did_change(types.DidChangeTextDocumentParams(
+        types.VersionedTextDocumentIdentifier(2, URI), [types.TextDocumentContentChangePartial(reversed_range, "x")]))
+    told = f"ghostwriter: {URI}: a change whose range ends before it starts"  # a notification has no reply
+    for _ in range(100):
+        if told in [m.message for m in client.messages]:
+            break
+        await asyncio.sleep(0.1)
+    assert told in [m.message for m in client.messages]
     past_end = await error_of(client.text_document_inline_completion_async(inline_params(types.Position(40, 0))))
     assert past_end.code == -32602 and "past the end" in past_end.message
     unknown = await error_of(client.workspace_execute_command_async(types.ExecuteCommandParams("ghostwriter.event",

@@ -6,6 +6,7 @@ the same queue a user's typing goes through, so insert mode, the debounce and Te
 """
 
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -99,6 +100,24 @@ def test_neovim_shows_the_suggestion_as_ghost_text_and_tab_accepts_it(trained_mo
         with Store() as store:
             sample = store.get(events[1]["sample_id"])
         assert sample.source == "editor" and sample.text == shown and sample.prompt == PROSE + " the"
+
+        ask('nvim_input(" and")')  # Alt-Right takes the next word and leaves the rest on show
+        second = wait_for(ghost)
+        before = ask("getline(1)")
+        word = re.match(r"\s*\S+", second)[0]
+        ask('nvim_input("<M-Right>")')
+        wait_for(lambda: ask("getline(1)") == before + word, 10)
+        time.sleep(1)  # past the debounce: a new request would have cleared or replaced what is on show
+        assert ghost() == second[len(word):]
+
+        ask('nvim_input("<Esc>:GhostwriterSuggest<CR>")')  # normal mode: the cursor is on the line's last character
+        line = ask("getline(1)")
+        expected = load_model(trained_model, "cpu").generate(line, max_new_chars=160, temperature=0, stop="\n", log=False)
+        end = SENTENCE_END.search(expected)
+        assert wait_for(ghost) == (expected[: end.end()] if end else expected)  # it continues the whole line
+        ask('nvim_input(":GhostwriterUnconditional<CR>")')
+        wait_for(lambda: ask("line('$')") != "1" or ask("getline(1)") != line, 30)
+        assert ghost() == ""  # the suggestion no longer fits the text
         ask('nvim_input("<Esc>:qa!<CR>")')
         assert editor.wait(timeout=20) == 0
     except AssertionError:

@@ -30,6 +30,7 @@ def repl(trained_model: Path, isolated_home: Path):
 
 
 def test_a_writing_session(repl: pexpect.spawn, isolated_home: Path):
+    assert "indexing corpus" in repl.before  # at load, on its own line, not in the middle of the first sample
     repl.send("/length 80\r")
     repl.expect("length: 80")
     repl.send("The robot said\r")
@@ -63,6 +64,12 @@ def test_a_writing_session(repl: pexpect.spawn, isolated_home: Path):
     repl.expect("top-p must be in")
     repl.send("/check\r")
     repl.expect("in the sample at character")
+    repl.send("\x12robot")  # Ctrl-R searches the history
+    repl.expect("robot")
+    repl.send("\r")  # Enter takes the match into the prompt,
+    time.sleep(0.5)
+    repl.send("\r")  # and Enter sends it
+    repl.expect(r"#7 · 60 chars")
     repl.send("\x04")  # Ctrl-D
     repl.expect(pexpect.EOF)
     repl.wait()
@@ -70,13 +77,13 @@ def test_a_writing_session(repl: pexpect.spawn, isolated_home: Path):
 
     with Store() as store:
         samples = {s.id: s for s in store.find()}
-    assert sorted(samples) == [1, 2, 3, 4, 5, 6] and all(s.source == "repl" for s in samples.values())
+    assert sorted(samples) == [1, 2, 3, 4, 5, 6, 7] and all(s.source == "repl" for s in samples.values())
     assert samples[1].prompt == "The robot said" and len(samples[1].text) == 80 and not samples[1].cancelled
     assert samples[2].cancelled and 0 < samples[2].chars < 100000 and samples[2].tags == [GHOSTWRITTEN, "keeper"]
     assert samples[3].mode == "unconditional"
     assert samples[4].prompt == samples[5].prompt == "Once upon"
     assert samples[4].model_path != samples[5].model_path and samples[5].model_path.endswith("other")
-    assert samples[6].prompt == "Two lines,\nthen the model:"
+    assert samples[6].prompt == "Two lines,\nthen the model:" and samples[7].prompt == "The robot said"
     assert "The robot said" in (isolated_home / "repl_history").read_text()  # what Ctrl-R searches
 
 

@@ -158,12 +158,15 @@ def build_server(model: str | None = None, device: str = "auto") -> GhostwriterS
     def initialized(params: types.InitializedParams) -> None:
         server.warm_up()
 
+    def refuse(e: UserError) -> None:
+        server.window_show_message(types.ShowMessageParams(types.MessageType.Error, f"ghostwriter: {e}"))
+
     @server.feature(types.WORKSPACE_DID_CHANGE_CONFIGURATION)
     def did_change_configuration(params: types.DidChangeConfigurationParams) -> None:
         try:
             new = server.settings.updated(params.settings)
         except UserError as e:
-            server.window_show_message(types.ShowMessageParams(types.MessageType.Error, f"ghostwriter: {e}"))
+            refuse(e)
             return
         changed_model = new.model != server.settings.model
         server.settings = new
@@ -176,7 +179,10 @@ def build_server(model: str | None = None, device: str = "auto") -> GhostwriterS
 
     @server.feature(types.TEXT_DOCUMENT_DID_CHANGE)
     def did_change(params: types.DidChangeTextDocumentParams) -> None:
-        server.documents.change(params.text_document.uri, params.content_changes)
+        try:
+            server.documents.change(params.text_document.uri, params.content_changes)
+        except UserError as e:  # a notification has no reply to carry the error: the user is told
+            refuse(e)
 
     @server.feature(types.TEXT_DOCUMENT_DID_CLOSE)
     def did_close(params: types.DidCloseTextDocumentParams) -> None:

@@ -21,6 +21,7 @@ local client_id = nil
 local timer = nil
 local ns = vim.api.nvim_create_namespace("ghostwriter")
 local ghost = nil  -- { buf, row, col, text, id, taken, mark }
+local own_tick = nil  -- the buffer's changedtick after the plugin inserted a word itself: not the user typing
 
 local function client()
   return client_id and vim.lsp.get_client_by_id(client_id) or nil
@@ -65,13 +66,23 @@ end
 -- Ask for a continuation at the cursor; trigger 2 is automatic (as you type), 1 invoked.
 function M.suggest(trigger)
   local c = client()
-  if not c or vim.fn.mode() ~= "i" and trigger ~= 1 then return end
+  local inserting = vim.fn.mode() == "i"
+  if not c or not inserting and trigger ~= 1 then return end
   local buf = vim.api.nvim_get_current_buf()
   local win = vim.api.nvim_get_current_win()
   local cursor = vim.api.nvim_win_get_cursor(win)
   local tick = vim.api.nvim_buf_get_changedtick(buf)
-  local params = vim.lsp.util.make_position_params(win, c.offset_encoding or "utf-16")
+  local encoding = c.offset_encoding or "utf-16"
+  local params = vim.lsp.util.make_position_params(win, encoding)
   params.context = { triggerKind = trigger or 2 }
+  local col = cursor[2]
+  local line = vim.api.nvim_get_current_line()
+  if not inserting and #line > 0 then
+    -- in normal mode the cursor is on a character: continue after it, where `a` would start inserting
+    local after = vim.fn.byteidx(line, vim.fn.charidx(line, col) + 1)
+    col = after >= 0 and after or #line
+    params.position.character = vim.lsp.util.character_offset(buf, cursor[1] - 1, col, encoding)
+  end
   request(c, "textDocument/inlineCompletion", params, function(err, result)
     if err or not result or not result.items or #result.items == 0 then return end
     -- a suggestion for text that has changed since, or for another place, is stale
@@ -82,12 +93,13 @@ function M.suggest(trigger)
     end
     local item = result.items[1]
     local id = item.command and item.command.arguments and item.command.arguments[1]
-    show(buf, cursor[1] - 1, cursor[2], item.insertText, id, "")
+    show(buf, cursor[1] - 1, col, item.insertText, id, "")
     if id then event(id, "shown") end
   end, buf)
 end
 
-local function schedule()
+local function schedule(a)
+  if own_tick and a and vim.api.nvim_buf_get_changedtick(a.buf) == own_tick then return end  -- a word taken
   M.clear()
   if not timer then timer = vim.loop.new_timer() end
   timer:stop()
@@ -122,6 +134,7 @@ function M.accept_word()
   local word = rest:match("^%s*%S+") or rest
   M.clear()
   local row, col = insert(g, word)
+  own_tick = vim.api.nvim_buf_get_changedtick(g.buf)
   local taken = g.taken .. word
   if g.id then event(g.id, taken == g.text and "accepted" or "partial", taken) end
   if taken ~= g.text then show(g.buf, row, col, g.text, g.id, taken) end
@@ -148,6 +161,7 @@ function M.unconditional()
     { command = "ghostwriter.unconditional", arguments = { vim.uri_from_bufnr(buf) } },
     function(err, result)
       if err then return vim.notify("ghostwriter: " .. err.message, vim.log.levels.ERROR) end
+      M.clear()  -- a suggestion for the text before the sample no longer fits
       local cursor = vim.api.nvim_win_get_cursor(0)
       local lines = vim.split(result.text, "\n", { plain = true })
       vim.api.nvim_buf_set_text(buf, cursor[1] - 1, cursor[2], cursor[1] - 1, cursor[2], lines)
