@@ -114,7 +114,13 @@ def test_neovim_shows_the_suggestion_as_ghost_text_and_tab_accepts_it(trained_mo
         line = ask("getline(1)")
         expected = load_model(trained_model, "cpu").generate(line, max_new_chars=160, temperature=0, stop="\n", log=False)
         end = SENTENCE_END.search(expected)
-        assert wait_for(ghost) == (expected[: end.end()] if end else expected)  # it continues the whole line
+        suggestion = wait_for(ghost)
+        assert suggestion == (expected[: end.end()] if end else expected)  # it continues the whole line
+        ask('nvim_input("a<Tab>")')  # append where the suggestion stands, and take it
+        wait_for(lambda: ask("getline(1)") == line + suggestion, 10)
+        ask('nvim_input("<Esc>:GhostwriterSuggest<CR>")')
+        line = ask("getline(1)")
+        wait_for(ghost)
         ask('nvim_input(":GhostwriterUnconditional<CR>")')
         wait_for(lambda: ask("line('$')") != "1" or ask("getline(1)") != line, 30)
         assert ghost() == ""  # the suggestion no longer fits the text
