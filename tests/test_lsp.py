@@ -212,6 +212,13 @@ async def test_unconditional_sample_is_stored_and_shutdown_is_clean(client: Lang
         sample = store.get(answer["sampleId"])
     assert sample.text == answer["text"] and len(sample.text) == 50 and sample.mode == "unconditional"
     assert sample.source == "editor"
-    await client.shutdown_session()
+    await client.shutdown_async(None)
+    try:
+        late_request = client.workspace_execute_command_async(types.ExecuteCommandParams("ghostwriter.unconditional"))
+        late = await error_of(asyncio.wait_for(late_request, 20))
+    finally:
+        client.capabilities = None  # shut down here: the fixture must not ask again
+        client.exit(None)
+        await client._server.wait()
+    assert late.code == -32600 and "shutting down" in late.message  # answered, not left hanging
     assert client._server.returncode == 0
-    client.capabilities = None  # already shut down

@@ -20,7 +20,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 from lsprotocol import types
-from pygls.exceptions import JsonRpcException, JsonRpcInvalidParams
+from pygls.exceptions import JsonRpcException, JsonRpcInvalidParams, JsonRpcInvalidRequest
 from pygls.lsp.server import LanguageServer
 from pygls.protocol import LanguageServerProtocol
 
@@ -61,6 +61,15 @@ class Protocol(LanguageServerProtocol):
                 detail = f"{e.message} for {data['method']}" + (f": {cause[0]}" if cause else "")
                 self._send_response(data["id"], error=type(e)(detail, e.code).to_response_error())
             raise
+
+
+    def handle_message(self, message: Any) -> None:
+        """After shutdown a request is answered with InvalidRequest, as the spec says; pygls would leave it unanswered."""
+        if self._shutdown and getattr(message, "method", types.EXIT) != types.EXIT and getattr(message, "id", None) is not None:
+            error = JsonRpcInvalidRequest("the server is shutting down: it takes no more requests")
+            self._send_response(message.id, error=error.to_response_error())
+            return
+        super().handle_message(message)
 
 
 def refused(e: UserError) -> JsonRpcInvalidParams:
