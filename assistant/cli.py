@@ -180,14 +180,11 @@ def generate(
 ) -> None:
     """Write continuations of a prompt (or unconditional samples), streamed as they come; each is stored."""
     from .generation import load_model
-    from .memorization import model_index
 
     prompt = _read_text_option(prompt, prompt_file, "prompt")
     if n < 1:
         raise UserError(f"-n must be at least 1, got {n}")
     text_model = load_model(model, device)
-    if not no_log:
-        model_index(text_model.config)  # the memorization check's corpus index, built now (once) rather than mid-text
     prompt = prompt or ""
     for i in range(n):
         if n > 1:

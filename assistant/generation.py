@@ -26,6 +26,7 @@ from corpora import UserError
 from corpora.home import models_dir
 from finetune import checkpoint as ckpt
 
+from .memorization import model_index
 from .recording import recorded
 
 
@@ -190,7 +191,11 @@ def load_model(name_or_path: str | Path, device: str = "auto") -> TextModel:
     kind = config.get("kind")
     if kind not in kinds:
         raise UserError(f"{path}: unknown model kind {kind!r}; this version loads {', '.join(kinds)}")
-    return kinds[kind](path, config, torch_device)
+    model = kinds[kind](path, config, torch_device)
+    # The memorization check's index of the model's corpus, built (once per corpus) now, while nothing streams:
+    # built at the first stored sample, its message would land in the middle of that sample's text.
+    model_index(config)
+    return model
 
 
 def _no_model_hint(name: str) -> str:

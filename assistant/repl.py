@@ -27,7 +27,6 @@ from corpora.home import data_home, models_dir
 
 from .compare import compare
 from .generation import Params, TextModel, list_model_names, load_model
-from .memorization import model_index
 from .recording import check_stored
 from .store import GHOSTWRITTEN, Store
 from .views import check_view, sample_table, side_by_side, status_line
@@ -179,9 +178,7 @@ class Repl:
 
     def _load(self, name: str) -> TextModel:
         if name not in self.models:
-            model = load_model(name)
-            model_index(model.config)  # the memorization check's corpus index, built now (once) rather than mid-sample
-            self.models[name] = model
+            self.models[name] = load_model(name)
         return self.models[name]
 
     def set_temperature(self, arg: str) -> None:

@@ -163,10 +163,10 @@ def finetune(config: FinetuneConfig, reporter: Reporter | None = None) -> Summar
     check_model_dir(path, config.resume, config.force)
     if config.resume:
         saved = ckpt.read_json(path / ckpt.CONFIG)
-        if saved["corpus"]["checksum"] != corpus.checksum and saved["corpus"]["name"] != corpus.name:
-            raise UserError(f"{path.name} was trained on corpus {saved['corpus']['name']!r}, not {corpus.name!r}: "
-                            f"resume it with that corpus, or train a new model with --name")
         if saved["corpus"]["checksum"] != corpus.checksum:
+            if saved["corpus"]["name"] != corpus.name:  # a renamed folder keeps its checksum and resumes
+                raise UserError(f"{path.name} was trained on corpus {saved['corpus']['name']!r}, not {corpus.name!r}: "
+                                "resume it with that corpus, or train a new model with --name")
             raise UserError(
                 f"corpus {corpus.name!r} has changed since {path.name} was trained (checksum differs); "
                 "train a new model instead of resuming"

@@ -62,10 +62,10 @@ class Protocol(LanguageServerProtocol):
                 self._send_response(data["id"], error=type(e)(detail, e.code).to_response_error())
             raise
 
-
     def handle_message(self, message: Any) -> None:
         """After shutdown a request is answered with InvalidRequest, as the spec says; pygls would leave it unanswered."""
-        if self._shutdown and getattr(message, "method", types.EXIT) != types.EXIT and getattr(message, "id", None) is not None:
+        is_request = getattr(message, "method", None) is not None and getattr(message, "id", None) is not None
+        if self._shutdown and is_request:  # `exit` is a notification: it still goes through
             error = JsonRpcInvalidRequest("the server is shutting down: it takes no more requests")
             self._send_response(message.id, error=error.to_response_error())
             return
