@@ -312,6 +312,11 @@ def test_the_compiled_training_step_has_no_graph_breaks(gpt2_base: Path, pkd_sli
     with torch.autocast("cpu", dtype=torch.bfloat16):
         explained = torch._dynamo.explain(adapter._block_loss)(x, y)
     assert (explained.graph_count, explained.graph_break_count) == (1, 0), explained.break_reasons
+    # and every layer's attention is SDPA's causal one, with no mask tensor (which would rule out flash attention)
+    graphs = [m.graph for m in explained.graphs[0].modules() if isinstance(m, torch.fx.GraphModule)]  # checkpointed
+    attention = [n for g in graphs for n in g.nodes if "scaled_dot_product_attention" in str(n.target)]  # layers too
+    assert len(attention) == adapter.hf_config["n_layer"]
+    assert all(n.kwargs.get("is_causal") is True and n.kwargs.get("attn_mask") is None for n in attention)
 
 
 def test_a_lora_adapted_output_layer_is_trained_through_its_adapter(gpt2_base: Path, pkd_slice: Path):

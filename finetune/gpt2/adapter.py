@@ -21,6 +21,7 @@ from ..adapter import evaluating
 from ..config import GPT2Options
 from ..device import autocast
 from . import base as bases
+from .attention import use_causal_attention
 from .data import TokenData, tokenizer_fingerprint
 from .generate import generate_ids
 from .hparams import GPT2HParams, resolve
@@ -59,6 +60,7 @@ class GPT2Adapter:
             self.hp = replace(self.hp, micro_batch=self.data.micro_batch, grad_accum=accum)
         self.data.to(device)
         self.hf_config = model.config.to_dict()
+        use_causal_attention(model)  # after the config is read: the saved model keeps transformers' own attention
         if self.hp.grad_checkpointing:
             # transformers 5.2x renamed it; older versions have only the first name
             getattr(model, "activation_checkpointing_enable", model.gradient_checkpointing_enable)()
