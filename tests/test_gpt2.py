@@ -319,6 +319,24 @@ def test_the_compiled_training_step_has_no_graph_breaks(gpt2_base: Path, pkd_sli
     assert all(n.kwargs.get("is_causal") is True and n.kwargs.get("attn_mask") is None for n in attention)
 
 
+def test_under_autocast_the_residual_stream_is_bf16_and_the_loss_barely_moves(gpt2_base: Path, pkd_slice: Path):
+    """Half the bytes for every residual add and LayerNorm on a GPU; float32 training (a CPU's) is untouched."""
+    from corpora import load_corpus
+    from finetune.gpt2.adapter import GPT2Adapter
+
+    adapter = GPT2Adapter(load_corpus(str(pkd_slice)), GPT2Options(base=str(gpt2_base), **SHAPE), 7, torch.device("cpu"))
+    adapter.model.eval()
+    seen = []
+    adapter._body.h[0].register_forward_pre_hook(lambda module, args: seen.append(args[0].dtype))
+    x, y = adapter.data.batch(7, 0, 0)
+    with torch.no_grad():
+        exact = adapter._block_loss(x, y)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            mixed = adapter._block_loss(x, y)
+    assert seen == [torch.float32, torch.bfloat16]
+    assert float(mixed) == pytest.approx(float(exact), rel=2e-2)
+
+
 def test_a_lora_adapted_output_layer_is_trained_through_its_adapter(gpt2_base: Path, pkd_slice: Path):
     from corpora import load_corpus
     from finetune.gpt2.adapter import GPT2Adapter

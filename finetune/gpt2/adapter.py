@@ -26,6 +26,7 @@ from .data import TokenData, tokenizer_fingerprint
 from .generate import generate_ids
 from .hparams import GPT2HParams, resolve
 from .loss import next_token_loss
+from .residual import residual_in_autocast_dtype
 
 # A fine-tuning run whose first validation loss is this close to ln(vocabulary)
 # starts from weights that predict nothing: it is training from scratch unawares.
@@ -81,6 +82,7 @@ class GPT2Adapter:
         # layer can be padded for the GPU (see loss.py); LoRA layers sit inside the transformer's own modules.
         lm = model.get_base_model() if options.lora else model
         self._body, self._head = lm.transformer, lm.lm_head
+        residual_in_autocast_dtype(self._body)
         self._pad_to = 64 if device.type == "cuda" else 1  # a CPU gains nothing from it and would copy the logits
         self._loss = torch.compile(self._block_loss) if self.hp.compile else self._block_loss
         self.grad_accum = self.hp.grad_accum
