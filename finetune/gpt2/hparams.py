@@ -38,7 +38,8 @@ class GPT2HParams:
 
 
 def micro_tokens(device: torch.device) -> int:
-    """Tokens per forward pass: as many as memory allows up to 32k (GPT-2 small takes 19 GiB there, 10.5 at 16k)."""
+    """Tokens per forward pass: as many as memory allows up to 32k (GPT-2 small takes 14 GiB there on an H100, and 26
+    at 64k, 4% faster: larger bases need the room, so 64k is the user's choice, with --micro-batch 64)."""
     if device.type != "cuda":
         return 2_048
     gib = torch.cuda.get_device_properties(device).total_memory / 2**30
