@@ -84,6 +84,20 @@ def test_overfit_warning_fires_on_a_tiny_corpus_trained_long(tmp_path: Path, cap
     assert capsys.readouterr().err.count("started to memorize its corpus") == 1
 
 
+def test_memorization_is_seen_through_a_jittery_validation_loss():
+    from finetune.trainer import memorizing
+
+    # [step, smoothed train, val]: best val at step 100, then up with a dip (2.36 -> 2.33), train falling
+    evals = [[50, 3.0, 2.5], [100, 2.6, 2.3], [150, 2.3, 2.36], [200, 2.1, 2.33], [250, 1.9, 2.40]]
+    assert memorizing(evals, 100, 2.3, patience=3) == ([100, 2.6, 2.3], [250, 1.9, 2.40])
+    assert memorizing(evals[:4], 100, 2.3, patience=3) is None  # two evaluations since the best: too soon
+    plateau = [*evals[:4], [250, 1.9, 2.31]]  # within 1% of the best: noise, not memorization
+    assert memorizing(plateau, 100, 2.3, patience=3) is None
+    assert memorizing([[e[0], 2.0, e[2]] for e in evals], 100, 2.3, patience=3) is None  # training loss flat
+    # the best was the starting point (step 0, no training loss yet): the first evaluation after it is the reference
+    assert memorizing(evals[2:], 0, 2.2, patience=3) == ([150, 2.3, 2.36], [250, 1.9, 2.40])
+
+
 def test_nan_guard_stops_with_a_clear_message_and_keeps_the_last_checkpoint(pkd_slice: Path, tmp_path: Path):
     out = tmp_path / "m"
     char = CharOptions(size="tiny", lr=1e30)
