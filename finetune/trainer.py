@@ -418,16 +418,18 @@ def memorizing(evals: list[list[float]], best_step: int, best_val: float, patien
     """The evaluations that show memorization, (the one at or after the best, the latest), or None.
 
     `evals` holds [step, smoothed training loss, validation loss]. Memorizing: `patience` evaluations since
-    the best validation loss, the latest clearly above it (OVERFIT_MARGIN), training loss lower than at the
-    best. Validation loss need not rise at every evaluation: it jitters on its way up, and a rule that waited
-    for `patience` rises in a row warned a GPU run 1,500 steps after its best.
+    the best validation loss, the latest clearly above it (OVERFIT_MARGIN) and still rising, training loss
+    lower than at the best. Validation loss need not rise at every evaluation: it jitters on its way up, and
+    a rule that waited for `patience` rises in a row warned a GPU run 1,500 steps after its best. It must be
+    rising at the latest one: a loss coming back down from a bump (a learning-rate warm-up's, say) is
+    learning again.
     """
     reference = next((e for e in evals if e[0] >= best_step), None)
     since = [e for e in evals if e[0] > best_step]
     if reference is None or len(since) < patience:
         return None
-    last = since[-1]
-    if last[2] > best_val * (1 + OVERFIT_MARGIN) and last[1] < reference[1]:
+    previous, last = evals[-2:] if len(evals) > 1 else evals * 2
+    if last[2] > best_val * (1 + OVERFIT_MARGIN) and last[2] >= previous[2] and last[1] < reference[1]:
         return reference, last
     return None
 

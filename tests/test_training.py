@@ -96,6 +96,8 @@ def test_memorization_is_seen_through_a_jittery_validation_loss():
     assert memorizing([[e[0], 2.0, e[2]] for e in evals], 100, 2.3, patience=3) is None  # training loss flat
     # the best was the starting point (step 0, no training loss yet): the first evaluation after it is the reference
     assert memorizing(evals[2:], 0, 2.2, patience=3) == ([150, 2.3, 2.36], [250, 1.9, 2.40])
+    # a bump after the best (a warm-up's), coming back down: still learning
+    assert memorizing([[10, 3.4, 7.111], [20, 3.2, 8.317], [30, 3.0, 7.566], [40, 2.9, 7.273]], 10, 7.111, 3) is None
 
 
 def test_nan_guard_stops_with_a_clear_message_and_keeps_the_last_checkpoint(pkd_slice: Path, tmp_path: Path):
