@@ -426,9 +426,9 @@ def memorizing(evals: list[list[float]], best_step: int, best_val: float, patien
     """
     reference = next((e for e in evals if e[0] >= best_step), None)
     since = [e for e in evals if e[0] > best_step]
-    if reference is None or len(since) < patience:
+    if reference is None or len(since) < patience or len(evals) < 2:
         return None
-    previous, last = evals[-2:] if len(evals) > 1 else evals * 2
+    previous, last = evals[-2], evals[-1]
     if last[2] > best_val * (1 + OVERFIT_MARGIN) and last[2] >= previous[2] and last[1] < reference[1]:
         return reference, last
     return None
