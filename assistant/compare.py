@@ -4,7 +4,8 @@ import os
 from typing import Any
 
 from .generation import TextModel
-from .store import Sample, Store
+from .samples.recording import written
+from .samples.store import Sample, Store
 
 
 def compare(models: list[TextModel], prompt: str, *, source: str, log: bool = True,
@@ -14,10 +15,10 @@ def compare(models: list[TextModel], prompt: str, *, source: str, log: bool = Tr
         params["seed"] = int.from_bytes(os.urandom(4), "little")  # the same draw for every model, so they differ by model alone
     results = []
     for model in models:
-        text = model.generate(prompt, log=log, source=source, **params)
+        result, sample_id = written(model, prompt, source, log, **params)
         sample = None
-        if log and model.last_sample_id is not None:
+        if sample_id is not None:
             with Store() as store:
-                sample = store.get(model.last_sample_id)
-        results.append((model.name, sample, text))
+                sample = store.get(sample_id)
+        results.append((model.name, sample, result.text))
     return results

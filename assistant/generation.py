@@ -1,10 +1,17 @@
 """The one generation API every front end uses.
 
-`load_model(name_or_path)` returns a `TextModel`; `.stream(...)` yields text as
-it is produced and `.generate(...)` returns it whole. Stop strings, length
+`load_model(name_or_path)` returns a `TextModel`; `.stream(...)` returns a
+`Stream` that yields text as it is produced and, once it has ended (run out,
+cut by a length or stop string, or closed early), holds a `Generation`: the
+text, the prompt, the parameters, the seed, whether it was cancelled, and how
+long it took. `.generate(...)` returns the whole text. Stop strings, length
 limits, seeding and the parameters are handled here once; a model kind only
-supplies `_pieces`, the decoded text of each new token (a character for the
-char-LSTM, a BPE token for GPT-2).
+supplies a decoder (see kinds.sampling.Decoder) that yields the decoded text
+of each new token.
+
+Nothing is stored here, and nothing is written on the model, which the REPL
+and the editor server share between requests: the front end that asked for a
+generation records its result (assistant.samples.recording.record).
 
 Names resolve to a trained model in the data directory first, then to a
 directory, then (for GPT-2) to a Hugging Face hub name such as `gpt2`, so a
@@ -14,25 +21,18 @@ fine-tuned model can be compared with the base it came from.
 import itertools
 import math
 import os
-import warnings
-from abc import ABC, abstractmethod
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 import torch
 
 from corpora import UserError
-from corpora.home import models_dir
-from finetune import checkpoint as ckpt
-
-from .memorization import model_index
-from .recording import recorded
-
-
-class PromptWarning(UserWarning):
-    """A prompt had characters the model's vocabulary lacks."""
-
+from kinds import modeldir, registry
+from kinds.modeldir import Card
+from kinds.sampling import Decoder, Sampling
 
 DEFAULT_CHARS = 500
 
@@ -59,26 +59,88 @@ class Params:
             raise UserError(f"top-p must be in (0, 1], got {self.top_p}")
 
 
-class TextModel(ABC):
-    """A trained model loaded for writing."""
+@dataclass(frozen=True)
+class Generation:
+    """What one stream did: everything a front end needs to show or store it."""
 
-    kind: str
+    model: "TextModel"
+    prompt: str
+    text: str
+    params: Params  # with the seed actually used
+    cancelled: bool  # closed before it ended by itself (Ctrl-C, a newer request, an error)
+    created: str  # when it started, ISO 8601 UTC
+    duration_s: float
 
-    def __init__(self, path: Path, config: dict, device: torch.device):
-        self.path = path
-        self.config = config
+    @property
+    def seed(self) -> int:
+        assert self.params.seed is not None
+        return self.params.seed
+
+
+class Stream:
+    """The pieces of one generation as they come; `result` once it has ended or been closed."""
+
+    def __init__(self, model: "TextModel", prompt: str, params: Params, pieces: Iterator[str]):
+        self._model, self._prompt, self._params = model, prompt, params
+        self._pieces = pieces
+        self._parts: list[str] = []
+        self._created = datetime.now(UTC).isoformat(timespec="seconds")
+        self._start = time.perf_counter()
+        self.result: Generation | None = None
+
+    def __iter__(self) -> Iterator[str]:
+        return self
+
+    def __next__(self) -> str:
+        if self.result is not None:
+            raise StopIteration
+        try:
+            piece = next(self._pieces)
+        except StopIteration:
+            self._end(cancelled=False)
+            raise
+        except BaseException:
+            self.close()
+            raise
+        self._parts.append(piece)
+        return piece
+
+    def close(self) -> None:
+        """Stop generating; a stream that had not ended by itself is cancelled, its text so far kept."""
+        if self.result is None:
+            self._pieces.close()  # type: ignore[attr-defined]
+            self._end(cancelled=True)
+
+    def __enter__(self) -> "Stream":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _end(self, cancelled: bool) -> None:
+        self.result = Generation(self._model, self._prompt, "".join(self._parts), self._params, cancelled,
+                                 self._created, time.perf_counter() - self._start)
+
+
+class TextModel:
+    """A model loaded for writing: its card (what it is) and its kind's decoder."""
+
+    def __init__(self, card: Card, decoder: Decoder, device: torch.device):
+        self.card = card
+        self.decoder = decoder
         self.device = device
-        self.name = config.get("name", path.name)
-        self.last_seed: int | None = None
-        self.last_sample_id: int | None = None  # set when a recorded stream ends
 
-    @abstractmethod
-    def _pieces(self, prompt: str, params: Params, generator: torch.Generator) -> Iterator[str]:
-        """The text of each token after the prompt (unconditional when it is empty), one piece per token.
+    @property
+    def name(self) -> str:
+        return self.card.name
 
-        A piece may be empty (a token holding part of a character); the stream
-        ends only where the model ends a document.
-        """
+    @property
+    def kind(self) -> str:
+        return self.card.kind
+
+    @property
+    def path(self) -> Path | None:
+        return self.card.path
 
     def stream(
         self,
@@ -91,28 +153,26 @@ class TextModel(ABC):
         top_p: float | None = None,
         seed: int | None = None,
         stop: str | list[str] | tuple[str, ...] | None = None,
-        log: bool = True,
-        source: str = "api",
-    ) -> Iterator[str]:
+    ) -> Stream:
         """The continuation piece by piece; it ends before the first stop string.
 
         The length is in characters, tokens, or both (whichever comes first);
         with neither, 500 characters. Parameters are checked here, when
         called, not at the first piece, so a front end can report a bad value
-        before it prints anything. Unless `log` is false the sample is stored
-        when the stream ends, cut short or not, with `source` saying which
-        front end asked (see recording.py).
+        before it prints anything. Without a seed one is drawn, and kept in the
+        result so that the sample can be written again.
         """
         stops = tuple(s for s in ((stop,) if isinstance(stop, str) else (stop or ())) if s)
         if max_new_chars is None and max_new_tokens is None:
             max_new_chars = DEFAULT_CHARS
+        if seed is None:
+            seed = int.from_bytes(os.urandom(4), "little")
         params = Params(max_new_chars, max_new_tokens, temperature, top_k, top_p, seed, stops)
         params.check()
-        self.last_seed = seed if seed is not None else int.from_bytes(os.urandom(4), "little")
-        generator = torch.Generator().manual_seed(self.last_seed)
-        pieces = itertools.islice(self._pieces(prompt, params, generator), params.max_new_tokens)
-        text = _until_stop(pieces, params.max_new_chars, stops)
-        return recorded(self, prompt, params, source, text) if log else text
+        generator = torch.Generator().manual_seed(seed)
+        sampling = Sampling(temperature, top_k, top_p)
+        pieces = itertools.islice(self.decoder.pieces(prompt, sampling, generator), params.max_new_tokens)
+        return Stream(self, prompt, params, _until_stop(pieces, params.max_new_chars, stops))
 
     def generate(self, prompt: str = "", **kwargs) -> str:
         return "".join(self.stream(prompt, **kwargs))
@@ -146,66 +206,26 @@ def _until_stop(pieces: Iterator[str], limit: int | None, stops: tuple[str, ...]
         yield tail
 
 
-def resolve_model_dir(name_or_path: str | Path) -> Path | None:
-    """A ghostwriter model directory by path or by name in the data directory, or None."""
-    path = Path(name_or_path).expanduser()
-    named = models_dir() / str(name_or_path)
-    for candidate in (path, named) if path.name == str(name_or_path) else (path,):
-        config = candidate / ckpt.CONFIG
-        if not config.is_file():
-            continue
-        try:
-            if "kind" in ckpt.read_json(config):
-                return candidate.resolve()  # the store keeps this path: it must work from any directory
-        except ValueError as e:
-            raise UserError(f"{config} is damaged (not JSON: {e})") from None
-    return None
-
-
-def list_model_names() -> list[str]:
-    """The ghostwriter model directories in the data directory whose config.json reads (a damaged one does not)."""
-    root = models_dir()
-    return sorted(p.name for p in root.iterdir() if _is_model(p)) if root.is_dir() else []
-
-
-def _is_model(path: Path) -> bool:
-    try:
-        return "kind" in ckpt.read_json(path / ckpt.CONFIG)
-    except (OSError, ValueError):
-        return False
-
-
 def load_model(name_or_path: str | Path, device: str = "auto") -> TextModel:
     """A trained model by name (in the data directory) or path, or a GPT-2 base, ready to write."""
     from finetune.device import pick_device
 
-    from .charmodel import CharModel
-    from .gpt2model import GPT2Model
-
-    kinds: dict[str, type[TextModel]] = {CharModel.kind: CharModel, GPT2Model.kind: GPT2Model}
     torch_device = pick_device(device)
-    path = resolve_model_dir(name_or_path)
+    path = modeldir.find(name_or_path)
     if path is None:
-        return GPT2Model.base(str(name_or_path), torch_device, _no_model_hint(str(name_or_path)))
-    config = ckpt.read_json(path / ckpt.CONFIG)
-    kind = config.get("kind")
-    if kind not in kinds:
-        raise UserError(f"{path}: unknown model kind {kind!r}; this version loads {', '.join(kinds)}")
-    model = kinds[kind](path, config, torch_device)
-    # The memorization check's index of the model's corpus, built (once per corpus) now, while nothing streams:
-    # built at the first stored sample, its message would land in the middle of that sample's text.
-    model_index(config)
-    return model
+        from kinds.gpt2.infer import load_base
+
+        card, decoder = load_base(str(name_or_path), torch_device, _no_model_hint(str(name_or_path)))
+        return TextModel(card, decoder, torch_device)
+    card = modeldir.read(path)
+    if card.kind not in registry.KINDS:
+        raise UserError(f"{path}: unknown model kind {card.kind!r}; this version loads {', '.join(registry.KINDS)}")
+    if not card.has_weights:
+        raise UserError(f"{path} has no weights yet: its training was stopped before the first evaluation")
+    return TextModel(card, registry.get(card.kind).infer().load(card, torch_device), torch_device)
 
 
 def _no_model_hint(name: str) -> str:
-    known = list_model_names()
+    known = modeldir.names()
     hint = f"trained models: {', '.join(known)}" if known else "no models trained yet (see `assistant finetune`)"
     return f"no model {name!r}: {hint}"
-
-
-def warn_dropped(dropped: list[str]) -> None:
-    if dropped:
-        shown = "".join(sorted(set(dropped)))
-        warnings.warn(f"the model has never seen {len(dropped)} character(s) of the prompt; dropped: {shown!r}",
-                      PromptWarning, stacklevel=3)

@@ -9,7 +9,6 @@ command or value prints one line and the session goes on.
 
 import sys
 from collections.abc import Callable, Iterator
-from contextlib import closing
 from dataclasses import dataclass, replace
 
 from prompt_toolkit import PromptSession
@@ -23,13 +22,14 @@ from rich.markup import escape
 from rich.text import Text
 
 from corpora import UserError
-from corpora.home import data_home, models_dir
+from corpora.home import data_home
+from kinds import modeldir
 
 from .compare import compare
-from .generation import Params, TextModel, list_model_names, load_model
-from .recording import check_stored
-from .store import GHOSTWRITTEN, Store
-from .views import check_view, sample_table, side_by_side, status_line
+from .generation import Params, TextModel, load_model
+from .samples.recording import check_stored, record
+from .samples.store import GHOSTWRITTEN, Store
+from .samples.views import check_view, sample_table, side_by_side, status_line
 
 HISTORY = "repl_history"
 HELP = {
@@ -70,7 +70,7 @@ class Repl:
         self.min_span = min_span  # samples copying this many characters of their corpus are flagged
         self.console = Console(highlight=False)
         self.models: dict[str, TextModel] = {}
-        self.model = self._load(model or newest_model())
+        self.model = self._load(model or modeldir.newest())
         self.settings = Settings()
         self.last_prompt: str | None = None
         self.last_sample_id: int | None = None
@@ -128,17 +128,19 @@ class Repl:
             if self.settings.n > 1:
                 self.console.rule(f"sample {i + 1}/{self.settings.n}", style="dim")
             self.console.print(Text(prompt, style="dim"), end="")
-            pieces = self.model.stream(prompt, **self.settings.generation(), source="repl")
+            stream = self.model.stream(prompt, **self.settings.generation())
             stopped = False
             try:
-                with closing(pieces):  # stored (as cancelled) before the next prompt, not whenever it is collected
-                    for piece in pieces:
+                with stream:  # ended (as cancelled) before it is stored, not whenever it is collected
+                    for piece in stream:
                         sys.stdout.write(piece)
                         sys.stdout.flush()
             except KeyboardInterrupt:
                 stopped = True
             sys.stdout.write("\n")
-            self._stored(self.model.last_sample_id)
+            sys.stdout.flush()
+            assert stream.result is not None
+            self._stored(record(stream.result, "repl"))
             if stopped:
                 self.console.print("[dim](stopped)[/dim]")
                 return
@@ -256,7 +258,7 @@ class SlashCompleter(Completer):
         if not space:
             choices = COMMANDS
         elif command in ("/model", "/compare") and " " not in arg:
-            choices = list_model_names()
+            choices = modeldir.names()
         elif command == "/tag":
             arg = arg.rsplit(" ", 1)[-1]
             with Store() as store:
@@ -280,11 +282,3 @@ def _keys() -> KeyBindings:
         event.current_buffer.insert_text("\n")
 
     return keys
-
-
-def newest_model() -> str:
-    """The most recently trained model in the data directory, for `assistant repl` without a name."""
-    names = list_model_names()
-    if not names:
-        raise UserError("no models trained yet (see `assistant finetune`), or give a model directory")
-    return max(names, key=lambda n: (models_dir() / n / "config.json").stat().st_mtime)

@@ -37,9 +37,9 @@ def train_baseline(args: argparse.Namespace) -> float:
     import torch
 
     from corpora import load_corpus
-    from finetune.charlstm.adapter import CharLSTMAdapter
-    from finetune.charlstm.presets import CharHParams
     from finetune.device import pick_device
+    from kinds.charlstm.presets import CharHParams
+    from kinds.charlstm.train import CharLSTMAdapter
 
     torch.manual_seed(args.seed)
     hp = CharHParams(2, 256, 0.0, 64, 64, 2e-3, 0, 0, 0, 0)

@@ -46,9 +46,9 @@ def naive(args: argparse.Namespace) -> float:
     from torch import nn
 
     from corpora import load_corpus
-    from finetune.charlstm.data import CharData, corpus_text
-    from finetune.charlstm.model import Vocab
     from finetune.device import pick_device
+    from kinds.charlstm.data import CharData, corpus_text
+    from kinds.charlstm.model import Vocab
 
     device = pick_device(args.device)
     text = corpus_text(load_corpus("shakespeare"))

@@ -61,7 +61,7 @@ def plain(args: argparse.Namespace) -> tuple[float, float]:
     from transformers import AutoTokenizer, GPT2Config, GPT2LMHeadModel
 
     from corpora import load_corpus
-    from finetune.gpt2.data import tokenize
+    from kinds.gpt2.data import tokenize
 
     device = torch.device(args.device)
     tokenizer = AutoTokenizer.from_pretrained(args.tokenizer)

@@ -30,7 +30,7 @@ def main() -> None:
         os.environ["ASSISTANT_CORPORA"] = str(SHARED_CORPORA)
     os.environ["ASSISTANT_HOME"] = tempfile.mkdtemp(prefix="ghostwriter-bench-")
 
-    from assistant.memorization import CorpusIndex, index_folder
+    from assistant.samples.memorization import CorpusIndex, index_folder
     from corpora import load_corpus
 
     corpus = load_corpus("austen")

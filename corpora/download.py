@@ -6,11 +6,9 @@ so an interrupted download never leaves half a book in the cache.
 """
 
 import hashlib
-import os
 import time
 import urllib.error
 import urllib.request
-from pathlib import Path
 
 from .errors import UserError
 
@@ -40,11 +38,3 @@ def fetch(url: str, *, retries: int = RETRIES, backoff: float = 1.0, timeout: fl
                 ) from None
         time.sleep(backoff * 2**attempt)
     raise AssertionError("unreachable")
-
-
-def write_atomic(path: Path, data: bytes) -> None:
-    """Write via a temporary file and rename, so readers never see a partial file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)

@@ -17,6 +17,7 @@ from . import download
 from .catalogue import CATALOGUE, Entry
 from .clean import clean, decode
 from .errors import UserError
+from .files import write_bytes
 from .home import corpora_cache_dir
 
 CHECKSUMS = "checksums.json"
@@ -57,10 +58,15 @@ class Corpus:
         return {"documents": len(self.documents), "characters": self.chars, "vocabulary": len(vocab), "words": words}
 
 
-def load_corpus(name_or_path: str, encoding: str | None = None) -> Corpus:
-    """The corpus a user named: catalogue entry or local text, cleaned."""
+def load_corpus(name_or_path: str, encoding: str | None = None, *, allow_download: bool = True) -> Corpus:
+    """The corpus a user named: catalogue entry or local text, cleaned.
+
+    With `allow_download=False` a catalogue corpus that is neither in ASSISTANT_CORPORA
+    nor in the cache is a UserError instead of a download (the memorization
+    check never downloads a corpus).
+    """
     if name_or_path in CATALOGUE:
-        return _load_catalogue(CATALOGUE[name_or_path], encoding)
+        return _load_catalogue(CATALOGUE[name_or_path], encoding, allow_download)
     path = Path(name_or_path).expanduser()
     if path.exists():
         return _load_path(path, encoding)
@@ -103,10 +109,12 @@ def _read(path: Path) -> bytes:
         raise UserError(f"cannot read {path}: {e.strerror}") from None
 
 
-def _load_catalogue(entry: Entry, encoding: str | None) -> Corpus:
+def _load_catalogue(entry: Entry, encoding: str | None, allow_download: bool) -> Corpus:
     for source, raw in (_from_shared(entry), _from_cache(entry)):
         if raw is not None:
             return Corpus(entry.name, _documents(raw, entry.name, encoding), source)
+    if not allow_download:
+        raise UserError(f"corpus {entry.name} is not on this machine (neither in ASSISTANT_CORPORA nor in the cache)")
     raw = _download(entry)
     return Corpus(entry.name, _documents(raw, entry.name, encoding), "download")
 
@@ -148,8 +156,8 @@ def _download(entry: Entry) -> list[tuple[str, bytes]]:
     description = f"Downloading {entry.name} ({len(entry.documents)} files)"
     for d in track(entry.documents, description=description, console=Console(stderr=True), transient=True):
         data = download.fetch(d.download_url())
-        download.write_atomic(folder / d.file, data)
+        write_bytes(folder / d.file, data)
         raw.append((d.file, data))
     sums = {f: download.sha256(data) for f, data in raw}
-    download.write_atomic(folder / CHECKSUMS, json.dumps(sums, indent=1).encode())
+    write_bytes(folder / CHECKSUMS, json.dumps(sums, indent=1).encode())
     return raw

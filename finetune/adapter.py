@@ -27,8 +27,22 @@ def evaluating(model: nn.Module) -> Iterator[None]:
         model.train(was_training)
 
 
+class Schedule(Protocol):
+    """The numbers a kind's presets give the plan when the user gives none."""
+
+    lr: float
+    max_steps: int
+    warmup_steps: int
+    eval_every: int
+    sample_every: int
+    checkpoint_every: int | None  # None: at every evaluation
+    eval_units: int | None  # a kind's cap on the validation units per evaluation
+
+
 class Adapter(Protocol):
-    kind: str  # recorded as config.json "kind", e.g. "char-lstm"
+    """A kind's `train.make_adapter(corpus, options, seed, device)` returns one."""
+
+    schedule: Schedule
     unit: str  # what a loss is per: "char" or "token"
     model: nn.Module  # only parameters with requires_grad are trained and checkpointed
     grad_accum: int  # train_loss() calls (micro-batches) per optimizer step

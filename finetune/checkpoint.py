@@ -14,12 +14,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 
-CONFIG = "config.json"
-HISTORY = "history.jsonl"
-SAMPLES = "samples.jsonl"
-LOSS_CURVE = "loss.svg"
-LAST = "last"
-CHECKPOINT = "checkpoint.safetensors"
+from kinds.modeldir import CHECKPOINT, CONFIG, HISTORY, LAST, LOSS_CURVE, SAMPLES  # noqa: F401 (for the trainer)
 
 
 def _umask() -> int:

@@ -11,35 +11,19 @@ import datetime as dt
 import shutil
 from dataclasses import replace
 from pathlib import Path
-from typing import Protocol
 
 import torch
 
 from corpora import Corpus, UserError, load_corpus
 from corpora.home import models_dir
+from kinds import modeldir, registry
+from kinds.modeldir import Card
 
-from . import checkpoint as ckpt
 from . import device as devices
-from .adapter import Adapter
-from .charlstm import presets
-from .charlstm.adapter import CharLSTMAdapter
-from .config import CharOptions, FinetuneConfig, GPT2Options
+from .adapter import Schedule
+from .config import FinetuneConfig
 from .progress import Reporter
 from .trainer import Plan, Summary, Trainer
-
-FORMAT_VERSION = 1
-
-
-class Schedule(Protocol):
-    """The numbers a kind's presets give the plan when the user gives none."""
-
-    lr: float
-    max_steps: int
-    warmup_steps: int
-    eval_every: int
-    sample_every: int
-    checkpoint_every: int | None  # None: at every evaluation
-    eval_units: int | None  # a kind's cap on the validation units per evaluation
 
 
 def code_version() -> str:
@@ -63,10 +47,9 @@ def check_model_dir(path: Path, resume: bool, force: bool) -> None:
         raise UserError(f"{path} is a file, not a model directory")
     exists = path.exists() and any(path.iterdir())
     if resume:
-        if not (path / ckpt.LAST / ckpt.CHECKPOINT).exists():
+        if not (path / modeldir.LAST / modeldir.CHECKPOINT).exists():
             raise UserError(f"nothing to resume in {path}: it has no last/ checkpoint")
-        config = path / ckpt.CONFIG
-        if not config.exists() or ckpt.read_json(config).get("format") != FORMAT_VERSION:
+        if modeldir.read(path).format != modeldir.FORMAT_VERSION:
             raise UserError(f"{path} was written by another version of ghostwriter (format differs); cannot resume it")
     elif exists:
         if not force:
@@ -74,7 +57,7 @@ def check_model_dir(path: Path, resume: bool, force: bool) -> None:
                 f"model directory {path} already exists: pass --resume to continue training it, "
                 "--force to start over, or --name to train a new one"
             )
-        if not (path / ckpt.CONFIG).exists():
+        if not (path / modeldir.CONFIG).exists():
             raise UserError(f"{path} is not a ghostwriter model directory; refusing to delete it with --force")
 
 
@@ -85,32 +68,21 @@ def make_model_dir(path: Path, force: bool) -> None:
     path.mkdir(parents=True, exist_ok=True)
 
 
-def merge_resumed(saved: dict, new: FinetuneConfig) -> FinetuneConfig:
+def merge_resumed(card: Card, new: FinetuneConfig) -> FinetuneConfig:
     """The saved run's settings, with any bound (and --lr) given again on the command line.
 
     --max-steps and --max-time count from the start of the first run. Given
     again, either replaces both saved limits: `--resume --max-steps 900` after
     a run limited to 30 s trains to step 900, whatever the old time limit.
 
-    The architecture and batch shape cannot change under a checkpoint: they are
-    pinned to what the run resolved on its first device. The learning rate can
-    change, which is how a diverged run is rescued.
+    The architecture and batch shape cannot change under a checkpoint: the
+    kind's options pin them to what the run resolved on its first device. The
+    learning rate can change, which is how a diverged run is rescued.
     """
-    old = dict(saved["training"])
-    hp = saved["hparams"]
-    if old["model"] == "char":
-        old["char"] = CharOptions(size=saved["size"], **{
-            k: hp[k] for k in ("layers", "hidden", "dropout", "seq_len", "batch_size", "lr")
-        })
-        old["gpt2"] = GPT2Options()
-    else:
-        pinned = {"block_size": hp["block_size"], "micro_batch": hp["micro_batch"], "lr": hp["lr"],
-                  "batch_tokens": hp["block_size"] * hp["micro_batch"] * hp["grad_accum"]}
-        old["gpt2"] = GPT2Options(**{**old["gpt2"], **pinned, "compile": new.gpt2.compile})
-        old["char"] = CharOptions()
-    lr = new.char.lr if old["model"] == "char" else new.gpt2.lr
-    if lr is not None:
-        old[old["model"]].lr = lr
+    old = dict(card.training)
+    kind = registry.get(card.kind)
+    old["options"] = kind.options.resumed(card, new.options if isinstance(new.options, kind.options) else kind.options())
+    old["model"] = kind.name
     old["out"] = Path(old["out"]) if old.get("out") else None
     cfg = FinetuneConfig(**old)
     bounds = {k: getattr(new, k) for k in ("target_loss", "target_on") if getattr(new, k) is not None}
@@ -139,33 +111,20 @@ def make_plan(cfg: FinetuneConfig, hp: Schedule) -> Plan:
     )
 
 
-def make_adapter(config: FinetuneConfig, corpus: Corpus, device: torch.device) -> tuple[Adapter, Schedule]:
-    """The model kind's adapter, and the schedule numbers it brings."""
-    if config.model == "char":
-        size, hp = presets.resolve(config.char, device.type)
-        return CharLSTMAdapter(corpus, size, hp, config.seed, device), hp
-    from .gpt2.adapter import GPT2Adapter
-
-    adapter = GPT2Adapter(corpus, config.gpt2, config.seed, device)
-    return adapter, adapter.hp
-
-
 def finetune(config: FinetuneConfig, reporter: Reporter | None = None) -> Summary:
     config.validate()
-    if config.model == "gpt2":  # a local base by its absolute path: the model then loads from any directory
-        from .gpt2.base import base_location
-
-        config = replace(config, gpt2=replace(config.gpt2, base=base_location(config.gpt2.base)))
+    config = replace(config, options=config.options.prepared())
     reporter = reporter or Reporter()
     device = devices.pick_device(config.device)
     corpus = load_corpus(config.corpus, config.encoding)
     path = model_path(config, corpus)
     check_model_dir(path, config.resume, config.force)
     if config.resume:
-        saved = ckpt.read_json(path / ckpt.CONFIG)
-        if saved["corpus"]["checksum"] != corpus.checksum:
-            if saved["corpus"]["name"] != corpus.name:  # a renamed folder keeps its checksum and resumes
-                raise UserError(f"{path.name} was trained on corpus {saved['corpus']['name']!r}, not {corpus.name!r}: "
+        saved = modeldir.read(path)
+        assert saved.corpus is not None
+        if saved.corpus.checksum != corpus.checksum:
+            if saved.corpus.name != corpus.name:  # a renamed folder keeps its checksum and resumes
+                raise UserError(f"{path.name} was trained on corpus {saved.corpus.name!r}, not {corpus.name!r}: "
                                 "resume it with that corpus, or train a new model with --name")
             raise UserError(
                 f"corpus {corpus.name!r} has changed since {path.name} was trained (checksum differs); "
@@ -174,11 +133,11 @@ def finetune(config: FinetuneConfig, reporter: Reporter | None = None) -> Summar
         config = merge_resumed(saved, config)
     devices.prepare(device)
     torch.manual_seed(config.seed)
-    adapter, hp = make_adapter(config, corpus, device)
-    if config.resume and saved.get("base_weights") not in (None, adapter.describe().get("base_weights")):
-        raise UserError(f"base {config.gpt2.base!r} has changed since {path.name} was trained: its LoRA adapter only "
+    adapter = registry.get(config.model).train().make_adapter(corpus, config.options, config.seed, device)
+    if config.resume and saved.extra.get("base_weights") not in (None, adapter.describe().get("base_weights")):
+        raise UserError(f"base {config.options.base!r} has changed since {path.name} was trained: its LoRA adapter only "
                         "fits the weights it was trained on; train a new model instead of resuming")
-    plan = make_plan(config, hp)
+    plan = make_plan(config, adapter.schedule)
     start_val = None
     if not config.resume:
         reporter.message(f"{adapter.headline()}; corpus {corpus.name} ({corpus.chars:,} characters), on {device}, into {path}")
@@ -186,20 +145,20 @@ def finetune(config: FinetuneConfig, reporter: Reporter | None = None) -> Summar
         reporter.message(f"Before training: validation loss {start_val:.3f} nats/{adapter.unit}.")
         adapter.check_start(start_val)
     make_model_dir(path, config.force)
-    header = {
+    card = modeldir.from_json({
         **adapter.describe(),
-        "format": FORMAT_VERSION,
-        "kind": adapter.kind,
+        "format": modeldir.FORMAT_VERSION,
+        "kind": config.model,
         "name": path.name,
-        "created": saved["created"] if config.resume else dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "created": saved.created if config.resume else dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "code_version": code_version(),
         "corpus": {"name": corpus.name, "source": corpus.source, "checksum": corpus.checksum,
                    "documents": len(corpus.documents), "characters": corpus.chars},
         "training": config.to_json(),
-        "plan": {k: v for k, v in plan.__dict__.items()},
+        "plan": dict(plan.__dict__),
         "device": str(device),
-    }
-    trainer = Trainer(adapter, path, plan, device, reporter, header)
+    }, path)
+    trainer = Trainer(adapter, card, plan, device, reporter)
     if config.resume:
         trainer.resume()
     summary = trainer.run(start_val)

@@ -20,6 +20,8 @@ from pathlib import Path
 import torch
 
 from corpora import UserError
+from kinds import modeldir
+from kinds.modeldir import Card
 
 from . import checkpoint as ckpt
 from .adapter import Adapter
@@ -124,14 +126,14 @@ STOP_REASONS = {
 
 class Trainer:
     def __init__(
-        self, adapter: Adapter, directory: Path, plan: Plan, device: torch.device, reporter: Reporter, header: dict
+        self, adapter: Adapter, card: Card, plan: Plan, device: torch.device, reporter: Reporter
     ):
         self.adapter = adapter
-        self.dir = directory
+        self.card = card
+        self.dir = card.file("")
         self.plan = plan
         self.device = device
         self.reporter = reporter
-        self.header = header
         self.state = RunState()
         self.optimizer = self._make_optimizer()
         self.history: list[dict] = []
@@ -176,7 +178,7 @@ class Trainer:
 
     def _draw(self) -> None:
         history = ckpt.read_jsonl(self.dir / ckpt.HISTORY)
-        title = f"{self.header['name']}: {self.adapter.kind} on {self.header['corpus']['name']}"
+        title = f"{self.card.name}: {self.card.kind} on {self.card.corpus.name if self.card.corpus else '-'}"
         ckpt.write_text(self.dir / ckpt.LOSS_CURVE, loss_curve_svg(history, self.adapter.unit, title, self.plan.target_loss))
 
     def resume(self) -> None:
@@ -211,7 +213,8 @@ class Trainer:
             "pid": os.getpid(),  # so a listing can tell a live run from one that was killed
             "host": socket.gethostname(),
         }
-        ckpt.write_json(self.dir / ckpt.CONFIG, {**self.header, "result": result})
+        self.card.result = result
+        modeldir.write(self.card)
 
     # ---- evaluation ----------------------------------------------------
     def _evaluate(self, val: float | None = None) -> float:

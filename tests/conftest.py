@@ -55,13 +55,14 @@ def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 300)
 @pytest.fixture(scope="session")
 def trained_model(tmp_path_factory: pytest.TempPathFactory, pkd_slice: Path) -> Path:
     """A tiny char model trained for a few seconds on the PKD slice, shared by the generation tests."""
-    from finetune.config import CharOptions, FinetuneConfig
+    from finetune.config import FinetuneConfig
     from finetune.progress import Reporter
     from finetune.run import finetune
+    from kinds.charlstm.options import CharOptions
 
     out = tmp_path_factory.mktemp("models") / "tiny-pkd"
     config = FinetuneConfig(corpus=str(pkd_slice), model="char", out=out, max_steps=150, eval_every=50, sample_every=1000,
-                            seed=7, char=CharOptions(size="tiny"))
+                            seed=7, options=CharOptions(size="tiny"))
     finetune(config, Reporter())
     return out
 
@@ -76,9 +77,10 @@ def gpt2_base(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A stand-in for the hub's `gpt2`: the real tokenizer, 2 layers x 64, trained from scratch for a few
     seconds on Shakespeare so that it predicts English better than chance. Its directory is a
     save_pretrained one, so it is passed to finetune with --base exactly as a user's local base would be."""
-    from finetune.config import FinetuneConfig, GPT2Options
+    from finetune.config import FinetuneConfig
     from finetune.progress import Reporter
     from finetune.run import finetune
+    from kinds.gpt2.options import GPT2Options
 
     root = tmp_path_factory.mktemp("gpt2-base")
     text = (CORPORA / "tinyshakespeare" / "input.txt").read_text()[:60_000]
@@ -88,5 +90,5 @@ def gpt2_base(tmp_path_factory: pytest.TempPathFactory) -> Path:
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("ASSISTANT_HOME", str(root / "home"))
         finetune(FinetuneConfig(corpus=str(root / "shakespeare.txt"), out=root / "base", max_steps=40, eval_every=20,
-                                sample_every=1000, seed=3, gpt2=options), Reporter())
+                                sample_every=1000, seed=3, options=options), Reporter())
     return root / "base"

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from assistant import load_model
-from assistant.cells import cell_states, inside_quotes, pick_cells, render_html
+from kinds.charlstm.cells import cell_states, inside_quotes, pick_cells, render_html
 from corpora import UserError
 
 from .conftest import run_cli
@@ -22,9 +22,9 @@ def test_inside_quotes_marks_the_quoted_characters():
 
 def test_cells_follow_the_text_and_the_picked_ones_track_quotes(trained_model: Path):
     model = load_model(trained_model, "cpu")
-    states, read = cell_states(model, TEXT)
+    states, read = cell_states(model.decoder, TEXT)
     assert read == TEXT
-    layers, hidden = model.config["architecture"]["layers"], model.config["architecture"]["hidden"]
+    layers, hidden = model.card.architecture["layers"], model.card.architecture["hidden"]
     assert states.shape == (layers, len(TEXT), hidden)
     assert states.abs().max() <= 1.0
     cells = pick_cells(states, TEXT, top=3)
@@ -40,12 +40,12 @@ def test_cells_follow_the_text_and_the_picked_ones_track_quotes(trained_model: P
 
 def test_typographic_characters_are_read_and_unknown_ones_named(trained_model: Path):
     model = load_model(trained_model, "cpu")
-    states, read = cell_states(model, "Wait\u2014now.")
+    states, read = cell_states(model.decoder, "Wait\u2014now.")
     assert read == "Wait--now." and states.size(1) == len(read)
     with pytest.raises(UserError, match="never seen: '\u2603'"):
-        cell_states(model, "\u2603 snow")
+        cell_states(model.decoder, "\u2603 snow")
     with pytest.raises(UserError, match="between 2 and"):
-        cell_states(model, "x" * 6000)
+        cell_states(model.decoder, "x" * 6000)
 
 
 def test_cells_command_writes_a_page(trained_model: Path, tmp_path: Path):

@@ -10,10 +10,11 @@ from safetensors.torch import load_file, save_file
 
 from corpora import UserError
 from finetune.checkpoint import CHECKPOINT, LAST, read_jsonl
-from finetune.config import CharOptions, FinetuneConfig
+from finetune.config import FinetuneConfig
 from finetune.device import autocast, pick_device
 from finetune.progress import Reporter
 from finetune.run import finetune
+from kinds.charlstm.options import CharOptions
 
 
 @pytest.mark.filterwarnings("ignore:CUDA is not available")
@@ -36,7 +37,7 @@ def test_a_checkpoint_written_on_a_gpu_resumes_on_the_cpu(pkd_slice: Path, tmp_p
     """A CUDA run's checkpoint has fused AdamW groups and a CUDA RNG state; the CPU must take it as it is."""
     out = tmp_path / "m"
     config = FinetuneConfig(corpus=str(pkd_slice), model="char", out=out, max_steps=10, eval_every=5,
-                            char=CharOptions(size="tiny"))
+                            options=CharOptions(size="tiny"))
     finetune(config, Reporter())
     path = out / LAST / CHECKPOINT
     with safe_open(str(path), framework="pt") as f:

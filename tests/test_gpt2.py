@@ -19,10 +19,11 @@ from safetensors import safe_open
 from assistant import load_model
 from corpora import UserError
 from finetune.checkpoint import FILE_MODE, read_jsonl
-from finetune.config import FinetuneConfig, GPT2Options
+from finetune.config import FinetuneConfig
 from finetune.progress import Reporter
 from finetune.run import finetune
 from finetune.trainer import describe_summary
+from kinds.gpt2.options import GPT2Options
 
 from .conftest import GPT2_TINY, GPT2_TOKENIZER, run_cli
 
@@ -32,7 +33,7 @@ SHAPE = {"block_size": 32, "micro_batch": 4, "batch_tokens": 256}
 def _train(corpus: Path, out: Path, base: Path, gpt2: dict | None = None, **kwargs):
     options = GPT2Options(base=str(base), **{**SHAPE, "lr": 3e-3, **(gpt2 or {})})
     bounds = {"eval_every": 10, "sample_every": 1000, **kwargs}
-    config = FinetuneConfig(corpus=str(corpus), out=out, seed=7, gpt2=options, **bounds)
+    config = FinetuneConfig(corpus=str(corpus), out=out, seed=7, options=options, **bounds)
     summary = finetune(config, Reporter())
     print(f"{out.name}: {summary.steps} steps, train {summary.train_loss}, val {summary.val_loss}")
     return summary
@@ -132,7 +133,7 @@ def test_a_lora_model_knows_when_its_base_has_changed(gpt2_base: Path, pkd_slice
 
 
 def test_batch_tokens_below_one_pass_shrink_the_micro_batch():
-    from finetune.gpt2.hparams import resolve
+    from kinds.gpt2.hparams import resolve
 
     hp = resolve(GPT2Options(block_size=32, batch_tokens=64), 1024, torch.device("cpu"))
     assert (hp.micro_batch, hp.grad_accum) == (2, 1)
@@ -160,7 +161,7 @@ def test_resume_is_exact(gpt2_base: Path, pkd_slice: Path, tmp_path: Path):
     options = GPT2Options(base=str(gpt2_base), **SHAPE, lr=3e-3, dropout=0.1)
     for out, reporter in ((straight, Reporter()), (stopped, StopAtStep(4))):
         summary = finetune(FinetuneConfig(corpus=str(pkd_slice), out=out, seed=7, max_steps=8, eval_every=3,
-                                          sample_every=1000, gpt2=options), reporter)
+                                          sample_every=1000, options=options), reporter)
     assert summary.stop_reason == "interrupted" and summary.steps == 5
     finetune(FinetuneConfig(corpus=str(pkd_slice), out=stopped, resume=True), Reporter())
 
@@ -174,7 +175,7 @@ def test_resume_is_exact(gpt2_base: Path, pkd_slice: Path, tmp_path: Path):
 
 def test_token_cache_makes_the_second_run_skip_tokenizing(gpt2_base: Path, pkd_slice: Path, tmp_path: Path,
                                                            isolated_home: Path, monkeypatch: pytest.MonkeyPatch):
-    from finetune.gpt2 import data
+    from kinds.gpt2 import data
 
     monkeypatch.chdir(gpt2_base.parent)  # a base given by a relative path is recorded by its absolute one
     _train(pkd_slice, tmp_path / "a", Path(gpt2_base.name), max_steps=1)
@@ -241,7 +242,7 @@ def test_generation_streams_and_respects_lengths_stops_and_seeds(gpt2_base: Path
 
 def test_a_long_generation_slides_past_the_context_window(random_base: Path):
     model = load_model(random_base, "cpu")  # a plain save_pretrained directory: a base, used as it is
-    assert model.n_ctx == 128 and model.config["name"] == str(random_base)
+    assert model.decoder.n_ctx == 128 and model.name == str(random_base)
     text = model.generate("", max_new_tokens=300, seed=1)
     assert len(model.tokenizer.encode(text)) > 200
 
@@ -278,7 +279,7 @@ def test_gradient_checkpointing_trains_the_same_model(gpt2_base: Path, pkd_slice
 def test_the_padded_output_layer_gives_the_loss_and_gradients_of_the_plain_one():
     from transformers import GPT2Config, GPT2LMHeadModel
 
-    from finetune.gpt2.loss import next_token_loss
+    from kinds.gpt2.loss import next_token_loss
 
     torch.manual_seed(0)
     model = GPT2LMHeadModel(GPT2Config(n_layer=1, n_embd=32, n_head=2, n_positions=64)).eval()  # no dropout; 50,257 tokens
@@ -302,7 +303,7 @@ def test_the_padded_output_layer_gives_the_loss_and_gradients_of_the_plain_one()
 def test_the_compiled_training_step_has_no_graph_breaks(gpt2_base: Path, pkd_slice: Path, extra: dict):
     """torch.compile (on by default on a GPU) speeds up only what it can trace in one graph; a break costs speed."""
     from corpora import load_corpus
-    from finetune.gpt2.adapter import GPT2Adapter
+    from kinds.gpt2.train import GPT2Adapter
 
     adapter = GPT2Adapter(load_corpus(str(pkd_slice)), GPT2Options(base=str(gpt2_base), **SHAPE, **extra), 7,
                           torch.device("cpu"))
@@ -322,7 +323,7 @@ def test_the_compiled_training_step_has_no_graph_breaks(gpt2_base: Path, pkd_sli
 def test_under_autocast_the_residual_stream_is_bf16_and_the_loss_barely_moves(gpt2_base: Path, pkd_slice: Path):
     """Half the bytes for every residual add and LayerNorm on a GPU; float32 training (a CPU's) is untouched."""
     from corpora import load_corpus
-    from finetune.gpt2.adapter import GPT2Adapter
+    from kinds.gpt2.train import GPT2Adapter
 
     adapter = GPT2Adapter(load_corpus(str(pkd_slice)), GPT2Options(base=str(gpt2_base), **SHAPE), 7, torch.device("cpu"))
     adapter.model.eval()
@@ -339,7 +340,7 @@ def test_under_autocast_the_residual_stream_is_bf16_and_the_loss_barely_moves(gp
 
 def test_a_lora_adapted_output_layer_is_trained_through_its_adapter(gpt2_base: Path, pkd_slice: Path):
     from corpora import load_corpus
-    from finetune.gpt2.adapter import GPT2Adapter
+    from kinds.gpt2.train import GPT2Adapter
 
     options = GPT2Options(base=str(gpt2_base), **SHAPE, lora=True, lora_targets="c_attn,lm_head")
     adapter = GPT2Adapter(load_corpus(str(pkd_slice)), options, 7, torch.device("cpu"))

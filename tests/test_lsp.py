@@ -14,7 +14,7 @@ from pytest_lsp import ClientServerConfig, LanguageClient
 from assistant.generation import load_model
 from assistant.lsp.continuation import SENTENCE_END
 from assistant.lsp.documents import Documents
-from assistant.store import Store
+from assistant.samples.store import Store
 
 URI = "file:///tmp/story.txt"
 PROSE = "The robot looked at the man for a long time. Then it said that the door was open, and"
@@ -71,7 +71,7 @@ async def test_inline_and_plain_completion_continue_the_document(client: Languag
     result = await client.text_document_inline_completion_async(inline_params(here))
     [item] = result.items
     # greedy, so exactly what the generation API writes after the document, cut after the sentence or line
-    expected = load_model(trained_model, "cpu").generate(PROSE, max_new_chars=80, temperature=0, stop="\n", log=False)
+    expected = load_model(trained_model, "cpu").generate(PROSE, max_new_chars=80, temperature=0, stop="\n")
     end = SENTENCE_END.search(expected)
     assert item.insert_text == (expected[: end.end()] if end else expected) and item.insert_text
     assert item.range == types.Range(here, here)

@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from assistant import suffixarray
-from assistant.memorization import CorpusIndex, MemorizationWarning, cached_index, index_folder, model_index
-from assistant.store import Store
-from assistant.views import sample_table
+from assistant.samples import suffixarray
+from assistant.samples.memorization import CorpusIndex, MemorizationWarning, cached_index, index_folder, model_index
+from assistant.samples.store import Store
+from assistant.samples.views import sample_table
 from corpora import load_corpus
 
 from .conftest import run_cli
@@ -136,7 +136,7 @@ def test_memorization_and_check_commands(trained_model: Path):
 
 
 def test_a_file_named_like_a_catalogue_corpus_is_found_by_its_path(tmp_path: Path):
-    from assistant.memorization import _find_corpus
+    from assistant.samples.memorization import _find_corpus
     from corpora import load_corpus
 
     (tmp_path / "pkd.txt").write_text("Not Philip K. Dick at all, but a writer's own novel called pkd.txt.\n")

@@ -20,7 +20,7 @@ import pytest
 
 from assistant.generation import load_model
 from assistant.lsp.continuation import SENTENCE_END
-from assistant.store import Store
+from assistant.samples.store import Store
 
 from .conftest import ROOT
 
@@ -75,8 +75,7 @@ def test_neovim_shows_the_suggestion_as_ghost_text_and_tab_accepts_it(trained_mo
             return ask("luaeval('require(\"ghostwriter\").visible()')")
 
         shown = wait_for(ghost)
-        expected = load_model(trained_model, "cpu").generate(PROSE + " the", max_new_chars=40, temperature=0, stop="\n",
-                                                              log=False)
+        expected = load_model(trained_model, "cpu").generate(PROSE + " the", max_new_chars=40, temperature=0, stop="\n")
         end = SENTENCE_END.search(expected)
         assert shown == (expected[: end.end()] if end else expected)
         assert ask("getline(1)") == PROSE + " the"  # ghost text is not text
@@ -112,7 +111,7 @@ def test_neovim_shows_the_suggestion_as_ghost_text_and_tab_accepts_it(trained_mo
 
         ask('nvim_input("<Esc>:GhostwriterSuggest<CR>")')  # normal mode: the cursor is on the line's last character
         line = ask("getline(1)")
-        expected = load_model(trained_model, "cpu").generate(line, max_new_chars=160, temperature=0, stop="\n", log=False)
+        expected = load_model(trained_model, "cpu").generate(line, max_new_chars=160, temperature=0, stop="\n")
         end = SENTENCE_END.search(expected)
         suggestion = wait_for(ghost)
         assert suggestion == (expected[: end.end()] if end else expected)  # it continues the whole line

@@ -11,7 +11,7 @@ import pytest
 from prompt_toolkit.document import Document
 
 from assistant.repl import Repl, SlashCompleter
-from assistant.store import GHOSTWRITTEN, Store
+from assistant.samples.store import GHOSTWRITTEN, Store
 
 from .conftest import ROOT
 

@@ -12,10 +12,10 @@ import pytest
 from sqlite_utils import Database
 
 from assistant import load_model
-from assistant.migrations import MIGRATIONS, migrate
-from assistant.recording import StoreWarning
-from assistant.store import GHOSTWRITTEN, Store, parse_since
-from assistant.views import jsonl, markdown
+from assistant.samples.migrations import MIGRATIONS, migrate
+from assistant.samples.recording import StoreWarning
+from assistant.samples.store import GHOSTWRITTEN, Store, parse_since
+from assistant.samples.views import jsonl, markdown
 from corpora import UserError
 
 from .conftest import ROOT, run_cli
@@ -55,7 +55,7 @@ def test_migrations_upgrade_a_database_made_with_the_first_schema(tmp_path: Path
 
 WRITER = """
 import sys
-from assistant.store import Store
+from assistant.samples.store import Store
 from tests.test_store import row
 with Store() as store:
     for i in range(40):
@@ -108,7 +108,7 @@ def test_listings_show_text_and_tags_as_written_never_as_markup():
 
     from rich.console import Console
 
-    from assistant.views import describe, sample_table
+    from assistant.samples.views import describe, sample_table
 
     with Store() as store:
         sample_id = store.add(row(" and [red]he[/red] left [/i]", prompt="[/q] quoted", params={"stop": ["[/q]"]}))

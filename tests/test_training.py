@@ -16,16 +16,17 @@ from safetensors import safe_open
 from assistant import load_model
 from corpora import UserError
 from finetune.checkpoint import read_jsonl
-from finetune.config import CharOptions, FinetuneConfig
+from finetune.config import FinetuneConfig
 from finetune.progress import Reporter
 from finetune.run import finetune
+from kinds.charlstm.options import CharOptions
 
 from .conftest import CORPORA, ROOT, TINY, run_cli
 
 
 def _train(corpus: Path, out: Path, **kwargs) -> object:
-    char = kwargs.pop("char", CharOptions(size="tiny"))
-    return finetune(FinetuneConfig(corpus=str(corpus), model="char", out=out, seed=7, char=char, **kwargs), Reporter())
+    options = kwargs.pop("char", CharOptions(size="tiny"))
+    return finetune(FinetuneConfig(corpus=str(corpus), model="char", out=out, seed=7, options=options, **kwargs), Reporter())
 
 
 def test_target_loss_stops_training_and_writes_a_loadable_model(pkd_slice: Path, tmp_path: Path):
@@ -40,7 +41,7 @@ def test_target_loss_stops_training_and_writes_a_loadable_model(pkd_slice: Path,
     evaluations = [r for r in read_jsonl(out / "history.jsonl") if "val_loss" in r]
     assert len(lines) == 2 and len(lines[1].get("points").split()) == len(evaluations)
     config = json.loads((out / "config.json").read_text())
-    assert config["kind"] == "char-lstm" and config["format"] == 1
+    assert config["kind"] == "char" and config["format"] == 1
     assert config["corpus"]["checksum"] and config["corpus"]["documents"] == 2
     split = config["split"]
     assert split["train"][1] == split["val"][0] and split["val"][1] == split["test"][0]

@@ -15,28 +15,31 @@ from pathlib import Path
 import torch
 
 from corpora import Corpus, UserError
+from finetune import checkpoint as ckpt
+from finetune.adapter import evaluating
+from finetune.device import autocast
 
-from .. import checkpoint as ckpt
-from ..adapter import evaluating
-from ..config import GPT2Options
-from ..device import autocast
+from ..modeldir import MERGED
 from . import base as bases
 from .attention import use_causal_attention
 from .data import TokenData, tokenizer_fingerprint
 from .generate import generate_ids
 from .hparams import GPT2HParams, resolve
 from .loss import next_token_loss
+from .options import GPT2Options
 from .residual import residual_in_autocast_dtype
 
 # A fine-tuning run whose first validation loss is this close to ln(vocabulary)
 # starts from weights that predict nothing: it is training from scratch unawares.
 UNTRAINED_SHARE = 0.85
-MERGED = "merged"
 WEIGHT_FILES = ("model.safetensors", "generation_config.json", "adapter_model.safetensors", "adapter_config.json")
 
 
+def make_adapter(corpus: Corpus, options: GPT2Options, seed: int, device: torch.device) -> "GPT2Adapter":
+    return GPT2Adapter(corpus, options, seed, device)
+
+
 class GPT2Adapter:
-    kind = "gpt2"
     unit = "token"
     cuda_dtype = torch.bfloat16
 
@@ -85,6 +88,7 @@ class GPT2Adapter:
         residual_in_autocast_dtype(self._body)
         self._pad_to = 64 if device.type == "cuda" else 1  # a CPU gains nothing from it and would copy the logits
         self._loss = torch.compile(self._block_loss) if self.hp.compile else self._block_loss
+        self.schedule = self.hp
         self.grad_accum = self.hp.grad_accum
         self.units_per_step = self.data.micro_batch * self.hp.block_size * self.hp.grad_accum
         self.chars_per_unit = self.data.chars_per_token

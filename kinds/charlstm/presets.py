@@ -12,7 +12,7 @@ from dataclasses import dataclass, replace
 
 from corpora import UserError
 
-from ..config import CharOptions
+from .options import CharOptions
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ def lsp(
     """Serve continuations to editors over the Language Server Protocol on stdin/stdout."""
     from finetune.device import pick_device
 
-    from .server import serve
+    from ..lsp.server import serve
 
     pick_device(device)  # a bad --device is an error now, not at every request
 

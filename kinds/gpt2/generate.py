@@ -1,7 +1,7 @@
 """Token-by-token sampling from a GPT-2 with its KV cache.
 
 Shared by the samples shown during training and by `assistant generate`, so
-both draw the same way (finetune.sampling picks each token).
+both draw the same way (kinds.sampling picks each token).
 """
 
 import inspect

@@ -14,7 +14,7 @@ import torch
 
 from corpora import UserError
 
-from ..config import GPT2Options
+from .options import GPT2Options
 
 DEFAULT_BLOCK = 1024
 

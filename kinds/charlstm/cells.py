@@ -14,7 +14,7 @@ import torch
 
 from corpora import UserError
 
-from .charmodel import CharModel
+from .infer import CharDecoder
 
 QUOTES = {'"', "\u201c", "\u201d"}
 MAX_CHARS = 5000  # one forward step per character, one shaded span per character and cell
@@ -43,7 +43,7 @@ def inside_quotes(text: str) -> list[float]:
 
 
 @torch.no_grad()
-def cell_states(model: CharModel, text: str) -> tuple[torch.Tensor, str]:
+def cell_states(model: CharDecoder, text: str) -> tuple[torch.Tensor, str]:
     """tanh(c) after each character, (layers, T, hidden), and the text as the model read it.
 
     Typographic characters are read as the model's own (a dash as "--"), so

@@ -8,10 +8,7 @@ in milliseconds instead of building it again.
 """
 
 import json
-import os
-import shutil
 import sys
-import tempfile
 import warnings
 from bisect import bisect_right
 from dataclasses import dataclass
@@ -21,7 +18,9 @@ from pathlib import Path
 import numpy as np
 
 from corpora import CATALOGUE, Corpus, UserError, load_corpus
+from corpora.files import replacing
 from corpora.home import corpora_cache_dir
+from kinds.modeldir import Card
 
 from . import suffixarray
 
@@ -62,20 +61,13 @@ class CorpusIndex:
         return cls(text, suffixarray.build(text), [d.name for d in corpus.documents], starts)
 
     def save(self, folder: Path) -> None:
-        """Write to a temporary folder, then rename: a reader never sees half an index."""
-        folder.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=".building-"))
-        try:
+        """Write the folder whole or not at all: a reader never sees half an index."""
+        with replacing(folder) as tmp:
+            tmp.mkdir()
             (tmp / "text.txt").write_bytes(self.text.encode("utf-8"))
             np.save(tmp / "sa.npy", self.sa)
             meta = {"format": INDEX_FORMAT, "documents": self.names, "starts": self.starts}
             (tmp / "documents.json").write_text(json.dumps(meta))
-            os.replace(tmp, folder)
-        except OSError:
-            if not folder.is_dir():  # another process may have won the race, which is fine
-                raise
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
 
     @classmethod
     def load(cls, folder: Path) -> "CorpusIndex | None":
@@ -126,6 +118,7 @@ def cached_index(folder: Path, checksum: str, name: str, source: str) -> CorpusI
     if corpus is None:
         return None
     sys.stderr.write(f"indexing corpus {corpus.name} for the memorization check (once)...\n")
+    sys.stderr.flush()
     index = CorpusIndex.build(corpus)
     try:
         index.save(folder)
@@ -140,7 +133,7 @@ def _find_corpus(checksum: str, name: str, source: str) -> Corpus | None:
     changed = False
     for candidate in candidates:  # a file may share its name with a catalogue corpus: try both
         try:
-            corpus = load_corpus(candidate)
+            corpus = load_corpus(candidate, allow_download=False)
         except UserError:
             continue
         if corpus.checksum == checksum:
@@ -151,13 +144,12 @@ def _find_corpus(checksum: str, name: str, source: str) -> Corpus | None:
     return None
 
 
-def model_index(config: dict) -> CorpusIndex | None:
-    """The index of the corpus a model was trained on (from its config.json); None if it has none."""
-    corpus = config.get("corpus") or {}
-    if not corpus.get("checksum"):
+def model_index(card: Card) -> CorpusIndex | None:
+    """The index of the corpus a model was trained on, built at its first use; None if it has none."""
+    corpus = card.corpus
+    if corpus is None or not corpus.checksum:
         return None
-    checksum = corpus["checksum"]
-    index = cached_index(index_folder(checksum), checksum, corpus.get("name", ""), corpus.get("source", ""))
+    index = cached_index(index_folder(corpus.checksum), corpus.checksum, corpus.name, corpus.source)
     if index is None:
         cached_index.cache_clear()  # a missing corpus may be back by the next check: remember successes only
     return index

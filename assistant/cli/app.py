@@ -5,10 +5,10 @@ commands, so `assistant --help` answers at once. A `UserError` anywhere
 becomes one line on stderr and exit status 2.
 """
 
+import inspect
 import json
 import sys
 import warnings
-from contextlib import closing
 from pathlib import Path
 from typing import Annotated
 
@@ -18,10 +18,11 @@ from rich.markup import escape
 from rich.table import Table
 
 from corpora import CATALOGUE, UserError, load_corpus
-from finetune.config import MAX_SEED  # standard library only: --help stays free of torch
+from finetune.config import MAX_SEED  # no torch: --help stays fast
+from kinds import registry
 
-from .cli_samples import register
-from .lsp.command import register as register_lsp
+from .lsp import register as register_lsp
+from .samples import register
 
 app = typer.Typer(
     help="ghostwriter: train language models on an author's corpus and write with them.",
@@ -84,7 +85,8 @@ CHAR = "char-LSTM options"
 @app.command()
 def finetune(
     corpus: Annotated[str, typer.Argument(help="A corpus name (see `assistant corpus list`) or a .txt path.")],
-    model: Annotated[str, typer.Option(help="Model kind to train: gpt2 (retrain GPT-2) or char (a char-LSTM).")] = "gpt2",
+    model: Annotated[str, typer.Option(help="Model kind to train: " + "; ".join(
+        f"{k.name} ({k.help})" for k in registry.KINDS.values()) + ".")] = "gpt2",
     name: Annotated[str | None, typer.Option(help="Model name (default CORPUS-KIND).")] = None,
     out_dir: Annotated[Path | None, typer.Option("--out", help="Model directory (default: data dir/models/NAME).")] = None,
     lr: Annotated[float | None, typer.Option(help="Peak learning rate.")] = None,
@@ -137,28 +139,33 @@ def finetune(
     batch_size: Annotated[int | None, typer.Option(help="Parallel streams per step.", rich_help_panel=CHAR)] = None,
 ) -> None:
     """Train a model on a corpus until a target loss, a step or time bound."""
-    from finetune.config import CharOptions, FinetuneConfig, GPT2Options, parse_duration
+    from finetune.config import FinetuneConfig, parse_duration
     from finetune.run import finetune as run
     from finetune.trainer import describe_summary
 
+    flags = {"lr": lr, "dropout": dropout, "base": base, "from_scratch": from_scratch, "n_layer": n_layer,
+             "n_embd": n_embd, "n_head": n_head, "block_size": block_size, "batch_tokens": batch_tokens,
+             "micro_batch": micro_batch, "split": split, "lora": lora, "lora_r": lora_r, "lora_alpha": lora_alpha,
+             "lora_dropout": lora_dropout, "lora_targets": lora_targets, "merge": merge, "compile": compile_model,
+             "grad_checkpointing": grad_checkpointing, "size": size, "layers": layers, "hidden": hidden,
+             "seq_len": seq_len, "batch_size": batch_size}
+    given = {k: v for k, v in flags.items() if v != KIND_FLAG_DEFAULTS[k]}  # a kind's options take only these
     config = FinetuneConfig(
         corpus=corpus, model=model, name=name, out=out_dir, encoding=encoding,
         max_steps=max_steps, max_time=parse_duration(max_time) if max_time else None,
         target_loss=target_loss, target_on=target_on, stop_on_overfit=stop_on_overfit,  # type: ignore[arg-type]
         eval_every=eval_every, sample_every=sample_every, checkpoint_every=checkpoint_every,
-        seed=seed, device=device, resume=resume, force=force,
-        char=CharOptions(size, layers, hidden, dropout, seq_len, batch_size, lr),
-        gpt2=GPT2Options(base=base, from_scratch=from_scratch, n_layer=n_layer, n_embd=n_embd, n_head=n_head,
-                         block_size=block_size, batch_tokens=batch_tokens, micro_batch=micro_batch, lr=lr, dropout=dropout,
-                         split=split, lora=lora, lora_r=lora_r, lora_alpha=lora_alpha, lora_dropout=lora_dropout,
-                         lora_targets=lora_targets, merge=merge, compile=compile_model,
-                         grad_checkpointing=grad_checkpointing),
+        seed=seed, device=device, resume=resume, force=force, options=registry.get(model).make_options(given),
     )
     summary = run(config)
     for line in describe_summary(summary):
         err.print(escape(line), highlight=False)
     if summary.stop_reason == "interrupted":
         raise typer.Exit(130)
+
+
+KIND_FLAG_DEFAULTS = {("compile" if p.name == "compile_model" else p.name): p.default
+                      for p in inspect.signature(finetune).parameters.values()}
 
 
 # ---- writing -----------------------------------------------------------------
@@ -179,7 +186,8 @@ def generate(
     no_log: Annotated[bool, typer.Option("--no-log", help="Do not keep the samples in the sample store.")] = False,
 ) -> None:
     """Write continuations of a prompt (or unconditional samples), streamed as they come; each is stored."""
-    from .generation import load_model
+    from ..generation import load_model
+    from ..samples.recording import record
 
     prompt = _read_text_option(prompt, prompt_file, "prompt")
     if n < 1:
@@ -190,20 +198,25 @@ def generate(
         if n > 1:
             err.rule(f"sample {i + 1}/{n}")
         sample_seed = None if seed is None else seed + i
-        pieces = text_model.stream(prompt, max_new_chars=length, max_new_tokens=tokens, temperature=temperature,
-                                   top_k=top_k, top_p=top_p, seed=sample_seed, stop=stop, log=not no_log, source="cli")
+        stream = text_model.stream(prompt, max_new_chars=length, max_new_tokens=tokens, temperature=temperature,
+                                   top_k=top_k, top_p=top_p, seed=sample_seed, stop=stop)
         sys.stdout.write(prompt)
+        stopped = False
         try:
-            with closing(pieces):  # a sample stopped by Ctrl-C is stored at once, as cancelled
-                for piece in pieces:
+            with stream:  # a sample stopped by Ctrl-C ends at once, as cancelled
+                for piece in stream:
                     sys.stdout.write(piece)
                     sys.stdout.flush()
         except KeyboardInterrupt:
-            sys.stdout.write("\n")
-            err.print("[dim](stopped)[/dim]")
-            raise typer.Exit(130) from None
+            stopped = True
         sys.stdout.write("\n")
         sys.stdout.flush()
+        if not no_log:
+            assert stream.result is not None
+            record(stream.result, "cli")
+        if stopped:
+            err.print("[dim](stopped)[/dim]")
+            raise typer.Exit(130)
 
 
 def _read_text_option(text: str | None, text_file: Path | None, what: str) -> str | None:
@@ -227,22 +240,22 @@ def cells(
     seed: Annotated[int, typer.Option(help="Seed for the default sample.", min=0, max=MAX_SEED)] = 0,
 ) -> None:
     """Picture what the LSTM's cells track (quotations, line ends...) as an HTML page."""
-    from .cells import cell_states, pick_cells, render_html
-    from .charmodel import CharModel
-    from .generation import load_model
+    from ..generation import load_model
 
     source = _read_text_option(text, text_file, "text")
     char_model = load_model(model, "cpu")
-    if not isinstance(char_model, CharModel):
+    kind = registry.get(char_model.kind)
+    if "cells" not in kind.views:
         raise UserError(f"{model} is a {char_model.kind} model; cell pictures are for char-LSTM models")
+    view = kind.view("cells")
     if top < 1:
         raise UserError(f"--top must be at least 1, got {top}")
     if not source:
-        source = char_model.generate("", max_new_chars=800, temperature=0.8, seed=seed, log=False)
-    states, source = cell_states(char_model, source)
-    chosen = pick_cells(states, source, top)
+        source = char_model.generate("", max_new_chars=800, temperature=0.8, seed=seed)
+    states, source = view.cell_states(char_model.decoder, source)
+    chosen = view.pick_cells(states, source, top)
     try:
-        out_file.write_text(render_html(source, chosen, f"Cells of {char_model.name}"), encoding="utf-8")
+        out_file.write_text(view.render_html(source, chosen, f"Cells of {char_model.name}"), encoding="utf-8")
     except OSError as e:
         raise UserError(f"cannot write {out_file}: {e.strerror}") from None
     for cell in chosen:
@@ -254,23 +267,17 @@ def cells(
 def models(as_json: Annotated[bool, typer.Option("--json", help="One JSON object per model.")] = False) -> None:
     """The trained models in the data directory."""
     from corpora.home import models_dir
+    from kinds import modeldir
 
-    from .views import local_time, run_status
+    from ..samples.views import local_time
 
-    rows = []
     root = models_dir()
-    for path in sorted(root.iterdir()) if root.is_dir() else []:
-        try:
-            config = json.loads((path / "config.json").read_text())
-        except (OSError, ValueError):
-            continue
-        result = config.get("result", {})
-        rows.append({
-            "name": path.name, "kind": config.get("kind"), "corpus": config.get("corpus", {}).get("name"),
-            "size": config.get("size"), "parameters": config.get("parameters"),
-            "best_val": result.get("best_val"), "steps": result.get("steps"),
-            "status": run_status(result), "created": config.get("created"),
-        })
+    rows = [{
+        "name": card.name if card.path is None else card.path.name, "kind": card.kind,
+        "corpus": card.corpus.name if card.corpus else None, "size": card.size, "parameters": card.parameters,
+        "best_val": card.result.get("best_val"), "steps": card.result.get("steps"), "status": card.status,
+        "created": card.created,
+    } for card in modeldir.cards()]
     if as_json:
         for row in rows:
             sys.stdout.write(json.dumps(row) + "\n")

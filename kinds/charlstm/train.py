@@ -7,19 +7,25 @@ import torch
 import torch.nn.functional as F
 
 from corpora import Corpus
+from finetune.adapter import evaluating
+from finetune.checkpoint import save_tensors
 
-from ..adapter import evaluating
-from ..checkpoint import save_tensors
+from ..modeldir import WEIGHTS
+from . import presets
 from .data import DOC_START, CharData, corpus_text
 from .model import CharLSTM, CharLSTMConfig, State, Vocab
+from .options import CharOptions
 from .presets import CharHParams
 
-WEIGHTS = "model.safetensors"
 EVAL_CHUNK = 512
 
 
+def make_adapter(corpus: Corpus, options: CharOptions, seed: int, device: torch.device) -> "CharLSTMAdapter":
+    size, hp = presets.resolve(options, device.type)
+    return CharLSTMAdapter(corpus, size, hp, seed, device)
+
+
 class CharLSTMAdapter:
-    kind = "char-lstm"
     unit = "char"
     # Under autocast, torch runs cuDNN's LSTM in float16 whatever dtype is asked for,
     # so say so: the core then scales the loss as float16 needs.
@@ -32,7 +38,7 @@ class CharLSTMAdapter:
         self.vocab = Vocab.from_text(text)
         self.data = CharData(text, self.vocab, hp.seq_len, hp.batch_size)
         self.size = size
-        self.hp = hp
+        self.hp = self.schedule = hp
         self.seed = seed
         self.device = device
         self.model = CharLSTM(CharLSTMConfig(len(self.vocab), hp.layers, hp.hidden, hp.dropout)).to(device)

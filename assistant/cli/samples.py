@@ -47,7 +47,7 @@ def register(app: typer.Typer) -> None:
 
 
 def _store():
-    from .store import Store
+    from ..samples.store import Store
 
     return Store()
 
@@ -63,7 +63,7 @@ def samples_list(
     min_span: MinSpanOpt = DEFAULT_MIN_SPAN,
 ) -> None:
     """The stored samples, newest first; those that copy their corpus are flagged."""
-    from .views import jsonl, sample_table
+    from ..samples.views import jsonl, sample_table
 
     if limit < 1:
         raise UserError(f"--limit must be at least 1, got {limit}")
@@ -80,7 +80,7 @@ def samples_list(
 @samples_app.command("show")
 def samples_show(sample_id: IdArg, min_span: MinSpanOpt = DEFAULT_MIN_SPAN) -> None:
     """One sample: who wrote it, how, its tags and copied span, then its text (prompt dimmed)."""
-    from .views import describe, sample_text
+    from ..samples.views import describe, sample_text
 
     with _store() as store:
         sample = store.get(sample_id)
@@ -108,7 +108,7 @@ def samples_untag(sample_id: IdArg, tags: Annotated[list[str], typer.Argument(he
 @samples_app.command("ghostwrite")
 def samples_ghostwrite(sample_id: IdArg) -> None:
     """Mark a sample as published (tag `ghostwritten`) and print its text, ready to paste."""
-    from .store import GHOSTWRITTEN
+    from ..samples.store import GHOSTWRITTEN
 
     with _store() as store:
         store.tag(sample_id, [GHOSTWRITTEN])
@@ -132,7 +132,7 @@ def samples_export(
     out_file: Annotated[Path | None, typer.Option("--out", help="Write here instead of to stdout.")] = None,
 ) -> None:
     """The samples, oldest first, as Markdown (who wrote each, from what prompt) or JSON lines."""
-    from .views import jsonl, markdown
+    from ..samples.views import jsonl, markdown
 
     formats = {"markdown": markdown, "jsonl": jsonl}
     if fmt not in formats:
@@ -155,8 +155,8 @@ def samples_check(
     min_span: MinSpanOpt = DEFAULT_MIN_SPAN,
 ) -> None:
     """The longest passage a sample shares verbatim with its model's corpus, in context in both."""
-    from .recording import check_stored
-    from .views import check_view
+    from ..samples.recording import check_stored
+    from ..samples.views import check_view
 
     with _store() as store:
         sample = store.get(sample_id)
@@ -176,25 +176,27 @@ def memorization(
     """How much a model copies its corpus: the share of N unconditional samples with a long verbatim span."""
     from statistics import median
 
-    from .generation import load_model
-    from .memorization import model_index
+    from ..generation import load_model
+    from ..samples.memorization import model_index
+    from ..samples.recording import written
 
     if n < 1:
         raise UserError(f"-n must be at least 1, got {n}")
     text_model = load_model(model)
-    index = model_index(text_model.config)
+    index = model_index(text_model.card)
     if index is None:
         raise UserError(f"{text_model.name} has no corpus to check against")
     spans = []
     for i in range(n):
-        text = text_model.generate("", max_new_chars=length, temperature=temperature, seed=seed + i,
-                                   log=not no_log, source="cli")
-        span = index.longest_span(text)
+        result, _ = written(text_model, "", "cli", log=not no_log, max_new_chars=length, temperature=temperature,
+                            seed=seed + i)
+        span = index.longest_span(result.text)
         spans.append(span.length if span else 0)
         err.print(f"sample {i + 1}/{n}: longest copied span {spans[-1]} characters", highlight=False)
     copying = sum(s >= min_span for s in spans)
+    index_corpus = text_model.card.corpus.name if text_model.card.corpus else "-"
     out.print(f"{text_model.name}: {copying} of {n} samples ({copying / n:.0%}) copy {min_span} or more characters "
-              f"of {text_model.config['corpus']['name']}; longest copied span: median {median(spans):g}, "
+              f"of {index_corpus}; longest copied span: median {median(spans):g}, "
               f"max {max(spans)} characters", highlight=False)
 
 
@@ -208,9 +210,9 @@ def compare(
     no_log: Annotated[bool, typer.Option("--no-log", help="Do not keep the samples in the sample store.")] = False,
 ) -> None:
     """The same prompt through two models, side by side in two columns."""
-    from .compare import compare as run
-    from .generation import load_model
-    from .views import side_by_side
+    from ..compare import compare as run
+    from ..generation import load_model
+    from ..samples.views import side_by_side
 
     models = [load_model(model_a), load_model(model_b)]
     results = run(models, prompt, source="cli", log=not no_log, max_new_chars=length, temperature=temperature, seed=seed)
@@ -222,6 +224,6 @@ def repl(
     min_span: MinSpanOpt = DEFAULT_MIN_SPAN,
 ) -> None:
     """Write interactively: prompts, streamed continuations, slash commands (/help)."""
-    from .repl import Repl
+    from ..repl import Repl
 
     Repl(model, min_span).run()

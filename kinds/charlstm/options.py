@@ -1,0 +1,33 @@
+"""A char model's command-line options: a size preset and what overrides it (standard library only).
+
+The char-LSTM and the char transformer share them: each kind has its own presets.
+"""
+
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass
+class CharOptions:
+    """Architecture and batch shape; None takes the size preset's value."""
+
+    size: str = "auto"
+    layers: int | None = None
+    hidden: int | None = None
+    dropout: float | None = None
+    seq_len: int | None = None
+    batch_size: int | None = None
+    lr: float | None = None
+
+    def validate(self) -> None:
+        """Checked when the preset is resolved (presets.resolve), where the final values are known."""
+
+    def prepared(self) -> "CharOptions":
+        return self
+
+    @classmethod
+    def resumed(cls, card: Any, new: "CharOptions") -> "CharOptions":
+        """The options a run resolved on its first device (a checkpoint fixes its shape); only --lr may change."""
+        hp = card.hparams
+        saved = {k: hp[k] for k in ("layers", "hidden", "dropout", "seq_len", "batch_size", "lr")}
+        return cls(size=card.size, **{**saved, "lr": new.lr if new.lr is not None else hp["lr"]})

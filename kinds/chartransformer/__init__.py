@@ -1,0 +1,1 @@
+"""A small character-level transformer (nanoGPT's shape) as a model kind."""

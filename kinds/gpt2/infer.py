@@ -1,0 +1,67 @@
+"""GPT-2 loaded for writing: fine-tuned models, LoRA adapters, and plain bases.
+
+A fine-tuned model directory loads with `from_pretrained`; a LoRA directory
+loads its merged copy when there is one, else its base plus the adapter. A
+name that is no trained model (`gpt2`) loads that base as it is, so a writer
+can compare the fine-tuned model with vanilla GPT-2.
+"""
+
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+
+import torch
+
+from corpora import UserError
+
+from ..modeldir import ADAPTER_CONFIG, MERGED, Card
+from ..sampling import Sampling
+from . import base as bases
+from .generate import TextDecoder, generate_ids
+
+
+class GPT2Decoder:
+    def __init__(self, model: torch.nn.Module, tokenizer_source: str, device: torch.device):
+        self.model = model.to(device).eval()
+        self.tokenizer = bases.load_tokenizer(tokenizer_source)
+        self.n_ctx = model.config.n_positions
+
+    def pieces(self, prompt: str, sampling: Sampling, generator: torch.Generator) -> Iterator[str]:
+        eos = self.tokenizer.eos_token_id
+        # <|endoftext|> first, as before every training document: the prompt reads as the start of a text
+        prime = [eos, *self.tokenizer.encode(prompt)]
+        decoder = TextDecoder(self.tokenizer)
+        for token in generate_ids(self.model, prime, generator, self.n_ctx, sampling.temperature, sampling.top_k,
+                                  sampling.top_p):
+            if token == eos:
+                return
+            yield decoder.push(token)
+
+
+def load(card: Card, device: torch.device) -> GPT2Decoder:
+    """A model directory's GPT-2: merged/, base plus adapter, or its own weights."""
+    path = card.file("")
+    if (path / MERGED).is_dir():
+        return GPT2Decoder(bases.load_pretrained(str(path / MERGED), {}), str(path / MERGED), device)
+    if (path / ADAPTER_CONFIG).is_file():
+        from peft import PeftModel
+
+        base_name = card.extra["base"]
+        base = bases.load_pretrained(base_name, {})
+        if card.extra.get("base_weights") not in (None, bases.weights_fingerprint(base)):
+            warnings.warn(f"base {base_name!r} has changed since {card.name} was trained: its LoRA adapter "
+                          "was fitted to other weights, and what it writes will be off", stacklevel=2)
+        with bases.quiet_transformers():
+            model = PeftModel.from_pretrained(base, str(path))
+        return GPT2Decoder(model, str(path), device)
+    return GPT2Decoder(bases.load_pretrained(str(path), {}), str(path), device)
+
+
+def load_base(name: str, device: torch.device, no_model: str) -> tuple[Card, GPT2Decoder]:
+    """A GPT-2 base by hub name or save_pretrained directory, untouched by ghostwriter, and a card for it."""
+    try:
+        decoder = GPT2Decoder(bases.load_pretrained(name, {}), name, device)
+    except UserError as e:
+        reason = e.reason if isinstance(e, bases.BaseUnavailable) else str(e)
+        raise UserError(f"{no_model}; nor a GPT-2 base on the Hugging Face hub or in its cache ({reason})") from None
+    return Card(kind="gpt2", name=name, path=Path(name) if Path(name).is_dir() else None, extra={"base": name}), decoder

@@ -1,0 +1,191 @@
+"""The model directory: what `finetune` writes and every front end reads, owned here and nowhere else.
+
+A model directory holds `config.json` (the card: what the model is, what it
+was trained on, how training went), the weights its kind loads, the resumable
+state in `last/`, and the training logs. `Card` is config.json read into
+typed fields; the keys a kind adds for itself (a char model's vocabulary, a
+GPT-2's transformers configuration, which must stay at the top level for
+`from_pretrained`) are kept in `extra` and written back as they were.
+
+Directories written by earlier releases are migrated as they are read (see
+`_migrate`), so they load, generate and resume.
+"""
+
+import json
+import os
+import socket
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+
+from corpora import UserError
+from corpora.files import write_text
+from corpora.home import models_dir
+
+from . import registry
+
+FORMAT_VERSION = 1
+CONFIG = "config.json"
+WEIGHTS = "model.safetensors"
+HISTORY = "history.jsonl"
+SAMPLES = "samples.jsonl"
+LOSS_CURVE = "loss.svg"
+LAST = "last"
+CHECKPOINT = "checkpoint.safetensors"
+MERGED = "merged"  # a LoRA adapter folded into its base
+ADAPTER_CONFIG = "adapter_config.json"
+
+
+@dataclass(frozen=True)
+class CorpusRecord:
+    """The corpus a model was trained on, exactly: its checksum is of the cleaned documents."""
+
+    name: str
+    source: str
+    checksum: str
+    documents: int | None = None
+    characters: int | None = None
+
+
+@dataclass
+class Card:
+    """config.json, typed. `path` is None for a GPT-2 base used as it is (no directory of ours)."""
+
+    kind: str
+    name: str
+    path: Path | None = None
+    format: int | None = None  # None: not written by finetune (a bare base)
+    created: str | None = None
+    code_version: str | None = None
+    corpus: CorpusRecord | None = None
+    split: dict | None = None
+    architecture: dict | None = None
+    size: str | None = None
+    parameters: int | None = None
+    hparams: dict = field(default_factory=dict)
+    training: dict = field(default_factory=dict)  # the FinetuneConfig, options under "options"
+    plan: dict = field(default_factory=dict)
+    device: str | None = None
+    result: dict = field(default_factory=dict)  # the run's summary, or its progress while it runs
+    extra: dict = field(default_factory=dict)  # the kind's own keys
+
+    def file(self, name: str) -> Path:
+        if self.path is None:
+            raise UserError(f"{self.name} is a base, not a model directory: it has no {name}")
+        return self.path / name
+
+    @property
+    def has_weights(self) -> bool:
+        """Whether there is anything to load yet (a run stopped before its first evaluation has none)."""
+        return self.path is not None and any((self.path / f).exists() for f in registry.get(self.kind).weights)
+
+    @property
+    def status(self) -> str | None:
+        """Why training stopped, or `running`; a run whose process is gone reads `killed (--resume)`."""
+        reason = self.result.get("stop_reason")
+        if reason == "running" and self.result.get("host") == socket.gethostname() and not _alive(self.result.get("pid")):
+            return "killed (--resume)"
+        return reason
+
+    def to_json(self) -> dict:
+        own = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in ("path", "extra")}
+        own["corpus"] = None if self.corpus is None else self.corpus.__dict__
+        return {**self.extra, **{k: v for k, v in own.items() if v is not None}}
+
+
+def _alive(pid: int | None) -> bool:
+    if not pid:
+        return True  # written before pids were kept: no way to tell
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process, alive
+        pass
+    return True
+
+
+def from_json(data: dict, path: Path | None) -> Card:
+    """A card from config.json's contents (migrated from older releases)."""
+    data = _migrate(dict(data))
+    own = {f.name for f in fields(Card)} - {"path", "extra"}
+    values = {k: v for k, v in data.items() if k in own}
+    if isinstance(values.get("corpus"), dict):
+        values["corpus"] = CorpusRecord(**values["corpus"])
+    return Card(**values, path=path, extra={k: v for k, v in data.items() if k not in own})
+
+
+def _migrate(data: dict) -> dict:
+    """config.json as this release writes it, from any earlier release's.
+
+    Release 0.1 spelled the char-LSTM `char-lstm` (the command line said
+    `char`), and kept both kinds' options in `training.char` and `training.gpt2`.
+    """
+    if "kind" in data and data["kind"] in registry.ALIASES:
+        data["kind"] = registry.ALIASES[data["kind"]]
+    training = data.get("training")
+    if isinstance(training, dict) and "options" not in training and training.get("model") in training:
+        training = {k: v for k, v in training.items() if k not in ("char", "gpt2")} | {"options": training[training["model"]]}
+        data["training"] = training
+    return data
+
+
+def read(path: Path) -> Card:
+    """The card of the model directory at `path`; a one-line error when config.json is missing or damaged."""
+    config = path / CONFIG
+    try:
+        data = json.loads(config.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise UserError(f"{path} is not a model directory: it has no {CONFIG}") from None
+    except (OSError, ValueError) as e:
+        raise UserError(f"{config} is damaged ({e})") from None
+    if not isinstance(data, dict) or "kind" not in data:
+        raise UserError(f"{config} is not a ghostwriter model's (it names no kind)")
+    return from_json(data, path)
+
+
+def write(card: Card) -> None:
+    """config.json, atomically."""
+    write_text(card.file(CONFIG), json.dumps(card.to_json(), indent=2, ensure_ascii=False) + "\n")
+
+
+def find(name_or_path: str | Path) -> Path | None:
+    """A model directory by path, or by name in the data directory; None when neither is one.
+
+    The path is absolute: the sample store keeps it, and it must work from any directory.
+    """
+    path = Path(name_or_path).expanduser()
+    candidates = (path, models_dir() / str(name_or_path)) if path.name == str(name_or_path) else (path,)
+    for candidate in candidates:
+        config = candidate / CONFIG
+        if not config.is_file():
+            continue
+        try:
+            if "kind" in json.loads(config.read_text(encoding="utf-8")):
+                return candidate.resolve()
+        except (OSError, ValueError) as e:
+            raise UserError(f"{config} is damaged (not JSON: {e})") from None
+    return None
+
+
+def cards() -> list[Card]:
+    """The models in the data directory whose config.json reads, by name (a damaged one is left out)."""
+    root = models_dir()
+    found = []
+    for path in sorted(root.iterdir()) if root.is_dir() else []:
+        try:
+            found.append(read(path))
+        except UserError:
+            continue
+    return found
+
+
+def names() -> list[str]:
+    return [card.path.name for card in cards() if card.path is not None]
+
+
+def newest() -> str:
+    """The most recently trained model's name, for the REPL and the editor server when none is named."""
+    found = cards()
+    if not found:
+        raise UserError("no models trained yet (see `assistant finetune`), or give a model directory")
+    return max(found, key=lambda c: c.file(CONFIG).stat().st_mtime).file(CONFIG).parent.name

@@ -1,0 +1,73 @@
+"""The model kinds ghostwriter trains and writes with: one entry each.
+
+A kind is a package under `kinds/` with three modules:
+
+- `options.py`: its command-line options as a dataclass (standard library only),
+  with `validate()`, `prepared()` and `resumed(card, new)`;
+- `train.py`: `make_adapter(corpus, options, seed, device)`, the training core's
+  adapter (see `finetune.adapter.Adapter`);
+- `infer.py`: `load(card, device)`, a decoder for the generation API (see
+  `kinds.sampling.Decoder`).
+
+Its entry below gives the one name it has on the command line (`--model NAME`)
+and in config.json (`"kind"`), the weight files that make a directory of it
+loadable, and the views it supports. Adding a kind is one package and one line.
+"""
+
+import importlib
+from dataclasses import dataclass, fields
+from types import ModuleType
+from typing import Any
+
+from corpora import UserError
+
+from .charlstm.options import CharOptions
+from .gpt2.options import GPT2Options
+
+
+@dataclass(frozen=True)
+class Kind:
+    name: str  # --model NAME and config.json "kind"
+    help: str  # what it is, for --help
+    package: str  # holds options.py, train.py and infer.py
+    options: type  # the options dataclass the CLI fills from flags
+    weights: tuple[str, ...]  # files (or folders) of a model directory, any of which it loads from
+    views: frozenset[str] = frozenset()  # extra pictures it supports ("cells": an LSTM's cell states)
+    aliases: tuple[str, ...] = ()  # older spellings of its name in config.json files, read as this one
+
+    def train(self) -> ModuleType:
+        """The module with `make_adapter` (imports torch)."""
+        return importlib.import_module(f"{self.package}.train")
+
+    def infer(self) -> ModuleType:
+        """The module with `load` (imports torch)."""
+        return importlib.import_module(f"{self.package}.infer")
+
+    def view(self, name: str) -> ModuleType:
+        """The module of one of its `views` (imports torch)."""
+        return importlib.import_module(f"{self.package}.{name}")
+
+    def make_options(self, flags: dict[str, Any]) -> Any:
+        """This kind's options from the kind-specific flags the user gave; a flag it does not take is an error."""
+        known = {f.name for f in fields(self.options)}
+        if stray := [f"--{k.replace('_', '-')}" for k in flags if k not in known]:
+            raise UserError(f"{', '.join(stray)} {'is' if len(stray) == 1 else 'are'} not for --model {self.name} models")
+        return self.options(**flags)
+
+
+KINDS: dict[str, Kind] = {k.name: k for k in (
+    Kind("gpt2", "GPT-2 retrained (all weights or LoRA)", "kinds.gpt2", GPT2Options,
+         ("model.safetensors", "adapter_model.safetensors", "merged")),
+    Kind("char", "a character-level LSTM", "kinds.charlstm", CharOptions, ("model.safetensors",),
+         frozenset({"cells"}), aliases=("char-lstm",)),
+    Kind("char-transformer", "a small character-level transformer (nanoGPT's)", "kinds.chartransformer", CharOptions,
+         ("model.safetensors",)),
+)}
+ALIASES = {alias: k.name for k in KINDS.values() for alias in (k.name, *k.aliases)}
+
+
+def get(name: str) -> Kind:
+    """The kind by its name (or an older spelling of it); a one-line error naming the known ones otherwise."""
+    if name not in ALIASES:
+        raise UserError(f"unknown --model {name!r}: choose {', '.join(KINDS)}")
+    return KINDS[ALIASES[name]]
