@@ -6,8 +6,9 @@ from pathlib import Path
 import pytest
 
 from assistant import load_model
-from assistant.generation import PromptWarning, _until_stop
+from assistant.generation import _until_stop
 from corpora import UserError
+from kinds.sampling import PromptWarning
 
 
 def test_seeded_generation_is_deterministic(trained_model: Path):
@@ -16,7 +17,35 @@ def test_seeded_generation_is_deterministic(trained_model: Path):
     b = model.generate("He looked at the", max_new_chars=120, seed=42, temperature=0.9)
     c = model.generate("He looked at the", max_new_chars=120, seed=43, temperature=0.9)
     assert a == b and a != c and len(a) == 120
-    assert model.last_seed == 43
+    stream = model.stream("He looked at the", max_new_chars=20)  # no seed given: one is drawn and reported
+    text = "".join(stream)
+    assert stream.result is not None and stream.result.text == text and not stream.result.cancelled
+    assert model.generate("He looked at the", max_new_chars=20, seed=stream.result.seed) == text
+
+
+def test_two_interleaved_streams_on_one_model_record_their_own_seeds(trained_model: Path):
+    """The REPL and the editor server share one model object: a stream's seed and text are its own."""
+    from assistant.samples.recording import record
+    from assistant.samples.store import Store
+
+    model = load_model(trained_model, device="cpu")
+    first, second = model.stream("The", max_new_chars=30, seed=11), model.stream("He", max_new_chars=30, seed=22)
+    a, b = [], []
+    for _ in range(30):  # one piece each in turn
+        a.append(next(first))
+        b.append(next(second))
+    for stream in (second, first):
+        with stream:
+            rest = list(stream)
+            assert rest == []  # both were at their length
+        assert stream.result is not None
+        record(stream.result, "api")
+    with Store() as store:
+        rows = {s.prompt: s for s in store.find()}
+    assert rows["The"].params["seed"] == 11 and rows["He"].params["seed"] == 22
+    assert rows["The"].text == "".join(a) == model.generate("The", max_new_chars=30, seed=11)
+    assert rows["He"].text == "".join(b) == model.generate("He", max_new_chars=30, seed=22)
+    assert not hasattr(model, "last_seed") and not hasattr(model, "last_sample_id")
 
 
 def test_unconditional_sample_and_streaming(trained_model: Path):

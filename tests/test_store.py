@@ -13,7 +13,7 @@ from sqlite_utils import Database
 
 from assistant import load_model
 from assistant.samples.migrations import MIGRATIONS, migrate
-from assistant.samples.recording import StoreWarning
+from assistant.samples.recording import StoreWarning, record, written
 from assistant.samples.store import GHOSTWRITTEN, Store, parse_since
 from assistant.samples.views import jsonl, markdown
 from corpora import UserError
@@ -153,14 +153,14 @@ def test_since_reads_dates_and_times_on_the_clock_the_listings_show(monkeypatch:
         time.tzset()
 
 
-def test_every_generation_is_recorded_with_its_parameters(trained_model: Path):
+def test_a_recorded_generation_keeps_its_parameters(trained_model: Path):
     model = load_model(trained_model)
-    text = model.generate("The man", max_new_chars=40, temperature=0.7, top_k=20, seed=5)
-    model.generate("", max_new_chars=30, seed=6, log=False)
+    result, sample_id = written(model, "The man", "api", max_new_chars=40, temperature=0.7, top_k=20, seed=5)
+    model.generate("", max_new_chars=30, seed=6)  # the API itself stores nothing
     with Store() as store:
         [sample] = store.find()
-    assert sample.id == model.last_sample_id and sample.text == text and sample.prompt == "The man"
-    assert (sample.model, sample.model_kind, sample.model_path) == ("tiny-pkd", "char-lstm", str(trained_model))
+    assert sample.id == sample_id and sample.text == result.text and sample.prompt == "The man"
+    assert (sample.model, sample.model_kind, sample.model_path) == ("tiny-pkd", "char", str(trained_model))
     assert sample.mode == "prompted" and sample.source == "api" and sample.chars == 40 and not sample.cancelled
     assert sample.params | {"stop": ()} == {"max_new_chars": 40, "max_new_tokens": None, "temperature": 0.7,
                                             "top_k": 20, "top_p": None, "seed": 5, "stop": ()}
@@ -169,9 +169,11 @@ def test_every_generation_is_recorded_with_its_parameters(trained_model: Path):
 
 def test_a_stream_stopped_early_is_kept_as_cancelled(trained_model: Path):
     model = load_model(trained_model)
-    stream = model.stream("He", max_new_chars=5000, seed=1, source="repl")
+    stream = model.stream("He", max_new_chars=5000, seed=1)
     shown = next(stream) + next(stream)
     stream.close()
+    assert stream.result is not None and stream.result.cancelled and stream.result.text == shown
+    record(stream.result, "repl")
     with Store() as store:
         [sample] = store.find()
     assert sample.cancelled and sample.text == shown and sample.source == "repl"
@@ -182,8 +184,8 @@ def test_a_broken_store_never_costs_the_text(trained_model: Path, isolated_home:
     model = load_model(trained_model)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        text = model.generate("He", max_new_chars=30, seed=1)
-    assert len(text) == 30 and model.last_sample_id is None
+        result, sample_id = written(model, "He", "api", max_new_chars=30, seed=1)
+    assert len(result.text) == 30 and sample_id is None
     assert [w.category for w in caught] == [StoreWarning]
 
 

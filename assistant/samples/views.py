@@ -5,8 +5,6 @@ Rich renderables for the terminal; plain strings for exports.
 """
 
 import json
-import os
-import socket
 from dataclasses import asdict
 from datetime import datetime
 
@@ -26,26 +24,6 @@ def flag(sample: Sample, min_span: int) -> str:
 
 def local_time(created: str, fmt: str = "%Y-%m-%d %H:%M") -> str:
     return datetime.fromisoformat(created).astimezone().strftime(fmt)
-
-
-def run_status(result: dict) -> str | None:
-    """Why a model's training stopped, or `running`; a run whose process is gone reads `killed`."""
-    reason = result.get("stop_reason")
-    if reason == "running" and result.get("host") == socket.gethostname() and not _alive(result.get("pid")):
-        return "killed (--resume)"
-    return reason
-
-
-def _alive(pid: int | None) -> bool:
-    if not pid:
-        return True  # written before pids were kept: no way to tell
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # someone else's process, alive
-        pass
-    return True
 
 
 def preview(text: str, width: int = 70) -> str:
