@@ -1,4 +1,4 @@
-"""ghostwriter's user-facing side: CLI and the generation API (later REPL, store, editor server).
+"""ghostwriter's user-facing side: the generation API and its front ends (CLI, REPL, editor server), the sample store.
 
 `assistant.load_model(name_or_path)` is the Python API. It is imported lazily
 so that `import assistant` (and `assistant --help`) stays free of torch.

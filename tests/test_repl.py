@@ -1,6 +1,7 @@
 """The REPL driven for real in a pseudo-terminal with a tiny trained model."""
 
 import os
+import re
 import shutil
 import sys
 import time
@@ -30,11 +31,12 @@ def repl(trained_model: Path, isolated_home: Path):
 
 
 def test_a_writing_session(repl: pexpect.spawn, isolated_home: Path):
-    assert "indexing corpus" in repl.before  # at load, on its own line, not in the middle of the first sample
+    assert "indexing corpus" not in repl.before  # not at load: at the first memorization check
     repl.send("/length 80\r")
     repl.expect("length: 80")
     repl.send("The robot said\r")
     repl.expect(r"#1 · 80 chars")
+    assert re.search(r"\n(\x1b\[[\d;?]*[a-zA-Z])*indexing corpus [^\n]*\(once\)\.\.\.\r?\n", repl.before), repl.before
 
     repl.send("/length 100000\r")
     repl.expect("length: 100000")
