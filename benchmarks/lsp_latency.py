@@ -35,12 +35,13 @@ def percentile(values: list[float], p: float) -> float:
 
 
 def train(seconds: int) -> str:
-    from finetune.config import CharOptions, FinetuneConfig
+    from finetune.config import FinetuneConfig
     from finetune.progress import Reporter
     from finetune.run import finetune
+    from kinds.charlstm.options import CharOptions
 
     config = FinetuneConfig(corpus="pkd", model="char", name="bench-lsp", max_time=seconds, eval_every=200,
-                            sample_every=100_000, seed=1, char=CharOptions(size="small"))
+                            sample_every=100_000, seed=1, options=CharOptions(size="small"))
     finetune(config, Reporter())
     return "bench-lsp"
 

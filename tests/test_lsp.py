@@ -9,11 +9,13 @@ import pytest
 import pytest_lsp
 from lsprotocol import types
 from pygls.exceptions import JsonRpcException
+from pygls.workspace import TextDocument
+from pygls.workspace.position_codec import PositionCodec
 from pytest_lsp import ClientServerConfig, LanguageClient
 
 from assistant.generation import load_model
 from assistant.lsp.continuation import SENTENCE_END
-from assistant.lsp.documents import Documents
+from assistant.lsp.documents import offset
 from assistant.samples.store import Store
 
 URI = "file:///tmp/story.txt"
@@ -120,13 +122,17 @@ async def test_incremental_changes_in_utf16_and_the_accepted_suggestion_is_store
 
 
 def test_positions_count_utf16_units_and_clamp_to_the_line():
-    documents = Documents()
-    documents.open(URI, "a\U0001f600b\r\nsecond")
-    assert documents.before(URI, types.Position(0, 3)) == "a\U0001f600"
-    assert documents.before(URI, types.Position(0, 99)) == "a\U0001f600b"
-    assert documents.before(URI, types.Position(1, 3)) == "a\U0001f600b\r\nsec"
-    documents.encoding = types.PositionEncodingKind.Utf8
-    assert documents.before(URI, types.Position(0, 5)) == "a\U0001f600"
+    text = "a\U0001f600b\r\nsecond"
+
+    def before(position: types.Position, encoding: types.PositionEncodingKind = types.PositionEncodingKind.Utf16) -> str:
+        document = TextDocument(URI, text, position_codec=PositionCodec(encoding))
+        return text[: offset(document, position)]
+
+    assert before(types.Position(0, 3)) == "a\U0001f600"
+    assert before(types.Position(0, 99)) == "a\U0001f600b"
+    assert before(types.Position(1, 3)) == "a\U0001f600b\r\nsec"
+    assert before(types.Position(1, 99)) == text  # pygls alone: one character short of the end
+    assert before(types.Position(0, 5), types.PositionEncodingKind.Utf8) == "a\U0001f600"
 
 
 def raw_request(client: LanguageClient, method: str, params: dict) -> asyncio.Future:

@@ -9,12 +9,10 @@ superseded request) ends it at once.
 """
 
 import re
-import secrets
 import threading
-from contextlib import closing
-from dataclasses import asdict
+from dataclasses import asdict, replace
 
-from ..generation import Params, TextModel
+from ..generation import Generation, Params, TextModel
 from .jobs import Stopped
 from .settings import Settings
 
@@ -27,26 +25,28 @@ def context(text_before_cursor: str, settings: Settings) -> str:
 
 
 def params(settings: Settings, limit: int, stop_at: str) -> Params:
-    """The generation parameters of one suggestion, with a fresh seed (kept, so a stored one can be written again)."""
-    return Params(max_new_chars=limit, temperature=settings.temperature, top_p=settings.top_p, seed=secrets.randbits(32),
+    """The generation parameters of one suggestion; no seed, so that each stream draws its own (kept in its result)."""
+    return Params(max_new_chars=limit, temperature=settings.temperature, top_p=settings.top_p,
                   stop=() if stop_at == "length" else ("\n",))
 
 
-def continue_text(model: TextModel, prompt: str, params: Params, stop_at: str, stop: threading.Event,
-                  source: str | None = None) -> str:
-    """The continuation of `prompt`, cut where `stop_at` says; stored only with a `source`.
+def continue_text(model: TextModel, prompt: str, params: Params, stop_at: str, stop: threading.Event) -> Generation:
+    """The continuation of `prompt`, cut where `stop_at` says, as the generation to record if the writer takes it.
 
-    A suggestion is not stored when it is made but when it is accepted (see
-    suggestions.py); an unconditional sample the writer asks for is.
+    A stream cut at the end of a sentence is closed there; what it had written
+    past the cut is not part of the continuation, which ended where the
+    settings say, so the result is not a cancelled one. When `stop` is set the
+    stream is closed and Stopped raised: nobody wants its text any more.
     """
-    pieces = model.stream(prompt, **asdict(params), log=source is not None, source=source or "")
-    text = ""
-    with closing(pieces):
-        for piece in pieces:
+    with model.stream(prompt, **asdict(params)) as stream:
+        text = ""
+        for piece in stream:
             if stop.is_set():
                 raise Stopped
             text += piece
             end = SENTENCE_END.search(text) if stop_at == "sentence" else None
             if end:
-                return text[: end.end()]
-    return text
+                text = text[: end.end()]
+                break
+    assert stream.result is not None  # `with` closed it if the loop did not run it out
+    return replace(stream.result, text=text, cancelled=False)

@@ -1,77 +1,52 @@
-"""The open documents' text, kept in step with the editor: full and incremental changes.
+"""The open documents: pygls's workspace keeps them, in the position encoding it negotiated; these are its gaps.
 
-LSP positions count lines and, within a line, code units of the encoding
-agreed at initialization: UTF-16 unless the client offers another (pygls
-negotiates it), so a character beyond the Basic Multilingual Plane, such as an
-emoji, is two units and not one. Positions are turned into string offsets
-here once, and requests for a document the server never opened are refused
-instead of being answered from the file on disk.
+pygls syncs every document (didOpen, didChange, didClose) and turns LSP
+positions into string offsets, counting UTF-16 units (an emoji is two) or
+whatever encoding the client chose. Three things it does not do as an editor
+server should, each shown by tests/test_lsp.py:
+
+- it answers for a document never opened by reading the file from disk; the
+  writer's text is in the editor, not on disk, so such a request is refused
+  (test_bad_messages_get_errors_and_the_server_lives, "not open");
+- it takes a request's position past the last line as the end of the
+  document, and a character past the end of the last line as one before it
+  (rewriting the client's Position in place); here the first is refused and
+  the second clamped to the end of the line (..._lives, "past the end";
+  test_positions_count_utf16_units_and_clamp_to_the_line);
+- it applies a change whose range ends before it starts, garbling the text
+  without a word; here it is refused (..._lives, "a change whose range ends").
 """
 
-import re
-from collections.abc import Sequence
+from urllib.parse import unquote
 
 from lsprotocol import types
+from pygls.workspace import TextDocument, Workspace
 
 from corpora import UserError
 
-LINE_BREAK = re.compile(r"\r\n|\r|\n")
+
+def opened(workspace: Workspace, uri: str) -> TextDocument:
+    if unquote(uri) not in workspace.text_documents:  # pygls keys its documents by the unquoted URI
+        raise UserError(f"{uri} is not open: send textDocument/didOpen first")
+    return workspace.get_text_document(uri)
 
 
-class Documents:
-    def __init__(self) -> None:
-        self._texts: dict[str, str] = {}
-        self.encoding = types.PositionEncodingKind.Utf16
+def offset(document: TextDocument, position: types.Position) -> int:
+    """The index in `document.source` of an LSP position; a character past the end of its line means the line's end."""
+    lines = document.lines
+    if position.line < len(lines):
+        line = lines[position.line].splitlines()[0]  # without its line break
+        character = min(position.character, document.position_codec.client_num_units(line))
+        return document.offset_at_position(types.Position(position.line, character))
+    ends_with_break = not lines or lines[-1].splitlines()[0] != lines[-1]
+    if position.line == len(lines) and ends_with_break:  # the empty line after the last line break
+        return len(document.source)
+    raise UserError(f"line {position.line} is past the end of the document ({len(lines) + ends_with_break} lines)")
 
-    def open(self, uri: str, text: str) -> None:
-        self._texts[uri] = text
 
-    def close(self, uri: str) -> None:
-        self._texts.pop(uri, None)
-
-    def change(self, uri: str, changes: Sequence[types.TextDocumentContentChangeEvent]) -> None:
-        """Apply the changes in order, each to the text the previous one left (as the spec says)."""
-        text = self.text(uri)
-        for change in changes:
-            if isinstance(change, types.TextDocumentContentChangePartial):
-                start, end = (self.offset(text, p) for p in (change.range.start, change.range.end))
-                if start > end:
-                    raise UserError(f"{uri}: a change whose range ends before it starts")
-                text = text[:start] + change.text + text[end:]
-            else:
-                text = change.text
-        self._texts[uri] = text
-
-    def text(self, uri: str) -> str:
-        try:
-            return self._texts[uri]
-        except KeyError:
-            raise UserError(f"{uri} is not open: send textDocument/didOpen first") from None
-
-    def before(self, uri: str, position: types.Position) -> str:
-        """The document's text before `position`."""
-        text = self.text(uri)
-        return text[: self.offset(text, position)]
-
-    def offset(self, text: str, position: types.Position) -> int:
-        """The index in `text` of an LSP position; a character past the end of its line means the line's end."""
-        line_start = 0
-        for _ in range(position.line):
-            found = LINE_BREAK.search(text, line_start)
-            if found is None:
-                raise UserError(f"line {position.line} is past the end of the document ({text.count(chr(10)) + 1} lines)")
-            line_start = found.end()
-        found = LINE_BREAK.search(text, line_start)
-        line_end = found.start() if found else len(text)
-        units, index = 0, line_start
-        while index < line_end and units < position.character:
-            units += self._units(text[index])
-            index += 1
-        return index
-
-    def _units(self, char: str) -> int:
-        if self.encoding == types.PositionEncodingKind.Utf8:
-            return len(char.encode("utf-8"))
-        if self.encoding == types.PositionEncodingKind.Utf32:
-            return 1
-        return 2 if ord(char) > 0xFFFF else 1
+def check_change(document: TextDocument, change: types.TextDocumentContentChangeEvent) -> None:
+    """Refuse a change pygls would apply wrongly: a range past the end, or one that ends before it starts."""
+    if isinstance(change, types.TextDocumentContentChangePartial):
+        start, end = offset(document, change.range.start), offset(document, change.range.end)
+        if start > end:
+            raise UserError(f"{document.uri}: a change whose range ends before it starts")
