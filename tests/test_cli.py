@@ -106,7 +106,7 @@ def test_finetune_generate_models_end_to_end(pkd_slice: Path, isolated_home: Pat
 
     listing = run_cli("models", "--json")
     row = json.loads(listing.stdout.strip().splitlines()[0])
-    assert row["name"] == "slice" and row["kind"] == "char-lstm" and row["steps"] == 60 and row["best_val"] < 4
+    assert row["name"] == "slice" and row["kind"] == "char" and row["steps"] == 60 and row["best_val"] < 4
 
 
 def test_generate_streams_before_it_finishes(trained_model: Path):
