@@ -1,6 +1,6 @@
 """Memorization check speed on Austen (4.4 MB): index build, cache load, and a 1,000-character query.
 
-Ours: the suffix array (assistant.suffixarray) with binary searches. The naive
+Ours: the suffix array (corpora.suffixarray) with binary searches. The naive
 baseline runs the same search (a span one longer than the best so far, at each
 sample position) with Python's `str.__contains__` over the whole text instead,
 in the same run, on the same samples. Goal: a query in well under 100 ms.
@@ -30,8 +30,8 @@ def main() -> None:
         os.environ["ASSISTANT_CORPORA"] = str(SHARED_CORPORA)
     os.environ["ASSISTANT_HOME"] = tempfile.mkdtemp(prefix="ghostwriter-bench-")
 
-    from assistant.samples.memorization import CorpusIndex, index_folder
     from corpora import load_corpus
+    from corpora.index import CorpusIndex, index_folder
 
     corpus = load_corpus("austen")
     start = time.perf_counter()

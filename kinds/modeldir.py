@@ -16,12 +16,16 @@ import os
 import socket
 from dataclasses import dataclass, field, fields
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from corpora import UserError
 from corpora.files import write_text
 from corpora.home import models_dir
 
 from . import registry
+
+if TYPE_CHECKING:
+    from corpora.index import CorpusIndex
 
 FORMAT_VERSION = 1
 CONFIG = "config.json"
@@ -67,6 +71,14 @@ class Card:
     device: str | None = None
     result: dict = field(default_factory=dict)  # the run's summary, or its progress while it runs
     extra: dict = field(default_factory=dict)  # the kind's own keys
+
+    def corpus_index(self) -> "CorpusIndex | None":
+        """The suffix-array index of the corpus the model was trained on, for the memorization check; None without one."""
+        if self.corpus is None or not self.corpus.checksum:
+            return None
+        from corpora.index import corpus_index
+
+        return corpus_index(self.corpus.name, self.corpus.source, self.corpus.checksum)
 
     def file(self, name: str) -> Path:
         if self.path is None:

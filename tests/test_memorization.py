@@ -11,11 +11,10 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from assistant.samples import suffixarray
-from assistant.samples.memorization import CorpusIndex, MemorizationWarning, cached_index, index_folder, model_index
 from assistant.samples.store import Store
 from assistant.samples.views import sample_table
-from corpora import load_corpus
+from corpora import load_corpus, suffixarray
+from corpora.index import CorpusIndex, MemorizationWarning, cached_index, index_folder
 from kinds import modeldir
 
 from .conftest import run_cli
@@ -27,6 +26,10 @@ JUNK = "§¶"  # characters no corpus here holds, so a span cannot grow past the
 def _card(config: dict) -> modeldir.Card:
     """A model's card holding only what the memorization check reads."""
     return modeldir.from_json({"kind": "char", "name": "m", **config}, None)
+
+
+def index_of(card: modeldir.Card) -> CorpusIndex | None:
+    return card.corpus_index()
 
 
 def test_suffix_array_agrees_with_sorting_the_suffixes():
@@ -81,13 +84,13 @@ def test_a_random_string_is_not_found(slice_index):
 def test_the_index_is_cached_by_corpus_checksum(pkd_slice: Path, tmp_path: Path):
     corpus = load_corpus(str(pkd_slice))
     config = {"corpus": {"name": corpus.name, "source": str(pkd_slice), "checksum": corpus.checksum}}
-    built = model_index(_card(config))
+    built = index_of(_card(config))
     assert (index_folder(corpus.checksum) / "sa.npy").is_file()
     cached_index.cache_clear()
     moved = {"corpus": {**config["corpus"], "source": str(tmp_path / "gone")}}  # the cache alone answers
-    loaded = model_index(_card(moved))
+    loaded = index_of(_card(moved))
     assert loaded is not built and loaded.sa.tolist() == built.sa.tolist() and loaded.text == built.text
-    assert model_index(_card({})) is None  # no corpus, no check
+    assert index_of(_card({})) is None  # no corpus, no check
 
 
 def test_a_missing_or_changed_corpus_skips_the_check_with_a_warning(pkd_slice: Path, tmp_path: Path):
@@ -97,9 +100,9 @@ def test_a_missing_or_changed_corpus_skips_the_check_with_a_warning(pkd_slice: P
     (folder / "the-eyes-have-it.txt").write_text("Rewritten since.\n")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        assert model_index(_card({"corpus": {"name": "novel", "source": str(folder), "checksum": checksum}})) is None
+        assert index_of(_card({"corpus": {"name": "novel", "source": str(folder), "checksum": checksum}})) is None
         gone = {"name": "novel", "source": str(tmp_path / "nowhere"), "checksum": "0" * 64}
-        assert model_index(_card({"corpus": gone})) is None
+        assert index_of(_card({"corpus": gone})) is None
     messages = [str(w.message) for w in caught if w.category is MemorizationWarning]
     assert len(messages) == 2 and "has changed" in messages[0] and "not found" in messages[1]
 
@@ -143,8 +146,8 @@ def test_memorization_and_check_commands(trained_model: Path):
 
 
 def test_a_file_named_like_a_catalogue_corpus_is_found_by_its_path(tmp_path: Path):
-    from assistant.samples.memorization import _find_corpus
     from corpora import load_corpus
+    from corpora.index import _find_corpus
 
     (tmp_path / "pkd.txt").write_text("Not Philip K. Dick at all, but a writer's own novel called pkd.txt.\n")
     mine = load_corpus(str(tmp_path / "pkd.txt"))

@@ -177,13 +177,12 @@ def memorization(
     from statistics import median
 
     from ..generation import load_model
-    from ..samples.memorization import model_index
     from ..samples.recording import written
 
     if n < 1:
         raise UserError(f"-n must be at least 1, got {n}")
     text_model = load_model(model)
-    index = model_index(text_model.card)
+    index = text_model.card.corpus_index()
     if index is None:
         raise UserError(f"{text_model.name} has no corpus to check against")
     spans = []

@@ -14,10 +14,10 @@ from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
 from corpora import UserError
+from corpora.index import CorpusIndex, Span
 from kinds import modeldir
 from kinds.modeldir import Card
 
-from .memorization import CorpusIndex, Span, model_index
 from .store import Sample, Store
 
 if TYPE_CHECKING:
@@ -64,7 +64,7 @@ def sample_row(result: "Generation", source: str) -> dict[str, Any]:
 
 def store_sample(row: dict[str, Any], card: Card) -> int:
     """Check the text against the model's corpus, store it, and return its id."""
-    index = model_index(card)
+    index = card.corpus_index()
     row = {**row, **(UNCHECKED if index is None else span_columns(index.longest_span(row["text"])))}
     with Store() as store:
         return store.add(row)
@@ -85,7 +85,7 @@ def check_stored(store: Store, sample: Sample) -> tuple[Span | None, CorpusIndex
     path = modeldir.find(sample.model_path or "")
     if path is None:
         raise UserError(f"sample {sample.id}: cannot read its model's {sample.model_path}/config.json, so not its corpus either")
-    index = model_index(modeldir.read(path))
+    index = modeldir.read(path).corpus_index()
     if index is None:
         raise UserError(f"sample {sample.id}: its corpus {sample.corpus} cannot be checked (see the warning)")
     span = index.longest_span(sample.text)

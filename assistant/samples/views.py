@@ -13,7 +13,8 @@ from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from .memorization import CorpusIndex, Span
+from corpora.index import CorpusIndex, Span
+
 from .store import Sample
 
 

@@ -17,12 +17,12 @@ from pathlib import Path
 
 import numpy as np
 
-from corpora import CATALOGUE, Corpus, UserError, load_corpus
-from corpora.files import replacing
-from corpora.home import corpora_cache_dir
-from kinds.modeldir import Card
-
 from . import suffixarray
+from .catalogue import CATALOGUE
+from .errors import UserError
+from .files import replacing
+from .home import corpora_cache_dir
+from .load import Corpus, load_corpus
 
 INDEX_FORMAT = 1
 SEPARATOR = "\0"  # between documents: cleaned text never holds it, so no span crosses two documents
@@ -144,12 +144,10 @@ def _find_corpus(checksum: str, name: str, source: str) -> Corpus | None:
     return None
 
 
-def model_index(card: Card) -> CorpusIndex | None:
-    """The index of the corpus a model was trained on, built at its first use; None if it has none."""
-    corpus = card.corpus
-    if corpus is None or not corpus.checksum:
-        return None
-    index = cached_index(index_folder(corpus.checksum), corpus.checksum, corpus.name, corpus.source)
+def corpus_index(name: str, source: str, checksum: str) -> CorpusIndex | None:
+    """The index of the corpus with this name, source and checksum (as a model's card records them), built at its
+    first use; None, with a warning, when that corpus is not on this machine or has changed."""
+    index = cached_index(index_folder(checksum), checksum, name, source)
     if index is None:
         cached_index.cache_clear()  # a missing corpus may be back by the next check: remember successes only
     return index
