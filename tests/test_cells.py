@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from assistant import load_model
-from kinds.charlstm.cells import cell_states, inside_quotes, pick_cells, render_html
 from corpora import UserError
+from kinds.charlstm.cells import cell_states, inside_quotes, pick_cells, render_html
 
 from .conftest import run_cli
 
