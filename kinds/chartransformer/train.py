@@ -1,0 +1,116 @@
+"""The char transformer as a model kind of the training core.
+
+Its data is the char-LSTM's (`kinds.charlstm.data`): the same document
+separator, vocabulary, 90/5/5 split and windows, so the two kinds' losses on a
+corpus are comparable number for number. The LSTM reads the windows as
+streams carried from batch to batch; here each window is a sequence of its own,
+and nothing is carried between batches but the data position.
+"""
+
+from dataclasses import asdict
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from corpora import Corpus
+from finetune.adapter import evaluating
+from finetune.checkpoint import save_tensors
+from finetune.device import autocast
+
+from ..charlstm.data import DOC_START, CharData, corpus_text
+from ..charlstm.model import Vocab
+from ..charlstm.options import CharOptions
+from ..charlstm.presets import CharHParams
+from ..modeldir import WEIGHTS
+from . import presets
+from .model import CharGPT, CharGPTConfig
+
+
+def make_adapter(corpus: Corpus, options: CharOptions, seed: int, device: torch.device) -> "CharTransformerAdapter":
+    size, hp = presets.resolve(options, device.type)
+    return CharTransformerAdapter(corpus, size, hp, seed, device)
+
+
+class CharTransformerAdapter:
+    unit = "char"
+    cuda_dtype = torch.bfloat16  # no loss scaling needed, and flash attention runs in it
+    grad_accum = 1
+    chars_per_unit = 1.0
+
+    def __init__(self, corpus: Corpus, size: str, hp: CharHParams, seed: int, device: torch.device):
+        text = corpus_text(corpus)
+        self.vocab = Vocab.from_text(text)
+        self.data = CharData(text, self.vocab, hp.seq_len, hp.batch_size)
+        self.size = size
+        self.hp = self.schedule = hp
+        self.seed = seed
+        self.device = device
+        config = CharGPTConfig(len(self.vocab), hp.seq_len, hp.layers, hp.hidden, presets.heads(hp.hidden), hp.dropout)
+        self.model = CharGPT(config).to(device)
+        self.units_per_step = hp.batch_size * hp.seq_len
+        self.epoch = 0
+        self.index = 0
+
+    def headline(self) -> str:
+        c = self.model.config
+        return (f"Training a {self.size} char transformer ({c.layers}x{c.hidden}, {c.heads} head(s), context {c.block_size}, "
+                f"{self.model.num_parameters():,} parameters) on {self.data.split['train'][1]:,} characters, "
+                f"vocabulary {len(self.vocab)}")
+
+    def check_start(self, val_loss: float) -> None:
+        """It always starts from random weights: any first loss is right."""
+
+    def finish(self, directory: Path) -> None:
+        """model.safetensors is all it needs."""
+
+    def _loss(self, x: torch.Tensor, y: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
+        logits = self.model(x.to(self.device, non_blocking=True))
+        return F.cross_entropy(logits.float().reshape(-1, logits.size(-1)), y.to(self.device, non_blocking=True).reshape(-1),
+                               reduction=reduction)
+
+    def train_loss(self) -> torch.Tensor:
+        if self.index >= self.data.steps_per_epoch:
+            self.epoch, self.index = self.epoch + 1, 0
+        x, y = self.data.batch(self.seed, self.epoch, self.index)
+        self.index += 1
+        return self._loss(x, y)
+
+    @torch.no_grad()
+    def evaluate(self, split: str, max_units: int) -> float:
+        """The split's streams cut into block-size windows, each read from its own start as in training."""
+        xs, ys = self.data.eval_streams(split, max_units)
+        total, count = 0.0, 0
+        with evaluating(self.model), autocast(self.device, self.cuda_dtype):
+            for i in range(0, xs.size(1), self.hp.seq_len):
+                y = ys[:, i : i + self.hp.seq_len]
+                total += float(self._loss(xs[:, i : i + self.hp.seq_len], y, "sum"))
+                count += y.numel()
+        return total / count
+
+    def sample(self, n_units: int, seed: int) -> str:
+        generator = torch.Generator().manual_seed(seed)
+        ids = self.model.generate_ids(self.vocab.encode(DOC_START), generator, temperature=0.8)
+        with evaluating(self.model), autocast(self.device, self.cuda_dtype):
+            return self.vocab.decode([next(ids) for _ in range(n_units)])
+
+    def data_state(self) -> tuple[dict[str, torch.Tensor], dict]:
+        """Only the position: windows are independent, and dropout's randomness is the core's RNG state."""
+        return {}, {"epoch": self.epoch, "index": self.index}
+
+    def load_data_state(self, tensors: dict[str, torch.Tensor], meta: dict) -> None:
+        self.epoch, self.index = meta["epoch"], meta["index"]
+
+    def describe(self) -> dict:
+        return {
+            "architecture": self.model.config.to_json(),
+            "size": self.size,
+            "parameters": self.model.num_parameters(),
+            "vocab": self.vocab.chars,
+            "prime": DOC_START,
+            "split": self.data.split,
+            "hparams": asdict(self.hp),
+        }
+
+    def save_weights(self, directory: Path) -> None:
+        save_tensors(self.model.state_dict(), directory / WEIGHTS)
