@@ -79,7 +79,7 @@ def corpus_prepare(name: str, encoding: EncodingOpt = None) -> None:
 
 # ---- training ----------------------------------------------------------------
 GPT2 = "GPT-2 options"
-CHAR = "char-LSTM options"
+CHAR = "char model options (char, char-transformer)"
 
 
 @app.command()
@@ -133,9 +133,10 @@ def finetune(
                                                      rich_help_panel=GPT2)] = False,
     size: Annotated[str, typer.Option(help="auto, tiny, small, medium or large (auto: small on CPU, large on GPU).",
                                       rich_help_panel=CHAR)] = "auto",
-    layers: Annotated[int | None, typer.Option(help="LSTM layers.", rich_help_panel=CHAR)] = None,
-    hidden: Annotated[int | None, typer.Option(help="LSTM width.", rich_help_panel=CHAR)] = None,
-    seq_len: Annotated[int | None, typer.Option(help="Characters per BPTT window.", rich_help_panel=CHAR)] = None,
+    layers: Annotated[int | None, typer.Option(help="Layers (LSTM layers, or transformer blocks).", rich_help_panel=CHAR)] = None,
+    hidden: Annotated[int | None, typer.Option(help="Width (LSTM cells, or the embedding width).", rich_help_panel=CHAR)] = None,
+    seq_len: Annotated[int | None, typer.Option(help="Characters per training window (a transformer's context).",
+                                                 rich_help_panel=CHAR)] = None,
     batch_size: Annotated[int | None, typer.Option(help="Parallel streams per step.", rich_help_panel=CHAR)] = None,
 ) -> None:
     """Train a model on a corpus until a target loss, a step or time bound."""

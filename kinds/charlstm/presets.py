@@ -39,27 +39,18 @@ PRESETS: dict[str, CharHParams] = {
 }
 
 
-def resolve(options: CharOptions, device_type: str) -> tuple[str, CharHParams]:
-    """The preset named (or chosen for the device) with the user's overrides on top."""
+def resolve(options: CharOptions, device_type: str,
+            presets: dict[str, CharHParams] = PRESETS) -> tuple[str, CharHParams]:
+    """The preset named (or chosen for the device) with the user's overrides on top; the char transformer
+    passes its own table."""
     size = options.size
     if size == "auto":
         size = "large" if device_type == "cuda" else "small"
-    if size not in PRESETS:
-        raise UserError(f"unknown --size {size!r}: choose one of auto, {', '.join(PRESETS)}")
-    overrides = {
-        k: v
-        for k, v in (
-            ("layers", options.layers),
-            ("hidden", options.hidden),
-            ("dropout", options.dropout),
-            ("seq_len", options.seq_len),
-            ("batch_size", options.batch_size),
-            ("lr", options.lr),
-        )
-        if v is not None
-    }
-    hp = replace(PRESETS[size], **overrides)
-    if hp.layers < 1 or hp.hidden < 1 or hp.seq_len < 1 or hp.batch_size < 1:
+    if size not in presets:
+        raise UserError(f"unknown --size {size!r}: choose one of auto, {', '.join(presets)}")
+    overridable = ("layers", "hidden", "dropout", "seq_len", "batch_size", "lr")
+    hp = replace(presets[size], **{k: v for k in overridable if (v := getattr(options, k)) is not None})
+    if min(hp.layers, hp.hidden, hp.seq_len, hp.batch_size) < 1:
         raise UserError("--layers, --hidden, --seq-len and --batch-size must be at least 1")
     if not 0 <= hp.dropout < 1:
         raise UserError(f"--dropout must be in [0, 1), got {hp.dropout}")

@@ -16,10 +16,9 @@ the 6x384 network nanoGPT trains on Shakespeare's characters, for a GPU;
 `medium` is as deep, narrower.
 """
 
-from dataclasses import replace
-
 from corpora import UserError
 
+from ..charlstm import presets as charlstm_presets
 from ..charlstm.options import CharOptions
 from ..charlstm.presets import CharHParams  # the same numbers, read as above
 from .model import HEAD_WIDTH
@@ -31,7 +30,6 @@ PRESETS: dict[str, CharHParams] = {
     "medium": CharHParams(6, 256, 0.1, 256, 64, 1e-3, 5000, 100, 250, 500),
     "large": CharHParams(6, 384, 0.2, 256, 64, 1e-3, 5000, 100, 250, 500),
 }
-OVERRIDABLE = ("layers", "hidden", "dropout", "seq_len", "batch_size", "lr")
 
 
 def heads(hidden: int) -> int:
@@ -39,20 +37,9 @@ def heads(hidden: int) -> int:
 
 
 def resolve(options: CharOptions, device_type: str) -> tuple[str, CharHParams]:
-    """The preset named (or chosen for the device) with the user's overrides on top."""
-    size = options.size
-    if size == "auto":
-        size = "large" if device_type == "cuda" else "small"
-    if size not in PRESETS:
-        raise UserError(f"unknown --size {size!r}: choose one of auto, {', '.join(PRESETS)}")
-    hp = replace(PRESETS[size], **{k: v for k in OVERRIDABLE if (v := getattr(options, k)) is not None})
-    if min(hp.layers, hp.hidden, hp.seq_len, hp.batch_size) < 1:
-        raise UserError("--layers, --hidden, --seq-len and --batch-size must be at least 1")
+    """The char-LSTM's resolution over this kind's table, and a width its heads divide."""
+    size, hp = charlstm_presets.resolve(options, device_type, PRESETS)
     if hp.hidden % heads(hp.hidden):
         raise UserError(f"--hidden must be a multiple of its {heads(hp.hidden)} attention heads "
                         f"(one per {HEAD_WIDTH} of width), got {hp.hidden}")
-    if not 0 <= hp.dropout < 1:
-        raise UserError(f"--dropout must be in [0, 1), got {hp.dropout}")
-    if hp.lr <= 0:
-        raise UserError(f"--lr must be positive, got {hp.lr}")
     return size, hp
