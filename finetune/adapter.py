@@ -15,6 +15,8 @@ from typing import Protocol
 import torch
 from torch import nn
 
+from kinds.sampling import Sampling
+
 
 @contextlib.contextmanager
 def evaluating(model: nn.Module) -> Iterator[None]:
@@ -68,6 +70,11 @@ class Adapter(Protocol):
 
     def sample(self, n_units: int, seed: int) -> str:
         """An unconditional sample, without touching the global RNG."""
+        ...
+
+    def write(self, prompts: list[str], n_units: int, seed: int, sampling: Sampling) -> list[str]:
+        """A continuation of `n_units` after each prompt (an empty prompt: an unconditional sample), for the
+        ghostwriting evaluation; without touching the global RNG."""
         ...
 
     def data_state(self) -> tuple[dict[str, torch.Tensor], dict]:

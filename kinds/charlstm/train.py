@@ -11,6 +11,7 @@ from finetune.adapter import evaluating
 from finetune.checkpoint import save_tensors
 
 from ..modeldir import WEIGHTS
+from ..sampling import Sampling
 from . import presets
 from .data import DOC_START, CharData, corpus_text
 from .model import CharLSTM, CharLSTMConfig, State, Vocab
@@ -86,6 +87,13 @@ class CharLSTMAdapter:
         ids = self.model.generate_ids(self.vocab.encode(DOC_START), generator, temperature=0.8)
         with evaluating(self.model):
             return self.vocab.decode([next(ids) for _ in range(n_units)])
+
+    def write(self, prompts: list[str], n_units: int, seed: int, sampling: Sampling) -> list[str]:
+        """Continuations of each prompt (an empty one: an unconditional sample), written side by side in one batch."""
+        generator = torch.Generator().manual_seed(seed)
+        primes = [self.vocab.encode(DOC_START) + self.vocab.encode_lenient(p)[0] for p in prompts]
+        with evaluating(self.model):
+            return [self.vocab.decode(ids) for ids in self.model.generate_batch(primes, n_units, generator, sampling)]
 
     def data_state(self) -> tuple[dict[str, torch.Tensor], dict]:
         # float32 on disk: a GPU run's float16 state must feed a CPU LSTM after resume

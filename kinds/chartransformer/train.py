@@ -23,6 +23,7 @@ from ..charlstm.model import Vocab
 from ..charlstm.options import CharOptions
 from ..charlstm.presets import CharHParams
 from ..modeldir import WEIGHTS
+from ..sampling import Sampling
 from . import presets
 from .model import CharGPT, CharGPTConfig
 
@@ -93,6 +94,17 @@ class CharTransformerAdapter:
         ids = self.model.generate_ids(self.vocab.encode(DOC_START), generator, temperature=0.8)
         with evaluating(self.model), autocast(self.device, self.cuda_dtype):
             return self.vocab.decode([next(ids) for _ in range(n_units)])
+
+    def write(self, prompts: list[str], n_units: int, seed: int, sampling: Sampling) -> list[str]:
+        """Continuations of each prompt (an empty one: an unconditional sample), one after the other."""
+        generator = torch.Generator().manual_seed(seed)
+        texts = []
+        with evaluating(self.model), autocast(self.device, self.cuda_dtype):
+            for prompt in prompts:
+                prime = self.vocab.encode(DOC_START) + self.vocab.encode_lenient(prompt)[0]
+                ids = self.model.generate_ids(prime, generator, sampling.temperature, sampling.top_k, sampling.top_p)
+                texts.append(self.vocab.decode([next(ids) for _ in range(n_units)]))
+        return texts
 
     def data_state(self) -> tuple[dict[str, torch.Tensor], dict]:
         """Only the position: windows are independent, and dropout's randomness is the core's RNG state."""
