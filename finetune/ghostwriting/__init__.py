@@ -1,0 +1,1 @@
+"""What a checkpoint writes, measured: copying, style, prompt-following, diversity."""
