@@ -207,17 +207,25 @@ def _until_stop(pieces: Iterator[str], limit: int | None, stops: tuple[str, ...]
 
 
 def load_model(name_or_path: str | Path, device: str = "auto") -> TextModel:
-    """A trained model by name (in the data directory) or path, or a GPT-2 base, ready to write."""
+    """A trained model by name (in the data directory) or path, or a GPT-2 base, ready to write.
+
+    `NAME@best-val` and `NAME@last` load those checkpoints; a plain name the
+    ghostwriting checkpoint where training chose one (see finetune.ghostwriting),
+    else the best validation loss.
+    """
     from finetune.device import pick_device
 
     torch_device = pick_device(device)
-    path = modeldir.find(name_or_path)
+    name, at, checkpoint = str(name_or_path).rpartition("@")
+    if not at or modeldir.find(name_or_path) is not None:  # a directory may have @ in its name
+        name, checkpoint = str(name_or_path), None
+    path = modeldir.find(name)
     if path is None:
         from kinds.gpt2.infer import load_base
 
         card, decoder = load_base(str(name_or_path), torch_device, _no_model_hint(str(name_or_path)))
         return TextModel(card, decoder, torch_device)
-    card = modeldir.read(path)
+    card = modeldir.read(path).at(checkpoint)
     if card.kind not in registry.KINDS:
         raise UserError(f"{path}: unknown model kind {card.kind!r}; this version loads {', '.join(registry.KINDS)}")
     if not card.has_weights:

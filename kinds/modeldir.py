@@ -14,7 +14,7 @@ Directories written by earlier releases are migrated as they are read (see
 import json
 import os
 import socket
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -36,6 +36,10 @@ LOSS_CURVE = "loss.svg"
 LAST = "last"
 CHECKPOINT = "checkpoint.safetensors"
 MERGED = "merged"  # a LoRA adapter folded into its base
+GHOSTWRITING = "ghostwriting"
+# The checkpoints a directory can hold, and the folder of each one's weights: the ghostwriting checkpoint (the best
+# style among those that do not copy), the best validation loss (the directory itself), and the end of the last run.
+CHECKPOINTS = {GHOSTWRITING: GHOSTWRITING, "best-val": "", "last": LAST}
 ADAPTER_CONFIG = "adapter_config.json"
 
 
@@ -71,6 +75,7 @@ class Card:
     device: str | None = None
     result: dict = field(default_factory=dict)  # the run's summary, or its progress while it runs
     extra: dict = field(default_factory=dict)  # the kind's own keys
+    checkpoint: str = "best-val"  # whose weights a loader reads (not in config.json: chosen when loading)
 
     def corpus_index(self) -> "CorpusIndex | None":
         """The suffix-array index of the corpus the model was trained on, for the memorization check; None without one."""
@@ -85,10 +90,29 @@ class Card:
             raise UserError(f"{self.name} is a base, not a model directory: it has no {name}")
         return self.path / name
 
+    def weights(self, name: str) -> Path:
+        """A weight file of the checkpoint this card is for (see `at`)."""
+        return self.file(CHECKPOINTS[self.checkpoint]) / name
+
     @property
     def has_weights(self) -> bool:
         """Whether there is anything to load yet (a run stopped before its first evaluation has none)."""
-        return self.path is not None and any((self.path / f).exists() for f in registry.get(self.kind).weights)
+        return self.path is not None and any(self.weights(f).exists() for f in registry.get(self.kind).weights)
+
+    def checkpoints(self) -> list[str]:
+        """The checkpoints this directory holds weights for."""
+        return [name for name in CHECKPOINTS if replace(self, checkpoint=name).has_weights]
+
+    def at(self, checkpoint: str | None) -> "Card":
+        """This card for one of its checkpoints; None: the ghostwriting one when there is one, else best-val."""
+        held = self.checkpoints()
+        if checkpoint is None:
+            checkpoint = GHOSTWRITING if GHOSTWRITING in held else "best-val"
+        elif checkpoint not in CHECKPOINTS:
+            raise UserError(f"unknown checkpoint @{checkpoint}: choose @{', @'.join(CHECKPOINTS)}")
+        elif checkpoint not in held:
+            raise UserError(f"{self.name} has no @{checkpoint} checkpoint" + (f" (it has @{', @'.join(held)})" if held else ""))
+        return replace(self, checkpoint=checkpoint)
 
     @property
     def status(self) -> str | None:
@@ -99,9 +123,12 @@ class Card:
         return reason
 
     def to_json(self) -> dict:
-        own = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in ("path", "extra")}
+        own = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in NOT_SAVED}
         own["corpus"] = None if self.corpus is None else self.corpus.__dict__
         return {**self.extra, **{k: v for k, v in own.items() if v is not None}}
+
+
+NOT_SAVED = {"path", "extra", "checkpoint"}
 
 
 def _alive(pid: int | None) -> bool:
@@ -119,7 +146,7 @@ def _alive(pid: int | None) -> bool:
 def from_json(data: dict, path: Path | None) -> Card:
     """A card from config.json's contents (migrated from older releases)."""
     data = _migrate(dict(data))
-    own = {f.name for f in fields(Card)} - {"path", "extra"}
+    own = {f.name for f in fields(Card)} - NOT_SAVED
     values = {k: v for k, v in data.items() if k in own}
     if isinstance(values.get("corpus"), dict):
         values["corpus"] = CorpusRecord(**values["corpus"])

@@ -15,7 +15,7 @@ class CharDecoder:
         self.vocab = Vocab(card.extra["vocab"])
         self.prime = card.extra["prime"]
         self.model = CharLSTM(CharLSTMConfig(**card.architecture))
-        self.model.load_state_dict(load_file(str(card.file(WEIGHTS)), device="cpu"))
+        self.model.load_state_dict(load_file(str(card.weights(WEIGHTS)), device="cpu"))
         self.model.to(device).eval()
         self.device = device
 

@@ -16,7 +16,7 @@ class CharTransformerDecoder:
         self.vocab = Vocab(card.extra["vocab"])
         self.prime = card.extra["prime"]
         self.model = CharGPT(CharGPTConfig(**card.architecture))
-        self.model.load_state_dict(load_file(str(card.file(WEIGHTS)), device="cpu"))
+        self.model.load_state_dict(load_file(str(card.weights(WEIGHTS)), device="cpu"))
         self.model.to(device).eval()
 
     def pieces(self, prompt: str, sampling: Sampling, generator: torch.Generator) -> Iterator[str]:

@@ -39,8 +39,8 @@ class GPT2Decoder:
 
 
 def load(card: Card, device: torch.device) -> GPT2Decoder:
-    """A model directory's GPT-2: merged/, base plus adapter, or its own weights."""
-    path = card.file("")
+    """A model directory's GPT-2 at the card's checkpoint: merged/, base plus adapter, or its own weights."""
+    path = card.weights("")
     if (path / MERGED).is_dir():
         return GPT2Decoder(bases.load_pretrained(str(path / MERGED), {}), str(path / MERGED), device)
     if (path / ADAPTER_CONFIG).is_file():
