@@ -1,72 +1,32 @@
-"""Files of a model directory, written so that a kill -9 never corrupts them.
+"""The file formats of a run: tensors, the resumable checkpoint, and the JSON-lines logs.
 
-Every file is written to a temporary name and renamed into place. The
-resumable state is one file, `last/checkpoint.safetensors`: tensors (weights,
-optimizer moments, RNG states, carried LSTM state) plus the JSON state in the
-safetensors metadata, so weights and data position can never disagree.
-Nothing is pickled.
+The resumable state is one file, `last/checkpoint.safetensors`: tensors
+(weights, optimizer moments, RNG states, carried LSTM state) plus the JSON
+state in the safetensors metadata, so weights and data position can never
+disagree. Nothing is pickled. Files are written through `corpora.files`, so a
+kill -9 never leaves half of one.
 """
 
 import json
-import os
 from pathlib import Path
 
 import torch
+from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
-from kinds.modeldir import CHECKPOINT, CONFIG, HISTORY, LAST, LOSS_CURVE, SAMPLES  # noqa: F401 (for the trainer)
-
-
-def _umask() -> int:
-    try:  # Linux says it without changing it: setting it, even for an instant, would touch every thread's files
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("Umask:"):
-                return int(line.split()[1], 8)
-    except (OSError, ValueError, IndexError):
-        pass
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
-
-
-FILE_MODE = 0o666 & ~_umask()  # what open() gives a new file; safetensors writes its files 0600
-
-
-def publish(tmp: Path, path: Path) -> None:
-    """Rename a finished file into place, readable like the user's other files."""
-    os.chmod(tmp, FILE_MODE)
-    os.replace(tmp, path)
-
-
-def _tmp(path: Path) -> Path:
-    return path.with_name(f".{path.name}.{os.getpid()}.tmp")
+from corpora.files import replacing, write_text
 
 
 def save_tensors(tensors: dict[str, torch.Tensor], path: Path, metadata: dict[str, str] | None = None) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _tmp(path)
+    """Tensors as safetensors (on the CPU, contiguous, as the format needs), replacing `path` whole."""
     plain = {k: v.detach().to("cpu").contiguous() for k, v in tensors.items()}
-    save_file(plain, str(tmp), metadata=metadata)
-    publish(tmp, path)
-
-
-def write_text(path: Path, text: str) -> None:
-    tmp = _tmp(path)
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
-def write_json(path: Path, data: dict) -> None:
-    write_text(path, json.dumps(data, indent=2, ensure_ascii=False) + "\n")
-
-
-def read_json(path: Path) -> dict:
-    return json.loads(path.read_text())
+    with replacing(path) as tmp:
+        save_file(plain, str(tmp), metadata=metadata)
 
 
 def append_jsonl(path: Path, rows: list[dict]) -> None:
     if rows:
-        with path.open("a") as f:
+        with path.open("a", encoding="utf-8") as f:
             f.writelines(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
 
 
@@ -74,12 +34,12 @@ def read_jsonl(path: Path) -> list[dict]:
     if not path.exists():
         return []
     # split on "\n" only: str.splitlines() would also break rows at U+2028 and friends inside samples
-    return [json.loads(line) for line in path.read_text().split("\n") if line.strip()]
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").split("\n") if line.strip()]
 
 
 def truncate_jsonl(path: Path, lines: int) -> None:
     """Keep the first `lines` rows: what a resumed run will write again goes."""
-    rows = path.read_text().split("\n")[:lines] if path.exists() else []
+    rows = path.read_text(encoding="utf-8").split("\n")[:lines] if path.exists() else []
     write_text(path, "".join(row + "\n" for row in rows))
 
 
@@ -109,14 +69,13 @@ def unflatten_optimizer(tensors: dict[str, torch.Tensor], meta: dict) -> dict:
     return {"state": state, "param_groups": meta["groups"]}
 
 
-def save_checkpoint(directory: Path, tensors: dict[str, torch.Tensor], state: dict) -> None:
-    save_tensors(tensors, directory / LAST / CHECKPOINT, metadata={"state": json.dumps(state)})
+def save_checkpoint(path: Path, tensors: dict[str, torch.Tensor], state: dict) -> None:
+    """The resumable checkpoint: tensors, and `state` as JSON in the file's metadata."""
+    save_tensors(tensors, path, metadata={"state": json.dumps(state)})
 
 
-def load_checkpoint(directory: Path) -> tuple[dict[str, torch.Tensor], dict]:
-    from safetensors import safe_open
-
-    path = directory / LAST / CHECKPOINT
+def load_checkpoint(path: Path) -> tuple[dict[str, torch.Tensor], dict]:
+    """What save_checkpoint wrote: (tensors on the CPU, state)."""
     with safe_open(str(path), framework="pt") as f:
         state = json.loads(f.metadata()["state"])
     return load_file(str(path), device="cpu"), state

@@ -11,6 +11,7 @@ import datetime as dt
 import shutil
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -20,7 +21,7 @@ from kinds import modeldir, registry
 from kinds.modeldir import Card
 
 from . import device as devices
-from .adapter import Schedule
+from .adapter import Adapter, Schedule
 from .config import FinetuneConfig
 from .progress import Reporter
 from .trainer import Plan, Summary, Trainer
@@ -111,46 +112,38 @@ def make_plan(cfg: FinetuneConfig, hp: Schedule) -> Plan:
     )
 
 
-def finetune(config: FinetuneConfig, reporter: Reporter | None = None) -> Summary:
-    config.validate()
-    config = replace(config, options=config.options.prepared())
-    reporter = reporter or Reporter()
-    device = devices.pick_device(config.device)
-    corpus = load_corpus(config.corpus, config.encoding)
-    path = model_path(config, corpus)
-    check_model_dir(path, config.resume, config.force)
-    if config.resume:
-        saved = modeldir.read(path)
-        assert saved.corpus is not None
-        if saved.corpus.checksum != corpus.checksum:
-            if saved.corpus.name != corpus.name:  # a renamed folder keeps its checksum and resumes
-                raise UserError(f"{path.name} was trained on corpus {saved.corpus.name!r}, not {corpus.name!r}: "
-                                "resume it with that corpus, or train a new model with --name")
-            raise UserError(
-                f"corpus {corpus.name!r} has changed since {path.name} was trained (checksum differs); "
-                "train a new model instead of resuming"
-            )
-        config = merge_resumed(saved, config)
-    devices.prepare(device)
-    torch.manual_seed(config.seed)
-    adapter = registry.get(config.model).train().make_adapter(corpus, config.options, config.seed, device)
-    if config.resume and saved.extra.get("base_weights") not in (None, adapter.describe().get("base_weights")):
-        raise UserError(f"base {config.options.base!r} has changed since {path.name} was trained: its LoRA adapter only "
+def check_same_corpus(saved: Card, corpus: Corpus, path: Path) -> None:
+    """A run resumes only on the text it was trained on: its checkpoint's data position points into that text."""
+    assert saved.corpus is not None
+    if saved.corpus.checksum != corpus.checksum:
+        if saved.corpus.name != corpus.name:  # a renamed folder keeps its checksum and resumes
+            raise UserError(f"{path.name} was trained on corpus {saved.corpus.name!r}, not {corpus.name!r}: "
+                            "resume it with that corpus, or train a new model with --name")
+        raise UserError(
+            f"corpus {corpus.name!r} has changed since {path.name} was trained (checksum differs); "
+            "train a new model instead of resuming"
+        )
+
+
+def check_same_base(saved: Card, adapter: Adapter, options: Any, path: Path) -> None:
+    """A LoRA adapter resumes only on the frozen weights it was trained on (a char model records none)."""
+    if saved.extra.get("base_weights") not in (None, adapter.describe().get("base_weights")):
+        raise UserError(f"base {options.base!r} has changed since {path.name} was trained: its LoRA adapter only "
                         "fits the weights it was trained on; train a new model instead of resuming")
-    plan = make_plan(config, adapter.schedule)
-    start_val = None
-    if not config.resume:
-        reporter.message(f"{adapter.headline()}; corpus {corpus.name} ({corpus.chars:,} characters), on {device}, into {path}")
-        start_val = adapter.evaluate("val", plan.eval_units)
-        reporter.message(f"Before training: validation loss {start_val:.3f} nats/{adapter.unit}.")
-        adapter.check_start(start_val)
-    make_model_dir(path, config.force)
-    card = modeldir.from_json({
+
+
+def make_card(path: Path, config: FinetuneConfig, corpus: Corpus, adapter: Adapter, plan: Plan, device: torch.device,
+              saved: Card | None) -> Card:
+    """config.json as the run starts: what the model is, the corpus exactly, the settings and plan it runs with.
+
+    A resumed run keeps the date its model was first created.
+    """
+    return modeldir.from_json({
         **adapter.describe(),
         "format": modeldir.FORMAT_VERSION,
         "kind": config.model,
         "name": path.name,
-        "created": saved.created if config.resume else dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "created": saved.created if saved is not None else dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "code_version": code_version(),
         "corpus": {"name": corpus.name, "source": corpus.source, "checksum": corpus.checksum,
                    "documents": len(corpus.documents), "characters": corpus.chars},
@@ -158,8 +151,36 @@ def finetune(config: FinetuneConfig, reporter: Reporter | None = None) -> Summar
         "plan": dict(plan.__dict__),
         "device": str(device),
     }, path)
-    trainer = Trainer(adapter, card, plan, device, reporter)
-    if config.resume:
+
+
+def finetune(config: FinetuneConfig, reporter: Reporter | None = None) -> Summary:
+    """Train the model `config` asks for; every input is checked before the model directory is touched."""
+    config.validate()
+    config = replace(config, options=config.options.prepared())
+    reporter = reporter or Reporter()
+    device = devices.pick_device(config.device)
+    corpus = load_corpus(config.corpus, config.encoding)
+    path = model_path(config, corpus)
+    check_model_dir(path, config.resume, config.force)
+    saved = modeldir.read(path) if config.resume else None
+    if saved is not None:
+        check_same_corpus(saved, corpus, path)
+        config = merge_resumed(saved, config)
+    devices.prepare(device)
+    torch.manual_seed(config.seed)
+    adapter = registry.get(config.model).train().make_adapter(corpus, config.options, config.seed, device)
+    if saved is not None:
+        check_same_base(saved, adapter, config.options, path)
+    plan = make_plan(config, adapter.schedule)
+    start_val = None
+    if saved is None:
+        reporter.message(f"{adapter.headline()}; corpus {corpus.name} ({corpus.chars:,} characters), on {device}, into {path}")
+        start_val = adapter.evaluate("val", plan.eval_units)
+        reporter.message(f"Before training: validation loss {start_val:.3f} nats/{adapter.unit}.")
+        adapter.check_start(start_val)
+    make_model_dir(path, config.force)
+    trainer = Trainer(adapter, make_card(path, config, corpus, adapter, plan, device, saved), plan, device, reporter)
+    if saved is not None:
         trainer.resume()
     summary = trainer.run(start_val)
     adapter.finish(path)

@@ -1,16 +1,15 @@
 """The training core: one loop for every model kind.
 
 It owns the optimizer and learning-rate schedule, the loss threshold
-(`--target-loss`), validation on a schedule, the best and last checkpoints,
-the memorization warning, exact resume, progress and the closing summary.
-Model kinds plug in through `adapter.Adapter`.
+(`--target-loss`), validation on a schedule, when to keep the best weights and
+when to checkpoint, the memorization warning, exact resume, progress and the
+closing summary. What goes into which file of the model directory is
+`rundir.RunDir`'s. Model kinds plug in through `adapter.Adapter`.
 """
 
 import contextlib
 import math
-import os
 import signal
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -20,14 +19,13 @@ from pathlib import Path
 import torch
 
 from corpora import UserError
-from kinds import modeldir
 from kinds.modeldir import Card
 
 from . import checkpoint as ckpt
 from .adapter import Adapter
 from .device import autocast
-from .plot import loss_curve_svg
 from .progress import Reporter, format_duration, format_rate
+from .rundir import RunDir
 
 EMA_BETA = 0.98  # the smoothed training loss averages roughly the last 50 steps
 PROGRESS_TICKS = 1000
@@ -90,9 +88,27 @@ class RunState:
     def smoothed(self) -> float | None:
         return self.ema / (1 - EMA_BETA**self.ema_steps) if self.ema_steps else None
 
+    def count_step(self, loss: float, units: int) -> None:
+        """A step taken: count it, and fold its loss into the smoothed training loss."""
+        self.step += 1
+        self.units += units
+        self.ema = EMA_BETA * self.ema + (1 - EMA_BETA) * loss
+        self.ema_steps += 1
+
+    def record_val(self, val: float) -> bool:
+        """Note a validation loss measured after a step; True when it is the best yet (its weights are worth keeping)."""
+        self.last_val = val
+        best = self.best_val is None or val < self.best_val
+        if best:
+            self.best_val, self.best_step = val, self.step
+        self.evals.append([self.step, self.smoothed, val])
+        return best
+
 
 @dataclass
 class Summary:
+    """How a run ended: returned to the caller, kept as config.json's `result`, told by describe_summary."""
+
     path: Path
     unit: str
     chars_per_unit: float
@@ -125,19 +141,22 @@ STOP_REASONS = {
 
 
 class Trainer:
+    """Decides what a run does and when: steps, evaluations, samples, checkpoints, the overfit warning, stopping.
+
+    What is written where is the `RunDir`'s business; the trainer keeps the
+    optimizer, the loss scaler, the run state and the progress display.
+    """
+
     def __init__(
         self, adapter: Adapter, card: Card, plan: Plan, device: torch.device, reporter: Reporter
     ):
         self.adapter = adapter
-        self.card = card
-        self.dir = card.file("")
+        self.run_dir = RunDir(card, adapter, plan.target_loss)
         self.plan = plan
         self.device = device
         self.reporter = reporter
         self.state = RunState()
         self.optimizer = self._make_optimizer()
-        self.history: list[dict] = []
-        self.samples: list[dict] = []
         self.step_time: float | None = None
         self.interrupted = False
         # float16 autocast needs loss scaling so that small gradients do not underflow; bf16 and fp32 do not
@@ -156,81 +175,138 @@ class Trainer:
         fused = self.device.type == "cuda"
         return torch.optim.AdamW(groups, lr=self.plan.lr, betas=(0.9, 0.99), fused=fused)
 
-    # ---- checkpoints -------------------------------------------------
-    def _checkpoint(self) -> None:
-        """Flush the logs, then write last/ in one atomic rename."""
-        ckpt.append_jsonl(self.dir / ckpt.HISTORY, self.history)
-        ckpt.append_jsonl(self.dir / ckpt.SAMPLES, self.samples)
-        self.state.history_lines += len(self.history)
-        self.state.sample_lines += len(self.samples)
-        self.history, self.samples = [], []
-        tensors = {f"model.{k}": v for k, v in trainable_state(self.adapter.model).items()}
-        opt_tensors, opt_meta = ckpt.flatten_optimizer(self.optimizer.state_dict())
-        tensors.update(opt_tensors)
-        data_tensors, data_meta = self.adapter.data_state()
-        tensors.update({f"data.{k}": v for k, v in data_tensors.items()})
-        tensors["rng.cpu"] = torch.get_rng_state()
-        if self.device.type == "cuda":
-            tensors["rng.cuda"] = torch.cuda.get_rng_state(self.device)
-        meta = {"run": asdict(self.state), "optimizer": opt_meta, "data": data_meta, "scaler": self.scaler.state_dict()}
-        ckpt.save_checkpoint(self.dir, tensors, meta)
-        self._draw()
+    # ---- the loop ------------------------------------------------------
+    def run(self, start_val: float | None = None) -> Summary:
+        """Train; `start_val` is the validation loss before the first step, None when resuming."""
+        with self._ctrl_c_stops_at_a_step_boundary():
+            s, p = self.state, self.plan
+            if start_val is None:
+                self.reporter.message(f"Resuming at step {s.step} (best val {s.best_val:.3f} at step {s.best_step}).")
+            else:
+                self._start(start_val)
+            self.reporter.start(p.max_steps if p.max_steps is not None else PROGRESS_TICKS, self._completed())
+            try:
+                reason = self._loop(start=time.monotonic() - s.elapsed)
+            finally:
+                self.reporter.stop()
+        return self._finish(reason)
 
-    def _draw(self) -> None:
-        history = ckpt.read_jsonl(self.dir / ckpt.HISTORY)
-        title = f"{self.card.name}: {self.card.kind} on {self.card.corpus.name if self.card.corpus else '-'}"
-        ckpt.write_text(self.dir / ckpt.LOSS_CURVE, loss_curve_svg(history, self.adapter.unit, title, self.plan.target_loss))
-
-    def resume(self) -> None:
-        tensors, meta = ckpt.load_checkpoint(self.dir)
-        model_sd = {k[len("model.") :]: v for k, v in tensors.items() if k.startswith("model.")}
-        if set(model_sd) != set(trainable_state(self.adapter.model)):
-            raise UserError(f"the checkpoint in {self.dir / ckpt.LAST} does not fit this model; start over with --force")
-        self.adapter.model.load_state_dict(model_sd, strict=False)
-        optimizer_state = ckpt.unflatten_optimizer(tensors, meta["optimizer"])
-        for saved, current in zip(optimizer_state["param_groups"], self.optimizer.param_groups, strict=True):
-            for key in ("fused", "foreach", "capturable"):  # device-specific: keep this machine's choice
-                if key in current:
-                    saved[key] = current[key]
-        self.optimizer.load_state_dict(optimizer_state)
-        data = {k[len("data.") :]: v for k, v in tensors.items() if k.startswith("data.")}
-        self.adapter.load_data_state(data, meta["data"])
-        torch.set_rng_state(tensors["rng.cpu"])
-        if self.device.type == "cuda" and "rng.cuda" in tensors:
-            torch.cuda.set_rng_state(tensors["rng.cuda"], self.device)
-        if self.scaler.is_enabled() and meta.get("scaler"):
-            self.scaler.load_state_dict(meta["scaler"])
-        self.state = RunState(**meta["run"])
-        ckpt.truncate_jsonl(self.dir / ckpt.HISTORY, self.state.history_lines)
-        ckpt.truncate_jsonl(self.dir / ckpt.SAMPLES, self.state.sample_lines)
-
-    def _write_config(self, summary: Summary | None = None) -> None:
-        result = summary.to_json() if summary else {
-            "steps": self.state.step,
-            "best_val": self.state.best_val,
-            "best_step": self.state.best_step,
-            "stop_reason": "running",
-            "pid": os.getpid(),  # so a listing can tell a live run from one that was killed
-            "host": socket.gethostname(),
-        }
-        self.card.result = result
-        modeldir.write(self.card)
-
-    # ---- evaluation ----------------------------------------------------
-    def _evaluate(self, val: float | None = None) -> float:
-        """Validation loss now (or the one just measured), keeping the best weights."""
+    def _start(self, val: float) -> None:
+        """A new run: config.json says it is running, and the starting weights are the best so far."""
         s = self.state
-        if val is None:
-            val = self.adapter.evaluate("val", self.plan.eval_units)
-        s.last_val = val
-        if s.best_val is None or val < s.best_val:
-            s.best_val, s.best_step = val, s.step
-            self.adapter.save_weights(self.dir)
-            self._write_config()
-        if s.smoothed is not None:
-            s.evals.append([s.step, s.smoothed, val])
-            self._check_overfit()
-        return val
+        self.run_dir.write_running(s.step, s.best_val, s.best_step)
+        s.last_val, s.best_val, s.best_step = val, val, s.step
+        self.run_dir.save_best(s.step, val)
+        self.run_dir.log_step({"step": 0, "val_loss": val, "elapsed": 0.0})
+
+    def _loop(self, start: float) -> str:
+        """Train until a stop reason comes up; leave the state evaluated and checkpointed; return the reason."""
+        s, p = self.state, self.plan
+        reason = self._stop_reason()
+        if reason is not None and (self.run_dir.pending or not self.run_dir.has_checkpoint):
+            self._checkpoint()  # stopped before the first step (Ctrl-C, or a target met at step 0): keep it all
+        while reason is None:
+            if not self._timed_step(start):
+                return "diverged"
+            evaluated = s.step % p.eval_every == 0
+            if evaluated:
+                self._validate()
+            if s.step % p.sample_every == 0:
+                self._sample()
+            s.elapsed = time.monotonic() - start
+            reason = self._stop_reason()
+            if reason not in (None, "interrupted") and not evaluated:
+                self._validate()  # the run ends here: its final validation loss, and maybe its best weights
+                evaluated = True
+            if reason is not None or s.step % p.checkpoint_every == 0:
+                self._checkpoint()
+            self._report(force=evaluated)
+        return reason
+
+    def _stop_reason(self) -> str | None:
+        """Why the run stops now, or None; a Ctrl-C comes first, whatever else holds."""
+        s, p = self.state, self.plan
+        if self.interrupted:
+            return "interrupted"
+        if p.target_loss is not None:
+            current = s.smoothed if p.target_on == "train" else s.last_val
+            if current is not None and current <= p.target_loss and (p.target_on == "val" or s.step > 0):
+                return "target"
+        if p.stop_on_overfit and s.overfit_warned:
+            return "overfit"
+        if p.max_steps is not None and s.step >= p.max_steps:
+            return "max_steps"
+        if p.max_time is not None and s.elapsed >= p.max_time:
+            return "max_time"
+        return None
+
+    def _finish(self, reason: str) -> Summary:
+        """Write the result into config.json; a diverged run then fails, saying how to rescue it."""
+        summary = self._summary(reason)
+        self.run_dir.write_result(summary.to_json())
+        if reason == "diverged":
+            then = (
+                f"the last good checkpoint is intact in {self.run_dir.last}: continue with --resume and a lower --lr"
+                if self.run_dir.has_checkpoint
+                else "no checkpoint was written yet: start again with --force and a lower --lr"
+            )
+            raise UserError(f"training diverged at step {self.state.step + 1}: the loss is not finite; {then}")
+        return summary
+
+    # ---- a step ----------------------------------------------------------
+    def _timed_step(self, start: float) -> bool:
+        """A training step, timed for the rate and the ETA; False when its loss is not finite (nothing changed)."""
+        t0 = time.monotonic()
+        if not math.isfinite(self._train_step()):
+            return False
+        dt = time.monotonic() - t0
+        self.step_time = dt if self.step_time is None else 0.9 * self.step_time + 0.1 * dt
+        self.state.elapsed = time.monotonic() - start
+        return True
+
+    def _train_step(self) -> float:
+        """One optimizer step at the scheduled learning rate; its mean training loss, logged when the step is taken."""
+        s = self.state
+        lr = self.plan.lr_at(s.step, s.elapsed)
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        value, norm = self._gradients()
+        if not math.isfinite(value):
+            return value
+        if not math.isfinite(norm) and not self.scaler.is_enabled():
+            return float("nan")  # with loss scaling, an overflow only skips this step and lowers the scale
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        s.count_step(value, self.adapter.units_per_step)
+        self.run_dir.log_step(
+            {"step": s.step, "train_loss": value, "train_smooth": s.smoothed, "lr": lr,
+             "units_per_s": round(self._rate(), 1), "elapsed": round(s.elapsed, 3)}
+        )
+        return value
+
+    def _gradients(self) -> tuple[float, float]:
+        """The step's gradients, accumulated over micro-batches, unscaled and clipped: (mean loss, gradient norm)."""
+        self.optimizer.zero_grad(set_to_none=True)
+        accum = self.adapter.grad_accum
+        total = torch.zeros((), device=self.device)
+        for _ in range(accum):
+            with autocast(self.device, self.adapter.cuda_dtype):
+                loss = self.adapter.train_loss()
+            self.scaler.scale(loss / accum).backward()
+            total += loss.detach().float()
+        self.scaler.unscale_(self.optimizer)
+        norm = torch.nn.utils.clip_grad_norm_(self.adapter.model.parameters(), self.plan.grad_clip)
+        # one host-device sync per step, not one per micro-batch: the GPU keeps its queue full
+        value, norm_value = (float(v) for v in torch.stack([total / accum, norm.float()]).tolist())
+        return value, norm_value
+
+    def _validate(self) -> None:
+        """Evaluate after a step: log the loss, keep the weights when they are the best yet, watch for memorization."""
+        val = self.adapter.evaluate("val", self.plan.eval_units)
+        self.run_dir.log_val(val)
+        if self.state.record_val(val):
+            self.run_dir.save_best(self.state.step, val)
+        self._check_overfit()
 
     def _check_overfit(self) -> None:
         """Validation loss past its best while training loss falls: the model memorizes."""
@@ -251,21 +327,59 @@ class Trainer:
             style="bold yellow",
         )
 
-    # ---- the loop ------------------------------------------------------
-    def _stop_reason(self) -> str | None:
+    def _sample(self) -> None:
         s, p = self.state, self.plan
-        if p.target_loss is not None:
-            current = s.smoothed if p.target_on == "train" else s.last_val
-            if current is not None and current <= p.target_loss and (p.target_on == "val" or s.step > 0):
-                return "target"
-        if p.stop_on_overfit and s.overfit_warned:
-            return "overfit"
-        if p.max_steps is not None and s.step >= p.max_steps:
-            return "max_steps"
-        if p.max_time is not None and s.elapsed >= p.max_time:
-            return "max_time"
-        return None
+        text = self.adapter.sample(p.sample_units, p.seed + s.step)
+        self.run_dir.log_sample({"step": s.step, "train_loss": s.smoothed, "val_loss": s.last_val, "text": text})
+        self.reporter.sample(s.step, text)
 
+    # ---- checkpoint and resume -------------------------------------------
+    def _checkpoint(self) -> None:
+        """Flush the logs, then write last/, whose run state counts the rows just flushed."""
+        history_rows, sample_rows = self.run_dir.flush_logs()
+        self.state.history_lines += history_rows
+        self.state.sample_lines += sample_rows
+        self.run_dir.save_checkpoint(*self._snapshot())
+
+    def _snapshot(self) -> tuple[dict[str, torch.Tensor], dict]:
+        """Everything resume restores: weights, optimizer, data position and RNG as tensors, the rest as JSON."""
+        tensors = {f"model.{k}": v for k, v in trainable_state(self.adapter.model).items()}
+        opt_tensors, opt_meta = ckpt.flatten_optimizer(self.optimizer.state_dict())
+        tensors.update(opt_tensors)
+        data_tensors, data_meta = self.adapter.data_state()
+        tensors.update({f"data.{k}": v for k, v in data_tensors.items()})
+        tensors["rng.cpu"] = torch.get_rng_state()
+        if self.device.type == "cuda":
+            tensors["rng.cuda"] = torch.cuda.get_rng_state(self.device)
+        meta = {"run": asdict(self.state), "optimizer": opt_meta, "data": data_meta, "scaler": self.scaler.state_dict()}
+        return tensors, meta
+
+    def resume(self) -> None:
+        """Pick up last/ exactly: the run continues as if it had never stopped."""
+        tensors, meta = self.run_dir.load_checkpoint()
+        model_sd = _prefixed(tensors, "model.")
+        if set(model_sd) != set(trainable_state(self.adapter.model)):
+            raise UserError(f"the checkpoint in {self.run_dir.last} does not fit this model; start over with --force")
+        self.adapter.model.load_state_dict(model_sd, strict=False)
+        self._load_optimizer(ckpt.unflatten_optimizer(tensors, meta["optimizer"]))
+        self.adapter.load_data_state(_prefixed(tensors, "data."), meta["data"])
+        torch.set_rng_state(tensors["rng.cpu"])
+        if self.device.type == "cuda" and "rng.cuda" in tensors:
+            torch.cuda.set_rng_state(tensors["rng.cuda"], self.device)
+        if self.scaler.is_enabled() and meta.get("scaler"):
+            self.scaler.load_state_dict(meta["scaler"])
+        self.state = RunState(**meta["run"])
+        self.run_dir.truncate_logs(self.state.history_lines, self.state.sample_lines)
+
+    def _load_optimizer(self, saved: dict) -> None:
+        """The saved optimizer state, with this machine's device-specific settings (a GPU's checkpoint resumes on a CPU)."""
+        for group, current in zip(saved["param_groups"], self.optimizer.param_groups, strict=True):
+            for key in ("fused", "foreach", "capturable"):
+                if key in current:
+                    group[key] = current[key]
+        self.optimizer.load_state_dict(saved)
+
+    # ---- progress --------------------------------------------------------
     def _eta(self) -> float:
         s, p = self.state, self.plan
         left = []
@@ -290,89 +404,6 @@ class Trainer:
         rate = format_rate(self._rate(), self.adapter.unit)
         self.reporter.update(self._completed(), s.step, s.smoothed, s.last_val, rate, self._eta(), force=force)
 
-    def _train_step(self) -> float:
-        s, p = self.state, self.plan
-        lr = p.lr_at(s.step, s.elapsed)
-        for group in self.optimizer.param_groups:
-            group["lr"] = lr
-        self.optimizer.zero_grad(set_to_none=True)
-        accum = self.adapter.grad_accum
-        total = torch.zeros((), device=self.device)
-        for _ in range(accum):
-            with autocast(self.device, self.adapter.cuda_dtype):
-                loss = self.adapter.train_loss()
-            self.scaler.scale(loss / accum).backward()
-            total += loss.detach().float()
-        self.scaler.unscale_(self.optimizer)
-        norm = torch.nn.utils.clip_grad_norm_(self.adapter.model.parameters(), p.grad_clip)
-        # one host-device sync per step, not one per micro-batch: the GPU keeps its queue full
-        value, norm_value = (float(v) for v in torch.stack([total / accum, norm.float()]).tolist())
-        if not math.isfinite(value):
-            return value
-        if not math.isfinite(norm_value) and not self.scaler.is_enabled():
-            return float("nan")  # with loss scaling, an overflow only skips this step and lowers the scale
-        self.scaler.step(self.optimizer)
-        self.scaler.update()
-        s.step += 1
-        s.units += self.adapter.units_per_step
-        s.ema = EMA_BETA * s.ema + (1 - EMA_BETA) * value
-        s.ema_steps += 1
-        self.history.append(
-            {"step": s.step, "train_loss": value, "train_smooth": s.smoothed, "lr": lr,
-             "units_per_s": round(self._rate(), 1), "elapsed": round(s.elapsed, 3)}
-        )
-        return value
-
-    def run(self, start_val: float | None = None) -> Summary:
-        """Train; `start_val` is the validation loss before the first step, None when resuming."""
-        with self._ctrl_c_stops_at_a_step_boundary():
-            s, p = self.state, self.plan
-            if start_val is None:
-                self.reporter.message(f"Resuming at step {s.step} (best val {s.best_val:.3f} at step {s.best_step}).")
-            else:
-                self._write_config()
-                self._evaluate(start_val)
-                self.history.append({"step": 0, "val_loss": start_val, "elapsed": 0.0})
-            self.reporter.start(p.max_steps if p.max_steps is not None else PROGRESS_TICKS, self._completed())
-            try:
-                reason = self._loop(start=time.monotonic() - s.elapsed)
-            finally:
-                self.reporter.stop()
-        return self._finish(reason)
-
-    def _loop(self, start: float) -> str:
-        """Train until a stop reason comes up; leave the state evaluated and checkpointed; return the reason."""
-        s, p = self.state, self.plan
-        reason = "interrupted" if self.interrupted else self._stop_reason()
-        if reason is not None and (self.history or not (self.dir / ckpt.LAST / ckpt.CHECKPOINT).exists()):
-            self._checkpoint()  # stopped before the first step (Ctrl-C, or a target met at step 0): keep it all
-        while reason is None:
-            t0 = time.monotonic()
-            loss = self._train_step()
-            if not math.isfinite(loss):
-                return "diverged"
-            dt = time.monotonic() - t0
-            self.step_time = dt if self.step_time is None else 0.9 * self.step_time + 0.1 * dt
-            s.elapsed = time.monotonic() - start
-            evaluated = s.step % p.eval_every == 0
-            if evaluated:
-                self._evaluate()
-                self.history[-1]["val_loss"] = s.last_val
-            if s.step % p.sample_every == 0:
-                text = self.adapter.sample(p.sample_units, p.seed + s.step)
-                self.samples.append({"step": s.step, "train_loss": s.smoothed, "val_loss": s.last_val, "text": text})
-                self.reporter.sample(s.step, text)
-            s.elapsed = time.monotonic() - start
-            reason = "interrupted" if self.interrupted else self._stop_reason()
-            if reason not in (None, "interrupted") and not evaluated:
-                self._evaluate()  # the run ends here: its final validation loss, and maybe its best weights
-                self.history[-1]["val_loss"] = s.last_val
-                evaluated = True
-            if reason is not None or s.step % p.checkpoint_every == 0:
-                self._checkpoint()
-            self._report(force=evaluated)
-        return reason
-
     @contextlib.contextmanager
     def _ctrl_c_stops_at_a_step_boundary(self) -> Iterator[None]:
         """The first Ctrl-C finishes the current step, so the saved state resumes exactly; a second one aborts."""
@@ -392,29 +423,21 @@ class Trainer:
         finally:
             signal.signal(signal.SIGINT, previous)
 
-    def _finish(self, reason: str) -> Summary:
-        summary = self._summary(reason)
-        self._write_config(summary)
-        if reason == "diverged":
-            last = self.dir / ckpt.LAST
-            then = (
-                f"the last good checkpoint is intact in {last}: continue with --resume and a lower --lr"
-                if (last / ckpt.CHECKPOINT).exists()
-                else "no checkpoint was written yet: start again with --force and a lower --lr"
-            )
-            raise UserError(f"training diverged at step {self.state.step + 1}: the loss is not finite; {then}")
-        return summary
-
     def _summary(self, reason: str) -> Summary:
         s, p = self.state, self.plan
         current = s.smoothed if p.target_on == "train" else s.last_val
         met = p.target_loss is not None and current is not None and current <= p.target_loss
         return Summary(
-            path=self.dir, unit=self.adapter.unit, chars_per_unit=self.adapter.chars_per_unit, steps=s.step,
+            path=self.run_dir.path, unit=self.adapter.unit, chars_per_unit=self.adapter.chars_per_unit, steps=s.step,
             elapsed=s.elapsed, train_loss=s.smoothed,
             val_loss=s.last_val, best_val=s.best_val, best_step=s.best_step, target_loss=p.target_loss,
             target_on=p.target_on, target_met=met, stop_reason=reason, overfit_warned=s.overfit_warned,
         )
+
+
+def _prefixed(tensors: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
+    """The tensors saved under `prefix`, by their own names."""
+    return {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}
 
 
 def memorizing(evals: list[list[float]], best_step: int, best_val: float, patience: int) -> tuple[list, list] | None:

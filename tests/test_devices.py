@@ -9,12 +9,13 @@ from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
 from corpora import UserError
-from finetune.checkpoint import CHECKPOINT, LAST, read_jsonl
+from finetune.checkpoint import read_jsonl
 from finetune.config import FinetuneConfig
 from finetune.device import autocast, pick_device
 from finetune.progress import Reporter
 from finetune.run import finetune
 from kinds.charlstm.options import CharOptions
+from kinds.modeldir import CHECKPOINT, LAST
 
 
 @pytest.mark.filterwarnings("ignore:CUDA is not available")

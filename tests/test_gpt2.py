@@ -18,7 +18,8 @@ from safetensors import safe_open
 
 from assistant import load_model
 from corpora import UserError
-from finetune.checkpoint import FILE_MODE, read_jsonl
+from corpora.files import FILE_MODE
+from finetune.checkpoint import read_jsonl
 from finetune.config import FinetuneConfig
 from finetune.progress import Reporter
 from finetune.run import finetune

@@ -233,3 +233,39 @@ def test_limits_given_on_resume_replace_the_saved_ones(pkd_slice: Path, tmp_path
 def test_resuming_with_another_corpus_names_the_one_it_was_trained_on(trained_model: Path):
     with pytest.raises(UserError, match=r"tiny-pkd was trained on corpus 'pkd-slice\d*', not 'shakespeare'"):
         _train(Path("shakespeare"), trained_model, resume=True)
+
+
+def test_replacing_writes_a_file_or_a_folder_whole_or_not_at_all(tmp_path: Path):
+    """The one atomic-write helper: weights, checkpoints, caches and merged/ all go through it."""
+    import stat
+
+    from corpora.files import FILE_MODE, replacing
+
+    def names() -> list[str]:
+        return sorted(p.name for p in tmp_path.iterdir())
+
+    weights = tmp_path / "model.safetensors"
+    weights.write_bytes(b"old")
+    with pytest.raises(RuntimeError), replacing(weights) as tmp:
+        tmp.write_bytes(b"half")
+        raise RuntimeError("killed mid-write")
+    assert weights.read_bytes() == b"old" and names() == ["model.safetensors"]  # no temporary left behind
+    with replacing(weights) as tmp:
+        tmp.write_bytes(b"new")
+        tmp.chmod(0o600)  # as safetensors writes its files
+    assert weights.read_bytes() == b"new" and stat.S_IMODE(weights.stat().st_mode) == FILE_MODE
+
+    merged = tmp_path / "merged"
+    merged.mkdir()
+    (merged / "stale.json").write_text("{}")
+    with pytest.raises(RuntimeError), replacing(merged) as tmp:
+        tmp.mkdir()
+        (tmp / "model.safetensors").write_bytes(b"half")
+        raise RuntimeError("killed mid-save")
+    assert [p.name for p in merged.iterdir()] == ["stale.json"] and names() == ["merged", "model.safetensors"]
+    with replacing(merged) as tmp:
+        tmp.mkdir()
+        (tmp / "model.safetensors").write_bytes(b"w")
+    assert [p.name for p in merged.iterdir()] == ["model.safetensors"]  # the old folder's files are gone with it
+    assert stat.S_IMODE((merged / "model.safetensors").stat().st_mode) == FILE_MODE
+    assert names() == ["merged", "model.safetensors"]

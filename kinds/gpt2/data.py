@@ -7,13 +7,13 @@ the tokenizer) so a second run starts at once.
 """
 
 import hashlib
-import os
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
 from corpora import Corpus, UserError
+from corpora.files import replacing
 from corpora.home import corpora_cache_dir
 
 VAL_SHARE = 0.10
@@ -42,11 +42,8 @@ def tokenize(corpus: Corpus, tokenizer) -> Tokens:
     lengths = np.array([len(ids) + 1 for ids in encoded], dtype=np.int64)
     starts = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)
     ids = np.fromiter((t for doc in encoded for t in (eos, *doc)), dtype=np.uint16, count=int(lengths.sum()))
-    cache.parent.mkdir(parents=True, exist_ok=True)
-    tmp = cache.with_name(f".{cache.name}.{os.getpid()}.tmp")
-    with tmp.open("wb") as f:
+    with replacing(cache) as tmp, tmp.open("wb") as f:  # closed before it is renamed into place
         np.savez(f, ids=ids, starts=starts)
-    os.replace(tmp, cache)
     return Tokens(ids, starts)
 
 

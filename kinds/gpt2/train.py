@@ -7,15 +7,15 @@ GPT-2 configuration beside ghostwriter's own keys, so
 """
 
 import math
-import os
 import shutil
+import tempfile
 from dataclasses import asdict, replace
 from pathlib import Path
 
 import torch
 
 from corpora import Corpus, UserError
-from finetune import checkpoint as ckpt
+from corpora.files import replacing
 from finetune.adapter import evaluating
 from finetune.device import autocast
 
@@ -174,17 +174,17 @@ class GPT2Adapter:
         }
 
     def save_weights(self, directory: Path) -> None:
-        """save_pretrained into a scratch folder, then rename its files into place (config.json stays ours)."""
-        scratch = directory / f".save-{os.getpid()}"
-        shutil.rmtree(scratch, ignore_errors=True)
-        with bases.quiet_transformers():
-            self.model.save_pretrained(scratch)
-            if not (directory / "tokenizer.json").exists():
-                self.tokenizer.save_pretrained(directory)
-        for name in WEIGHT_FILES:
-            if (scratch / name).exists():
-                ckpt.publish(scratch / name, directory / name)
-        shutil.rmtree(scratch)
+        """save_pretrained into a scratch folder, then replace each weight file on its own (config.json stays ours)."""
+        with tempfile.TemporaryDirectory(prefix=".save-", dir=directory) as scratch_name:
+            scratch = Path(scratch_name)  # in the model directory: a rename cannot cross file systems
+            with bases.quiet_transformers():
+                self.model.save_pretrained(scratch)
+                if not (directory / "tokenizer.json").exists():
+                    self.tokenizer.save_pretrained(directory)
+            for name in WEIGHT_FILES:
+                if (scratch / name).exists():
+                    with replacing(directory / name) as tmp:
+                        (scratch / name).rename(tmp)
         shutil.rmtree(directory / MERGED, ignore_errors=True)  # a merge of an older adapter must not shadow this one
 
     def finish(self, directory: Path) -> None:
@@ -196,12 +196,8 @@ class GPT2Adapter:
 
         set_peft_model_state_dict(self.model, load_file(str(directory / "adapter_model.safetensors")))
         merged = self.model.merge_and_unload()
-        scratch = directory / f".{MERGED}-{os.getpid()}"
-        with bases.quiet_transformers():
+        # Whole or not at all: the loader trusts merged/ when it is there, and uses base + adapter when it is not.
+        # An older merged/ (a resume that found no better weights merges again) is replaced whole.
+        with replacing(directory / MERGED) as scratch, bases.quiet_transformers():
             merged.save_pretrained(scratch)
             self.tokenizer.save_pretrained(scratch)
-        for file in scratch.iterdir():
-            os.chmod(file, ckpt.FILE_MODE)
-        # Whole or not at all: the loader trusts merged/ when it is there, and uses base + adapter when it is not.
-        shutil.rmtree(directory / MERGED, ignore_errors=True)  # a resume that found no better weights merges again
-        os.replace(scratch, directory / MERGED)

@@ -1,0 +1,113 @@
+"""The model directory as a run writes it: which file holds what, written whole.
+
+The trainer decides when something is worth writing (a new best validation
+loss, a checkpoint, the end of the run); a `RunDir` knows where it goes and
+writes it through `corpora.files`, so a kill -9 at any moment leaves every file
+either as it was or as it is meant to be. What it writes: the best weights
+(through the kind's adapter), the resumable state in last/, the history and
+samples logs, the loss curve, and config.json, whose `result` says how the run
+went, or that it is still running.
+"""
+
+import os
+import socket
+from pathlib import Path
+
+import torch
+
+from corpora.files import write_text
+from kinds import modeldir
+from kinds.modeldir import Card
+
+from . import checkpoint as ckpt
+from .adapter import Adapter
+from .plot import loss_curve_svg
+
+
+class RunDir:
+    """Everything a run writes to its model directory `card.path`."""
+
+    def __init__(self, card: Card, adapter: Adapter, target_loss: float | None):
+        self.card = card
+        self.path = card.file("")
+        self.adapter = adapter
+        self.target_loss = target_loss  # drawn on the loss curve
+        # Rows logged since the last checkpoint. They reach the disk with the checkpoint that counts them, so a
+        # resume, which cuts the logs back to that count, never finds a step logged twice or missing.
+        self.history: list[dict] = []
+        self.samples: list[dict] = []
+
+    @property
+    def last(self) -> Path:
+        """The folder of the resumable state."""
+        return self.path / modeldir.LAST
+
+    @property
+    def has_checkpoint(self) -> bool:
+        return (self.last / modeldir.CHECKPOINT).exists()
+
+    @property
+    def pending(self) -> bool:
+        """Whether rows were logged that no checkpoint has written yet."""
+        return bool(self.history or self.samples)
+
+    # ---- the logs --------------------------------------------------------
+    def log_step(self, row: dict) -> None:
+        self.history.append(row)
+
+    def log_val(self, val: float) -> None:
+        """The validation loss measured after the step logged last."""
+        self.history[-1]["val_loss"] = val
+
+    def log_sample(self, row: dict) -> None:
+        self.samples.append(row)
+
+    def flush_logs(self) -> tuple[int, int]:
+        """Append the pending rows; return how many history and sample rows went out, for the checkpoint to count."""
+        ckpt.append_jsonl(self.path / modeldir.HISTORY, self.history)
+        ckpt.append_jsonl(self.path / modeldir.SAMPLES, self.samples)
+        written = len(self.history), len(self.samples)
+        self.history, self.samples = [], []
+        return written
+
+    def truncate_logs(self, history_lines: int, sample_lines: int) -> None:
+        """Back to the rows the checkpoint counted: the resumed run logs the steps after it again."""
+        ckpt.truncate_jsonl(self.path / modeldir.HISTORY, history_lines)
+        ckpt.truncate_jsonl(self.path / modeldir.SAMPLES, sample_lines)
+
+    # ---- weights and resumable state -----------------------------------
+    def save_best(self, step: int, val: float) -> None:
+        """The weights a user loads (the best so far, validation loss `val`), and a card that says which step they are."""
+        self.adapter.save_weights(self.path)
+        self.write_running(step, val, step)
+
+    def save_checkpoint(self, tensors: dict[str, torch.Tensor], meta: dict) -> None:
+        """last/ in one atomic rename, then the loss curve of the history it counts."""
+        ckpt.save_checkpoint(self.last / modeldir.CHECKPOINT, tensors, meta)
+        self._draw()
+
+    def load_checkpoint(self) -> tuple[dict[str, torch.Tensor], dict]:
+        return ckpt.load_checkpoint(self.last / modeldir.CHECKPOINT)
+
+    def _draw(self) -> None:
+        history = ckpt.read_jsonl(self.path / modeldir.HISTORY)
+        card = self.card
+        title = f"{card.name}: {card.kind} on {card.corpus.name if card.corpus else '-'}"
+        write_text(self.path / modeldir.LOSS_CURVE, loss_curve_svg(history, self.adapter.unit, title, self.target_loss))
+
+    # ---- the card --------------------------------------------------------
+    def write_running(self, steps: int, best_val: float | None, best_step: int | None) -> None:
+        """config.json while training goes on: how far it got, and which process is at it."""
+        self.write_result({
+            "steps": steps,
+            "best_val": best_val,
+            "best_step": best_step,
+            "stop_reason": "running",
+            "pid": os.getpid(),  # so a listing can tell a live run from one that was killed
+            "host": socket.gethostname(),
+        })
+
+    def write_result(self, result: dict) -> None:
+        """config.json with `result`: the progress of a running run, or the summary of one that stopped."""
+        self.card.result = result
+        modeldir.write(self.card)
