@@ -78,8 +78,8 @@ def test_full_finetune_reaches_the_target_and_loads_with_plain_transformers(gpt2
 
     plain = AutoModelForCausalLM.from_pretrained(out).eval()
     ours = load_model(out, "cpu")
-    ids = ours.tokenizer.encode("The door opened and the robot")
-    torch.testing.assert_close(_logits(plain, ids), _logits(ours.model, ids))
+    ids = ours.decoder.tokenizer.encode("The door opened and the robot")
+    torch.testing.assert_close(_logits(plain, ids), _logits(ours.decoder.model, ids))
     with safe_open(str(out / "last" / "checkpoint.safetensors"), "pt") as f:
         names = set(f.keys())
     assert "model.transformer.wte.weight" in names and "model.lm_head.weight" not in names  # tied: saved once
@@ -170,7 +170,7 @@ def test_resume_is_exact(gpt2_base: Path, pkd_slice: Path, tmp_path: Path):
         return [{k: v for k, v in r.items() if k not in ("units_per_s", "elapsed")} for r in read_jsonl(path / "history.jsonl")]
 
     assert losses(straight) == losses(stopped) and len(losses(straight)) == 9
-    a, b = load_model(straight, "cpu").model.state_dict(), load_model(stopped, "cpu").model.state_dict()
+    a, b = load_model(straight, "cpu").decoder.model.state_dict(), load_model(stopped, "cpu").decoder.model.state_dict()
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
@@ -185,7 +185,7 @@ def test_token_cache_makes_the_second_run_skip_tokenizing(gpt2_base: Path, pkd_s
     stamp = cache.stat().st_mtime_ns
     _train(pkd_slice, tmp_path / "b", gpt2_base, {"split": "document"}, max_steps=1)
     assert cache.stat().st_mtime_ns == stamp
-    tokens = data.tokenize(__import__("corpora").load_corpus(str(pkd_slice)), load_model(gpt2_base, "cpu").tokenizer)
+    tokens = data.tokenize(__import__("corpora").load_corpus(str(pkd_slice)), load_model(gpt2_base, "cpu").decoder.tokenizer)
     assert tokens.ids.dtype.name == "uint16" and tokens.ids[0] == 50256 and len(tokens.starts) == 2
     config = json.loads((tmp_path / "b" / "config.json").read_text())
     assert config["split"]["how"] == "document" and len(config["split"]["val_documents"]) == 1
@@ -231,7 +231,7 @@ def test_generation_streams_and_respects_lengths_stops_and_seeds(gpt2_base: Path
     a = model.generate("The robot said", max_new_tokens=20, seed=4)
     assert a == model.generate("The robot said", max_new_tokens=20, seed=4) != model.generate("The robot said",
                                                                                               max_new_tokens=20, seed=5)
-    assert 0 < len(model.tokenizer.encode(a)) <= 20
+    assert 0 < len(model.decoder.tokenizer.encode(a)) <= 20
     pieces = list(model.stream("", max_new_chars=100, seed=2))
     assert len(pieces) > 3 and len("".join(pieces)) <= 100
     full = model.generate("", max_new_chars=300, seed=2)
@@ -245,7 +245,7 @@ def test_a_long_generation_slides_past_the_context_window(random_base: Path):
     model = load_model(random_base, "cpu")  # a plain save_pretrained directory: a base, used as it is
     assert model.decoder.n_ctx == 128 and model.name == str(random_base)
     text = model.generate("", max_new_tokens=300, seed=1)
-    assert len(model.tokenizer.encode(text)) > 200
+    assert len(model.decoder.tokenizer.encode(text)) > 200
 
 
 def test_generate_cli_with_tokens_and_an_unknown_base(gpt2_base: Path):

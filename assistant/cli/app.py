@@ -22,6 +22,7 @@ from finetune.config import MAX_SEED  # no torch: --help stays fast
 from kinds import registry
 
 from .lsp import register as register_lsp
+from .report import register as register_report
 from .samples import register
 
 app = typer.Typer(
@@ -297,6 +298,7 @@ def models(as_json: Annotated[bool, typer.Option("--json", help="One JSON object
 
 register(app)  # samples, memorization, compare, repl
 register_lsp(app)  # the editor server
+register_report(app)  # which checkpoint ghostwrites
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:

@@ -207,8 +207,11 @@ def compare(
     temperature: Annotated[float, typer.Option("--temperature", "-t", help="Sampling temperature.")] = 0.8,
     seed: Annotated[int | None, typer.Option(help="The same seed for both models.", min=0, max=MAX_SEED)] = None,
     no_log: Annotated[bool, typer.Option("--no-log", help="Do not keep the samples in the sample store.")] = False,
+    figures: Annotated[bool, typer.Option(help="Also measure both: copying, style, prompt-following, diversity.")] = True,
+    samples: Annotated[int, typer.Option("--eval-samples", "-k", help="Samples for the figures (prompted; as many "
+                                                                         "unconditional).")] = 16,
 ) -> None:
-    """The same prompt through two models, side by side in two columns."""
+    """The same prompt through two models, side by side in two columns, and the ghostwriting figures of each."""
     from ..compare import compare as run
     from ..generation import load_model
     from ..samples.views import side_by_side
@@ -216,6 +219,34 @@ def compare(
     models = [load_model(model_a), load_model(model_b)]
     results = run(models, prompt, source="cli", log=not no_log, max_new_chars=length, temperature=temperature, seed=seed)
     out.print(side_by_side(prompt, results), highlight=False)
+    if figures:
+        _figures(models, samples, temperature)
+
+
+def _figures(models: list, samples: int, temperature: float) -> None:
+    """Both models measured against the corpus of the one that has one (a base has none of its own)."""
+    from rich.table import Table
+
+    from finetune.ghostwriting.evaluate import GhostwritingOptions
+    from kinds.sampling import Sampling
+
+    from ..report import evaluate_model
+
+    against = next((m.card for m in models if m.card.corpus is not None), None)
+    if against is None:
+        err.print("neither model was trained on a corpus: no figures to compare", highlight=False)
+        return
+    options = GhostwritingOptions(samples=samples, sampling=Sampling(temperature))
+    table = Table("model", "copying", "span", "style", "prompts", "dist-2", "dist-3",
+                  title=f"measured on {against.corpus.name if against.corpus else '-'}, {samples} + {samples} samples at "
+                        f"temperature {temperature:g}", title_justify="left")
+    for model in models:
+        found, _ = evaluate_model(model, options, against)
+        pct = ["-" if found[k] is None else f"{found[k]:.0%}" for k in ("copying", "style", "prompt_following")]
+        span = "-" if found["copied_span"] is None else f"{found['copied_span']:.0f}"
+        table.add_row(model.name, pct[0], span, pct[1], pct[2], *(f"{found[k]:.3f}" if found[k] is not None else "-"
+                                                                   for k in ("distinct_2", "distinct_3")))
+    out.print(table)
 
 
 def repl(

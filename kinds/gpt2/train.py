@@ -6,6 +6,7 @@ GPT-2 configuration beside ghostwriter's own keys, so
 `AutoModelForCausalLM.from_pretrained(dir)` loads it as it is.
 """
 
+import itertools
 import math
 import shutil
 import tempfile
@@ -20,6 +21,7 @@ from finetune.adapter import evaluating
 from finetune.device import autocast
 
 from ..modeldir import MERGED
+from ..sampling import Sampling
 from . import base as bases
 from .attention import use_causal_attention
 from .data import TokenData, tokenizer_fingerprint
@@ -148,6 +150,18 @@ class GPT2Adapter:
         with evaluating(self.model), autocast(self.device, self.cuda_dtype):
             tokens = [next(ids) for _ in range(n_units)]
         return self.tokenizer.decode(tokens)
+
+    def write(self, prompts: list[str], n_units: int, seed: int, sampling: Sampling) -> list[str]:
+        """Continuations of each prompt (an empty one: an unconditional sample) of `n_units` tokens, one after the other."""
+        generator = torch.Generator().manual_seed(seed)
+        eos, texts = self.tokenizer.eos_token_id, []
+        with evaluating(self.model), autocast(self.device, self.cuda_dtype):
+            for prompt in prompts:
+                ids = generate_ids(self.model, [eos, *self.tokenizer.encode(prompt)], generator, self.hf_config["n_positions"],
+                                   sampling.temperature, sampling.top_k, sampling.top_p)
+                tokens = list(itertools.takewhile(lambda t: t != eos, itertools.islice(ids, n_units)))
+                texts.append(self.tokenizer.decode(tokens))
+        return texts
 
     def data_state(self) -> tuple[dict[str, torch.Tensor], dict]:
         return {}, {"epoch": self.epoch, "index": self.index}

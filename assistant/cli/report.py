@@ -1,0 +1,65 @@
+"""`assistant report`: which checkpoint ghostwrites, as a table per model and one picture of them all."""
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+out = Console()
+err = Console(stderr=True)
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(report)
+
+
+def report(
+    models: Annotated[list[str], typer.Argument(help="Models (names or directories); several share one picture.")],
+    out_file: Annotated[Path, typer.Option("--out", help="The PNG of the curves.")] = Path("report.png"),
+    sweep: Annotated[bool, typer.Option(help="Copying and style over temperature and top-p, for the chosen checkpoint.")]
+    = False,
+    samples: Annotated[int, typer.Option("--eval-samples", "-k", help="Samples per setting in the sweep (prompted; as many "
+                                                                         "unconditional).")] = 16,
+    min_span: Annotated[int, typer.Option("--copy-span", help="Characters a copied passage has at least.")] = 50,
+) -> None:
+    """Per checkpoint: losses, copying, style, prompt-following and diversity; the best-val and ghostwriting ones marked."""
+    from finetune.ghostwriting.evaluate import GhostwritingOptions
+
+    from ..report import history, render_png, table_rows
+
+    histories = [history(name) for name in models]
+    for h in histories:
+        table = Table("step", "train", "val", "copying", "span", "style", "prompts", "dist-2", "dist-3", "",
+                      title=f"{h.name} ({h.card.kind})", title_justify="left")
+        for row in table_rows(h):
+            table.add_row(*row)
+        out.print(table)
+        accuracy = (h.card.extra.get("ghostwriting") or {}).get("style_accuracy")
+        if accuracy:
+            out.print(f"  style: the classifier tells held-out passages of the author from others at "
+                      f"{accuracy['overall']:.1%} (author {accuracy['author']:.1%}, others {accuracy['reference']:.1%})",
+                      highlight=False)
+    render_png(histories, out_file)
+    out.print(f"wrote {out_file}")
+    if sweep:
+        _sweep(models[0], GhostwritingOptions(samples=samples, min_span=min_span))
+
+
+def _sweep(name: str, options) -> None:
+    from ..generation import load_model
+    from ..report import sweep as run
+
+    model = load_model(name)
+    table = Table("temperature", "top-p", "copying", "span", "style", "prompts",
+                  title=f"{model.name}@{model.card.checkpoint}: sampling settings", title_justify="left")
+    for temperature, top_p, figures in run(model, options):
+        span = "-" if figures["copied_span"] is None else f"{figures['copied_span']:.0f}"
+        table.add_row(f"{temperature:g}", "off" if top_p is None else f"{top_p:g}", _pct(figures["copying"]), span,
+                      _pct(figures["style"]), _pct(figures["prompt_following"]))
+    out.print(table)
+
+
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{value:.0%}"
