@@ -51,12 +51,7 @@ class Params:
         for what, value in (("length", self.max_new_chars), ("tokens", self.max_new_tokens)):
             if value is not None and value < 0:
                 raise UserError(f"{what} must be zero or more, got {value}")
-        if not (math.isfinite(self.temperature) and self.temperature >= 0):
-            raise UserError(f"temperature must be a finite number, zero or more, got {self.temperature}")
-        if self.top_k is not None and self.top_k < 1:
-            raise UserError(f"top-k must be at least 1, got {self.top_k}")
-        if self.top_p is not None and not (0 < self.top_p <= 1):
-            raise UserError(f"top-p must be in (0, 1], got {self.top_p}")
+        Sampling(self.temperature, self.top_k, self.top_p).check()
 
 
 @dataclass(frozen=True)

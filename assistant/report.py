@@ -56,7 +56,7 @@ def table_rows(h: History) -> list[list[str]]:
     """The report's rows for a model: step (marked), train, val, copying, span, style, prompt-following, distinct-2/3."""
     out = []
     for r in h.rows:
-        marks = ("best val " if r["step"] == h.best_step else "") + ("ghostwriting" if r["step"] == h.ghostwriting_step else "")
+        marks = ("best-val " if r["step"] == h.best_step else "") + ("ghostwriting" if r["step"] == h.ghostwriting_step else "")
         out.append([str(r["step"]), _fmt(r.get("train_smooth")), _fmt(r["val_loss"]), _fmt(r.get("copying"), True),
                     "-" if r.get("copied_span") is None else f"{r['copied_span']:.0f}", _fmt(r.get("style"), True),
                     _fmt(r.get("prompt_following"), True), _fmt(r.get("distinct_2")), _fmt(r.get("distinct_3")),
@@ -85,6 +85,8 @@ def render_png(histories: list[History], out: Path) -> None:
                 if step is not None:
                     ax.axvline(step, color=colour, linestyle=line, linewidth=1)
             ax.set_title(title, fontsize=10)
+            if title != panels[0][0]:
+                ax.set_ylim(-0.02, 1.02)  # shares: the same scale at every checkpoint and for every model
             ax.set_xlabel("step")
     axes[0].legend(fontsize=7)
     fig.suptitle("dashed line: best validation loss; dotted: the ghostwriting checkpoint", fontsize=9)

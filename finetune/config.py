@@ -9,10 +9,13 @@ flag of one kind given to another is an error, never silently ignored.
 import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from corpora import UserError
 from kinds import registry
+
+if TYPE_CHECKING:
+    from .ghostwriting.evaluate import GhostwritingOptions
 
 TargetOn = Literal["train", "val"]
 MAX_SEED = 2**31 - 1
@@ -43,6 +46,15 @@ class FinetuneConfig:
     sample_every: int | None = None
     sample_chars: int = 200
     checkpoint_every: int | None = None
+    # the ghostwriting evaluation (finetune.ghostwriting) and the checkpoint it chooses
+    ghostwriting_every: int = 1  # evaluations between two; 0: off
+    eval_samples: int = 16
+    copy_span: int = 50
+    max_copying: float = 0.05
+    stop_on_copying: float | None = None
+    temperature: float = 0.8  # how the evaluation's samples (and the samples shown while training) are drawn
+    top_k: int | None = None
+    top_p: float | None = None
     seed: int = 1337
     device: str = "auto"
     resume: bool = False
@@ -74,8 +86,22 @@ class FinetuneConfig:
                 raise UserError(f"{flag} must be at least 1, got {value}")
         if not 0 <= self.seed <= MAX_SEED:
             raise UserError(f"--seed must be between 0 and {MAX_SEED}, got {self.seed}")
+        for flag, rate in (("--max-copying", self.max_copying), ("--stop-on-copying", self.stop_on_copying)):
+            if rate is not None and not 0 <= rate <= 1:
+                raise UserError(f"{flag} is a share of samples, from 0 to 1, got {rate}")
+        if self.ghostwriting_every < 0:
+            raise UserError(f"--ghostwriting-every must be 0 (off) or more, got {self.ghostwriting_every}")
+        self.ghostwriting().check()
         if self.target_on not in (None, "train", "val"):
             raise UserError(f"--target-on must be 'train' or 'val', got {self.target_on!r}")
+
+    def ghostwriting(self) -> "GhostwritingOptions":
+        from kinds.sampling import Sampling
+
+        from .ghostwriting.evaluate import GhostwritingOptions
+
+        return GhostwritingOptions(samples=self.eval_samples, min_span=self.copy_span,
+                                   sampling=Sampling(self.temperature, self.top_k, self.top_p))
 
     def to_json(self) -> dict:
         d = asdict(self)

@@ -23,6 +23,7 @@ from kinds.modeldir import Card
 from . import device as devices
 from .adapter import Adapter, Schedule
 from .config import FinetuneConfig
+from .ghostwriting.evaluate import Ghostwriting
 from .progress import Reporter
 from .trainer import Plan, Summary, Trainer
 
@@ -108,7 +109,8 @@ def make_plan(cfg: FinetuneConfig, hp: Schedule) -> Plan:
         sample_units=cfg.sample_chars, checkpoint_every=cfg.checkpoint_every or hp.checkpoint_every or eval_every,
         target_loss=cfg.target_loss, target_on=cfg.target_on or "train", stop_on_overfit=cfg.stop_on_overfit,
         overfit_patience=cfg.overfit_patience, grad_clip=cfg.grad_clip, weight_decay=cfg.weight_decay,
-        min_lr_ratio=cfg.min_lr_ratio, seed=cfg.seed,
+        min_lr_ratio=cfg.min_lr_ratio, seed=cfg.seed, ghostwriting_every=cfg.ghostwriting_every,
+        max_copying=cfg.max_copying, stop_on_copying=cfg.stop_on_copying,
     )
 
 
@@ -130,6 +132,32 @@ def check_same_base(saved: Card, adapter: Adapter, options: Any, path: Path) -> 
     if saved.extra.get("base_weights") not in (None, adapter.describe().get("base_weights")):
         raise UserError(f"base {options.base!r} has changed since {path.name} was trained: its LoRA adapter only "
                         "fits the weights it was trained on; train a new model instead of resuming")
+
+
+def ghostwriting(config: FinetuneConfig, corpus: Corpus, card: Card, adapter: Adapter, saved: Card | None,
+                 reporter: Reporter) -> Ghostwriting | None:
+    """The run's ghostwriting evaluation, its description kept in the card; None when switched off.
+
+    A base (a pretrained GPT-2) writes reference samples before it is trained: the
+    style classifier learns that the base's own voice is not the author's. They
+    are kept in the card, so that a resumed run judges by the same classifier.
+    """
+    if not config.ghostwriting_every:
+        return None
+    options = config.ghostwriting()
+    base_samples = ((saved.extra.get("ghostwriting") or {}).get("base_samples") if saved is not None else None)
+    if base_samples is None and card.extra.get("init") == "pretrained":
+        units = max(1, round(options.chars / adapter.chars_per_unit))
+        base_samples = adapter.write([""] * options.samples, units, config.seed, options.sampling)
+    evaluation = Ghostwriting(corpus, card.corpus_index(), options, config.seed, base_samples)
+    card.extra["ghostwriting"] = {**evaluation.describe(), "base_samples": base_samples}
+    accuracy = evaluation.style_accuracy
+    reporter.message(f"Ghostwriting evaluation: {len(evaluation.prompts)} prompted and {options.samples} unconditional "
+                     f"samples every {config.ghostwriting_every} evaluation(s); "
+                     + (f"the style classifier recognises {accuracy['author']:.0%} of held-out author passages and "
+                        f"{accuracy['reference']:.0%} of other writing" if accuracy
+                        else f"style not measured ({evaluation.style_note})"))
+    return evaluation
 
 
 def make_card(path: Path, config: FinetuneConfig, corpus: Corpus, adapter: Adapter, plan: Plan, device: torch.device,
@@ -179,7 +207,9 @@ def finetune(config: FinetuneConfig, reporter: Reporter | None = None) -> Summar
         reporter.message(f"Before training: validation loss {start_val:.3f} nats/{adapter.unit}.")
         adapter.check_start(start_val)
     make_model_dir(path, config.force)
-    trainer = Trainer(adapter, make_card(path, config, corpus, adapter, plan, device, saved), plan, device, reporter)
+    card = make_card(path, config, corpus, adapter, plan, device, saved)
+    evaluation = ghostwriting(config, corpus, card, adapter, saved, reporter)
+    trainer = Trainer(adapter, card, plan, device, reporter, evaluation)
     if saved is not None:
         trainer.resume()
     summary = trainer.run(start_val)

@@ -59,6 +59,10 @@ class RunDir:
         """The validation loss measured after the step logged last."""
         self.history[-1]["val_loss"] = val
 
+    def log_figures(self, figures: dict) -> None:
+        """The ghostwriting evaluation's figures, beside the validation loss of the step logged last."""
+        self.history[-1].update(figures)
+
     def log_sample(self, row: dict) -> None:
         self.samples.append(row)
 
@@ -80,6 +84,14 @@ class RunDir:
         """The weights a user loads (the best so far, validation loss `val`), and a card that says which step they are."""
         self.adapter.save_weights(self.path)
         self.write_running(step, val, step)
+
+    def save_ghostwriting(self) -> None:
+        """The weights of the checkpoint that writes best without copying, the ones `load_model` takes by default."""
+        self.adapter.save_weights(self.path / modeldir.GHOSTWRITING)
+
+    def save_last(self) -> None:
+        """The weights at the end of the run, for NAME@last."""
+        self.adapter.save_weights(self.last)
 
     def save_checkpoint(self, tensors: dict[str, torch.Tensor], meta: dict) -> None:
         """last/ in one atomic rename, then the loss curve of the history it counts."""

@@ -20,10 +20,12 @@ import torch
 
 from corpora import UserError
 from kinds.modeldir import Card
+from kinds.sampling import Sampling
 
 from . import checkpoint as ckpt
 from .adapter import Adapter
 from .device import autocast
+from .ghostwriting.evaluate import Ghostwriting, better
 from .progress import Reporter, format_duration, format_rate
 from .rundir import RunDir
 
@@ -53,6 +55,9 @@ class Plan:
     weight_decay: float
     min_lr_ratio: float
     seed: int
+    ghostwriting_every: int = 1  # evaluations between two ghostwriting evaluations (0: none)
+    max_copying: float = 0.05  # the most copying a ghostwriting checkpoint may show
+    stop_on_copying: float | None = None  # stop once copying passes this at two evaluations in a row
 
     def lr_at(self, step: int, elapsed: float) -> float:
         """Linear warm-up, then cosine decay over the budget (steps or time, whichever is nearer)."""
@@ -81,6 +86,9 @@ class RunState:
     last_val: float | None = None
     evals: list[list[float]] = field(default_factory=list)  # [step, smoothed train, val]
     overfit_warned: bool = False
+    evaluations: int = 0
+    ghostwriting: dict | None = None  # the chosen checkpoint's step, validation loss and figures
+    copying_over: int = 0  # ghostwriting evaluations in a row whose copying passed --stop-on-copying
     history_lines: int = 0
     sample_lines: int = 0
 
@@ -102,6 +110,7 @@ class RunState:
         if best:
             self.best_val, self.best_step = val, self.step
         self.evals.append([self.step, self.smoothed, val])
+        self.evaluations += 1
         return best
 
 
@@ -123,6 +132,8 @@ class Summary:
     target_met: bool
     stop_reason: str
     overfit_warned: bool
+    ghostwriting_step: int | None = None
+    ghostwriting: dict | None = None  # the ghostwriting checkpoint's figures
 
     def to_json(self) -> dict:
         d = asdict(self)
@@ -137,6 +148,7 @@ STOP_REASONS = {
     "overfit": "stopped on overfitting (--stop-on-overfit)",
     "interrupted": "interrupted; continue with --resume",
     "diverged": "diverged (loss is not finite)",
+    "copying": "stopped on copying (--stop-on-copying)",
 }
 
 
@@ -148,9 +160,11 @@ class Trainer:
     """
 
     def __init__(
-        self, adapter: Adapter, card: Card, plan: Plan, device: torch.device, reporter: Reporter
+        self, adapter: Adapter, card: Card, plan: Plan, device: torch.device, reporter: Reporter,
+        ghostwriting: Ghostwriting | None = None,
     ):
         self.adapter = adapter
+        self.ghostwriting = ghostwriting if plan.ghostwriting_every else None
         self.run_dir = RunDir(card, adapter, plan.target_loss)
         self.plan = plan
         self.device = device
@@ -198,6 +212,8 @@ class Trainer:
         s.last_val, s.best_val, s.best_step = val, val, s.step
         self.run_dir.save_best(s.step, val)
         self.run_dir.log_step({"step": 0, "val_loss": val, "elapsed": 0.0})
+        s.evaluations = 1
+        self._ghostwrite(val)
 
     def _loop(self, start: float) -> str:
         """Train until a stop reason comes up; leave the state evaluated and checkpointed; return the reason."""
@@ -234,6 +250,8 @@ class Trainer:
                 return "target"
         if p.stop_on_overfit and s.overfit_warned:
             return "overfit"
+        if s.copying_over >= 2:
+            return "copying"
         if p.max_steps is not None and s.step >= p.max_steps:
             return "max_steps"
         if p.max_time is not None and s.elapsed >= p.max_time:
@@ -243,6 +261,8 @@ class Trainer:
     def _finish(self, reason: str) -> Summary:
         """Write the result into config.json; a diverged run then fails, saying how to rescue it."""
         summary = self._summary(reason)
+        if reason != "diverged":
+            self.run_dir.save_last()
         self.run_dir.write_result(summary.to_json())
         if reason == "diverged":
             then = (
@@ -307,6 +327,29 @@ class Trainer:
         if self.state.record_val(val):
             self.run_dir.save_best(self.state.step, val)
         self._check_overfit()
+        if self.ghostwriting is not None and self.state.evaluations % self.plan.ghostwriting_every == 0:
+            self._ghostwrite(val)
+
+    def _ghostwrite(self, val: float) -> None:
+        """The ghostwriting evaluation of the weights now: logged, said, and kept when they write best."""
+        if self.ghostwriting is None:
+            return
+        s, p = self.state, self.plan
+        units = max(1, round(self.ghostwriting.options.chars / self.adapter.chars_per_unit))
+
+        def write(prompts: list[str], chars: int, seed: int, sampling: Sampling) -> list[str]:
+            return self.adapter.write(prompts, units, seed, sampling)
+
+        figures = self.ghostwriting.evaluate(write, seed=p.seed + s.step)
+        self.run_dir.log_figures(figures)
+        copying = figures["copying"]
+        s.copying_over = s.copying_over + 1 if p.stop_on_copying is not None and (copying or 0) > p.stop_on_copying else 0
+        chosen = better({**figures, "val_loss": val}, s.ghostwriting, p.max_copying)
+        if chosen:
+            s.ghostwriting = {"step": s.step, "val_loss": val, **figures}
+            self.run_dir.save_ghostwriting()
+        self.reporter.message(describe_figures(s.step, figures) + (" (kept as the ghostwriting checkpoint)" if chosen else ""),
+                              style="dim")
 
     def _check_overfit(self) -> None:
         """Validation loss past its best while training loss falls: the model memorizes."""
@@ -432,6 +475,7 @@ class Trainer:
             elapsed=s.elapsed, train_loss=s.smoothed,
             val_loss=s.last_val, best_val=s.best_val, best_step=s.best_step, target_loss=p.target_loss,
             target_on=p.target_on, target_met=met, stop_reason=reason, overfit_warned=s.overfit_warned,
+            ghostwriting_step=s.ghostwriting["step"] if s.ghostwriting else None, ghostwriting=s.ghostwriting,
         )
 
 
@@ -470,6 +514,15 @@ def trainable_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
     return {k: v for k, v in model.state_dict().items() if k in names}
 
 
+def describe_figures(step: int, figures: dict) -> str:
+    """One line of a ghostwriting evaluation, as the run says it."""
+    def pct(key: str) -> str:
+        return "-" if figures.get(key) is None else f"{figures[key]:.0%}"
+
+    return (f"step {step}: copying {pct('copying')}, style {pct('style')}, prompt-following {pct('prompt_following')}, "
+            f"distinct-3 {figures['distinct_3'] if figures.get('distinct_3') is not None else '-'}")
+
+
 def describe_summary(summary: Summary) -> list[str]:
     """The closing lines a user reads."""
     u = summary.unit
@@ -486,5 +539,8 @@ def describe_summary(summary: Summary) -> list[str]:
     if summary.target_loss is not None:
         verdict = "met" if summary.target_met else "not met"
         lines.append(f"  target {summary.target_loss} on {summary.target_on} loss: {verdict}")
+    if summary.ghostwriting is not None:
+        lines.append(f"  ghostwriting checkpoint (what the model writes by default): "
+                     f"{describe_figures(summary.ghostwriting['step'], summary.ghostwriting)}")
     lines.append(f"  model: {summary.path}")
     return lines

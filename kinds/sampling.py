@@ -4,6 +4,7 @@ Shared by the samples shown during training and by the generation API, so a
 sample in the progress log is drawn exactly the way `assistant generate` draws.
 """
 
+import math
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -46,6 +47,17 @@ class Sampling:
     temperature: float = 1.0
     top_k: int | None = None
     top_p: float | None = None
+
+    def check(self) -> None:
+        """A one-line error for a value no sampler takes."""
+        from corpora import UserError
+
+        if not (math.isfinite(self.temperature) and self.temperature >= 0):
+            raise UserError(f"temperature must be a finite number, zero or more, got {self.temperature}")
+        if self.top_k is not None and self.top_k < 1:
+            raise UserError(f"top-k must be at least 1, got {self.top_k}")
+        if self.top_p is not None and not (0 < self.top_p <= 1):
+            raise UserError(f"top-p must be in (0, 1], got {self.top_p}")
 
 
 class Decoder(Protocol):

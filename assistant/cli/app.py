@@ -80,6 +80,7 @@ def corpus_prepare(name: str, encoding: EncodingOpt = None) -> None:
 
 # ---- training ----------------------------------------------------------------
 GPT2 = "GPT-2 options"
+GW = "Ghostwriting evaluation (which checkpoint writes best)"
 CHAR = "char model options (char, char-transformer)"
 
 
@@ -103,6 +104,20 @@ def finetune(
     sample_every: Annotated[int | None, typer.Option(help="Steps between printed samples.")] = None,
     checkpoint_every: Annotated[int | None, typer.Option(help="Steps between resumable checkpoints.")] = None,
     seed: Annotated[int, typer.Option(help="Random seed; the same seed gives the same run.")] = 1337,
+    ghostwriting_every: Annotated[int, typer.Option(help="Evaluations between two ghostwriting evaluations (copying, style, "
+                                                    "prompt-following, diversity); 0 turns them off.", rich_help_panel=GW)] = 1,
+    eval_samples: Annotated[int, typer.Option(help="Prompted continuations per ghostwriting evaluation, and as many "
+                                              "unconditional samples.", rich_help_panel=GW)] = 16,
+    copy_span: Annotated[int, typer.Option(help="A sample holding this many characters of the corpus verbatim copies.",
+                                           rich_help_panel=GW)] = 50,
+    max_copying: Annotated[float, typer.Option(help="The most copying (share of samples) the ghostwriting checkpoint may "
+                                               "show.", rich_help_panel=GW)] = 0.05,
+    stop_on_copying: Annotated[float | None, typer.Option(help="Stop once copying passes this share at two evaluations "
+                                                          "in a row.", rich_help_panel=GW)] = None,
+    temperature: Annotated[float, typer.Option(help="Sampling temperature of the evaluation's (and the shown) samples.",
+                                               rich_help_panel=GW)] = 0.8,
+    top_k: Annotated[int | None, typer.Option(help="Top-k of the evaluation's samples.", rich_help_panel=GW)] = None,
+    top_p: Annotated[float | None, typer.Option(help="Top-p of the evaluation's samples.", rich_help_panel=GW)] = None,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
     resume: Annotated[bool, typer.Option(help="Continue a stopped run exactly where it left off.")] = False,
     force: Annotated[bool, typer.Option(help="Delete an existing model of this name and start over.")] = False,
@@ -158,6 +173,8 @@ def finetune(
         target_loss=target_loss, target_on=target_on, stop_on_overfit=stop_on_overfit,  # type: ignore[arg-type]
         eval_every=eval_every, sample_every=sample_every, checkpoint_every=checkpoint_every,
         seed=seed, device=device, resume=resume, force=force, options=registry.get(model).make_options(given),
+        ghostwriting_every=ghostwriting_every, eval_samples=eval_samples, copy_span=copy_span, max_copying=max_copying,
+        stop_on_copying=stop_on_copying, temperature=temperature, top_k=top_k, top_p=top_p,
     )
     summary = run(config)
     for line in describe_summary(summary):

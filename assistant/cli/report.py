@@ -4,6 +4,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich import box
 from rich.console import Console
 from rich.table import Table
 
@@ -31,16 +32,18 @@ def report(
 
     histories = [history(name) for name in models]
     for h in histories:
-        table = Table("step", "train", "val", "copying", "span", "style", "prompts", "dist-2", "dist-3", "",
-                      title=f"{h.name} ({h.card.kind})", title_justify="left")
+        table = Table("step", "train", "val", "copy", "span", "style", "prompt", "d-2", "d-3", "checkpoint", box=box.SIMPLE,
+                      title=f"{h.name} ({h.card.kind})", title_justify="left", pad_edge=False)
         for row in table_rows(h):
             table.add_row(*row)
         out.print(table)
         accuracy = (h.card.extra.get("ghostwriting") or {}).get("style_accuracy")
         if accuracy:
-            out.print(f"  style: the classifier tells held-out passages of the author from others at "
-                      f"{accuracy['overall']:.1%} (author {accuracy['author']:.1%}, others {accuracy['reference']:.1%})",
-                      highlight=False)
+            out.print(f"style: the classifier recognises {accuracy['author']:.0%} of held-out passages of the author and "
+                      f"{accuracy['reference']:.0%} of other writing as not the author's", highlight=False)
+    out.print("copy: share of samples copying --copy-span characters of the corpus or more; span: mean longest copied span; "
+              "style: share of samples the classifier attributes to the author; prompt: share of continuations about their "
+              "own prompt (chance 1/K); d-2, d-3: distinct word 2- and 3-grams", highlight=False)
     render_png(histories, out_file)
     out.print(f"wrote {out_file}")
     if sweep:

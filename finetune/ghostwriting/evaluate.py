@@ -49,6 +49,7 @@ class GhostwritingOptions:
             raise UserError(f"--eval-samples must be at least 2 (prompt-following compares prompts), got {self.samples}")
         if self.min_span < 1 or self.chars < 1:
             raise UserError("--copy-span and the sample length must be at least 1")
+        self.sampling.check()
 
 
 def split_text(corpus: Corpus) -> tuple[str, str]:

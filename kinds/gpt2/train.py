@@ -188,14 +188,21 @@ class GPT2Adapter:
         }
 
     def save_weights(self, directory: Path) -> None:
-        """save_pretrained into a scratch folder, then replace each weight file on its own (config.json stays ours)."""
+        """save_pretrained into a scratch folder, then replace each weight file on its own.
+
+        The model directory's config.json stays ours; a checkpoint's folder of
+        its own (ghostwriting/, last/) gets transformers' config.json as well, so
+        that it loads like the directory.
+        """
+        directory.mkdir(parents=True, exist_ok=True)
+        names = WEIGHT_FILES if (directory / "config.json").exists() else (*WEIGHT_FILES, "config.json")
         with tempfile.TemporaryDirectory(prefix=".save-", dir=directory) as scratch_name:
             scratch = Path(scratch_name)  # in the model directory: a rename cannot cross file systems
             with bases.quiet_transformers():
                 self.model.save_pretrained(scratch)
                 if not (directory / "tokenizer.json").exists():
                     self.tokenizer.save_pretrained(directory)
-            for name in WEIGHT_FILES:
+            for name in names:
                 if (scratch / name).exists():
                     with replacing(directory / name) as tmp:
                         (scratch / name).rename(tmp)
