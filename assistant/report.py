@@ -36,7 +36,8 @@ class History:
 
 
 def history(name_or_path: str) -> History:
-    path = modeldir.find(name_or_path)
+    """A model's evaluations (NAME@CHECKPOINT reads as NAME: the history is the run's)."""
+    path = modeldir.find(name_or_path) or modeldir.find(str(name_or_path).rpartition("@")[0] or name_or_path)
     if path is None:
         raise UserError(f"no model {name_or_path!r}: assistant models lists them")
     card = modeldir.read(path)

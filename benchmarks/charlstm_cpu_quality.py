@@ -21,12 +21,14 @@ from _common import setup
 def train_ours(args: argparse.Namespace, home: Path) -> float:
     from rich.console import Console
 
-    from finetune.config import CharOptions, FinetuneConfig
+    from finetune.config import FinetuneConfig
     from finetune.progress import Reporter
     from finetune.run import finetune
+    from kinds.charlstm.options import CharOptions
 
     config = FinetuneConfig(corpus=args.corpus, model="char", out=home / "ours", max_time=args.seconds, device=args.device,
-                            seed=args.seed, char=CharOptions(size=args.size))
+                            seed=args.seed, options=CharOptions(size=args.size),
+                            ghostwriting_every=0)  # training alone: the baseline has no evaluation either
     summary = finetune(config, Reporter(Console(stderr=True, quiet=args.quiet)))
     print(f"ours: {summary.steps} steps, val {summary.val_loss:.4f} (best {summary.best_val:.4f}) nats/char")
     return summary.best_val

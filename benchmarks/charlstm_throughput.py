@@ -25,15 +25,17 @@ def ours(args: argparse.Namespace, home: Path) -> float:
     from rich.console import Console
 
     from finetune.checkpoint import read_jsonl
-    from finetune.config import CharOptions, FinetuneConfig
+    from finetune.config import FinetuneConfig
     from finetune.progress import Reporter
     from finetune.run import finetune
+    from kinds.charlstm.options import CharOptions
 
     total = args.warmup + args.steps
     char = CharOptions(size="tiny", layers=args.layers, hidden=args.hidden, dropout=0.0, seq_len=args.seq,
                        batch_size=args.batch, lr=1e-3)
     config = FinetuneConfig(corpus="shakespeare", model="char", out=home / "ours", max_steps=total, device=args.device,
-                            eval_every=10**9, sample_every=10**9, checkpoint_every=10**9, warmup_steps=1, char=char)
+                            eval_every=10**9, sample_every=10**9, checkpoint_every=10**9, warmup_steps=1, options=char,
+                            ghostwriting_every=0)
     finetune(config, Reporter(Console(stderr=True, quiet=True)))
     history = {r["step"]: r for r in read_jsonl(home / "ours" / "history.jsonl")}
     # elapsed at step k is recorded before step k's own time is added: measure whole steps in between

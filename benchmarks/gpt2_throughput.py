@@ -33,9 +33,10 @@ def ours(args: argparse.Namespace, home: Path) -> tuple[float, float]:
     from rich.console import Console
 
     from finetune.checkpoint import read_jsonl
-    from finetune.config import FinetuneConfig, GPT2Options
+    from finetune.config import FinetuneConfig
     from finetune.progress import Reporter
     from finetune.run import finetune
+    from kinds.gpt2.options import GPT2Options
 
     total = args.warmup + args.steps
     options = GPT2Options(base=str(args.tokenizer), from_scratch=True, n_layer=args.n_layer, n_embd=args.n_embd,
@@ -43,7 +44,8 @@ def ours(args: argparse.Namespace, home: Path) -> tuple[float, float]:
                           batch_tokens=args.block * args.micro, dropout=0.0)
     config = FinetuneConfig(corpus=args.corpus, out=home / "ours", max_steps=total, device=args.device,
                             eval_every=10**9, sample_every=10**9, checkpoint_every=10**9, warmup_steps=1,
-                            eval_chars=args.block * args.micro, gpt2=options)
+                            eval_chars=args.block * args.micro, options=options,
+                            ghostwriting_every=0)
     if args.device.startswith("cuda"):
         torch.cuda.reset_peak_memory_stats()
     finetune(config, Reporter(Console(stderr=True, quiet=True)))

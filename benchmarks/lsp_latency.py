@@ -41,7 +41,8 @@ def train(seconds: int) -> str:
     from kinds.charlstm.options import CharOptions
 
     config = FinetuneConfig(corpus="pkd", model="char", name="bench-lsp", max_time=seconds, eval_every=200,
-                            sample_every=100_000, seed=1, options=CharOptions(size="small"))
+                            sample_every=100_000, seed=1, options=CharOptions(size="small"),
+                            ghostwriting_every=0)
     finetune(config, Reporter())
     return "bench-lsp"
 
