@@ -57,7 +57,7 @@ def table_rows(h: History) -> list[list[str]]:
     """The report's rows for a model: step (marked), train, val, copying, span, style, prompt-following, distinct-2/3."""
     out = []
     for r in h.rows:
-        marks = ("best-val " if r["step"] == h.best_step else "") + ("ghostwriting" if r["step"] == h.ghostwriting_step else "")
+        marks = ("val " if r["step"] == h.best_step else "") + ("gw" if r["step"] == h.ghostwriting_step else "")
         out.append([str(r["step"]), _fmt(r.get("train_smooth")), _fmt(r["val_loss"]), _fmt(r.get("copying"), True),
                     "-" if r.get("copied_span") is None else f"{r['copied_span']:.0f}", _fmt(r.get("style"), True),
                     _fmt(r.get("prompt_following"), True), _fmt(r.get("distinct_2")), _fmt(r.get("distinct_3")),

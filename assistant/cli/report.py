@@ -32,11 +32,13 @@ def report(
 
     histories = [history(name) for name in models]
     for h in histories:
-        table = Table("step", "train", "val", "copy", "span", "style", "prompt", "d-2", "d-3", "checkpoint", box=box.SIMPLE,
+        table = Table("step", "train", "val", "copy", "span", "style", "prompt", "d-2", "d-3", "", box=box.SIMPLE,
                       title=f"{h.name} ({h.card.kind})", title_justify="left", pad_edge=False)
         for row in table_rows(h):
             table.add_row(*row)
         out.print(table)
+        out.print(f"ghostwriting checkpoint (gw, what {h.name} writes with by default): step {h.ghostwriting_step}; "
+                  f"best validation loss (val, {h.name}@best-val): step {h.best_step}", highlight=False)
         accuracy = (h.card.extra.get("ghostwriting") or {}).get("style_accuracy")
         if accuracy:
             out.print(f"style: the classifier recognises {accuracy['author']:.0%} of held-out passages of the author and "
