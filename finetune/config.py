@@ -47,7 +47,7 @@ class FinetuneConfig:
     sample_chars: int = 200
     checkpoint_every: int | None = None
     # the ghostwriting evaluation (finetune.ghostwriting) and the checkpoint it chooses
-    ghostwriting_every: int = 1  # evaluations between two; 0: off
+    ghostwriting_every: int | None = None  # evaluations between two; 0: off; None: as often as costs <10% of the time
     eval_samples: int = 16
     copy_span: int = 50
     max_copying: float = 0.05
@@ -89,7 +89,7 @@ class FinetuneConfig:
         for flag, rate in (("--max-copying", self.max_copying), ("--stop-on-copying", self.stop_on_copying)):
             if rate is not None and not 0 <= rate <= 1:
                 raise UserError(f"{flag} is a share of samples, from 0 to 1, got {rate}")
-        if self.ghostwriting_every < 0:
+        if self.ghostwriting_every is not None and self.ghostwriting_every < 0:
             raise UserError(f"--ghostwriting-every must be 0 (off) or more, got {self.ghostwriting_every}")
         self.ghostwriting().check()
         if self.target_on not in (None, "train", "val"):

@@ -142,7 +142,7 @@ def ghostwriting(config: FinetuneConfig, corpus: Corpus, card: Card, adapter: Ad
     style classifier learns that the base's own voice is not the author's. They
     are kept in the card, so that a resumed run judges by the same classifier.
     """
-    if not config.ghostwriting_every:
+    if config.ghostwriting_every == 0:
         return None
     options = config.ghostwriting()
     base_samples = ((saved.extra.get("ghostwriting") or {}).get("base_samples") if saved is not None else None)
@@ -153,7 +153,8 @@ def ghostwriting(config: FinetuneConfig, corpus: Corpus, card: Card, adapter: Ad
     card.extra["ghostwriting"] = {**evaluation.describe(), "base_samples": base_samples}
     accuracy = evaluation.style_accuracy
     reporter.message(f"Ghostwriting evaluation: {len(evaluation.prompts)} prompted and {options.samples} unconditional "
-                     f"samples every {config.ghostwriting_every} evaluation(s); "
+                     + (f"samples every {config.ghostwriting_every} evaluation(s); " if config.ghostwriting_every
+                        else "samples, as often as keeps it under a tenth of the training time; ")
                      + (f"the style classifier recognises {accuracy['author']:.0%} of held-out author passages and "
                         f"{accuracy['reference']:.0%} of other writing" if accuracy
                         else f"style not measured ({evaluation.style_note})"))

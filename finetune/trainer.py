@@ -31,6 +31,7 @@ from .rundir import RunDir
 
 EMA_BETA = 0.98  # the smoothed training loss averages roughly the last 50 steps
 PROGRESS_TICKS = 1000
+GHOSTWRITING_BUDGET = 0.1  # by default the ghostwriting evaluation takes at most this share of the training time
 OVERFIT_MARGIN = 0.01  # validation loss this much (relative) above its best is no longer noise
 
 
@@ -55,7 +56,7 @@ class Plan:
     weight_decay: float
     min_lr_ratio: float
     seed: int
-    ghostwriting_every: int = 1  # evaluations between two ghostwriting evaluations (0: none)
+    ghostwriting_every: int | None = None  # evaluations between two ghostwriting evaluations (0: none; None: budget)
     max_copying: float = 0.05  # the most copying a ghostwriting checkpoint may show
     stop_on_copying: float | None = None  # stop once copying passes this at two evaluations in a row
 
@@ -89,6 +90,8 @@ class RunState:
     evaluations: int = 0
     ghostwriting: dict | None = None  # the chosen checkpoint's step, validation loss and figures
     copying_over: int = 0  # ghostwriting evaluations in a row whose copying passed --stop-on-copying
+    ghostwriting_cost: float = 0.0  # seconds the last ghostwriting evaluation took
+    ghostwritten_at: float = 0.0  # the training time it ran at
     history_lines: int = 0
     sample_lines: int = 0
 
@@ -164,7 +167,7 @@ class Trainer:
         ghostwriting: Ghostwriting | None = None,
     ):
         self.adapter = adapter
-        self.ghostwriting = ghostwriting if plan.ghostwriting_every else None
+        self.ghostwriting = ghostwriting if plan.ghostwriting_every != 0 else None
         self.run_dir = RunDir(card, adapter, plan.target_loss)
         self.plan = plan
         self.device = device
@@ -327,8 +330,23 @@ class Trainer:
         if self.state.record_val(val):
             self.run_dir.save_best(self.state.step, val)
         self._check_overfit()
-        if self.ghostwriting is not None and self.state.evaluations % self.plan.ghostwriting_every == 0:
+        if self._ghostwriting_due():
             self._ghostwrite(val)
+
+    def _ghostwriting_due(self) -> bool:
+        """Every --ghostwriting-every evaluations; by default whenever the last one took at most a tenth of the time since.
+
+        The default keeps the evaluation cheap whatever the model and the
+        evaluation schedule: at the presets' schedule it runs at every
+        evaluation (benchmarks/ghostwriting_eval.py), while a tiny model
+        evaluated every few steps is measured less often.
+        """
+        s, every = self.state, self.plan.ghostwriting_every
+        if self.ghostwriting is None:
+            return False
+        if every is not None:
+            return s.evaluations % every == 0
+        return s.elapsed - s.ghostwritten_at >= s.ghostwriting_cost / GHOSTWRITING_BUDGET
 
     def _ghostwrite(self, val: float) -> None:
         """The ghostwriting evaluation of the weights now: logged, said, and kept when they write best."""
@@ -340,7 +358,9 @@ class Trainer:
         def write(prompts: list[str], chars: int, seed: int, sampling: Sampling) -> list[str]:
             return self.adapter.write(prompts, units, seed, sampling)
 
+        started = time.monotonic()
         figures = self.ghostwriting.evaluate(write, seed=p.seed + s.step)
+        s.ghostwriting_cost, s.ghostwritten_at = time.monotonic() - started, s.elapsed
         self.run_dir.log_figures(figures)
         copying = figures["copying"]
         s.copying_over = s.copying_over + 1 if p.stop_on_copying is not None and (copying or 0) > p.stop_on_copying else 0

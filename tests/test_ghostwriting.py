@@ -60,6 +60,7 @@ def memorizer(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, object]:
         corpus.write_bytes((CORPORA / "pkd" / "the-eyes-have-it.txt").read_bytes()[:12000])
         config = FinetuneConfig(corpus=str(corpus), model="char", out=root / "mem", max_steps=1500, eval_every=100,
                                 sample_every=10_000, seed=7, eval_samples=8, copy_span=30, stop_on_copying=0.5,
+                                ghostwriting_every=1,
                                 options=CharOptions(size="tiny", hidden=256, batch_size=8, seq_len=32))
         summary = finetune(config, Reporter())
     return root / "mem", summary
@@ -134,7 +135,8 @@ def test_with_enough_text_the_style_is_measured_and_a_trained_checkpoint_chosen(
 
     out = tmp_path / "styled"
     finetune(FinetuneConfig(corpus=str(pkd_slice), model="char", out=out, max_steps=300, eval_every=100,
-                            sample_every=10_000, seed=7, eval_samples=8, options=CharOptions(size="tiny")), Reporter())
+                            sample_every=10_000, seed=7, eval_samples=8, ghostwriting_every=1,
+                            options=CharOptions(size="tiny")), Reporter())
     card = modeldir.read(out)
     accuracy = card.extra["ghostwriting"]["style_accuracy"]
     assert accuracy["reference"] >= 0.95 and accuracy["author_passages"] >= 1 and 0 <= accuracy["author"] <= 1

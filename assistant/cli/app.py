@@ -104,8 +104,9 @@ def finetune(
     sample_every: Annotated[int | None, typer.Option(help="Steps between printed samples.")] = None,
     checkpoint_every: Annotated[int | None, typer.Option(help="Steps between resumable checkpoints.")] = None,
     seed: Annotated[int, typer.Option(help="Random seed; the same seed gives the same run.")] = 1337,
-    ghostwriting_every: Annotated[int, typer.Option(help="Evaluations between two ghostwriting evaluations (copying, style, "
-                                                    "prompt-following, diversity); 0 turns them off.", rich_help_panel=GW)] = 1,
+    ghostwriting_every: Annotated[int | None, typer.Option(
+        help="Evaluations between two ghostwriting evaluations (copying, style, prompt-following, diversity); 0 turns them "
+             "off; by default as often as takes at most a tenth of the training time.", rich_help_panel=GW)] = None,
     eval_samples: Annotated[int, typer.Option(help="Prompted continuations per ghostwriting evaluation, and as many "
                                               "unconditional samples.", rich_help_panel=GW)] = 16,
     copy_span: Annotated[int, typer.Option(help="A sample holding this many characters of the corpus verbatim copies.",
