@@ -7,7 +7,6 @@ Ctrl-D leaves. Lines that start with / are commands; /help lists them. A bad
 command or value prints one line and the session goes on.
 """
 
-import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 
@@ -30,6 +29,7 @@ from .generation import Params, TextModel, load_model
 from .samples.recording import check_stored, record
 from .samples.store import GHOSTWRITTEN, Store
 from .samples.views import check_view, sample_table, side_by_side, status_line
+from .terminal import stream_to_stdout
 
 HISTORY = "repl_history"
 HELP = {
@@ -129,18 +129,8 @@ class Repl:
                 self.console.rule(f"sample {i + 1}/{self.settings.n}", style="dim")
             self.console.print(Text(prompt, style="dim"), end="")
             stream = self.model.stream(prompt, **self.settings.generation())
-            stopped = False
-            try:
-                with stream:  # ended (as cancelled) before it is stored, not whenever it is collected
-                    for piece in stream:
-                        sys.stdout.write(piece)
-                        sys.stdout.flush()
-            except KeyboardInterrupt:
-                stopped = True
-            sys.stdout.write("\n")
-            sys.stdout.flush()
-            assert stream.result is not None
-            self._stored(record(stream.result, "repl"))
+            result, stopped = stream_to_stdout(stream)
+            self._stored(record(result, "repl"))
             if stopped:
                 self.console.print("[dim](stopped)[/dim]")
                 return

@@ -208,6 +208,7 @@ def generate(
     """Write continuations of a prompt (or unconditional samples), streamed as they come; each is stored."""
     from ..generation import load_model
     from ..samples.recording import record
+    from ..terminal import stream_to_stdout
 
     prompt = _read_text_option(prompt, prompt_file, "prompt")
     if n < 1:
@@ -221,19 +222,9 @@ def generate(
         stream = text_model.stream(prompt, max_new_chars=length, max_new_tokens=tokens, temperature=temperature,
                                    top_k=top_k, top_p=top_p, seed=sample_seed, stop=stop)
         sys.stdout.write(prompt)
-        stopped = False
-        try:
-            with stream:  # a sample stopped by Ctrl-C ends at once, as cancelled
-                for piece in stream:
-                    sys.stdout.write(piece)
-                    sys.stdout.flush()
-        except KeyboardInterrupt:
-            stopped = True
-        sys.stdout.write("\n")
-        sys.stdout.flush()
+        result, stopped = stream_to_stdout(stream)  # a sample stopped by Ctrl-C is stored at once, as cancelled
         if not no_log:
-            assert stream.result is not None
-            record(stream.result, "cli")
+            record(result, "cli")
         if stopped:
             err.print("[dim](stopped)[/dim]")
             raise typer.Exit(130)

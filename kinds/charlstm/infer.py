@@ -11,10 +11,12 @@ from .model import CharLSTM, CharLSTMConfig, Vocab
 
 
 class CharDecoder:
-    def __init__(self, card: Card, device: torch.device):
+    """Any char model whose `generate_ids` yields next ids after a prime: the char-LSTM, the char transformer."""
+
+    def __init__(self, card: Card, device: torch.device, model: torch.nn.Module):
         self.vocab = Vocab(card.extra["vocab"])
         self.prime = card.extra["prime"]
-        self.model = CharLSTM(CharLSTMConfig(**card.architecture))
+        self.model = model
         self.model.load_state_dict(load_file(str(card.weights(WEIGHTS)), device="cpu"))
         self.model.to(device).eval()
         self.device = device
@@ -29,4 +31,4 @@ class CharDecoder:
 
 
 def load(card: Card, device: torch.device) -> CharDecoder:
-    return CharDecoder(card, device)
+    return CharDecoder(card, device, CharLSTM(CharLSTMConfig(**card.architecture)))

@@ -2,6 +2,7 @@
 
 from dataclasses import asdict
 from pathlib import Path
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -105,15 +106,20 @@ class CharLSTMAdapter:
         self.state = (tensors["h"].float().to(self.device), tensors["c"].float().to(self.device)) if "h" in tensors else None
 
     def describe(self) -> dict:
-        return {
-            "architecture": self.model.config.to_json(),
-            "size": self.size,
-            "parameters": self.model.num_parameters(),
-            "vocab": self.vocab.chars,
-            "prime": DOC_START,
-            "split": self.data.split,
-            "hparams": asdict(self.hp),
-        }
+        return describe_char_model(self)
 
     def save_weights(self, directory: Path) -> None:
         save_tensors(self.model.state_dict(), directory / WEIGHTS)
+
+
+def describe_char_model(adapter: Any) -> dict:
+    """config.json's keys for a char model (the char transformer's too): what rebuilds it and reads its vocabulary."""
+    return {
+        "architecture": adapter.model.config.to_json(),
+        "size": adapter.size,
+        "parameters": adapter.model.num_parameters(),
+        "vocab": adapter.vocab.chars,
+        "prime": DOC_START,
+        "split": adapter.data.split,
+        "hparams": asdict(adapter.hp),
+    }

@@ -7,7 +7,6 @@ streams carried from batch to batch; here each window is a sequence of its own,
 and nothing is carried between batches but the data position.
 """
 
-from dataclasses import asdict
 from pathlib import Path
 
 import torch
@@ -22,6 +21,7 @@ from ..charlstm.data import DOC_START, CharData, corpus_text
 from ..charlstm.model import Vocab
 from ..charlstm.options import CharOptions
 from ..charlstm.presets import CharHParams
+from ..charlstm.train import describe_char_model
 from ..modeldir import WEIGHTS
 from ..sampling import Sampling
 from . import presets
@@ -114,15 +114,7 @@ class CharTransformerAdapter:
         self.epoch, self.index = meta["epoch"], meta["index"]
 
     def describe(self) -> dict:
-        return {
-            "architecture": self.model.config.to_json(),
-            "size": self.size,
-            "parameters": self.model.num_parameters(),
-            "vocab": self.vocab.chars,
-            "prime": DOC_START,
-            "split": self.data.split,
-            "hparams": asdict(self.hp),
-        }
+        return describe_char_model(self)
 
     def save_weights(self, directory: Path) -> None:
         save_tensors(self.model.state_dict(), directory / WEIGHTS)
