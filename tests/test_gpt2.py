@@ -76,10 +76,14 @@ def test_full_finetune_reaches_the_target_and_loads_with_plain_transformers(gpt2
     assert config["split"]["how"] == "contiguous" and 2 < config["split"]["chars_per_token"] < 6
     assert {"model.safetensors", "tokenizer.json", "generation_config.json", "loss.svg"} <= {p.name for p in out.iterdir()}
 
-    plain = AutoModelForCausalLM.from_pretrained(out).eval()
-    ours = load_model(out, "cpu")
+    plain = AutoModelForCausalLM.from_pretrained(out).eval()  # the best validation loss's weights
+    ours = load_model(f"{out}@best-val", "cpu")
     ids = ours.decoder.tokenizer.encode("The door opened and the robot")
     torch.testing.assert_close(_logits(plain, ids), _logits(ours.decoder.model, ids))
+    chosen = load_model(out, "cpu")  # the ghostwriting checkpoint, a folder plain transformers loads too
+    assert chosen.card.checkpoint == "ghostwriting"
+    plain_chosen = AutoModelForCausalLM.from_pretrained(out / "ghostwriting").eval()
+    torch.testing.assert_close(_logits(plain_chosen, ids), _logits(chosen.decoder.model, ids))
     with safe_open(str(out / "last" / "checkpoint.safetensors"), "pt") as f:
         names = set(f.keys())
     assert "model.transformer.wte.weight" in names and "model.lm_head.weight" not in names  # tied: saved once
