@@ -76,7 +76,8 @@ GPT2_TINY = ["--block-size", "32", "--micro-batch", "4", "--batch-tokens", "256"
 def gpt2_base(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A stand-in for the hub's `gpt2`: the real tokenizer, 2 layers x 64, trained from scratch for a few
     seconds on Shakespeare so that it predicts English better than chance. Its directory is a
-    save_pretrained one, so it is passed to finetune with --base exactly as a user's local base would be."""
+    save_pretrained one, so it is passed to finetune with --base exactly as a user's local base would be. Like a hub
+    base it holds one set of weights: it is trained without the ghostwriting evaluation and its checkpoint."""
     from finetune.config import FinetuneConfig
     from finetune.progress import Reporter
     from finetune.run import finetune
@@ -90,5 +91,5 @@ def gpt2_base(tmp_path_factory: pytest.TempPathFactory) -> Path:
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("ASSISTANT_HOME", str(root / "home"))
         finetune(FinetuneConfig(corpus=str(root / "shakespeare.txt"), out=root / "base", max_steps=40, eval_every=20,
-                                sample_every=1000, seed=3, options=options), Reporter())
+                                sample_every=1000, seed=3, options=options, ghostwriting_every=0), Reporter())
     return root / "base"

@@ -35,7 +35,7 @@ def test_target_loss_stops_training_and_writes_a_loadable_model(pkd_slice: Path,
     assert summary.stop_reason == "target" and summary.target_met
     assert summary.train_loss <= 2.6 and summary.steps < 1000
     files = {p.name for p in out.iterdir()}
-    assert files == {"config.json", "model.safetensors", "history.jsonl", "samples.jsonl", "loss.svg", "last"}
+    assert files == {"config.json", "model.safetensors", "history.jsonl", "samples.jsonl", "loss.svg", "last", "ghostwriting"}
     svg = ET.parse(out / "loss.svg").getroot()
     lines = svg.findall("{http://www.w3.org/2000/svg}polyline")
     evaluations = [r for r in read_jsonl(out / "history.jsonl") if "val_loss" in r]
