@@ -1,8 +1,9 @@
 """The shape of the code: no import cycles, every module importable alone, and directories of earlier releases.
 
 Release 0.1's files in tests/fixtures/release-0.1 were written by that
-release (its char model and GPT-2 directories, and its sample store holding
-one sample of each): they must load, write the same text for the same seed,
+release (its char model and GPT-2 directories, both tiny, and its sample store
+holding one sample of each), trained on the first 400 lines of a PKD story read
+from ../shared: they must load, write the same text for the same seed,
 resume, and list, whatever this release changed in config.json.
 """
 
@@ -17,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import GPT2_TOKENIZER, ROOT, run_cli
+from .conftest import CORPORA, GPT2_TOKENIZER, ROOT, run_cli
 
 PACKAGES = ("assistant", "corpora", "finetune", "kinds")
 RELEASE = Path(__file__).parent / "fixtures" / "release-0.1"
@@ -118,7 +119,7 @@ def test_release_directories_are_read_as_this_release_writes_them(release_models
     assert card.corpus is not None and card.corpus.name == "story" and card.extra["prime"] == "\n\n"
     assert card.status == "max_steps" and card.has_weights
     gpt2 = modeldir.read(release_models / "release-gpt2")
-    assert gpt2.kind == "gpt2" and gpt2.training["options"]["n_embd"] == 8 and gpt2.extra["n_layer"] == 1
+    assert gpt2.kind == "gpt2" and gpt2.training["options"]["n_embd"] == 1 and gpt2.extra["n_layer"] == 1
     listed = [json.loads(line) for line in run_cli("models", "--json").stdout.splitlines()]
     assert [(m["name"], m["kind"], m["status"]) for m in listed] == [("release-char", "char", "max_steps"),
                                                                    ("release-gpt2", "gpt2", "max_steps")]
@@ -138,8 +139,9 @@ def test_release_models_write_what_release_0_1_wrote(release_models: Path):
 
 
 def test_a_release_run_resumes(release_models: Path, tmp_path: Path):
-    corpus = tmp_path / "story.txt"  # the release trained on a file of this name, which must still hold the same text
-    shutil.copy(RELEASE / "story.txt", corpus)
+    corpus = tmp_path / "story.txt"  # the release trained on a file of this name, which must still hold the same text:
+    raw = (CORPORA / "pkd" / "the-eyes-have-it.txt").read_bytes()  # the story's first 400 lines, as it was cut then
+    corpus.write_bytes(b"\n".join(raw.split(b"\n")[:400]).rstrip(b"\n"))
     result = run_cli("finetune", str(corpus), "--model", "char", "--name", "release-char", "--resume", "--max-steps", "40")
     assert result.returncode == 0, result.stderr
     assert "Resuming at step 30" in result.stderr and "Stopped after 40 steps" in result.stderr
