@@ -211,10 +211,10 @@ def load_model(name_or_path: str | Path, device: str = "auto") -> TextModel:
     from finetune.device import pick_device
 
     torch_device = pick_device(device)
-    name, at, checkpoint = str(name_or_path).rpartition("@")
-    if not at or modeldir.find(name_or_path) is not None:  # a directory may have @ in its name
-        name, checkpoint = str(name_or_path), None
-    path = modeldir.find(name)
+    path, checkpoint = modeldir.find(name_or_path), None  # a directory's own name may hold an @
+    if path is None and "@" in str(name_or_path):
+        name, _, checkpoint = str(name_or_path).rpartition("@")
+        path = modeldir.find(name)
     if path is None:
         from kinds.gpt2.infer import load_base
 
