@@ -9,6 +9,7 @@ normalise BOMs and line endings. The text's own characters are kept as is.
 import re
 
 from .errors import UserError
+from .formats import not_text, sniff
 
 _START = re.compile(
     r"^\s*\*{3}\s*START OF (THE|THIS) PROJECT GUTENBERG.*$"
@@ -37,7 +38,13 @@ NOTES_TAIL = 1500  # how near the end
 
 
 def decode(data: bytes, source: str, encoding: str | None = None) -> str:
-    """Bytes to text, with a one-line error naming the file and byte offset."""
+    """Bytes to text, with a one-line error naming the file and byte offset.
+
+    A word processor's file is refused whatever the encoding: `--encoding` is
+    for text in another character set, and would read a .docx's bytes as text.
+    """
+    if (document := sniff(data)) is not None:
+        raise UserError(not_text(source, document))
     if encoding is None:
         nul = data.find(b"\x00", 0, 1 << 16)
         if nul >= 0:

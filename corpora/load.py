@@ -2,8 +2,10 @@
 
 Catalogue names are looked up in `ASSISTANT_CORPORA` (a directory laid out
 like the project's shared corpora), then in the user cache (checksums
-verified), then downloaded into the cache. Anything else must be a `.txt`
-file or a directory of them.
+verified), then downloaded into the cache. Anything else must be a text file
+or a folder of `.txt` and `.md` files; a folder's other files are left out
+and listed in `Corpus.skipped` with the reason, so a writer sees why their
+novel.docx is not in it.
 """
 
 import difflib
@@ -18,6 +20,7 @@ from .catalogue import CATALOGUE, Entry
 from .clean import clean, decode
 from .errors import UserError
 from .files import write_bytes
+from .formats import TEXT_SUFFIXES, skip_reason
 from .home import corpora_cache_dir
 
 CHECKSUMS = "checksums.json"
@@ -25,17 +28,30 @@ CHECKSUMS = "checksums.json"
 
 @dataclass(frozen=True)
 class Document:
-    name: str
+    name: str  # the file, relative to the corpus
     text: str
+    title: str | None = None  # a catalogue document's title; a writer's file is known by its name
+
+
+@dataclass(frozen=True)
+class Skipped:
+    """A file of a folder corpus that is not in it, and why."""
+
+    name: str
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.reason})"
 
 
 @dataclass(frozen=True)
 class Corpus:
-    """A named list of cleaned documents; `source` says where they came from."""
+    """A named list of cleaned documents; `source` says where they came from, `skipped` what was left out."""
 
     name: str
     documents: tuple[Document, ...]
     source: str
+    skipped: tuple[Skipped, ...] = ()
 
     @property
     def chars(self) -> int:
@@ -80,8 +96,10 @@ def load_corpus(name_or_path: str, encoding: str | None = None, *, allow_downloa
     )
 
 
-def _documents(files: list[tuple[str, bytes]], name: str, encoding: str | None) -> tuple[Document, ...]:
-    docs = tuple(Document(doc_name, clean(decode(data, doc_name, encoding))) for doc_name, data in files)
+def _documents(files: list[tuple[str, bytes]], name: str, encoding: str | None,
+               titles: dict[str, str] | None = None) -> tuple[Document, ...]:
+    docs = tuple(Document(doc_name, clean(decode(data, doc_name, encoding)), (titles or {}).get(doc_name))
+                 for doc_name, data in files)
     docs = tuple(d for d in docs if d.text)
     if not docs:
         raise UserError(f"corpus {name!r} is empty: no text left after cleaning")
@@ -89,17 +107,42 @@ def _documents(files: list[tuple[str, bytes]], name: str, encoding: str | None) 
 
 
 def _load_path(path: Path, encoding: str | None) -> Corpus:
-    if path.is_dir():
-        files = sorted(p for p in path.rglob("*.txt") if p.is_file())
-        if not files:
-            raise UserError(f"{path}: no .txt files in this directory")
-    else:
-        files = [path]
+    files, skipped = _folder_files(path) if path.is_dir() else ([path], [])
     # documents are named relative to the corpus, so the checksum does not depend on how the path was typed
     root = path if path.is_dir() else path.parent
     docs = _documents([(str(f.relative_to(root)), _read(f)) for f in files], str(path), encoding)
+    kept = {d.name for d in docs}
+    skipped += [Skipped(str(f.relative_to(root)), "no text in it") for f in files if str(f.relative_to(root)) not in kept]
     name = path.stem if path.is_file() else path.resolve().name
-    return Corpus(name=name, documents=docs, source=str(path.resolve()))
+    return Corpus(name=name, documents=docs, source=str(path.resolve()),
+                  skipped=tuple(sorted(skipped, key=lambda s: s.name)))
+
+
+def _folder_files(folder: Path) -> tuple[list[Path], list[Skipped]]:
+    """A folder's text files, and its other files with the reason each is left out.
+
+    Hidden files and folders (.DS_Store, .git) are the system's, not the
+    writer's: they are neither read nor listed.
+    """
+    files, skipped = [], []
+    for f in sorted(folder.rglob("*")):
+        relative = f.relative_to(folder)
+        if not f.is_file() or any(part.startswith(".") for part in relative.parts):
+            continue
+        if f.suffix.lower() in TEXT_SUFFIXES:
+            files.append(f)
+        else:
+            skipped.append(Skipped(str(relative), skip_reason(f)))
+    if not files:
+        found = f"; left out {listing(skipped)}" if skipped else ""
+        raise UserError(f"{folder}: no {' or '.join(TEXT_SUFFIXES)} files in this folder{found}")
+    return files, skipped
+
+
+def listing(skipped: "list[Skipped] | tuple[Skipped, ...]", most: int = 5) -> str:
+    """Skipped files as one short phrase (the first few, and how many more), for a one-line message."""
+    shown = "; ".join(map(str, skipped[:most]))
+    return shown + (f"; and {len(skipped) - most} more" if len(skipped) > most else "")
 
 
 def _read(path: Path) -> bytes:
@@ -112,11 +155,15 @@ def _read(path: Path) -> bytes:
 def _load_catalogue(entry: Entry, encoding: str | None, allow_download: bool) -> Corpus:
     for source, raw in (_from_shared(entry), _from_cache(entry)):
         if raw is not None:
-            return Corpus(entry.name, _documents(raw, entry.name, encoding), source)
+            return Corpus(entry.name, _documents(raw, entry.name, encoding, _titles(entry)), source)
     if not allow_download:
         raise UserError(f"corpus {entry.name} is not on this machine (neither in ASSISTANT_CORPORA nor in the cache)")
     raw = _download(entry)
-    return Corpus(entry.name, _documents(raw, entry.name, encoding), "download")
+    return Corpus(entry.name, _documents(raw, entry.name, encoding, _titles(entry)), "download")
+
+
+def _titles(entry: Entry) -> dict[str, str]:
+    return {d.file: d.title for d in entry.documents}
 
 
 def _from_shared(entry: Entry) -> tuple[str, list[tuple[str, bytes]] | None]:

@@ -17,6 +17,7 @@ import torch
 
 from corpora import Corpus, UserError, load_corpus
 from corpora.home import models_dir
+from corpora.load import listing
 from kinds import modeldir, registry
 from kinds.modeldir import Card
 
@@ -189,6 +190,8 @@ def finetune(config: FinetuneConfig, reporter: Reporter | None = None) -> Summar
     reporter = reporter or Reporter()
     device = devices.pick_device(config.device)
     corpus = load_corpus(config.corpus, config.encoding)
+    if corpus.skipped:  # a writer's folder: say which files the model will not learn from, and why
+        reporter.message(f"Left out of corpus {corpus.name}: {listing(corpus.skipped)}")
     path = model_path(config, corpus)
     check_model_dir(path, config.resume, config.force)
     saved = modeldir.read(path) if config.resume else None

@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -11,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import GPT2_TOKENIZER, ROOT, TINY, run_cli
+from .conftest import CORPORA, GPT2_TOKENIZER, ROOT, TINY, run_cli
+from .documents import document
 
 
 def assert_one_line_error(result: subprocess.CompletedProcess, *fragments: str) -> None:
@@ -40,9 +42,11 @@ def test_help_is_fast_and_does_not_import_torch():
 def test_corpus_list_and_show():
     listing = run_cli("corpus", "list")
     assert listing.returncode == 0 and all(n in listing.stdout for n in ("pkd", "austen", "shakespeare"))
-    show = run_cli("corpus", "show", "pkd")
+    show = run_cli("corpus", "show", "pkd", env={"COLUMNS": "100"})
     assert show.returncode == 0
     assert "13" in show.stdout and "592,194" in show.stdout and "vocabulary" in show.stdout
+    # each document by its title, with its size: 15,063 characters and 2,677 words
+    assert re.search(r"Beyond Lies the Wub +15,063 +2,677", show.stdout) and "The Hanging Stranger" in show.stdout
     assert run_cli("corpus", "prepare", "shakespeare").stdout.strip().endswith("ready")
 
 
@@ -54,6 +58,10 @@ def test_corpus_list_and_show():
         ({"empty.txt": b"\n \n"}, ["corpus", "show", "{dir}/empty.txt"], ["is empty"]),
         ({"bin.txt": b"ab\x00cd"}, ["corpus", "show", "{dir}/bin.txt"], ["bin.txt", "NUL byte at offset 2"]),
         ({"l1.txt": "na\u00efve".encode("latin-1")}, ["corpus", "show", "{dir}/l1.txt"], ["offset 2", "--encoding"]),
+        ({"novel.docx": document(".docx")}, ["corpus", "show", "{dir}/novel.docx", "--encoding", "latin-1"],
+         ["novel.docx is a Word document (.docx), not plain text", "save it as plain text (.txt)"]),
+        ({"novel.pdf": document(".pdf")}, ["finetune", "{dir}/novel.pdf", "--model", "char", "--encoding", "latin-1"],
+         ["novel.pdf is a PDF (.pdf), not plain text", "save it as plain text (.txt)"]),
         ({"s.txt": b"Too short.\n" * 30}, ["finetune", "{dir}/s.txt", "--model", "char"],
          ["corpus too short for the sequence length"]),
         (None, ["finetune", "pkd", "--max-time", "ten minutes"], ["cannot read 'ten minutes' as a duration"]),
@@ -87,6 +95,22 @@ def test_encoding_flag_reads_a_latin1_file(tmp_path: Path):
     (tmp_path / "l1.txt").write_bytes("Une na\u00efve histoire.\n".encode("latin-1"))
     result = run_cli("corpus", "show", str(tmp_path / "l1.txt"), "--encoding", "latin-1")
     assert result.returncode == 0 and "characters" in result.stdout
+
+
+def test_a_folder_corpus_lists_its_documents_and_what_it_left_out(tmp_path: Path):
+    """A writer's folder: the story in Markdown is read, the Word file is named with the way to include it."""
+    (tmp_path / "notes.txt").write_text("Ideas for the next chapter.\n")
+    (tmp_path / "story.md").write_bytes((CORPORA / "pkd" / "the-eyes-have-it.txt").read_bytes())
+    (tmp_path / "novel.docx").write_bytes(document(".docx"))
+    show = run_cli("corpus", "show", str(tmp_path), env={"COLUMNS": "120"})
+    assert show.returncode == 0, show.stderr
+    assert re.search(r"documents +2\b", show.stdout)
+    assert re.search(r"notes\.txt +28 +5", show.stdout) and re.search(r"story\.md +6,492 +1,131", show.stdout)
+    assert "left out novel.docx (a Word document: save it as plain text (.txt) to include it)" in show.stdout
+    trained = run_cli("finetune", str(tmp_path), *TINY, "--max-steps", "1", "--ghostwriting-every", "0",
+                      "--out", str(tmp_path / "model"), env={"COLUMNS": "200"})
+    assert trained.returncode == 0, trained.stderr
+    assert f"Left out of corpus {tmp_path.name}: novel.docx (a Word document: save it as plain text (.txt)" in trained.stderr
 
 
 def test_finetune_generate_models_end_to_end(pkd_slice: Path, isolated_home: Path):

@@ -8,6 +8,7 @@ from corpora import CATALOGUE, UserError, load_corpus
 from corpora.clean import clean, decode
 
 from .conftest import CORPORA
+from .documents import FORMATS, document
 
 
 def test_catalogue_has_the_three_named_corpora():
@@ -70,9 +71,10 @@ def test_local_file_and_directory(tmp_path: Path):
     sub = tmp_path / "more"
     sub.mkdir()
     (sub / "b.txt").write_text("Second story.\n")
-    (tmp_path / "notes.md").write_text("ignored")
+    (tmp_path / "notes.md").write_text("# Notes\n")
     corpus = load_corpus(str(tmp_path))
-    assert [d.text for d in corpus.documents] == ["First story.\n", "Second story.\n"]
+    assert [d.text for d in corpus.documents] == ["First story.\n", "Second story.\n", "# Notes\n"]
+    assert [d.name for d in corpus.documents] == ["a.txt", "more/b.txt", "notes.md"] and corpus.skipped == ()
     single = load_corpus(str(tmp_path / "a.txt"))
     assert single.name == "a" and single.stats() == {"documents": 1, "characters": 13, "vocabulary": 10, "words": 2}
 
@@ -99,7 +101,7 @@ def test_empty_corpus(tmp_path: Path):
     (tmp_path / "empty.txt").write_text("\n\n  \n")
     with pytest.raises(UserError, match="is empty"):
         load_corpus(str(tmp_path / "empty.txt"))
-    with pytest.raises(UserError, match=r"no \.txt files"):
+    with pytest.raises(UserError, match=r"no \.txt or \.md files"):
         load_corpus(str(_empty_dir(tmp_path)))
 
 
@@ -124,3 +126,43 @@ def test_non_utf8_names_offset_and_encoding_reads_it(tmp_path: Path):
     assert load_corpus(str(path), encoding="latin-1").documents[0].text == "Caf\u00e9 au lait.\n"
     with pytest.raises(UserError, match="unknown encoding"):
         decode(b"x", "x", "no-such-codec")
+
+
+@pytest.mark.parametrize("suffix", FORMATS)
+@pytest.mark.parametrize("encoding", [None, "latin-1", "utf-16"])
+def test_a_word_processors_file_is_refused_whatever_the_encoding(tmp_path: Path, suffix: str, encoding: str | None):
+    """--encoding is for another character set: it must not make a .docx or a PDF readable as text."""
+    path = tmp_path / f"novel{suffix}"
+    path.write_bytes(document(suffix))
+    with pytest.raises(UserError, match=rf"novel\{suffix} is .*\({suffix}\), not plain text: save it as plain text \(\.txt\)"):
+        load_corpus(str(path), encoding=encoding)
+    renamed = tmp_path / "novel.txt"  # told by its bytes, not its name
+    renamed.write_bytes(document(suffix))
+    with pytest.raises(UserError, match=rf"\({suffix}\), not plain text"):
+        load_corpus(str(renamed), encoding=encoding)
+
+
+def test_a_folder_reads_text_and_markdown_and_says_what_it_left_out(tmp_path: Path):
+    (tmp_path / "a.txt").write_text("Chapter one.\n")
+    (tmp_path / "b.md").write_text("Chapter *two*.\n")
+    (tmp_path / "novel.docx").write_bytes(document(".docx"))
+    (tmp_path / "cover.jpg").write_bytes(b"\xff\xd8\xff\xe0")
+    (tmp_path / "blank.txt").write_text("\n\n")
+    (tmp_path / ".DS_Store").write_bytes(b"\x00\x01")  # the system's, not the writer's: neither read nor listed
+    corpus = load_corpus(str(tmp_path))
+    assert [d.name for d in corpus.documents] == ["a.txt", "b.md"]
+    assert [str(s) for s in corpus.skipped] == [
+        "blank.txt (no text in it)",
+        "cover.jpg (not a .txt or .md file)",
+        "novel.docx (a Word document: save it as plain text (.txt) to include it)",
+    ]
+    for name in ("a.txt", "b.md"):
+        (tmp_path / name).unlink()
+    (tmp_path / "blank.txt").unlink()
+    with pytest.raises(UserError, match=r"no \.txt or \.md files in this folder; left out cover\.jpg .*novel\.docx \(a Word"):
+        load_corpus(str(tmp_path))
+
+
+def test_catalogue_documents_have_their_titles():
+    corpus = load_corpus("pkd")
+    assert corpus.documents[0].title == "Beyond Lies the Wub" and corpus.documents[0].name == "beyond-lies-the-wub.txt"

@@ -16,6 +16,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from corpora import CATALOGUE, UserError, load_corpus
 from finetune.config import MAX_SEED  # no torch: --help stays fast
@@ -50,10 +51,11 @@ def corpus_list() -> None:
     for e in CATALOGUE.values():
         table.add_row(e.name, e.author, str(len(e.documents)), e.description)
     out.print(table)
-    out.print("Any .txt file or directory of .txt files works too: assistant finetune path/to/my-novel.txt")
+    out.print("Any text file, or a folder of .txt and .md files, works too: assistant finetune path/to/my-novel.txt")
 
 
-def _print_stats(name: str, encoding: str | None) -> None:
+def _print_stats(name: str, encoding: str | None, documents: bool = False) -> None:
+    """The corpus's figures; with `documents`, each document's title and size, and each file left out and why."""
     corpus = load_corpus(name, encoding)
     stats = corpus.stats()
     table = Table(show_header=False, box=None)
@@ -63,12 +65,21 @@ def _print_stats(name: str, encoding: str | None) -> None:
         table.add_row(key, f"{value:,}")
     table.add_row("checksum", corpus.checksum[:16])
     out.print(table)
+    if documents:
+        listing = Table("document", "characters", "words", box=None, pad_edge=False)
+        for doc in corpus.documents:
+            listing.add_row(Text(doc.title or doc.name), f"{len(doc.text):,}", f"{len(doc.text.split()):,}")
+        listing.columns[1].justify = listing.columns[2].justify = "right"
+        out.print()
+        out.print(listing)
+        for skipped in corpus.skipped:
+            out.print(Text(f"left out {skipped}"))
 
 
 @corpus_app.command("show")
 def corpus_show(name: str, encoding: EncodingOpt = None) -> None:
-    """Documents, characters, vocabulary size and words of a corpus."""
-    _print_stats(name, encoding)
+    """A corpus's figures (characters, vocabulary, words) and its documents, with the size of each."""
+    _print_stats(name, encoding, documents=True)
 
 
 @corpus_app.command("prepare")
