@@ -15,12 +15,15 @@ generation records its result (assistant.samples.recording.record).
 
 Names resolve to a trained model in the data directory first, then to a
 directory, then (for GPT-2) to a Hugging Face hub name such as `gpt2`, so a
-fine-tuned model can be compared with the base it came from.
+fine-tuned model can be compared with the base it came from. Only a name that
+looks like a hub's (GPT-2's own, or OWNER/NAME) is asked of the hub: any other
+is a mistyped model name, answered with the nearest one.
 """
 
 import itertools
 import math
 import os
+import re
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -211,14 +214,19 @@ def load_model(name_or_path: str | Path, device: str = "auto") -> TextModel:
     from finetune.device import pick_device
 
     torch_device = pick_device(device)
-    path, checkpoint = modeldir.find(name_or_path), None  # a directory's own name may hold an @
-    if path is None and "@" in str(name_or_path):
-        name, _, checkpoint = str(name_or_path).rpartition("@")
+    name, path, checkpoint = str(name_or_path), modeldir.find(name_or_path), None  # a directory's own name may hold an @
+    if path is None and "@" in name:
+        name, _, checkpoint = name.rpartition("@")
         path = modeldir.find(name)
     if path is None:
+        from kinds.gpt2 import base as bases
         from kinds.gpt2.infer import load_base
 
-        card, decoder = load_base(str(name_or_path), torch_device, _no_model_hint(str(name_or_path)))
+        # only a GPT-2 base goes past here: a hub name or a save_pretrained directory; a mistyped name of the
+        # writer's own model is answered at once with the nearest name, not after a trip to the hub
+        if not (bases.is_hub_name(str(name_or_path)) or Path(name_or_path).expanduser().is_dir()):
+            raise modeldir.no_model(name, bases.HUB_GPT2)
+        card, decoder = load_base(str(name_or_path), torch_device)
         return TextModel(card, decoder, torch_device)
     card = modeldir.read(path).at(checkpoint)
     if card.kind not in registry.KINDS:
@@ -227,8 +235,3 @@ def load_model(name_or_path: str | Path, device: str = "auto") -> TextModel:
         raise UserError(f"{path} has no weights yet: its training was stopped before the first evaluation")
     return TextModel(card, registry.get(card.kind).infer().load(card, torch_device), torch_device)
 
-
-def _no_model_hint(name: str) -> str:
-    known = modeldir.names()
-    hint = f"trained models: {', '.join(known)}" if known else "no models trained yet (see `assistant finetune`)"
-    return f"no model {name!r}: {hint}"

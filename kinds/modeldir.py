@@ -11,6 +11,7 @@ Directories written by earlier releases are migrated as they are read (see
 `_migrate`), so they load, generate and resume.
 """
 
+import difflib
 import json
 import os
 import socket
@@ -220,6 +221,16 @@ def cards() -> list[Card]:
 
 def names() -> list[str]:
     return [card.path.name for card in cards() if card.path is not None]
+
+
+def no_model(name: str, others: tuple[str, ...] = ()) -> UserError:
+    """The error for a name that is no model here: the nearest name (of these models or `others`) and the models there
+    are, since the name is what the writer must type."""
+    known = names()
+    close = difflib.get_close_matches(name, [*known, *others], n=1, cutoff=0.6)
+    hint = f"did you mean {close[0]!r}? " if close else ""
+    models = f"your models: {', '.join(known)}" if known else "no models trained yet (see `assistant finetune`)"
+    return UserError(f"no model {name!r}: {hint}{models}")
 
 
 def newest() -> str:

@@ -8,6 +8,7 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -72,6 +73,9 @@ def test_corpus_list_and_show():
         (None, ["finetune", "pkd", "--merge"], ["--merge merges a LoRA adapter"]),
         (None, ["finetune", "pkd", "--model", "bert"], ["unknown --model 'bert'"]),
         (None, ["generate", "no-such-model"], ["no model 'no-such-model'"]),
+        (None, ["generate", "gtp2"], ["no model 'gtp2': did you mean 'gpt2'?"]),
+        (None, ["finetune", "pkd", "--base", "gpt2-mediun"], ["base 'gpt2-mediun' is neither a directory",
+                                                             "did you mean 'gpt2-medium'?"]),
         (None, ["finetune", "pkd", "--model", "char", "--name", "../escape"], ["--name '../escape' must be a plain name"]),
         (None, ["finetune", "pkd", "--lora-targets", "c_attn"], ["--lora-targets shapes a LoRA adapter: it needs --lora"]),
         (None, ["finetune", "pkd", "--from-scratch", "--base", str(GPT2_TOKENIZER), "--n-layer", "1", "--n-embd", "32",
@@ -171,3 +175,35 @@ def test_models_lists_local_times_and_tells_a_killed_run_from_a_running_one(trai
     assert rows["live"]["status"] == "running" and rows["dead"]["status"] == "killed (--resume)"
     table = run_cli("models", env={"TZ": "America/New_York", "COLUMNS": "200"}).stdout
     assert "2026-11-25 08:00" in table and "13:00" not in table  # the user's own clock, as `samples list` shows
+
+
+def test_a_mistyped_model_name_never_asks_the_hub_and_suggests_the_nearest(trained_model: Path, isolated_home: Path):
+    """Online, `generate pkd-chr` used to spend half a minute retrying the hub, then talk about the hub."""
+    shutil.copytree(trained_model, isolated_home / "models" / "pkd-char")
+    with socket.socket() as hub:  # a stand-in hub that only counts who knocks
+        hub.bind(("127.0.0.1", 0))
+        hub.listen()
+        hub.setblocking(False)
+        online = {"HF_HUB_OFFLINE": None, "HF_ENDPOINT": f"http://127.0.0.1:{hub.getsockname()[1]}"}
+        result = run_cli("generate", "pkd-chr", "--length", "5", env=online)
+        with pytest.raises(BlockingIOError):
+            hub.accept()  # nobody came
+    assert_one_line_error(result, "no model 'pkd-chr': did you mean 'pkd-char'?", "your models: pkd-char")
+    assert "hub" not in result.stderr and "Hugging Face" not in result.stderr
+
+
+def test_a_hub_name_with_the_network_down_fails_in_seconds_and_says_what_to_do():
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]  # nothing listens there once this block ends
+    down = {"HF_HUB_OFFLINE": None, "HF_ENDPOINT": f"http://127.0.0.1:{port}"}
+    for args, fragments in (
+        (["generate", "gpt2", "--length", "5"], ["write with a model you trained"]),
+        (["finetune", "pkd", "--target-loss", "2"], ["add --model char", "--base PATH"]),
+    ):
+        start = time.monotonic()
+        result = run_cli(*args, env=down)
+        elapsed = time.monotonic() - start
+        assert_one_line_error(result, "base model 'gpt2' (not in the cache, and the Hugging Face hub at "
+                              f"http://127.0.0.1:{port} cannot be reached", "run this again while online", *fragments)
+        assert elapsed < 20, elapsed  # the hub client's own retries sleep 23 s before it gives up

@@ -227,6 +227,9 @@ def test_a_missing_base_is_a_one_line_error(pkd_slice: Path, tmp_path: Path, bas
 def test_gpt2_default_base_offline_says_how_to_provide_it(pkd_slice: Path):
     result = run_cli("finetune", str(pkd_slice), "--target-loss", "2")
     assert result.returncode == 2 and "base model 'gpt2'" in result.stderr and "--base PATH" in result.stderr
+    # and the writer's way out: train a char model now, or fetch gpt2 once while online
+    assert "HF_HUB_OFFLINE=1 forbids" in result.stderr and "run this again while online" in result.stderr
+    assert "add --model char" in result.stderr
 
 
 def test_generation_streams_and_respects_lengths_stops_and_seeds(gpt2_base: Path):
@@ -256,7 +259,8 @@ def test_generate_cli_with_tokens_and_an_unknown_base(gpt2_base: Path):
     ok = run_cli("generate", str(gpt2_base), "-p", "The door", "--tokens", "8", "--seed", "1")
     assert ok.returncode == 0 and ok.stdout.startswith("The door") and len(ok.stdout) > len("The door\n")
     bad = run_cli("generate", "gpt2")
-    assert bad.returncode == 2 and bad.stderr.startswith("error: no model 'gpt2'") and "Hugging Face" in bad.stderr
+    assert bad.returncode == 2 and bad.stderr.startswith("error: cannot load the configuration of base model 'gpt2'")
+    assert "Hugging Face cache" in bad.stderr and "write with a model you trained" in bad.stderr
 
 
 def test_a_from_scratch_shape_that_does_not_fit_is_a_clear_error(pkd_slice: Path, tmp_path: Path):

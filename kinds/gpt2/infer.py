@@ -12,8 +12,6 @@ from pathlib import Path
 
 import torch
 
-from corpora import UserError
-
 from ..modeldir import ADAPTER_CONFIG, MERGED, Card
 from ..sampling import Sampling
 from . import base as bases
@@ -40,6 +38,13 @@ class GPT2Decoder:
 
 def load(card: Card, device: torch.device) -> GPT2Decoder:
     """A model directory's GPT-2 at the card's checkpoint: merged/, base plus adapter, or its own weights."""
+    try:
+        return _load(card, device)
+    except bases.BaseUnavailable as e:  # a LoRA adapter's base: not to be had now
+        raise e.for_writing() from None
+
+
+def _load(card: Card, device: torch.device) -> GPT2Decoder:
     path = card.weights("")
     if (path / MERGED).is_dir():
         return GPT2Decoder(bases.load_pretrained(str(path / MERGED), {}), str(path / MERGED), device)
@@ -57,11 +62,10 @@ def load(card: Card, device: torch.device) -> GPT2Decoder:
     return GPT2Decoder(bases.load_pretrained(str(path), {}), str(path), device)
 
 
-def load_base(name: str, device: torch.device, no_model: str) -> tuple[Card, GPT2Decoder]:
+def load_base(name: str, device: torch.device) -> tuple[Card, GPT2Decoder]:
     """A GPT-2 base by hub name or save_pretrained directory, untouched by ghostwriter, and a card for it."""
     try:
         decoder = GPT2Decoder(bases.load_pretrained(name, {}), name, device)
-    except UserError as e:
-        reason = e.reason if isinstance(e, bases.BaseUnavailable) else str(e)
-        raise UserError(f"{no_model}; nor a GPT-2 base on the Hugging Face hub or in its cache ({reason})") from None
+    except bases.BaseUnavailable as e:
+        raise e.for_writing() from None
     return Card(kind="gpt2", name=name, path=Path(name) if Path(name).is_dir() else None, extra={"base": name}), decoder
