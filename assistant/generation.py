@@ -23,7 +23,6 @@ is a mistyped model name, answered with the nearest one.
 import itertools
 import math
 import os
-import re
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from corpora import UserError
-from kinds import registry
+from kinds import modeldir, registry
 
 if TYPE_CHECKING:
     from .ghostwriting.evaluate import GhostwritingOptions
@@ -71,7 +71,7 @@ class FinetuneConfig:
         if not isinstance(self.options, kind.options):
             raise TypeError(f"--model {self.model} takes {kind.options.__name__}, not {type(self.options).__name__}")
         self.options.validate()
-        if self.name is not None and (Path(self.name).name != self.name or self.name in ("", ".", "..")):
+        if self.name is not None and not modeldir.is_plain_name(self.name):
             raise UserError(f"--name {self.name!r} must be a plain name (no '/' or '..'); use --out for a path")
         if self.resume and self.force:
             raise UserError("--resume and --force contradict each other: pick one")

@@ -223,6 +223,31 @@ def names() -> list[str]:
     return [card.path.name for card in cards() if card.path is not None]
 
 
+def is_plain_name(name: str) -> bool:
+    """Whether `name` can name a model in the data directory: one path component, not `.` or `..`."""
+    return Path(name).name == name and name not in ("", ".", "..")
+
+
+def local(name: str) -> Path:
+    """The directory of the model of this name in the data directory (a name, as `assistant models` lists it, not a
+    path: removing and renaming act only on the writer's own models). Absolute, as the sample store records it."""
+    path = models_dir() / name
+    if not is_plain_name(name) or not (path / CONFIG).is_file():
+        raise no_model(name)
+    return path.resolve()
+
+
+def moved(card: Card, path: Path) -> Card:
+    """The card of a model directory moved to `path`: its name follows, and so does the training record's --name or
+    --out, which a resumed run would otherwise write back."""
+    training = dict(card.training)
+    if training.get("name") is not None:
+        training["name"] = path.name
+    if training.get("out") is not None:
+        training["out"] = str(path)
+    return replace(card, name=path.name, path=path, training=training)
+
+
 def no_model(name: str, others: tuple[str, ...] = ()) -> UserError:
     """The error for a name that is no model here: the nearest name (of these models or `others`) and the models there
     are, since the name is what the writer must type."""

@@ -44,11 +44,14 @@ def pkd_slice(tmp_path_factory: pytest.TempPathFactory) -> Path:
 TINY = ["--model", "char", "--size", "tiny", "--eval-every", "20", "--sample-every", "50", "--seed", "7"]
 
 
-def run_cli(*args: str, env: dict[str, str | None] | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
-    """The real `assistant` command in a subprocess, with the test's environment (a variable set to None is unset)."""
+def run_cli(*args: str, env: dict[str, str | None] | None = None, timeout: float = 300,
+            input: str | None = None) -> subprocess.CompletedProcess:
+    """The real `assistant` command in a subprocess, with the test's environment (a variable set to None is unset)
+    and `input`, if given, as what the user types."""
     merged = {k: v for k, v in {**os.environ, **(env or {})}.items() if v is not None}
     return subprocess.run(
         [sys.executable, "-m", "assistant", *args], capture_output=True, text=True, timeout=timeout, env=merged, cwd=ROOT,
+        input=input,
     )
 
 

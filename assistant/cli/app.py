@@ -6,7 +6,6 @@ becomes one line on stderr and exit status 2.
 """
 
 import inspect
-import json
 import sys
 import warnings
 from pathlib import Path
@@ -23,6 +22,7 @@ from finetune.config import MAX_SEED  # no torch: --help stays fast
 from kinds import registry
 
 from .lsp import register as register_lsp
+from .models import register as register_models
 from .report import register as register_report
 from .samples import register
 
@@ -285,38 +285,8 @@ def cells(
     out.print(f"wrote {out_file}")
 
 
-@app.command()
-def models(as_json: Annotated[bool, typer.Option("--json", help="One JSON object per model.")] = False) -> None:
-    """The trained models in the data directory."""
-    from corpora.home import models_dir
-    from kinds import modeldir
-
-    from ..samples.views import local_time
-
-    root = models_dir()
-    rows = [{
-        "name": card.name if card.path is None else card.path.name, "kind": card.kind,
-        "corpus": card.corpus.name if card.corpus else None, "size": card.size, "parameters": card.parameters,
-        "best_val": card.result.get("best_val"), "steps": card.result.get("steps"), "status": card.status,
-        "created": card.created,
-    } for card in modeldir.cards()]
-    if as_json:
-        for row in rows:
-            sys.stdout.write(json.dumps(row) + "\n")
-        return
-    if not rows:
-        out.print(f"No models yet in {root}. Train one: assistant finetune pkd --model char")
-        return
-    table = Table("name", "kind", "corpus", "size", "best val", "steps", "status", "created")
-    for r in rows:
-        created = local_time(r["created"]) if r["created"] else "-"
-        best = f"{r['best_val']:.3f}" if r["best_val"] is not None else "-"
-        size = f"{r['size']} ({r['parameters'] / 1e6:.1f}M)" if r["parameters"] else str(r["size"])
-        table.add_row(r["name"], r["kind"], r["corpus"], size, best, str(r["steps"]), r["status"], created)
-    out.print(table)
-
-
 register(app)  # samples, memorization, compare, repl
+register_models(app)  # models, models rm, models rename
 register_lsp(app)  # the editor server
 register_report(app)  # which checkpoint ghostwrites
 

@@ -82,7 +82,10 @@ def check_stored(store: Store, sample: Sample) -> tuple[Span | None, CorpusIndex
     """The memorization check of a stored sample, run again (the corpus may be back) and saved with it."""
     if sample.corpus is None:
         raise UserError(f"sample {sample.id}: its model {sample.model} was trained on no corpus, so there is nothing to check")
-    path = modeldir.find(sample.model_path or "")
+    if sample.model_path is None:
+        raise UserError(f"sample {sample.id}: its model {sample.model} has been removed (assistant models rm), and with "
+                        "it the record of its corpus")
+    path = modeldir.find(sample.model_path)
     if path is None:
         raise UserError(f"sample {sample.id}: cannot read its model's {sample.model_path}/config.json, so not its corpus either")
     index = modeldir.read(path).corpus_index()

@@ -166,6 +166,28 @@ class Store:
         with self._writing():
             self.db["samples"].update(sample_id, columns)
 
+    # ---- a model renamed or removed -------------------------------------------
+    # A sample names the model that wrote it twice: `model`, what `samples list --model` filters on, and `model_path`,
+    # the directory `samples check` reads the corpus from. Both follow a renamed model; a removed one's samples stay.
+    def model_samples(self, model_path: Path) -> int:
+        """How many samples the model in this directory wrote."""
+        return self.db.execute("SELECT count(*) FROM samples WHERE model_path = ?", [str(model_path)]).fetchone()[0]
+
+    def rename_model(self, old_name: str, old_path: Path, new_path: Path) -> int:
+        """The samples (and editor events) of the model `old_name` in `old_path` now by the model in `new_path`, under
+        its name; how many samples."""
+        with self._writing():
+            moved = self.db.execute("UPDATE samples SET model = ?, model_path = ? WHERE model_path = ?",
+                                    [new_path.name, str(new_path), str(old_path)]).rowcount
+            self.db.execute("UPDATE editor_events SET model = ? WHERE model = ?", [new_path.name, old_name])
+        return moved
+
+    def forget_model_path(self, model_path: Path) -> int:
+        """The samples of a removed model keep its name but no longer point at its directory, which a new model of
+        the same name may take (and `samples check` must not read another model's corpus); how many."""
+        with self._writing():
+            return self.db.execute("UPDATE samples SET model_path = NULL WHERE model_path = ?", [str(model_path)]).rowcount
+
     # ---- reading --------------------------------------------------------------
     def get(self, sample_id: int) -> Sample:
         found = self.find(ids=[sample_id])

@@ -65,7 +65,7 @@ def describe(sample: Sample, min_span: int) -> Table:
     for key, value in (
         ("sample", f"#{sample.id}" + (" (cancelled)" if sample.cancelled else "")),
         ("created", local_time(sample.created)),
-        ("model", f"{sample.model} ({sample.model_kind}) {sample.model_path or ''}"),
+        ("model", f"{sample.model} ({sample.model_kind}) {sample.model_path or '(the model has since been removed)'}"),
         ("corpus", sample.corpus or "-"),
         ("mode", f"{sample.mode}, from {sample.source}"),
         ("parameters", params),

@@ -1,0 +1,132 @@
+"""`assistant models`: the trained models, and `models rm` and `models rename`.
+
+The listing never cuts a model's name, since the name is what the writer
+types next: on a narrow terminal the other columns wrap, then the least
+needed are left out (and the listing says which). The logic of removing and
+renaming, with the sample store kept right, is `assistant.models`'.
+"""
+
+import json
+import sys
+from typing import Annotated, Any
+
+import typer
+from rich import box
+from rich.console import Console
+from rich.measure import Measurement
+from rich.table import Table
+from rich.text import Text
+
+models_app = typer.Typer(help="The models you have trained: list them (the default), rm, rename.")
+out = Console()
+err = Console(stderr=True)
+
+# the listing's columns after the name, the first to be left out on a narrow terminal last
+COLUMNS = ("kind", "corpus", "status", "best val", "steps", "size", "created")
+NameArg = Annotated[str, typer.Argument(help="The model's name, as `assistant models` lists it.")]
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(models_app, name="models")
+
+
+@models_app.callback(invoke_without_command=True)
+def models(ctx: typer.Context,
+           as_json: Annotated[bool, typer.Option("--json", help="One JSON object per model.")] = False) -> None:
+    """The trained models in the data directory (rm and rename act on them)."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from corpora.home import models_dir
+    from kinds import modeldir
+
+    from ..samples.views import local_time
+
+    rows = [{
+        "name": card.name if card.path is None else card.path.name, "kind": card.kind,
+        "corpus": card.corpus.name if card.corpus else None, "size": card.size, "parameters": card.parameters,
+        "best_val": card.result.get("best_val"), "steps": card.result.get("steps"), "status": card.status,
+        "created": card.created,
+    } for card in modeldir.cards()]
+    if as_json:
+        for row in rows:
+            sys.stdout.write(json.dumps(row) + "\n")
+        return
+    if not rows:
+        out.print(f"No models yet in {models_dir()}. Train one: assistant finetune pkd --model char")
+        return
+    cells = [{
+        "kind": r["kind"], "corpus": r["corpus"] or "-", "status": r["status"] or "-", "steps": str(r["steps"]),
+        "best val": f"{r['best_val']:.3f}" if r["best_val"] is not None else "-",
+        "size": f"{r['size']} ({r['parameters'] / 1e6:.1f}M)" if r["parameters"] else str(r["size"]),
+        "created": local_time(r["created"]) if r["created"] else "-",
+    } for r in rows]
+    _print_fitted([r["name"] for r in rows], cells)
+
+
+def _print_fitted(names: list[str], cells: list[dict[str, Any]]) -> None:
+    """The table at the terminal's width with every name whole: columns left out from the end of COLUMNS until it fits."""
+    shown = list(COLUMNS)
+    while True:
+        table = Table("name", *shown, box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
+        table.columns[0].no_wrap = True
+        table.columns[0].min_width = max(map(len, names))
+        for column, key in zip(table.columns[1:], shown, strict=True):  # wrapped between words, never inside one
+            column.min_width = max(len(word) for text in (key, *(row[key] for row in cells)) for word in text.split())
+        for name, row in zip(names, cells, strict=True):
+            table.add_row(Text(name), *(Text(row[c]) for c in shown))
+        if _fits(table) or not shown:
+            break
+        shown.pop()
+    if _fits(table):
+        out.print(table)
+    else:  # not even the names fit in a table's borders: one a line, whole
+        for name in names:
+            out.print(Text(name), soft_wrap=True)
+    if hidden := [c for c in COLUMNS if c not in shown]:
+        err.print(f"[dim]({', '.join(hidden)} left out: the terminal is too narrow; assistant models --json has all)[/dim]")
+
+
+def _fits(table: Table) -> bool:
+    """Whether the table fits the terminal with no column below its minimum (measured unbounded: rich clamps a
+    measurement to the width it is given, which would hide the overflow)."""
+    return Measurement.get(out, out.options.update_width(1 << 16), table).minimum <= out.width
+
+
+@models_app.command("rm")
+def models_rm(name: NameArg,
+              yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask before deleting.")] = False) -> None:
+    """Delete a model (after asking). The samples it wrote stay in the sample store, under its name."""
+    from ..models import find, remove
+    from ..samples.store import Store
+
+    with Store() as store:
+        model = find(name, store)
+        kept = (f"its {model.samples} sample(s) stay in the sample store (assistant samples list --model {name})"
+                if model.samples else "it wrote no samples")
+        if not yes and not _confirm(f"Delete model {model.describe()}? {kept[0].upper()}{kept[1:]}."):
+            err.print(f"kept {name} (nothing deleted; --yes deletes without asking)")
+            raise typer.Exit(1)
+        remove(model, store)
+    err.print(Text(f"deleted model {name}; {kept}"), soft_wrap=True)
+
+
+def _confirm(question: str) -> bool:
+    """Yes only when the writer says so; no answer (Ctrl-D, no terminal) is no."""
+    err.print(Text(question), soft_wrap=True)
+    try:
+        return typer.confirm("Delete it?", default=False, err=True)
+    except typer.Abort:
+        return False
+
+
+@models_app.command("rename")
+def models_rename(old: NameArg, new: Annotated[str, typer.Argument(help="Its new name.")]) -> None:
+    """Rename a model; the samples it wrote follow it (they list, show and filter under the new name)."""
+    from ..models import find, rename
+    from ..samples.store import Store
+
+    with Store() as store:
+        model = find(old, store)
+        rename(model, new, store)
+    moved = f"; its {model.samples} sample(s) now list under {new}" if model.samples else ""
+    err.print(Text(f"renamed model {old} to {new}{moved}"), soft_wrap=True)

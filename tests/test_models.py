@@ -1,0 +1,106 @@
+"""`assistant models`, `models rm` and `models rename` as a writer uses them, on copies of the tiny trained model."""
+
+import json
+import os
+import shutil
+import socket
+from pathlib import Path
+
+import pytest
+
+from assistant import load_model
+from assistant.samples.recording import written
+from assistant.samples.store import Store
+
+from .conftest import run_cli
+from .test_cli import assert_one_line_error
+
+LONG = "pkd-char-chapter-three-second-draft"  # 35 characters: more than an 80-column table left it
+
+
+def _install(trained_model: Path, home: Path, name: str) -> Path:
+    """The tiny model as if trained under this name (its config.json names it, as finetune writes it)."""
+    path = home / "models" / name
+    shutil.copytree(trained_model, path)
+    config = json.loads((path / "config.json").read_text())
+    (path / "config.json").write_text(json.dumps({**config, "name": name}))
+    return path
+
+
+def _sample(name: str) -> int:
+    """One short sample by the model of this name, stored as every front end stores one."""
+    _, sample_id = written(load_model(name, "cpu"), "The door", "api", max_new_chars=12, seed=1)
+    assert sample_id is not None
+    return sample_id
+
+
+@pytest.mark.parametrize("columns", [80, 40])
+def test_the_listing_never_cuts_a_name(trained_model: Path, isolated_home: Path, columns: int):
+    for name in (LONG, "pkd-char"):
+        _install(trained_model, isolated_home, name)
+    result = run_cli("models", env={"COLUMNS": str(columns)})
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert any(LONG in line for line in lines) and "…" not in result.stdout
+    assert max(map(len, lines)) <= columns
+    if columns == 80:  # the name, then as many columns as fit; the rest are named as left out
+        assert "kind" in result.stdout and "corpus" in result.stdout
+        assert "created left out: the terminal is too narrow" in result.stderr
+
+
+def test_rename_takes_the_samples_along(trained_model: Path, isolated_home: Path):
+    old = _install(trained_model, isolated_home, "pkd-char")
+    first = _sample("pkd-char")
+    renamed = run_cli("models", "rename", "pkd-char", "pkd-noir")
+    assert renamed.returncode == 0, renamed.stderr
+    assert "renamed model pkd-char to pkd-noir; its 1 sample(s) now list under pkd-noir" in renamed.stderr
+    new = isolated_home / "models" / "pkd-noir"
+    assert not old.exists() and json.loads((new / "config.json").read_text())["name"] == "pkd-noir"
+
+    listed = run_cli("samples", "list", "--model", "pkd-noir", "--json")
+    [row] = [json.loads(line) for line in listed.stdout.splitlines()]
+    assert row["id"] == first and row["model"] == "pkd-noir" and row["model_path"] == str(new.resolve())
+    assert run_cli("samples", "list", "--model", "pkd-char").stderr.strip() == "no samples match"
+    shown = run_cli("samples", "show", str(first), env={"COLUMNS": "200"})
+    assert f"pkd-noir (char) {new.resolve()}" in shown.stdout
+    checked = run_cli("samples", "check", str(first))  # reads the corpus through the model's new directory
+    assert checked.returncode == 0, checked.stderr
+
+    second = _sample("pkd-noir")  # written under the new name, listed with the first
+    with Store() as store:
+        assert [s.id for s in store.find(model="pkd-noir")] == [second, first]
+
+
+def test_rename_refuses_a_taken_or_bad_name_and_a_model_in_training(trained_model: Path, isolated_home: Path):
+    _install(trained_model, isolated_home, "pkd-char")
+    _install(trained_model, isolated_home, "other")
+    assert_one_line_error(run_cli("models", "rename", "pkd-char", "other"), "there is already a model 'other'")
+    assert_one_line_error(run_cli("models", "rename", "pkd-char", "../up"), "'../up' must be a plain name")
+    assert_one_line_error(run_cli("models", "rename", "pkd-chr", "x"), "no model 'pkd-chr': did you mean 'pkd-char'?")
+    config = isolated_home / "models" / "pkd-char" / "config.json"
+    card = json.loads(config.read_text())
+    card["result"] = {"stop_reason": "running", "pid": os.getpid(), "host": socket.gethostname()}
+    config.write_text(json.dumps(card))
+    assert_one_line_error(run_cli("models", "rm", "pkd-char", "--yes"), f"pkd-char is training now (process {os.getpid()})")
+    assert_one_line_error(run_cli("models", "rename", "pkd-char", "x"), "pkd-char is training now")
+    assert (isolated_home / "models" / "pkd-char").is_dir() and not (isolated_home / "models" / "x").exists()
+
+
+def test_rm_asks_first_and_keeps_the_samples(trained_model: Path, isolated_home: Path):
+    path = _install(trained_model, isolated_home, "pkd-char")
+    sample_id = _sample("pkd-char")
+    for answer in ("n\n", ""):  # no, and no answer at all (Ctrl-D, no terminal), both keep it
+        kept = run_cli("models", "rm", "pkd-char", input=answer)
+        assert kept.returncode == 1 and path.is_dir()
+        assert "Its 1 sample(s) stay in the sample store" in kept.stderr and "kept pkd-char" in kept.stderr
+    asked = run_cli("models", "rm", "pkd-char", input="y\n")
+    assert asked.returncode == 0 and not path.exists()
+    assert "deleted model pkd-char; its 1 sample(s) stay in the sample store" in asked.stderr
+
+    [row] = [json.loads(line) for line in run_cli("samples", "list", "--model", "pkd-char", "--json").stdout.splitlines()]
+    assert row["id"] == sample_id and row["model_path"] is None and row["text"]
+    assert "(the model has since been removed)" in run_cli("samples", "show", str(sample_id), env={"COLUMNS": "200"}).stdout
+    assert_one_line_error(run_cli("samples", "check", str(sample_id)), "its model pkd-char has been removed")
+
+    _install(trained_model, isolated_home, "pkd-char")  # a new model of the same name does not inherit them
+    assert run_cli("models", "rm", "pkd-char", "--yes").stderr.startswith("deleted model pkd-char; it wrote no samples")
