@@ -15,7 +15,7 @@ from assistant import load_model
 from assistant.samples.migrations import MIGRATIONS, migrate
 from assistant.samples.recording import StoreWarning, record, written
 from assistant.samples.store import GHOSTWRITTEN, Store, parse_since
-from assistant.samples.views import jsonl, markdown
+from assistant.samples.views import jsonl, markdown, plain_text
 from corpora import UserError
 
 from .conftest import ROOT, run_cli
@@ -210,3 +210,33 @@ def test_samples_commands(trained_model: Path, isolated_home: Path):
                            (["samples", "export", "--format", "pdf"], "unknown --format 'pdf'")):
         result = run_cli(*args)
         assert result.returncode == 2 and result.stderr.startswith("error: ") and fragment in result.stderr
+
+
+def test_plain_text_export_is_the_texts_exactly_with_a_scene_break_between():
+    with Store() as store:
+        first = store.add(row(" first text.\n\nIts second paragraph.", prompt="It began"))
+        second = store.add(row(" the other one ends its line.\n", prompt=""))
+        assert plain_text(store.find(ids=[first, second], oldest_first=True)) == (
+            "It began first text.\n\nIts second paragraph.\n\n* * *\n\n the other one ends its line.\n")
+        assert store.untag(first, ["draft"]) == []  # it had no such tag: nothing removed, and the caller can say so
+        store.tag(first, ["draft"])
+        assert store.untag(first, ["draft", "nosuchtag"]) == ["draft"]
+
+
+def test_commands_that_match_nothing_say_so(isolated_home: Path, tmp_path: Path):
+    with Store() as store:
+        sample_id = store.add(row(" a text."))
+        store.tag(sample_id, [GHOSTWRITTEN])
+    exported = run_cli("samples", "export", "--tag", GHOSTWRITTEN, "--format", "txt")
+    assert exported.returncode == 0 and exported.stdout == "The robot said a text.\n"
+    nothing = run_cli("samples", "export", "--tag", "ghostwriten", "--out", str(tmp_path / "out.md"))
+    assert nothing.returncode == 1 and nothing.stdout == "" and not (tmp_path / "out.md").exists()
+    assert nothing.stderr.strip() == ("nothing exported: no samples match --tag ghostwriten; no sample has the tag "
+                                      "'ghostwriten' (did you mean 'ghostwritten'?); the tags there are: ghostwritten")
+    assert run_cli("samples", "export", "--model", "pkd-char", "--format", "txt").returncode == 1
+    listed = run_cli("samples", "list", "--tag", "nothing", "--model", "m")
+    assert listed.stderr.strip() == ("no samples match --tag nothing --model m; no sample has the tag 'nothing'; "
+                                     "the tags there are: ghostwritten")
+    untagged = run_cli("samples", "untag", str(sample_id), "nosuchtag")
+    assert untagged.returncode == 0 and untagged.stdout.strip() == f"#{sample_id}: {GHOSTWRITTEN}"
+    assert untagged.stderr.strip() == f"#{sample_id} had no tag 'nosuchtag': nothing to remove"

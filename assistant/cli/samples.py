@@ -5,15 +5,21 @@ them. Like cli.py, heavy imports (torch, numpy, sqlite-utils, prompt-toolkit)
 happen inside the commands, so `assistant --help` stays fast.
 """
 
+import difflib
+import shlex
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
+from rich.text import Text
 
 from corpora import UserError
 from finetune.config import MAX_SEED
+
+if TYPE_CHECKING:
+    from ..samples.store import Store
 
 samples_app = typer.Typer(help="The samples you have written: list, read, tag, export, check for copying.",
                           no_args_is_help=True)
@@ -69,12 +75,29 @@ def samples_list(
         raise UserError(f"--limit must be at least 1, got {limit}")
     with _store() as store:
         found = store.find(tag=tag, model=model, search=search, since=since, limit=limit)
+        nothing = None if found else _nothing_found(store, tag=tag, model=model, search=search, since=since)
     if as_json:
         sys.stdout.write(jsonl(found))
     elif found:
         out.print(sample_table(found, min_span))
     else:
-        err.print("no samples match" if any((tag, model, search, since)) else "no samples yet")
+        err.print(Text(nothing or ""), soft_wrap=True)
+
+
+def _nothing_found(store: "Store", **filters: str | None) -> str:
+    """What to say when no sample matches: the filters given, and a tag or model that no sample has at all (with the
+    nearest, since a mistyped tag is the likeliest reason)."""
+    given = [f"--{key} {shlex.quote(value)}" for key, value in filters.items() if value]
+    if not given:
+        return "no samples yet"
+    said = [f"no samples match {' '.join(given)}"]
+    for key, value, known in (("tag", filters.get("tag"), store.tag_names()), ("model", filters.get("model"),
+                                                                               store.model_names())):
+        if value and value not in known:
+            close = difflib.get_close_matches(value, known, n=1, cutoff=0.6)
+            said.append(f"no sample has the {key} {value!r}" + (f" (did you mean {close[0]!r}?)" if close else "")
+                        + (f"; the {key}s there are: {', '.join(known)}" if known else ""))
+    return "; ".join(said)
 
 
 @samples_app.command("show")
@@ -101,19 +124,28 @@ def samples_tag(sample_id: IdArg, tags: Annotated[list[str], typer.Argument(help
 def samples_untag(sample_id: IdArg, tags: Annotated[list[str], typer.Argument(help="Tags to remove.")]) -> None:
     """Remove tags from a sample."""
     with _store() as store:
-        store.untag(sample_id, tags)
-        out.print(f"#{sample_id}: {', '.join(store.get(sample_id).tags) or 'no tags'}")
+        removed = store.untag(sample_id, tags)
+        left = store.get(sample_id).tags
+    if missing := [t for t in dict.fromkeys(t.strip() for t in tags) if t not in removed]:
+        err.print(Text(f"#{sample_id} had no tag {', '.join(map(repr, missing))}: nothing to remove"), soft_wrap=True)
+    out.print(Text(f"#{sample_id}: {', '.join(left) or 'no tags'}"))
 
 
 @samples_app.command("ghostwrite")
-def samples_ghostwrite(sample_id: IdArg) -> None:
-    """Mark a sample as published (tag `ghostwritten`) and print its text, ready to paste."""
-    from ..samples.store import GHOSTWRITTEN
+def samples_ghostwrite(
+    sample_id: IdArg,
+    anyway: Annotated[bool, typer.Option("--anyway", help="Publish it even though it copies its corpus.")] = False,
+    min_span: MinSpanOpt = DEFAULT_MIN_SPAN,
+) -> None:
+    """Mark a sample as published (tag `ghostwritten`) and print its text, ready to paste; one that copies its corpus
+    is refused unless you say --anyway."""
+    from ..samples.publishing import ghostwrite, paste_text
 
     with _store() as store:
-        store.tag(sample_id, [GHOSTWRITTEN])
-        sample = store.get(sample_id)
-    sys.stdout.write(sample.prompt + sample.text + "\n")
+        sample, warning = ghostwrite(store, sample_id, min_span, anyway, "Pass --anyway")
+    if warning:
+        err.print(Text.assemble(("warning: ", "yellow"), warning), highlight=False)
+    sys.stdout.write(paste_text(sample))
 
 
 @samples_app.command("rm")
@@ -128,17 +160,23 @@ def samples_rm(sample_ids: Annotated[list[int], typer.Argument(help="Sample ids.
 def samples_export(
     tag: Annotated[str | None, typer.Option(help="Only samples with this tag, e.g. ghostwritten.")] = None,
     model: Annotated[str | None, typer.Option(help="Only samples by this model.")] = None,
-    fmt: Annotated[str, typer.Option("--format", help="markdown or jsonl.")] = "markdown",
+    fmt: Annotated[str, typer.Option("--format", help="markdown, txt (the texts alone, to paste into a manuscript) or "
+                                                     "jsonl.")] = "markdown",
     out_file: Annotated[Path | None, typer.Option("--out", help="Write here instead of to stdout.")] = None,
 ) -> None:
-    """The samples, oldest first, as Markdown (who wrote each, from what prompt) or JSON lines."""
-    from ..samples.views import jsonl, markdown
+    """The samples, oldest first, as Markdown (who wrote each, from what prompt), plain text (the texts alone, a scene
+    break between two) or JSON lines. Nothing to export is said, with exit status 1, and no file is written."""
+    from ..samples.views import jsonl, markdown, plain_text
 
-    formats = {"markdown": markdown, "jsonl": jsonl}
+    formats = {"markdown": markdown, "txt": plain_text, "jsonl": jsonl}
     if fmt not in formats:
-        raise UserError(f"unknown --format {fmt!r}: markdown or jsonl")
+        raise UserError(f"unknown --format {fmt!r}: {', '.join(formats)}")
     with _store() as store:
-        text = formats[fmt](store.find(tag=tag, model=model, oldest_first=True))
+        found = store.find(tag=tag, model=model, oldest_first=True)
+        if not found:
+            err.print(Text(f"nothing exported: {_nothing_found(store, tag=tag, model=model)}"), soft_wrap=True)
+            raise typer.Exit(1)
+    text = formats[fmt](found)
     if out_file is None:
         sys.stdout.write(text)
         return

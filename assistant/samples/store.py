@@ -55,6 +55,11 @@ class Sample:
     def copies(self, min_span: int) -> bool:
         return self.copied_chars is not None and self.copied_chars >= min_span
 
+    @property
+    def full_text(self) -> str:
+        """The prompt and what the model wrote after it, exactly as stored: the passage a writer takes away."""
+        return self.prompt + self.text
+
 
 def database_path() -> Path:
     return data_home() / DATABASE
@@ -141,14 +146,18 @@ class Store:
                     "INSERT OR IGNORE INTO sample_tags SELECT ?, id FROM tags WHERE name = ?", [sample_id, name]
                 )
 
-    def untag(self, sample_id: int, tags: list[str]) -> None:
+    def untag(self, sample_id: int, tags: list[str]) -> list[str]:
+        """Remove these tags from the sample; the ones it had (the others did not match, which the writer is told)."""
         self.get(sample_id)
+        removed = []
         with self._writing():
             for name in _clean_tags(tags):
-                self.db.execute(
+                if self.db.execute(
                     "DELETE FROM sample_tags WHERE sample_id = ? AND tag_id IN (SELECT id FROM tags WHERE name = ?)",
                     [sample_id, name],
-                )
+                ).rowcount:
+                    removed.append(name)
+        return removed
 
     def delete(self, sample_ids: list[int]) -> int:
         """Delete every sample named (each once, however often named), or none; how many were deleted."""
@@ -238,6 +247,10 @@ class Store:
 
     def tag_names(self) -> list[str]:
         return [row[0] for row in self.db.execute("SELECT name FROM tags ORDER BY name").fetchall()]
+
+    def model_names(self) -> list[str]:
+        """The names of the models that wrote the stored samples."""
+        return [row[0] for row in self.db.execute("SELECT DISTINCT model FROM samples ORDER BY model").fetchall()]
 
 
 def _sample(row: dict[str, Any]) -> Sample:

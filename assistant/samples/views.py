@@ -123,5 +123,15 @@ def markdown(samples: list[Sample]) -> str:
     return "\n".join(parts)
 
 
+SCENE_BREAK = "* * *"  # between two samples in a plain-text export, as between two scenes of a manuscript
+
+
+def plain_text(samples: list[Sample]) -> str:
+    """The samples' texts and nothing else, exactly as stored, each ending its line, a scene break between two: what
+    a writer pastes into a manuscript (a blank line alone would be lost among the texts' own paragraphs)."""
+    texts = [t if t.endswith("\n") else t + "\n" for t in (s.full_text for s in samples)]
+    return f"\n{SCENE_BREAK}\n\n".join(texts)
+
+
 def jsonl(samples: list[Sample]) -> str:
     return "".join(json.dumps(asdict(s), ensure_ascii=False) + "\n" for s in samples)
