@@ -23,6 +23,7 @@ is a mistyped model name, answered with the nearest one.
 import itertools
 import math
 import os
+import re
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -38,6 +39,19 @@ from kinds.sampling import Decoder, Sampling
 
 DEFAULT_CHARS = 500
 
+# Where a continuation may end short of its length, so that it ends as a writer would: after a sentence's punctuation
+# and any closing quotes or brackets, before a line break, or before a blank line. A sentence is over when the next
+# word does not start in lower case (`"Yes!" he said.` is one sentence) and the full stop is not a title's (Mr.); it
+# never runs on past the end of its paragraph.
+SENTENCE_END = re.compile(r"(?<!\bMr)(?<!\bMrs)(?<!\bMs)(?<!\bDr)(?<!\bSt)[.!?…][\"'”’)\]]*(?=\s+(?![a-z])\S)")
+PARAGRAPH_END = re.compile(r"(?=\n[^\S\n]*\n)")
+STOP_AT = {
+    "sentence": re.compile(f"{SENTENCE_END.pattern}|{PARAGRAPH_END.pattern}"),
+    "line": re.compile(r"(?=\n)"),
+    "paragraph": PARAGRAPH_END,
+}
+LONGEST_END = 16  # the most characters before a piece an end can start at (punctuation and its closing quotes)
+
 
 @dataclass(frozen=True)
 class Params:
@@ -48,11 +62,14 @@ class Params:
     top_p: float | None = None
     seed: int | None = None
     stop: tuple[str, ...] = ()
+    stop_at: str | None = None  # end at the first end of a sentence, line or paragraph (see STOP_AT)
 
     def check(self) -> None:
         for what, value in (("length", self.max_new_chars), ("tokens", self.max_new_tokens)):
             if value is not None and value < 0:
                 raise UserError(f"{what} must be zero or more, got {value}")
+        if self.stop_at is not None and self.stop_at not in STOP_AT:
+            raise UserError(f"stop-at must be one of {', '.join(STOP_AT)}, got {self.stop_at!r}")
         Sampling(self.temperature, self.top_k, self.top_p).check()
 
 
@@ -150,11 +167,15 @@ class TextModel:
         top_p: float | None = None,
         seed: int | None = None,
         stop: str | list[str] | tuple[str, ...] | None = None,
+        stop_at: str | None = None,
     ) -> Stream:
         """The continuation piece by piece; it ends before the first stop string.
 
         The length is in characters, tokens, or both (whichever comes first);
-        with neither, 500 characters. Parameters are checked here, when
+        with neither, 500 characters. `stop_at` ("sentence", "line" or
+        "paragraph") ends it sooner, at the first end of one, so that it stops
+        where a writer would rather than mid-word; the length still bounds it.
+        Parameters are checked here, when
         called, not at the first piece, so a front end can report a bad value
         before it prints anything. Without a seed one is drawn, and kept in the
         result so that the sample can be written again.
@@ -164,12 +185,13 @@ class TextModel:
             max_new_chars = DEFAULT_CHARS
         if seed is None:
             seed = int.from_bytes(os.urandom(4), "little")
-        params = Params(max_new_chars, max_new_tokens, temperature, top_k, top_p, seed, stops)
+        params = Params(max_new_chars, max_new_tokens, temperature, top_k, top_p, seed, stops, stop_at)
         params.check()
         generator = torch.Generator().manual_seed(seed)
         sampling = Sampling(temperature, top_k, top_p)
         pieces = itertools.islice(self.decoder.pieces(prompt, sampling, generator), params.max_new_tokens)
-        return Stream(self, prompt, params, _until_stop(pieces, params.max_new_chars, stops))
+        pieces = _until_stop(pieces, params.max_new_chars, stops)
+        return Stream(self, prompt, params, pieces if stop_at is None else _until_end(pieces, STOP_AT[stop_at]))
 
     def generate(self, prompt: str = "", **kwargs) -> str:
         return "".join(self.stream(prompt, **kwargs))
@@ -201,6 +223,36 @@ def _until_stop(pieces: Iterator[str], limit: int | None, stops: tuple[str, ...]
     tail = held if room == math.inf else held[: int(room)]
     if tail:
         yield tail
+
+
+def _until_end(pieces: Iterator[str], end: re.Pattern[str]) -> Iterator[str]:
+    """Cut a text stream at the first match of `end` (a sentence's, line's or paragraph's), once it holds some text.
+
+    White space at the end is held back until what follows it is known: a line
+    break may be the start of a blank line, and a sentence's end is only known
+    when white space follows it. Ends before the first character that is not
+    white space do not count, so that a continuation of a prompt that had just
+    ended its line or paragraph is the next one, not nothing.
+    """
+    text, shown, start = "", 0, None  # all of it so far, how much has been yielded, where its first word starts
+    for piece in pieces:
+        text += piece
+        unshown = text[shown:]  # only this is scanned again: a long generation stays linear
+        if start is None:
+            if not unshown.strip():
+                continue
+            start = len(text) - len(text.lstrip())
+        found = end.search(text, max(start, shown - LONGEST_END))
+        if found:
+            if found.end() > shown:
+                yield text[shown : found.end()]
+            return
+        ready = shown + len(unshown.rstrip())
+        if ready > shown:
+            yield text[shown:ready]
+            shown = ready
+    if len(text) > shown:
+        yield text[shown:]
 
 
 def load_model(name_or_path: str | Path, device: str = "auto") -> TextModel:

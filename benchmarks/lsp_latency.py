@@ -111,14 +111,14 @@ def baseline(model_name: str, settings: dict, requests: int, long_chars: int) ->
     s = Settings().updated(settings)
     text, times = PROSE, []
     for _ in range(5):
-        continue_text(model, text, params(s, s.auto_chars, s.stop_at), s.stop_at, threading.Event())
+        continue_text(model, text, params(s, s.auto_chars, s.stop_at), threading.Event())
     for i in range(requests):
         text += TYPED[i % len(TYPED)]
         start = time.perf_counter()
-        continue_text(model, text[-s.context_chars:], params(s, s.auto_chars, s.stop_at), s.stop_at, threading.Event())
+        continue_text(model, text[-s.context_chars:], params(s, s.auto_chars, s.stop_at), threading.Event())
         times.append(time.perf_counter() - start)
     start = time.perf_counter()
-    continue_text(model, text, params(s, long_chars, "length"), "length", threading.Event())
+    continue_text(model, text, params(s, long_chars, "length"), threading.Event())
     return times, time.perf_counter() - start
 
 

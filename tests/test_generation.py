@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from assistant import load_model
-from assistant.generation import _until_stop
+from assistant.generation import SENTENCE_END, STOP_AT, _until_end, _until_stop
 from corpora import UserError
 from kinds.sampling import PromptWarning
 
@@ -107,3 +107,46 @@ def test_bad_parameters_and_unknown_models_are_user_errors(trained_model: Path):
             model.stream("x", **bad)
     with pytest.raises(UserError, match="no model 'missing'"):
         load_model("missing")
+
+
+def first_end(text: str, stop_at: str) -> str:
+    """Where a writer would say the continuation's first sentence, line or paragraph ends, found the long way round."""
+    begin = len(text) - len(text.lstrip())  # a continuation that starts with a line break goes on to the next line
+    line = text.find("\n", begin)
+    paragraph = next((i for i in range(begin, len(text)) if text[i] == "\n" and "\n" in text[i + 1 :]
+                      and not text[i + 1 : text.index("\n", i + 1)].strip()), -1)
+    sentence = next((m.end() for m in SENTENCE_END.finditer(text, begin)), -1)
+    cut = {"line": line, "paragraph": paragraph,
+           "sentence": min((c for c in (sentence, paragraph) if c >= 0), default=-1)}[stop_at]
+    return text if cut < 0 else text[:cut]
+
+
+def test_stop_at_ends_the_text_at_the_first_sentence_line_or_paragraph(trained_model: Path):
+    model = load_model(trained_model, "cpu")
+    cut = dict.fromkeys(STOP_AT, 0)
+    for seed in range(3):
+        full = model.generate("The robot said", max_new_chars=600, seed=seed, temperature=0.7)
+        for stop_at in STOP_AT:
+            with model.stream("The robot said", max_new_chars=600, seed=seed, temperature=0.7, stop_at=stop_at) as stream:
+                pieces = list(stream)
+            expected = first_end(full, stop_at)
+            assert "".join(pieces) == expected and expected.strip(), (seed, stop_at, full)
+            assert stream.result is not None and not stream.result.cancelled and stream.result.params.stop_at == stop_at
+            cut[stop_at] += len(expected) < len(full)
+    assert all(cut.values()), cut
+    bounded = model.generate("The", max_new_chars=3, seed=1, stop_at="paragraph")  # the length still bounds it
+    assert bounded == model.generate("The", max_new_chars=3, seed=1) and len(bounded) == 3
+    with pytest.raises(UserError, match="stop-at must be one of sentence, line, paragraph"):
+        model.stream("x", stop_at="word")
+
+
+def test_a_sentence_ends_where_a_writer_would_say_it_does():
+    def cut(text: str, stop_at: str = "sentence") -> str:
+        return "".join(_until_end(iter(text), STOP_AT[stop_at]))
+
+    assert cut(' "Yes!" he said to Mr. Jones. Then it rained.') == ' "Yes!" he said to Mr. Jones.'
+    assert cut("He said nothing\n\nThen it rained.") == "He said nothing"  # no sentence runs past its paragraph
+    assert cut("\n\nA new paragraph.\n\nAnother.", "paragraph") == "\n\nA new paragraph."  # not an empty one
+    assert cut("A line\nand the next,\n  \nthen a paragraph", "paragraph") == "A line\nand the next,"
+    assert cut("A line\nand the next", "line") == "A line"
+    assert cut("no end at all ") == "no end at all "

@@ -14,7 +14,7 @@ from pygls.workspace.position_codec import PositionCodec
 from pytest_lsp import ClientServerConfig, LanguageClient
 
 from assistant.generation import load_model
-from assistant.lsp.continuation import SENTENCE_END
+from assistant.generation import SENTENCE_END
 from assistant.lsp.documents import offset
 from assistant.samples.store import Store
 

@@ -163,7 +163,7 @@ async def suggest(ls: GhostwriterServer, uri: str, position: types.Position, n: 
     def write(model: TextModel, stop: threading.Event) -> list[Generation]:
         found: dict[str, Generation] = {}  # by text: the first generation that wrote it
         for _ in range(n):
-            result = continue_text(model, prompt, params(settings, limit, settings.stop_at), settings.stop_at, stop)
+            result = continue_text(model, prompt, params(settings, limit, settings.stop_at), stop)
             if result.text:
                 found.setdefault(result.text, result)
         return list(found.values())
@@ -238,7 +238,7 @@ async def unconditional(ls: GhostwriterServer, *args: Any) -> dict[str, Any]:
     p = params(ls.settings, ls.settings.max_chars, "length")
 
     def write(model: TextModel, stop: threading.Event) -> Generation:
-        return continue_text(model, "", p, "length", stop)
+        return continue_text(model, "", p, stop)
 
     try:
         result = await ls.generate(write, uri)
