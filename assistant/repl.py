@@ -3,10 +3,12 @@
 A thin loop over the same generation API and store the CLI uses: type a
 prompt (Enter sends it, Alt-Enter adds a line), watch the continuation
 stream, Ctrl-C stops it (the partial text is stored, marked cancelled) and
-Ctrl-D leaves. Lines that start with / are commands; /help lists them. A bad
-command or value prints one line and the session goes on.
+Ctrl-D or /quit leaves. Lines that start with / are commands; /help lists
+them. A bad command or value prints one line and the session goes on.
 """
 
+import difflib
+import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 
@@ -18,6 +20,7 @@ from prompt_toolkit.history import FileHistory
 from prompt_toolkit.key_binding import KeyBindings
 from rich.console import Console
 from rich.markup import escape
+from rich.table import Table
 from rich.text import Text
 
 from corpora import UserError
@@ -25,10 +28,11 @@ from corpora.home import data_home
 from kinds import modeldir
 
 from .compare import compare
-from .generation import Params, TextModel, load_model
+from .generation import STOP_AT, Params, TextModel, load_model
+from .samples.publishing import ghostwrite, paste_text
 from .samples.recording import check_stored, record
 from .samples.store import GHOSTWRITTEN, Store
-from .samples.views import check_view, sample_table, side_by_side, status_line
+from .samples.views import check_view, sample_table, status_line
 from .terminal import stream_to_stdout
 
 HISTORY = "repl_history"
@@ -36,33 +40,42 @@ HELP = {
     "/model NAME": "write with another model (a name or a directory)",
     "/temperature T": "sampling temperature (0 is greedy)",
     "/length N": "characters per sample",
-    "/top-k K": "sample from the K likeliest characters (off: all)",
-    "/top-p P": "sample from the likeliest characters holding probability P (off: all)",
+    "/tokens N|off": "tokens per sample (GPT-2's; a char model's are characters): whichever of the two ends it first",
+    "/top-k K|off": "sample from the K likeliest tokens (off: all)",
+    "/top-p P|off": "sample from the likeliest tokens holding probability P (off: all)",
+    "/stop-at " + "|".join(STOP_AT) + "|off": "end each sample at the end of its first sentence, line or paragraph",
+    "/seed N|off": "write the next samples with seed N, N+1... so they can be written again (off: a new one each time)",
     "/n N": "samples per prompt",
     "/uncond": "an unconditional sample",
     "/again": "the last prompt again",
     "/compare MODEL [PROMPT]": "the last prompt (or PROMPT) through this model and MODEL, side by side",
     "/tag TAG...": "tag the last sample",
-    "/ghostwrite": "tag the last sample ghostwritten and print it, ready to paste",
+    "/ghostwrite [anyway]": "tag the last sample ghostwritten and print it, ready to paste (anyway: even if it copies)",
     "/check": "the longest passage the last sample copies from the corpus",
     "/history": "the last samples stored",
     "/help": "this list",
+    "/quit": "leave (so do /exit and Ctrl-D)",
 }
-COMMANDS = [usage.split()[0] for usage in HELP]
+COMMANDS = [usage.split()[0] for usage in HELP] + ["/exit"]
 KEYS = "Enter sends, Alt-Enter (or Esc Enter) adds a line, Ctrl-R searches the history, Ctrl-C stops, Ctrl-D leaves."
 
 
 @dataclass
 class Settings:
     max_new_chars: int = 500
+    max_new_tokens: int | None = None
     temperature: float = 0.8
     top_k: int | None = None
     top_p: float | None = None
+    stop_at: str | None = None
+    seed: int | None = None  # the first sample's of each prompt; None: drawn for each
     n: int = 1
 
-    def generation(self) -> dict:
-        return {"max_new_chars": self.max_new_chars, "temperature": self.temperature, "top_k": self.top_k,
-                "top_p": self.top_p}
+    def generation(self, i: int = 0) -> dict:
+        """The generation API's parameters for the i-th sample of a prompt (seed N, N+1... as `generate -n` does)."""
+        return {"max_new_chars": self.max_new_chars, "max_new_tokens": self.max_new_tokens,
+                "temperature": self.temperature, "top_k": self.top_k, "top_p": self.top_p, "stop_at": self.stop_at,
+                "seed": None if self.seed is None else self.seed + i}
 
 
 class Repl:
@@ -74,11 +87,15 @@ class Repl:
         self.settings = Settings()
         self.last_prompt: str | None = None
         self.last_sample_id: int | None = None
+        self.last_seed: int | None = None
+        self.done = False
         self.commands: dict[str, Callable[[str], None]] = {
             "/model": self.set_model, "/temperature": self.set_temperature, "/length": self.set_length,
-            "/top-k": self.set_top_k, "/top-p": self.set_top_p, "/n": self.set_n, "/uncond": lambda _: self.write(""),
-            "/again": self.again, "/compare": self.compare, "/tag": self.tag, "/ghostwrite": self.ghostwrite,
-            "/check": self.check, "/history": self.history, "/help": self.help,
+            "/tokens": self.set_tokens, "/top-k": self.set_top_k, "/top-p": self.set_top_p,
+            "/stop-at": self.set_stop_at, "/seed": self.set_seed, "/n": self.set_n,
+            "/uncond": lambda _: self.write(""), "/again": self.again, "/compare": self.compare, "/tag": self.tag,
+            "/ghostwrite": self.ghostwrite, "/check": self.check, "/history": self.history, "/help": self.help,
+            "/quit": self.quit, "/exit": self.quit,
         }
 
     def run(self) -> None:
@@ -89,7 +106,7 @@ class Repl:
             completer=SlashCompleter(), bottom_toolbar=self.toolbar, prompt_continuation="  ",
         )
         self.console.print(f"[bold]{escape(self.model.name)}[/bold] is ready. {KEYS} /help for commands.")
-        while True:
+        while not self.done:
             try:
                 line = session.prompt("> ")
             except KeyboardInterrupt:
@@ -112,13 +129,20 @@ class Repl:
             return
         name, _, arg = line.strip().partition(" ")
         if name not in self.commands:
-            raise UserError(f"unknown command {name}: /help lists them")
+            close = difflib.get_close_matches(name, COMMANDS, n=1, cutoff=0.6)
+            raise UserError(f"unknown command {name}: " + (f"did you mean {close[0]}? " if close else "")
+                            + "/help lists them")
         self.commands[name](arg.strip())
 
     def toolbar(self) -> str:
         s = self.settings
+        optional = "".join(f" | {label} {value}" for label, value in (
+            ("tokens", s.max_new_tokens), ("stop-at", s.stop_at), ("seed", s.seed)) if value is not None)
         return (f" {self.model.name} ({self.model.kind}) | temperature {s.temperature:g} | length {s.max_new_chars}"
-                f" | top-k {s.top_k or 'off'} | top-p {s.top_p or 'off'} | n {s.n}    /help")
+                f"{optional} | top-k {s.top_k or 'off'} | top-p {s.top_p or 'off'} | n {s.n}    /help")
+
+    def quit(self, _: str) -> None:
+        self.done = True
 
     # ---- writing --------------------------------------------------------------
     def write(self, prompt: str) -> None:
@@ -127,9 +151,9 @@ class Repl:
         for i in range(self.settings.n):
             if self.settings.n > 1:
                 self.console.rule(f"sample {i + 1}/{self.settings.n}", style="dim")
-            self.console.print(Text(prompt, style="dim"), end="")
-            stream = self.model.stream(prompt, **self.settings.generation())
-            result, stopped = stream_to_stdout(stream)
+            stream = self.model.stream(prompt, **self.settings.generation(i))
+            result, stopped = stream_to_stdout(stream, lambda: self.console.print(Text(prompt, style="dim"), end=""))
+            self.last_seed = result.seed
             self._stored(record(result, "repl"))
             if stopped:
                 self.console.print("[dim](stopped)[/dim]")
@@ -156,11 +180,15 @@ class Repl:
         prompt = prompt or self.last_prompt or ""
         other = self._load(name)
         self.last_prompt = prompt
-        results = compare([self.model, other], prompt, source="repl", **self.settings.generation())
-        self.console.print(side_by_side(prompt, results))
-        for _, sample, _ in results:
-            if sample is not None:
-                self._stored(sample.id)
+        sides, stopped = compare([self.model, other], prompt, self.console, source="repl", min_span=self.min_span,
+                                 **self.settings.generation())
+        for side in sides:  # the columns are headed by their ids and flagged when they copy: no status lines
+            assert side.result is not None
+            self.last_seed = side.result.seed
+            if side.sample_id is not None:
+                self.last_sample_id = side.sample_id
+        if stopped:
+            self.console.print("[dim](stopped)[/dim]")
 
     # ---- settings -------------------------------------------------------------
     def set_model(self, arg: str) -> None:
@@ -178,6 +206,17 @@ class Repl:
 
     def set_length(self, arg: str) -> None:
         self._set("length", "max_new_chars", arg, int)
+
+    def set_tokens(self, arg: str) -> None:
+        self._set("tokens", "max_new_tokens", arg, int, off=True)
+
+    def set_stop_at(self, arg: str) -> None:
+        self._set("stop-at", "stop_at", arg, str, off=True)
+
+    def set_seed(self, arg: str) -> None:
+        self._set("seed", "seed", arg, int, off=True)
+        if self.settings.seed is None and self.last_seed is not None:
+            self.console.print(f"the last sample's seed: {self.last_seed} (/seed {self.last_seed} writes it again)")
 
     def set_top_k(self, arg: str) -> None:
         self._set("top-k", "top_k", arg, int, off=True)
@@ -199,6 +238,8 @@ class Repl:
             Params(**candidate.generation()).check()
             if candidate.n < 1:
                 raise UserError(f"n must be at least 1, got {candidate.n}")
+            if candidate.seed is not None and candidate.seed < 0:
+                raise UserError(f"seed must be zero or more, got {candidate.seed}")
             self.settings = candidate
         value = getattr(self.settings, field)
         self.console.print(f"{label}: {'off' if value is None else value}")
@@ -214,12 +255,18 @@ class Repl:
             store.tag(self._last(), arg.split())
             self.console.print(f"#{self._last()}: {', '.join(store.get(self._last()).tags)}")
 
-    def ghostwrite(self, _: str) -> None:
+    def ghostwrite(self, arg: str) -> None:
+        """Like `assistant samples ghostwrite`: a sample that copies its corpus only with `anyway`; the text exactly as
+        stored, never wrapped at the terminal's width, since it is for pasting."""
+        if arg not in ("", "anyway"):
+            raise UserError(f"/ghostwrite takes nothing or anyway, got {arg!r}")
         with Store() as store:
-            store.tag(self._last(), [GHOSTWRITTEN])
-            sample = store.get(self._last())
+            sample, warning = ghostwrite(store, self._last(), self.min_span, arg == "anyway", "Type /ghostwrite anyway")
+        if warning:
+            self.console.print(Text(f"warning: {warning}", style="bold red"))
         self.console.print(f"[dim]#{sample.id} tagged {GHOSTWRITTEN}:[/dim]")
-        self.console.print(sample.prompt + sample.text, markup=False)
+        sys.stdout.write(paste_text(sample))
+        sys.stdout.flush()
 
     def check(self, _: str) -> None:
         with Store() as store:
@@ -232,8 +279,13 @@ class Repl:
             self.console.print(sample_table(store.find(limit=10), self.min_span))
 
     def help(self, _: str) -> None:
+        """The commands in two columns; a description too long for the terminal wraps within its own column."""
+        table = Table.grid(padding=(0, 2), pad_edge=True)
+        table.add_column(no_wrap=True, style="bold")
+        table.add_column()
         for usage, what in HELP.items():
-            self.console.print(f"  [bold]{escape(usage)}[/bold]  {escape(what)}")
+            table.add_row(Text(usage), Text(what))
+        self.console.print(table)
         self.console.print(f"  {KEYS}")
 
 

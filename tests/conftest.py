@@ -96,3 +96,25 @@ def gpt2_base(tmp_path_factory: pytest.TempPathFactory) -> Path:
         finetune(FinetuneConfig(corpus=str(root / "shakespeare.txt"), out=root / "base", max_steps=40, eval_every=20,
                                 sample_every=1000, seed=3, options=options, ghostwriting_every=0), Reporter())
     return root / "base"
+
+
+PARROT = "The robot walked into the kitchen and said that the coffee was cold again, so the old man laughed at it. "
+
+
+@pytest.fixture(scope="session")
+def parrot(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny char model trained on one sentence said over and over (parrot.txt): it writes nothing but that sentence,
+    so every sample copies its corpus word for word, as a model trained too far on a writer's own text would."""
+    from finetune.config import FinetuneConfig
+    from finetune.progress import Reporter
+    from finetune.run import finetune
+    from kinds.charlstm.options import CharOptions
+
+    root = tmp_path_factory.mktemp("parrot")
+    (root / "parrot.txt").write_text(PARROT * 60)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("ASSISTANT_HOME", str(root / "home"))
+        finetune(FinetuneConfig(corpus=str(root / "parrot.txt"), model="char", out=root / "parrot", max_steps=40,
+                                eval_every=40, sample_every=1000, seed=7, ghostwriting_every=0,
+                                options=CharOptions(size="tiny", lr=1e-2)), Reporter())
+    return root / "parrot"

@@ -24,7 +24,7 @@ from kinds import registry
 from .lsp import register as register_lsp
 from .models import register as register_models
 from .report import register as register_report
-from .samples import register
+from .samples import DEFAULT_MIN_SPAN, MinSpanOpt, register
 
 app = typer.Typer(
     help="ghostwriter: train language models on an author's corpus and write with them.",
@@ -213,12 +213,19 @@ def generate(
     top_p: Annotated[float | None, typer.Option(help="Sample from the likeliest tokens holding this probability.")] = None,
     seed: Annotated[int | None, typer.Option(help="Seed for a repeatable sample.", min=0, max=MAX_SEED)] = None,
     stop: Annotated[list[str] | None, typer.Option(help="Stop before this text (repeatable).")] = None,
+    stop_at: Annotated[str | None, typer.Option(
+        help="End at the end of the first sentence, line or paragraph (the length still bounds it).")] = None,
+    echo: Annotated[bool, typer.Option(help="Print the prompt before its continuation (--no-echo: only what the model "
+                                            "writes).")] = True,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
     no_log: Annotated[bool, typer.Option("--no-log", help="Do not keep the samples in the sample store.")] = False,
+    min_span: MinSpanOpt = DEFAULT_MIN_SPAN,
 ) -> None:
-    """Write continuations of a prompt (or unconditional samples), streamed as they come; each is stored."""
+    """Write continuations of a prompt (or unconditional samples), streamed as they come; each is stored, and one
+    that copies its model's corpus is flagged."""
     from ..generation import load_model
-    from ..samples.recording import record
+    from ..samples.recording import copied_span, record
+    from ..samples.views import copy_warning
     from ..terminal import stream_to_stdout
 
     prompt = _read_text_option(prompt, prompt_file, "prompt")
@@ -231,11 +238,14 @@ def generate(
             err.rule(f"sample {i + 1}/{n}")
         sample_seed = None if seed is None else seed + i
         stream = text_model.stream(prompt, max_new_chars=length, max_new_tokens=tokens, temperature=temperature,
-                                   top_k=top_k, top_p=top_p, seed=sample_seed, stop=stop)
-        sys.stdout.write(prompt)
-        result, stopped = stream_to_stdout(stream)  # a sample stopped by Ctrl-C is stored at once, as cancelled
-        if not no_log:
-            record(result, "cli")
+                                   top_k=top_k, top_p=top_p, seed=sample_seed, stop=stop, stop_at=stop_at)
+        # a sample stopped by Ctrl-C is stored at once, as cancelled
+        result, stopped = stream_to_stdout(stream, (lambda: sys.stdout.write(prompt)) if echo else None)
+        sample_id = None if no_log else record(result, "cli")
+        warning = copy_warning(copied_span(result, sample_id), result.text, min_span)
+        if warning:
+            err.print(Text.assemble(("warning: ", "yellow"), f"#{sample_id} " if sample_id else "", warning,
+                                    f" (assistant samples check {sample_id})" if sample_id else ""), highlight=False)
         if stopped:
             err.print("[dim](stopped)[/dim]")
             raise typer.Exit(130)

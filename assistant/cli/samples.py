@@ -248,15 +248,19 @@ def compare(
     figures: Annotated[bool, typer.Option(help="Also measure both: copying, style, prompt-following, diversity.")] = True,
     samples: Annotated[int, typer.Option("--eval-samples", "-k", help="Samples for the figures (prompted; as many "
                                                                          "unconditional).")] = 16,
+    min_span: MinSpanOpt = DEFAULT_MIN_SPAN,
 ) -> None:
-    """The same prompt through two models, side by side in two columns, and the ghostwriting figures of each."""
+    """The same prompt through two models, written side by side in two columns (each flagged when it copies its
+    corpus), and the ghostwriting figures of each."""
     from ..compare import compare as run
     from ..generation import load_model
-    from ..samples.views import side_by_side
 
     models = [load_model(model_a), load_model(model_b)]
-    results = run(models, prompt, source="cli", log=not no_log, max_new_chars=length, temperature=temperature, seed=seed)
-    out.print(side_by_side(prompt, results), highlight=False)
+    _, stopped = run(models, prompt, out, source="cli", min_span=min_span, log=not no_log, max_new_chars=length,
+                     temperature=temperature, seed=seed)
+    if stopped:
+        err.print("[dim](stopped)[/dim]")
+        raise typer.Exit(130)
     if figures:
         _figures(models, samples, temperature)
 

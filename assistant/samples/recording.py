@@ -78,6 +78,29 @@ def span_columns(span: Span | None) -> dict[str, Any]:
             "copied_sample_offset": span.sample_offset}
 
 
+def stored_span(sample: Sample) -> Span | None:
+    """The copied span a stored sample was checked to have (the inverse of `span_columns`); None when it has none or
+    was not checked."""
+    if not sample.copied_chars or sample.copied_document is None:
+        return None
+    return Span(sample.copied_chars, sample.copied_sample_offset or 0, sample.copied_document, sample.copied_offset or 0)
+
+
+def copied_span(result: "Generation", sample_id: int | None) -> Span | None:
+    """The longest passage a generation shares with its model's corpus, so that the writer is told when it copies.
+
+    A stored sample was checked as it was stored: its span is read back, not
+    searched again. One that was not stored (--no-log, or a store that failed)
+    is checked now, since the writer has seen its text all the same. None when
+    it shares nothing, or its model has no corpus to check against.
+    """
+    if sample_id is not None:
+        with Store() as store:
+            return stored_span(store.get(sample_id))
+    index = result.model.card.corpus_index()
+    return None if index is None else index.longest_span(result.text)
+
+
 def check_stored(store: Store, sample: Sample) -> tuple[Span | None, CorpusIndex]:
     """The memorization check of a stored sample, run again (the corpus may be back) and saved with it."""
     if sample.corpus is None:

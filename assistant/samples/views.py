@@ -15,6 +15,7 @@ from rich.text import Text
 
 from corpora.index import CorpusIndex, Span
 
+from .recording import stored_span
 from .store import Sample
 
 
@@ -47,12 +48,23 @@ def sample_table(samples: list[Sample], min_span: int) -> Table:
     return table
 
 
+def copy_warning(span: Span | None, text: str, min_span: int) -> str | None:
+    """What a writer must be told wherever a sample that copies its corpus is shown: how much, from which document
+    and where, and the passage itself (its start, when long); None when it copies less than `min_span` characters."""
+    if span is None or span.length < min_span:
+        return None
+    passage = preview(text[span.sample_offset : span.sample_offset + span.length], 60)
+    return (f"copies {span.length} characters of {span.document} word for word (its character {span.offset:,} on): "
+            f"\u201c{passage}\u201d")
+
+
 def status_line(sample: Sample, min_span: int) -> Text:
     """One dim line after a sample is written: its id, size, time, and a warning when it copies its corpus."""
     line = Text(f"#{sample.id} · {sample.chars} chars · {sample.duration_s or 0:.1f} s"
                 + (" · cancelled" if sample.cancelled else ""), style="dim")
-    if sample.copies(min_span):
-        line.append(f"  copies {sample.copied_chars} characters of {sample.copied_document} (check it)", style="bold red")
+    warning = copy_warning(stored_span(sample), sample.text, min_span)
+    if warning:
+        line.append(f"  {warning} (/check shows it)", style="bold red")
     return line
 
 
@@ -101,12 +113,14 @@ def check_view(sample: Sample, span: Span | None, index: CorpusIndex, min_span: 
     )
 
 
-def side_by_side(prompt: str, results: list[tuple[str, Sample | None, str]]) -> RenderableType:
-    """The same prompt through several models: one column each, headed by the model's name."""
+def side_by_side(prompt: str, columns: list[tuple[str, str, str | None]]) -> RenderableType:
+    """The same prompt through several models: one column each, headed by the model's name (and sample id), its
+    text, and under it the warning of a text that copies its corpus."""
     table = Table(expand=True, show_lines=False)
-    for name, sample, _ in results:
-        table.add_column(name + (f"  #{sample.id}" if sample else ""), ratio=1, overflow="fold")
-    table.add_row(*(Text.assemble((prompt, "dim"), text) for _, _, text in results))
+    for head, _, _ in columns:
+        table.add_column(head, ratio=1, overflow="fold")
+    table.add_row(*(Text.assemble((prompt, "dim"), text, ("\n\n" + warning if warning else "", "bold red"))
+                    for _, text, warning in columns))
     return table
 
 
