@@ -18,11 +18,9 @@ from pathlib import Path
 import numpy as np
 
 from . import suffixarray
-from .catalogue import CATALOGUE
-from .errors import UserError
 from .files import replacing
 from .home import corpora_cache_dir
-from .load import Corpus, load_corpus
+from .load import Corpus, find_trained_corpus
 
 INDEX_FORMAT = 1
 SEPARATOR = "\0"  # between documents: cleaned text never holds it, so no span crosses two documents
@@ -128,20 +126,10 @@ def cached_index(folder: Path, checksum: str, name: str, source: str) -> CorpusI
 
 
 def _find_corpus(checksum: str, name: str, source: str) -> Corpus | None:
-    # a catalogue corpus is found by its name (its source may be a cache or shared folder); a file by its path
-    candidates = [c for c in (name if name in CATALOGUE else "", source) if c and c != "download"]
-    changed = False
-    for candidate in candidates:  # a file may share its name with a catalogue corpus: try both
-        try:
-            corpus = load_corpus(candidate, allow_download=False)
-        except UserError:
-            continue
-        if corpus.checksum == checksum:
-            return corpus
-        changed = True
-    what = "has changed since the model was trained" if changed else f"({source}) not found"
-    warnings.warn(f"corpus {name!r} {what}; no memorization check", MemorizationWarning, stacklevel=3)
-    return None
+    corpus, missing = find_trained_corpus(name, source, checksum)
+    if corpus is None:
+        warnings.warn(f"{missing}; no memorization check", MemorizationWarning, stacklevel=3)
+    return corpus
 
 
 def corpus_index(name: str, source: str, checksum: str) -> CorpusIndex | None:

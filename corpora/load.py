@@ -208,3 +208,21 @@ def _download(entry: Entry) -> list[tuple[str, bytes]]:
     sums = {f: download.sha256(data) for f, data in raw}
     write_bytes(folder / CHECKSUMS, json.dumps(sums, indent=1).encode())
     return raw
+
+
+def find_trained_corpus(name: str, source: str, checksum: str) -> tuple[Corpus | None, str]:
+    """The corpus a model was trained on (as its card records it), exactly, never downloaded; else None and why not.
+
+    A catalogue corpus is found by its name (its source may be a cache or a shared folder), a file by its path.
+    """
+    candidates = [c for c in (name if name in CATALOGUE else "", source) if c and c != "download"]
+    changed = False
+    for candidate in candidates:  # a file may share its name with a catalogue corpus: try both
+        try:
+            corpus = load_corpus(candidate, allow_download=False)
+        except UserError:
+            continue
+        if corpus.checksum == checksum:
+            return corpus, ""
+        changed = True
+    return None, f"corpus {name!r} " + ("has changed since the model was trained" if changed else f"({source}) not found")

@@ -17,6 +17,8 @@ from torch import nn
 
 from kinds.sampling import Sampling
 
+from .amount import TextAmounts
+
 
 @contextlib.contextmanager
 def evaluating(model: nn.Module) -> Iterator[None]:
@@ -82,6 +84,10 @@ class Adapter(Protocol):
         ...
 
     def load_data_state(self, tensors: dict[str, torch.Tensor], meta: dict) -> None: ...
+
+    def amounts(self) -> TextAmounts:
+        """How much text it learns from and is judged on, and how many parameters: the size warnings read it."""
+        ...
 
     def describe(self) -> dict:
         """Architecture, vocabulary, split and hyperparameters for config.json."""

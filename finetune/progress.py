@@ -54,10 +54,11 @@ class Reporter:
                 "train", total=total, completed=completed, step=completed, train="-", val="-", rate="-", eta="-"
             )
 
-    def update(
-        self, completed: int, step: int, train: float | None, val: float | None, rate: str, eta: float, force: bool = False
-    ) -> None:
-        fields = {"step": step, "train": _loss(train), "val": _loss(val), "rate": rate, "eta": format_duration(eta)}
+    def update(self, completed: int, step: int, train: float | None, val: float | None, val_step: int, rate: str,
+               eta: float, force: bool = False) -> None:
+        """`val` was measured at `val_step`: an older figure says so, so that a log line never passes it off as new."""
+        shown = _loss(val) if val is None or val_step == step else f"{val:.3f} (step {val_step})"
+        fields = {"step": step, "train": _loss(train), "val": shown, "rate": rate, "eta": format_duration(eta)}
         if self.progress is not None:
             self.progress.update(self.task, completed=completed, **fields)
             return

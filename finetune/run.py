@@ -21,6 +21,7 @@ from corpora.load import listing
 from kinds import modeldir, registry
 from kinds.modeldir import Card
 
+from . import amount
 from . import device as devices
 from .adapter import Adapter, Schedule
 from .config import FinetuneConfig
@@ -207,6 +208,8 @@ def finetune(config: FinetuneConfig, reporter: Reporter | None = None) -> Summar
     start_val = None
     if saved is None:
         reporter.message(f"{adapter.headline()}; corpus {corpus.name} ({corpus.chars:,} characters), on {device}, into {path}")
+        for warning in amount.before_training(adapter.amounts()):
+            reporter.message(warning, style="yellow")
         start_val = adapter.evaluate("val", plan.eval_units)
         reporter.message(f"Before training: validation loss {start_val:.3f} nats/{adapter.unit}.")
         adapter.check_start(start_val)

@@ -19,11 +19,13 @@ from pathlib import Path
 import torch
 
 from corpora import UserError
+from corpora.home import models_dir
 from kinds.modeldir import Card
 from kinds.sampling import Sampling
 
 from . import checkpoint as ckpt
 from .adapter import Adapter
+from .amount import after_training
 from .device import autocast
 from .ghostwriting.evaluate import Ghostwriting, better
 from .progress import Reporter, format_duration, format_rate
@@ -92,6 +94,7 @@ class RunState:
     copying_over: int = 0  # ghostwriting evaluations in a row whose copying passed --stop-on-copying
     ghostwriting_cost: float = 0.0  # seconds the last ghostwriting evaluation took
     ghostwritten_at: float = 0.0  # the training time it ran at
+    ghostwritten_step: int = -1  # the step it ran at
     history_lines: int = 0
     sample_lines: int = 0
 
@@ -198,6 +201,7 @@ class Trainer:
         with self._ctrl_c_stops_at_a_step_boundary():
             s, p = self.state, self.plan
             if start_val is None:
+                self._check_unfinished()
                 self.reporter.message(f"Resuming at step {s.step} (best val {s.best_val:.3f} at step {s.best_step}).")
             else:
                 self._start(start_val)
@@ -207,6 +211,24 @@ class Trainer:
             finally:
                 self.reporter.stop()
         return self._finish(reason)
+
+    def _check_unfinished(self) -> None:
+        """A resumed run that would stop before its first step says how to go on instead of doing nothing."""
+        reason = self._stop_reason()
+        if reason is None:
+            return
+        p, s = self.plan, self.state
+        how = {
+            "target": lambda: f"it reached --target-loss {p.target_loss}; to go on, --resume with a lower --target-loss",
+            "max_steps": lambda: f"it reached --max-steps {p.max_steps}; to go on, --resume with a higher --max-steps",
+            "max_time": lambda: f"it reached --max-time {p.max_time:g}s of training; to go on, --resume with a higher "
+                                "--max-time (or a --max-steps)",
+            "overfit": lambda: "it had started to memorize its corpus (--stop-on-overfit): training on would only "
+                               "memorize more; train a new model with more text",
+            "copying": lambda: "its samples copied the corpus (--stop-on-copying): training on would only copy more; "
+                               "train a new model with more text",
+        }[reason]()
+        raise UserError(f"nothing to resume: training stopped at step {s.step} because {how}")
 
     def _start(self, val: float) -> None:
         """A new run: config.json says it is running, and the starting weights are the best so far."""
@@ -237,6 +259,8 @@ class Trainer:
             if reason not in (None, "interrupted") and not evaluated:
                 self._validate()  # the run ends here: its final validation loss, and maybe its best weights
                 evaluated = True
+            if reason not in (None, "interrupted") and s.ghostwritten_step != s.step:
+                self._ghostwrite(s.last_val)  # and the weights it ends with are a candidate for ghostwriting
             if reason is not None or s.step % p.checkpoint_every == 0:
                 self._checkpoint()
             self._report(force=evaluated)
@@ -360,11 +384,12 @@ class Trainer:
 
         started = time.monotonic()
         figures = self.ghostwriting.evaluate(write, seed=p.seed + s.step)
-        s.ghostwriting_cost, s.ghostwritten_at = time.monotonic() - started, s.elapsed
+        s.ghostwriting_cost, s.ghostwritten_at, s.ghostwritten_step = time.monotonic() - started, s.elapsed, s.step
         self.run_dir.log_figures(figures)
         copying = figures["copying"]
         s.copying_over = s.copying_over + 1 if p.stop_on_copying is not None and (copying or 0) > p.stop_on_copying else 0
-        chosen = better({**figures, "val_loss": val}, s.ghostwriting, p.max_copying)
+        # the starting weights are measured for the curves, never chosen: an untrained model writes noise
+        chosen = s.step > 0 and better({**figures, "val_loss": val}, s.ghostwriting, p.max_copying)
         if chosen:
             s.ghostwriting = {"step": s.step, "val_loss": val, **figures}
             self.run_dir.save_ghostwriting()
@@ -465,7 +490,8 @@ class Trainer:
     def _report(self, force: bool = False) -> None:
         s = self.state
         rate = format_rate(self._rate(), self.adapter.unit)
-        self.reporter.update(self._completed(), s.step, s.smoothed, s.last_val, rate, self._eta(), force=force)
+        val_step = int(s.evals[-1][0]) if s.evals else 0  # the run's first validation is the one before step 1
+        self.reporter.update(self._completed(), s.step, s.smoothed, s.last_val, val_step, rate, self._eta(), force=force)
 
     @contextlib.contextmanager
     def _ctrl_c_stops_at_a_step_boundary(self) -> Iterator[None]:
@@ -563,4 +589,5 @@ def describe_summary(summary: Summary) -> list[str]:
         lines.append(f"  ghostwriting checkpoint (what the model writes by default): "
                      f"{describe_figures(summary.ghostwriting['step'], summary.ghostwriting)}")
     lines.append(f"  model: {summary.path}")
-    return lines
+    name = summary.path.name if summary.path.parent == models_dir() else str(summary.path)
+    return lines + after_training(summary.steps, summary.best_step, name)

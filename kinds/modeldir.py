@@ -117,11 +117,20 @@ class Card:
 
     @property
     def status(self) -> str | None:
-        """Why training stopped, or `running`; a run whose process is gone reads `killed (--resume)`."""
+        """Why training stopped, or `running`; a run whose process is gone reads `killed (--resume)`, one that
+        never beat its starting weights says `untrained` (its model writes noise)."""
         reason = self.result.get("stop_reason")
         if reason == "running" and self.result.get("host") == socket.gethostname() and not _alive(self.result.get("pid")):
             return "killed (--resume)"
+        if reason not in (None, "running") and self.untrained:
+            return f"{reason}, " + ("unchanged base (best at step 0)" if self.extra.get("init") == "pretrained"
+                                    else "UNTRAINED (best at step 0)")
         return reason
+
+    @property
+    def untrained(self) -> bool:
+        """Training ran but never beat the weights it started from, so those are the model."""
+        return bool(self.result.get("steps")) and self.result.get("best_step") == 0
 
     def to_json(self) -> dict:
         own = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in NOT_SAVED}

@@ -53,3 +53,20 @@ def test_cells_command_writes_a_page(trained_model: Path, tmp_path: Path):
     result = run_cli("cells", str(trained_model), "--top", "2", "--out", str(out))
     assert result.returncode == 0, result.stderr
     assert out.read_text().count("<h2>") == 2 and "wrote" in result.stdout
+    # by default it reads validation text with quotations in it (its own samples had none: every cell scored +0.00)
+    correlations = [float(c) for c in re.findall(r"inside a quotation ([+-]\d\.\d\d)", result.stdout)]
+    assert len(correlations) == 2 and all(abs(c) >= 0.05 for c in correlations), result.stdout
+
+
+def test_the_default_passage_is_validation_text_with_quotations(trained_model: Path):
+    from kinds.charlstm.cells import QUOTES, validation_passage
+
+    card = load_model(trained_model, "cpu").card
+    passage = validation_passage(card)
+    a, b = card.extra["split"]["val"]
+    assert passage is not None and len(passage) == 800 and sum(passage.count(q) for q in QUOTES) >= 2
+    from corpora import load_corpus
+    from kinds.charlstm.data import DOC_START, corpus_text
+
+    validation = corpus_text(load_corpus(card.corpus.source))[a:b].replace(DOC_START, "\n\n")
+    assert passage in validation

@@ -116,8 +116,11 @@ def test_lora_trains_an_adapter_and_merges_it(gpt2_base: Path, pkd_slice: Path, 
     assert merged_config["n_layer"] == 2 and not {"kind", "name", "corpus", "result"} & set(merged_config)  # not the base's
     for weights in ("adapter_model.safetensors", "merged/model.safetensors", "last/checkpoint.safetensors"):
         assert stat.S_IMODE((out / weights).stat().st_mode) == FILE_MODE  # readable like every other file
-    again = _train(pkd_slice, out, gpt2_base, {"lora": True, "merge": True}, resume=True)  # no better weights: merges again
-    assert again.steps == summary.steps and (out / "merged" / "model.safetensors").is_file()
+    with pytest.raises(UserError, match=r"nothing to resume: .* reached --target-loss 8.55; to go on, --resume with a lower"):
+        _train(pkd_slice, out, gpt2_base, {"lora": True, "merge": True}, resume=True)  # a finished run says how to go on
+    again = _train(pkd_slice, out, gpt2_base, {"lora": True, "merge": True}, resume=True, target_loss=1.0,
+                   max_steps=summary.steps + 2)
+    assert again.steps == summary.steps + 2 and (out / "merged" / "model.safetensors").is_file()
     assert not [p for p in out.iterdir() if p.name.startswith(".")]
 
 

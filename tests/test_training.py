@@ -225,7 +225,8 @@ def test_a_target_met_before_the_first_step_still_leaves_a_full_model_dir(pkd_sl
 def test_limits_given_on_resume_replace_the_saved_ones(pkd_slice: Path, tmp_path: Path):
     out = tmp_path / "m"
     _train(pkd_slice, out, max_steps=10, eval_every=5)
-    assert _train(pkd_slice, out, max_time=0.001, resume=True).steps == 10  # 10 steps took longer: nothing to do
+    with pytest.raises(UserError, match=r"nothing to resume: .* --max-time 0.001s of training; to go on"):
+        _train(pkd_slice, out, max_time=0.001, resume=True)  # 10 steps took longer: nothing to do, and it says so
     summary = _train(pkd_slice, out, max_steps=15, resume=True)  # the old time limit does not hold this one back
     assert (summary.steps, summary.stop_reason) == (15, "max_steps")
 
@@ -269,3 +270,51 @@ def test_replacing_writes_a_file_or_a_folder_whole_or_not_at_all(tmp_path: Path)
     assert [p.name for p in merged.iterdir()] == ["model.safetensors"]  # the old folder's files are gone with it
     assert stat.S_IMODE((merged / "model.safetensors").stat().st_mode) == FILE_MODE
     assert names() == ["merged", "model.safetensors"]
+
+
+def test_a_corpus_too_small_warns_before_and_after_and_the_untrained_model_is_marked(tmp_path: Path,
+                                                                                     isolated_home: Path):
+    """A writer's short story whose last lines (a table of figures) are nothing like the rest: the validation loss
+    only rises as the model learns the prose, so the weights kept are the untrained ones, and every place says so."""
+    story = (CORPORA / "pkd" / "the-eyes-have-it.txt").read_text(encoding="utf-8-sig")
+    start = story.index("It was quite by accident")
+    corpus = tmp_path / "story.txt"
+    corpus.write_text(story[start : start + 1500] + "\n\n" + "2093 4417 8820 1216 3379\n" * 6)
+    args = ["finetune", str(corpus), "--model", "char", "--size", "tiny", "--batch-size", "8", "--seq-len", "16",
+            "--eval-every", "10", "--max-steps", "30", "--seed", "7", "--ghostwriting-every", "0"]
+    result = run_cli(*args)
+    assert result.returncode == 0, result.stderr
+    err = " ".join(result.stderr.split())
+    assert "too little to train a model from scratch: it needs at least 20,000" in err
+    assert "the validation split is only" in err
+    assert err.index("too little to train") < err.index("Before training")  # warned before the first step
+    assert "at step 0" in err and "the model did not learn" in err and "`story-char@last`" in err
+    rows = [json.loads(line) for line in run_cli("models", "--json").stdout.splitlines()]
+    assert rows[0]["status"] == "max_steps, UNTRAINED (best at step 0)"
+    again = run_cli(*args[:-6], "--resume")  # a finished run: say how to go on, change nothing
+    assert again.returncode == 2 and again.stderr.count("\n") == 1, again.stderr
+    assert "nothing to resume: training stopped at step 30 because it reached --max-steps 30" in again.stderr
+    assert "--resume with a higher --max-steps" in " ".join(again.stderr.split())
+    assert run_cli(*args[:-6], "--resume", "--max-steps", "40").returncode == 0
+
+
+def test_enough_text_gives_no_size_warning(pkd_slice: Path, tmp_path: Path, capsys: pytest.CaptureFixture):
+    from finetune.amount import TextAmounts, before_training
+
+    assert before_training(TextAmounts(train_chars=780_000, val_chars=40_000, parameters=600_000, from_scratch=True)) == []
+    assert before_training(TextAmounts(train_chars=5_000, val_chars=2_500, parameters=124_000_000, from_scratch=False)) == []
+    big = before_training(TextAmounts(train_chars=50_000, val_chars=2_500, parameters=21_000_000, from_scratch=True))
+    assert len(big) == 1 and "learn the text by heart" in big[0]
+
+
+def test_a_log_line_says_how_old_its_validation_figure_is():
+    import io
+
+    from rich.console import Console
+
+    log = io.StringIO()
+    reporter = Reporter(Console(file=log, width=200))  # not a terminal: plain lines, as in a log file
+    reporter.update(40, 40, 2.5, 2.4, 40, "1k chars/s", 10.0, force=True)
+    reporter.update(47, 47, 2.3, 2.4, 40, "1k chars/s", 9.0, force=True)
+    first, second = log.getvalue().splitlines()
+    assert "| val 2.400 |" in first and "| val 2.400 (step 40) |" in second

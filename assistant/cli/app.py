@@ -265,7 +265,8 @@ def _read_text_option(text: str | None, text_file: Path | None, what: str) -> st
 @app.command()
 def cells(
     model: Annotated[str, typer.Argument(help="A char model's name or directory.")],
-    text: Annotated[str | None, typer.Option(help="Text to read (default: a sample the model writes itself).")] = None,
+    text: Annotated[str | None, typer.Option(help="Text to read (default: a passage of the model's validation text "
+                                                  "with quotations in it, else a sample the model writes).")] = None,
     text_file: Annotated[Path | None, typer.Option(help="Read the text from a file.")] = None,
     top: Annotated[int, typer.Option(help="How many cells to show.")] = 4,
     out_file: Annotated[Path, typer.Option("--out", help="The HTML page to write.")] = Path("cells.html"),
@@ -283,7 +284,8 @@ def cells(
     if top < 1:
         raise UserError(f"--top must be at least 1, got {top}")
     if not source:
-        source = char_model.generate("", max_new_chars=800, temperature=0.8, seed=seed)
+        source = view.validation_passage(char_model.card) or char_model.generate("", max_new_chars=800, temperature=0.8,
+                                                                                  seed=seed)
     states, source = view.cell_states(char_model.decoder, source)
     chosen = view.pick_cells(states, source, top)
     try:

@@ -86,9 +86,9 @@ class Ghostwriting:
 
     def evaluate(self, write: Writer, seed: int | None = None) -> dict:
         """The four figures for what `write` produces now."""
-        k = len(self.prompts)
-        texts = write([*self.prompts, *[""] * k], self.options.chars, self.seed if seed is None else seed,
-                      self.options.sampling)
+        k = len(self.prompts)  # fewer than asked for when the held-out text is short (none under 200 characters)
+        texts = write([*self.prompts, *[""] * self.options.samples], self.options.chars,
+                      self.seed if seed is None else seed, self.options.sampling)
         return self.figures(texts[:k], texts[k:])
 
     def figures(self, continuations: list[str], unconditional: list[str]) -> dict:

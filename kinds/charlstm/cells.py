@@ -7,13 +7,17 @@ closely they follow something a writer can see, being inside a quotation,
 or else by how much they move.
 """
 
+import re
 from dataclasses import dataclass
 from html import escape
 
 import torch
 
 from corpora import UserError
+from corpora.load import find_trained_corpus
 
+from ..modeldir import Card
+from .data import DOC_START, corpus_text
 from .infer import CharDecoder
 
 QUOTES = {'"', "\u201c", "\u201d"}
@@ -30,6 +34,27 @@ class Cell:
     @property
     def label(self) -> str:
         return f"layer {self.layer + 1}, cell {self.index}: correlation with being inside a quotation {self.quote_corr:+.2f}"
+
+
+def validation_passage(card: Card, chars: int = 800) -> str | None:
+    """A passage of the model's own validation text holding a whole quotation, the feature the cells are ranked by.
+
+    The model's own samples may hold no quotation at all, and then every cell
+    scores zero; the validation text is real prose the model has not trained
+    on. The passage starts at a paragraph and holds the most quotation marks
+    of those tried. None when the corpus is not on this machine.
+    """
+    if card.corpus is None:
+        return None
+    corpus, _ = find_trained_corpus(card.corpus.name, card.corpus.source, card.corpus.checksum)
+    split = card.extra.get("split") or {}
+    if corpus is None or "val" not in split:
+        return None
+    a, b = split["val"]
+    text = corpus_text(corpus)[a:b].replace(DOC_START, "\n\n")
+    starts = [0] + [m.end() for m in re.finditer(r"\n\s*\n", text)]
+    windows = [text[i : i + chars] for i in starts if text[i : i + chars].strip()]
+    return max(windows, key=lambda w: (len(w) == chars, sum(w.count(q) for q in QUOTES)), default=None)
 
 
 def inside_quotes(text: str) -> list[float]:

@@ -9,6 +9,7 @@ import torch.nn.functional as F
 
 from corpora import Corpus
 from finetune.adapter import evaluating
+from finetune.amount import TextAmounts
 from finetune.checkpoint import save_tensors
 
 from ..modeldir import WEIGHTS
@@ -108,8 +109,17 @@ class CharLSTMAdapter:
     def describe(self) -> dict:
         return describe_char_model(self)
 
+    def amounts(self) -> TextAmounts:
+        return char_amounts(self)
+
     def save_weights(self, directory: Path) -> None:
         save_tensors(self.model.state_dict(), directory / WEIGHTS)
+
+
+def char_amounts(adapter: Any) -> TextAmounts:
+    """A char model (the char transformer's too) learns from random weights: every character of its splits counts."""
+    (a, b), (c, d) = adapter.data.split["train"], adapter.data.split["val"]
+    return TextAmounts(b - a, d - c, adapter.model.num_parameters(), from_scratch=True)
 
 
 def describe_char_model(adapter: Any) -> dict:

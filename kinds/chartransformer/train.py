@@ -14,6 +14,7 @@ import torch.nn.functional as F
 
 from corpora import Corpus
 from finetune.adapter import evaluating
+from finetune.amount import TextAmounts
 from finetune.checkpoint import save_tensors
 from finetune.device import autocast
 
@@ -21,7 +22,7 @@ from ..charlstm.data import DOC_START, CharData, corpus_text
 from ..charlstm.model import Vocab
 from ..charlstm.options import CharOptions
 from ..charlstm.presets import CharHParams
-from ..charlstm.train import describe_char_model
+from ..charlstm.train import char_amounts, describe_char_model
 from ..modeldir import WEIGHTS
 from ..sampling import Sampling
 from . import presets
@@ -115,6 +116,9 @@ class CharTransformerAdapter:
 
     def describe(self) -> dict:
         return describe_char_model(self)
+
+    def amounts(self) -> TextAmounts:
+        return char_amounts(self)
 
     def save_weights(self, directory: Path) -> None:
         save_tensors(self.model.state_dict(), directory / WEIGHTS)

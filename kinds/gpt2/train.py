@@ -18,6 +18,7 @@ import torch
 from corpora import Corpus, UserError
 from corpora.files import replacing
 from finetune.adapter import evaluating
+from finetune.amount import TextAmounts
 from finetune.device import autocast
 
 from ..modeldir import MERGED
@@ -168,6 +169,11 @@ class GPT2Adapter:
 
     def load_data_state(self, tensors: dict[str, torch.Tensor], meta: dict) -> None:
         self.epoch, self.index = meta["epoch"], meta["index"]
+
+    def amounts(self) -> TextAmounts:
+        d = self.data
+        chars = [round(d.split[f"{s}_tokens"] * d.chars_per_token) for s in ("train", "val")]
+        return TextAmounts(*chars, self.num_parameters(), from_scratch=self.options.from_scratch)
 
     def describe(self) -> dict:
         o = self.options
