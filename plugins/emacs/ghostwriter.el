@@ -1,6 +1,6 @@
 ;;; ghostwriter.el --- ghostwriter's continuations in Emacs, through eglot  -*- lexical-binding: t; -*-
 
-;; Package-Requires: ((emacs "29.1") (eglot "1.15"))
+;; Package-Requires: ((emacs "28.1") (eglot "1.9"))
 
 ;;; Commentary:
 
