@@ -38,6 +38,11 @@ from kinds.modeldir import Card
 from kinds.sampling import Decoder, Sampling
 
 DEFAULT_CHARS = 500
+# A bound in characters is a bound in tokens too: a byte-level token holds at least one byte of UTF-8 and a character
+# at most four, so N characters take at most 4N tokens. Without it a model whose tokens decode to nothing (a broken
+# tokenizer, a run of partial characters) would never reach its length, and the generation would never end.
+TOKENS_PER_CHAR = 4
+SPARE_TOKENS = 8  # a few more, for a stop string or a character split across tokens at the end
 
 # Where a continuation may end short of its length, so that it ends as a writer would: after a sentence's punctuation
 # and any closing quotes or brackets, before a line break, or before a blank line. A sentence is over when the next
@@ -172,7 +177,8 @@ class TextModel:
         """The continuation piece by piece; it ends before the first stop string.
 
         The length is in characters, tokens, or both (whichever comes first);
-        with neither, 500 characters. `stop_at` ("sentence", "line" or
+        with neither, 500 characters. A length in characters bounds the
+        tokens as well (see TOKENS_PER_CHAR), so every generation ends. `stop_at` ("sentence", "line" or
         "paragraph") ends it sooner, at the first end of one, so that it stops
         where a writer would rather than mid-word; the length still bounds it.
         Parameters are checked here, when
@@ -189,12 +195,20 @@ class TextModel:
         params.check()
         generator = torch.Generator().manual_seed(seed)
         sampling = Sampling(temperature, top_k, top_p)
-        pieces = itertools.islice(self.decoder.pieces(prompt, sampling, generator), params.max_new_tokens)
+        pieces = itertools.islice(self.decoder.pieces(prompt, sampling, generator), token_bound(params))
         pieces = _until_stop(pieces, params.max_new_chars, stops)
         return Stream(self, prompt, params, pieces if stop_at is None else _until_end(pieces, STOP_AT[stop_at]))
 
     def generate(self, prompt: str = "", **kwargs) -> str:
         return "".join(self.stream(prompt, **kwargs))
+
+
+def token_bound(params: Params) -> int:
+    """The most tokens a generation may take: its own bound, and never more than its characters can need."""
+    bounds = [params.max_new_tokens] if params.max_new_tokens is not None else []
+    if params.max_new_chars is not None:
+        bounds.append(TOKENS_PER_CHAR * params.max_new_chars + SPARE_TOKENS)
+    return min(bounds)
 
 
 def _until_stop(pieces: Iterator[str], limit: int | None, stops: tuple[str, ...]) -> Iterator[str]:

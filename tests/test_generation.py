@@ -150,3 +150,21 @@ def test_a_sentence_ends_where_a_writer_would_say_it_does():
     assert cut("A line\nand the next,\n  \nthen a paragraph", "paragraph") == "A line\nand the next,"
     assert cut("A line\nand the next", "line") == "A line"
     assert cut("no end at all ") == "no end at all "
+
+
+def test_a_generation_of_empty_pieces_stops_at_its_token_bound(trained_model: Path):
+    from assistant.generation import SPARE_TOKENS, TOKENS_PER_CHAR
+
+    model = load_model(trained_model, "cpu")
+    taken = []
+
+    class Silent:  # a tokenizer whose tokens all decode to nothing: no piece ever adds a character
+        def pieces(self, prompt, sampling, generator):
+            while True:
+                taken.append(1)
+                yield ""
+
+    model.decoder = Silent()
+    assert model.generate("The", max_new_chars=10) == "" and len(taken) == TOKENS_PER_CHAR * 10 + SPARE_TOKENS
+    taken.clear()
+    assert model.generate("The", max_new_chars=10, max_new_tokens=5, stop_at="sentence") == "" and len(taken) == 5

@@ -13,8 +13,7 @@ from pygls.workspace import TextDocument
 from pygls.workspace.position_codec import PositionCodec
 from pytest_lsp import ClientServerConfig, LanguageClient
 
-from assistant.generation import load_model
-from assistant.generation import SENTENCE_END
+from assistant.generation import SENTENCE_END, load_model
 from assistant.lsp.documents import offset
 from assistant.samples.store import Store
 
@@ -227,4 +226,20 @@ async def test_unconditional_sample_is_stored_and_shutdown_is_clean(client: Lang
         client.exit(None)
         await client._server.wait()
     assert late.code == -32600 and "shutting down" in late.message  # answered, not left hanging
+    assert client._server.returncode == 0
+
+
+async def test_the_server_exits_on_shutdown_while_a_generation_runs(client: LanguageClient, trained_model: Path):
+    # an unconditional sample belongs to no document: only closing every job, not just the documents', stops it
+    await start(client, trained_model, maxChars=10**7)
+    running = asyncio.ensure_future(client.workspace_execute_command_async(
+        types.ExecuteCommandParams("ghostwriter.unconditional")))
+    await asyncio.sleep(1)  # the generation is under way (and would run for minutes)
+    await client.shutdown_async(None)
+    try:
+        client.exit(None)
+        await asyncio.wait_for(client._server.wait(), 10)
+    finally:
+        client.capabilities = None  # shut down here: the fixture must not ask again
+        running.cancel()
     assert client._server.returncode == 0

@@ -6,7 +6,10 @@ document's request. Generations run one at a time on a single worker thread
 (a CPU model gains nothing from running two at once); each gets a stop event
 that its loop checks between pieces. A request cancelled by the client, or
 superseded by a newer request for the same document, sets it: the worker stops
-at the next piece and is free for the request that is still wanted.
+at the next piece and is free for the request that is still wanted. Closing
+(shutdown, exit, or the client going away) sets every job's, the warm-up's
+too, so the worker thread, which the interpreter waits for at exit, is
+always free and the process always exits.
 """
 
 import asyncio
@@ -26,6 +29,7 @@ class Jobs:
     def __init__(self) -> None:
         self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ghostwriter-generation")
         self._latest: dict[str, threading.Event] = {}
+        self._running: set[threading.Event] = set()  # every job not yet answered, with or without a document
 
     async def run(self, fn: Callable[[threading.Event], T], document: str | None = None) -> T:
         """`fn(stop)` on the worker; a later `run` for the same document stops this one (it raises Stopped).
@@ -39,16 +43,18 @@ class Jobs:
             if older is not None:
                 older.set()
             self._latest[document] = stop
+        self._running.add(stop)
         try:
             return await asyncio.wrap_future(self._worker.submit(_unless_stopped, fn, stop))
         finally:
             stop.set()
+            self._running.discard(stop)
             if document is not None and self._latest.get(document) is stop:
                 del self._latest[document]
 
     def close(self) -> None:
         """Stop every generation and let the worker go."""
-        for stop in self._latest.values():
+        for stop in (*self._running, *self._latest.values()):
             stop.set()
         self._worker.shutdown(wait=False, cancel_futures=True)
 

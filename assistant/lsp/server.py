@@ -20,7 +20,7 @@ import functools
 import importlib.metadata
 import logging
 import threading
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Generator
 from typing import Any, TypeVar
 
 from lsprotocol import types
@@ -31,7 +31,7 @@ from pygls.protocol import LanguageServerProtocol, lsp_method
 from corpora import UserError
 from kinds import modeldir
 
-from ..generation import Generation, TextModel, load_model
+from ..generation import Generation, Params, TextModel, load_model
 from ..samples import recording
 from .continuation import context, continue_text, params
 from .documents import check_change, offset, opened
@@ -80,6 +80,18 @@ class Protocol(LanguageServerProtocol):
             return
         super().handle_message(message)
 
+    @lsp_method(types.SHUTDOWN)
+    def lsp_shutdown(self, *args: Any) -> Generator[Any, Any, None]:
+        """pygls's, but over a copy of the requests in flight: cancelling one removes it from pygls's dict at once,
+        which made pygls's own loop fail (RuntimeError) whenever a generation was running at shutdown."""
+        if (user_handler := self.fm.features.get(types.SHUTDOWN)) is not None:
+            yield user_handler, args, None
+        current_id = self.msg_id  # the shutdown request's own future is answered, not cancelled
+        for msg_id, future in list(self._request_futures.items()):
+            if msg_id != current_id and not future.done():
+                future.cancel()
+        self._shutdown = True
+
     @lsp_method(types.TEXT_DOCUMENT_DID_CHANGE)
     def lsp_text_document__did_change(self, params: types.DidChangeTextDocumentParams) -> None:
         """pygls's, but each change is checked before pygls applies it (see documents.py).
@@ -127,10 +139,11 @@ class GhostwriterServer(LanguageServer):
     def warm_up(self) -> None:
         """Load the model and run it once in the background, so the first suggestion comes as fast as the rest.
 
-        Nothing is recorded: the writer never sees this text.
+        Nothing is recorded: the writer never sees this text. Like every job it
+        stops at its stop event, so a shutdown while it runs ends it.
         """
         def first(model: TextModel, stop: threading.Event) -> None:
-            model.generate(" ", max_new_chars=1)
+            continue_text(model, " ", Params(max_new_chars=1), stop)
 
         task = asyncio.ensure_future(self.generate(first, None))
         task.add_done_callback(lambda t: t.cancelled() or t.exception())  # a failure is reported at the first request
@@ -269,6 +282,12 @@ def shutdown(ls: GhostwriterServer, params: None) -> None:
     ls.jobs.close()
 
 
+@server.feature(types.EXIT)
+def exit_(ls: GhostwriterServer, params: None) -> None:
+    """An exit without a shutdown first stops the generations too: the process must not wait for one."""
+    ls.jobs.close()
+
+
 def accepted(suggestion: Suggestion) -> types.Command:
     """The command a client runs once it has inserted the suggestion (the spec's `command` of an item)."""
     return types.Command(title="ghostwriter: accepted", command=EVENT, arguments=[suggestion.id, "accepted"])
@@ -279,4 +298,7 @@ def serve(model: str | None, device: str) -> None:
     logging.basicConfig(level=logging.WARNING, format="ghostwriter lsp: %(levelname)s %(message)s")
     server.settings = Settings(model=model)
     server.device = device
-    server.start_io()
+    try:
+        server.start_io()
+    finally:  # the client went away (stdin closed) without a word: stop the worker's job so the process exits
+        server.jobs.close()
