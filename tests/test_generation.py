@@ -168,3 +168,19 @@ def test_a_generation_of_empty_pieces_stops_at_its_token_bound(trained_model: Pa
     assert model.generate("The", max_new_chars=10) == "" and len(taken) == TOKENS_PER_CHAR * 10 + SPARE_TOKENS
     taken.clear()
     assert model.generate("The", max_new_chars=10, max_new_tokens=5, stop_at="sentence") == "" and len(taken) == 5
+
+
+def test_the_char_lstm_fast_step_writes_what_the_plain_path_writes(trained_model: Path):
+    import torch
+
+    from kinds.charlstm.model import CharLSTM, CharLSTMConfig
+
+    torch.manual_seed(0)
+    models = [load_model(trained_model, "cpu").decoder.model,  # a trained 2-layer model, and 1 and 3 layers
+              *(CharLSTM(CharLSTMConfig(vocab_size=40, layers=n, hidden=32, dropout=0.0)).eval() for n in (1, 3))]
+    for model in models:
+        for temperature in (0.0, 1.0):
+            runs = [model.generate_ids([1, 2, 3, 4, 5], torch.Generator().manual_seed(3), temperature, fast=fast)
+                    for fast in (True, False)]
+            fast, plain = ([next(ids) for _ in range(300)] for ids in runs)
+            assert fast == plain

@@ -120,7 +120,6 @@ class CharLSTM(nn.Module):
             logits = step[:, -1]
         return out
 
-    @torch.no_grad()
     def generate_ids(
         self,
         prime: list[int],
@@ -128,11 +127,31 @@ class CharLSTM(nn.Module):
         temperature: float = 1.0,
         top_k: int | None = None,
         top_p: float | None = None,
+        *,
+        fast: bool = True,
     ) -> Iterator[int]:
-        """Feed the prime, then yield sampled ids for as long as the caller asks."""
-        device = self.embed.weight.device
-        logits, state = self(torch.tensor([prime], device=device))
+        """Feed the prime in one pass, then yield sampled ids for as long as the caller asks.
+
+        On a CPU in eval mode each step takes the fused single-step path
+        (kinds.charlstm.fast), unless `fast` is False: the plain path, one
+        nn.LSTM call per character, kept as the reference it is tested and
+        measured against.
+        """
+        with torch.inference_mode():
+            device = self.embed.weight.device
+            logits, state = self(torch.tensor([prime], device=device))
+            last = logits[0, -1]
+            stepper = None
+            if fast and device.type == "cpu" and not self.training:
+                from .fast import Stepper, fused
+
+                stepper = Stepper(fused(self.embed, self.lstm, self.head), state)
         while True:
-            next_id = sample_next(logits[0, -1], generator, temperature, top_k, top_p)
+            next_id = sample_next(last, generator, temperature, top_k, top_p)
             yield next_id
-            logits, state = self(torch.tensor([[next_id]], device=device), state)
+            with torch.inference_mode():
+                if stepper is not None:
+                    last = stepper.step(next_id)
+                else:
+                    logits, state = self(torch.tensor([[next_id]], device=device), state)
+                    last = logits[0, -1]
