@@ -269,6 +269,21 @@ def _until_end(pieces: Iterator[str], end: re.Pattern[str]) -> Iterator[str]:
         yield text[shown:]
 
 
+def cpu_threads(reserve: int = 0) -> int:
+    """Set and return torch's thread count for writing on a CPU: the cores this process may use, less `reserve`.
+
+    torch counts the machine's cores, not the ones this process is allowed
+    (a container, taskset), and threads beyond those only wait on each other:
+    a decode step is a few dozen small operations, each a barrier, and on 2
+    busy cores 2 threads ran GPT-2 5x slower than 1. The editor server keeps
+    a core for its event loop (reserve=1). ASSISTANT_THREADS overrides it.
+    """
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    threads = int(os.environ.get("ASSISTANT_THREADS") or max(1, min(cores - reserve, torch.get_num_threads())))
+    torch.set_num_threads(threads)
+    return threads
+
+
 def load_model(name_or_path: str | Path, device: str = "auto") -> TextModel:
     """A trained model by name (in the data directory) or path, or a GPT-2 base, ready to write.
 
@@ -279,6 +294,8 @@ def load_model(name_or_path: str | Path, device: str = "auto") -> TextModel:
     from finetune.device import pick_device
 
     torch_device = pick_device(device)
+    if torch_device.type == "cpu":
+        cpu_threads()
     name, path, checkpoint = str(name_or_path), modeldir.find(name_or_path), None  # a directory's own name may hold an @
     if path is None and "@" in name:
         name, _, checkpoint = name.rpartition("@")

@@ -19,6 +19,7 @@ import asyncio
 import functools
 import importlib.metadata
 import logging
+import os
 import threading
 from collections.abc import Awaitable, Callable, Generator
 from typing import Any, TypeVar
@@ -31,7 +32,7 @@ from pygls.protocol import LanguageServerProtocol, lsp_method
 from corpora import UserError
 from kinds import modeldir
 
-from ..generation import Generation, Params, TextModel, load_model
+from ..generation import Generation, Params, TextModel, cpu_threads, load_model
 from ..samples import recording
 from .continuation import context, continue_text, params
 from .documents import check_change, offset, opened
@@ -298,6 +299,7 @@ def serve(model: str | None, device: str) -> None:
     logging.basicConfig(level=logging.WARNING, format="ghostwriter lsp: %(levelname)s %(message)s")
     server.settings = Settings(model=model)
     server.device = device
+    os.environ.setdefault("ASSISTANT_THREADS", str(cpu_threads(reserve=1)))  # the models it loads keep to that
     try:
         server.start_io()
     finally:  # the client went away (stdin closed) without a word: stop the worker's job so the process exits

@@ -6,18 +6,55 @@ both draw the same way (kinds.sampling picks each token).
 
 import inspect
 from collections.abc import Iterator
+from typing import Protocol
 
 import torch
 from torch import nn
 from transformers import GPT2LMHeadModel
 
 from ..sampling import sample_next
+from .fast import KVCache, supports
 
 # transformers 5.2x renamed `past_key_values` (argument and output) to `cache`; support both spellings
 CACHE = "cache" if "cache" in inspect.signature(GPT2LMHeadModel.forward).parameters else "past_key_values"
 
 
-@torch.no_grad()
+class PlainCache:
+    """The reference path: Hugging Face's forward with its own cache, one call per chunk of ids."""
+
+    def __init__(self, model: nn.Module):
+        self.model, self.past, self.ids = model, None, []
+
+    def keep(self, ids: list[int]) -> list[int]:
+        """Nothing is kept between generations here: all of `ids` is fed."""
+        self.past, self.ids = None, []
+        return ids
+
+    @torch.no_grad()
+    def feed(self, ids: list[int]) -> torch.Tensor:
+        device = next(self.model.parameters()).device
+        out = self.model(input_ids=torch.tensor([ids], device=device), use_cache=True, **{CACHE: self.past})
+        self.past = getattr(out, CACHE)
+        self.ids.extend(ids)
+        return out.logits[0, -1]
+
+
+class Cache(Protocol):
+    """What generate_ids steps through: GPT-2's keys and values for `ids`, fed in chunks."""
+
+    ids: list[int]
+
+    def keep(self, ids: list[int]) -> list[int]: ...
+    def feed(self, ids: list[int]) -> torch.Tensor: ...
+
+
+def new_cache(model: nn.Module, fast: bool = True) -> Cache:
+    """The fast path's cache for a plain GPT-2 in eval mode on a CPU (kinds.gpt2.fast), else the reference one."""
+    if fast and next(model.parameters()).device.type == "cpu" and supports(model):
+        return KVCache(model)
+    return PlainCache(model)
+
+
 def generate_ids(
     model: nn.Module,
     prime: list[int],
@@ -26,24 +63,28 @@ def generate_ids(
     temperature: float = 1.0,
     top_k: int | None = None,
     top_p: float | None = None,
+    *,
+    fast: bool = True,
+    cache: Cache | None = None,
 ) -> Iterator[int]:
     """Endless next-token ids after `prime`, each step feeding one token through the cache.
 
     When the context window fills, the cache is rebuilt from the last half of
     the text: one longer forward pass every n_ctx/2 tokens instead of one per token.
+    A `cache` passed in may hold an earlier generation's ids: the prefix the
+    prime shares with them is kept and only the rest is fed (see KVCache.keep).
     """
-    device = next(model.parameters()).device
+    cache = cache if cache is not None else new_cache(model, fast)
     context = list(prime)
-    feed = context[-(n_ctx - 1) :]
-    past, cached = None, 0
+    feed = cache.keep(context[-(n_ctx - 1) :])
     while True:
-        out = model(input_ids=torch.tensor([feed], device=device), use_cache=True, **{CACHE: past})
-        past, cached = getattr(out, CACHE), cached + len(feed)
-        next_id = sample_next(out.logits[0, -1], generator, temperature, top_k, top_p)
+        logits = cache.feed(feed)
+        next_id = sample_next(logits, generator, temperature, top_k, top_p)
         yield next_id
         context.append(next_id)
-        if cached + 1 >= n_ctx:
-            feed, past, cached = context[-(n_ctx // 2) :], None, 0
+        if len(cache.ids) + 1 >= n_ctx:
+            cache.ids.clear()
+            feed = cache.keep(context[-(n_ctx // 2) :])
         else:
             feed = [next_id]
 

@@ -1,0 +1,41 @@
+"""GPT-2's fast CPU decoding (kinds.gpt2.fast): the same tokens as Hugging Face's forward, streamed or whole."""
+
+from pathlib import Path
+
+import torch
+from transformers import GPT2Config, GPT2LMHeadModel
+
+from assistant import load_model
+from kinds.gpt2.fast import KVCache
+from kinds.gpt2.generate import PlainCache, generate_ids, new_cache
+
+
+def tiny_gpt2(n_positions: int = 48) -> GPT2LMHeadModel:
+    torch.manual_seed(0)
+    return GPT2LMHeadModel(GPT2Config(n_layer=2, n_embd=64, n_head=2, n_positions=n_positions)).eval()
+
+
+def ids(model: GPT2LMHeadModel, prime: list[int], n: int, temperature: float, seed: int = 0, **kwargs) -> list[int]:
+    stream = generate_ids(model, prime, torch.Generator().manual_seed(seed), model.config.n_positions, temperature,
+                          **kwargs)
+    return [next(stream) for _ in range(n)]
+
+
+def test_fast_and_plain_paths_choose_the_same_tokens_past_the_context_window():
+    model = tiny_gpt2()
+    assert isinstance(new_cache(model), KVCache) and isinstance(new_cache(model, fast=False), PlainCache)
+    prime = list(range(1000, 1030))
+    for temperature in (0.0, 1.0):  # 100 tokens in a window of 48: the cache is rebuilt on the way
+        assert ids(model, prime, 100, temperature) == ids(model, prime, 100, temperature, fast=False)
+
+
+def test_a_model_in_training_takes_the_plain_path():
+    model = tiny_gpt2().train()
+    assert isinstance(new_cache(model), PlainCache)
+
+
+def test_streaming_writes_what_the_whole_call_writes(gpt2_base: Path):
+    model = load_model(gpt2_base, "cpu")
+    assert isinstance(new_cache(model.decoder.model), KVCache)
+    streamed = "".join(model.stream("ROMEO:", max_new_tokens=40, seed=5, temperature=0.9))
+    assert streamed == model.generate("ROMEO:", max_new_tokens=40, seed=5, temperature=0.9) and streamed
