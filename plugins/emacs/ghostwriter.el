@@ -80,6 +80,10 @@
                    (ghostwriter--show (plist-get item :insertText) (and args (aref args 0)))))))))
        :error-fn #'ignore))))
 
+;; Declared special before its first use below: byte-compiled, a `let' of an undeclared variable would bind it
+;; lexically, the mode's keymap would stay active and TAB without a suggestion would call itself.
+(defvar ghostwriter-mode)
+
 (defun ghostwriter-accept ()
   "Insert the suggestion on show, or do what TAB does."
   (interactive)
