@@ -2,8 +2,9 @@
 
 The models write at once, a piece each in turn, and the columns fill as they
 come, so a writer reads both while they are written. Ctrl-C stops every side
-(each is kept, marked cancelled) and is reported to the caller rather than
-raised: in the REPL it ends the comparison, not the session.
+(each is kept, marked cancelled) between two pieces, never in the middle of
+drawing the columns, and is reported to the caller rather than raised: in the
+REPL it ends the comparison, not the session.
 """
 
 import os
@@ -19,6 +20,7 @@ from corpora.index import Span
 from .generation import Generation, TextModel
 from .samples.recording import copied_span, record
 from .samples.views import copy_warning, side_by_side
+from .terminal import ctrl_c_noted
 
 REFRESH_S = 0.1  # how often the columns are redrawn while the models write: often enough to read as streaming
 
@@ -51,12 +53,12 @@ def compare(models: list[TextModel], prompt: str, console: Console, *, source: s
         params["seed"] = int.from_bytes(os.urandom(4), "little")  # the same draw for every model, so they differ by model alone
     streams = [model.stream(prompt, **params) for model in models]  # parameters checked before anything is shown
     sides = [Side(model) for model in models]
-    stopped = False
-    with Live(console=console, transient=True, auto_refresh=False, vertical_overflow="ellipsis") as live:
+    with ctrl_c_noted() as stopped, Live(console=console, transient=True, auto_refresh=False,
+                                         vertical_overflow="ellipsis") as live:
         drawn = time.monotonic()
         try:
             running = list(zip(sides, streams, strict=True))
-            while running:
+            while running and not stopped():
                 for side, stream in list(running):
                     piece = next(stream, None)
                     if piece is None:
@@ -66,10 +68,8 @@ def compare(models: list[TextModel], prompt: str, console: Console, *, source: s
                 if time.monotonic() - drawn >= REFRESH_S:
                     live.update(side_by_side(prompt, [s.column(min_span) for s in sides]), refresh=True)
                     drawn = time.monotonic()
-        except KeyboardInterrupt:
-            stopped = True
         finally:
-            for stream in streams:
+            for stream in streams:  # what a side wrote before Ctrl-C is kept, marked cancelled
                 stream.close()
     for side, stream in zip(sides, streams, strict=True):
         assert stream.result is not None
@@ -77,4 +77,4 @@ def compare(models: list[TextModel], prompt: str, console: Console, *, source: s
         side.sample_id = record(side.result, source) if log else None
         side.span = copied_span(side.result, side.sample_id)
     console.print(side_by_side(prompt, [s.column(min_span) for s in sides]), highlight=False)
-    return sides, stopped
+    return sides, stopped()

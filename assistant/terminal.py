@@ -1,7 +1,9 @@
 """What the terminal front ends (`assistant generate`, the REPL) share: a stream written out as it comes."""
 
+import signal
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 from .generation import Generation, Stream
 
@@ -33,3 +35,23 @@ def stream_to_stdout(stream: Stream, echo: Callable[[], None] | None = None) -> 
     sys.stdout.flush()
     assert stream.result is not None
     return stream.result, stopped
+
+
+@contextmanager
+def ctrl_c_noted() -> Iterator[Callable[[], bool]]:
+    """Within it, Ctrl-C is noted instead of raised, and the function it gives says whether it came.
+
+    For output drawn in large writes (the side-by-side columns redrawn as they
+    fill): a KeyboardInterrupt in the middle of one would leave half a frame,
+    or half a character, on the terminal. The caller looks between pieces.
+    Where Ctrl-C is ignored (a background job) it stays ignored.
+    """
+    came: list[bool] = []
+    previous = signal.getsignal(signal.SIGINT)
+    if previous is not signal.SIG_IGN:
+        signal.signal(signal.SIGINT, lambda *_: came.append(True))
+    try:
+        yield lambda: bool(came)
+    finally:
+        if previous is not signal.SIG_IGN:
+            signal.signal(signal.SIGINT, previous)

@@ -18,8 +18,7 @@ from typing import Any
 
 import pytest
 
-from assistant.generation import load_model
-from assistant.generation import SENTENCE_END
+from assistant.generation import SENTENCE_END, load_model
 from assistant.samples.store import Store
 
 from .conftest import ROOT

@@ -60,8 +60,8 @@ def copy_warning(span: Span | None, text: str, min_span: int) -> str | None:
 
 def status_line(sample: Sample, min_span: int) -> Text:
     """One dim line after a sample is written: its id, size, time, and a warning when it copies its corpus."""
-    line = Text(f"#{sample.id} · {sample.chars} chars · {sample.duration_s or 0:.1f} s"
-                + (" · cancelled" if sample.cancelled else ""), style="dim")
+    line = Text.assemble((f"#{sample.id} · {sample.chars} chars · {sample.duration_s or 0:.1f} s"
+                          + (" · cancelled" if sample.cancelled else ""), "dim"))
     warning = copy_warning(stored_span(sample), sample.text, min_span)
     if warning:
         line.append(f"  {warning} (/check shows it)", style="bold red")
