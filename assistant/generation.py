@@ -141,6 +141,34 @@ class Stream:
                                  self._created, time.perf_counter() - self._start)
 
 
+class Session:
+    """What one document (editor server) or one conversation (REPL) keeps between its generations.
+
+    Consecutive prompts of a writer share almost everything before the cursor;
+    a session keeps the model's state for the last one (GPT-2's KV cache, the
+    LSTM's state), so that the next generation feeds only the tokens after the
+    longest common prefix, and an edit before that point recomputes from there.
+    What it writes is what a fresh run with the same seed writes. One stream
+    at a time uses it: a second one started while it runs goes without.
+    """
+
+    def __init__(self, model: "TextModel"):
+        self.model = model
+        new_state = getattr(model.decoder, "new_state", None)
+        self._state = new_state() if new_state is not None else None
+        self._busy = False
+
+    def borrow(self) -> object | None:
+        """The state for one stream, or None (nothing to reuse, or another stream has it)."""
+        if self._state is None or self._busy:
+            return None
+        self._busy = True
+        return self._state
+
+    def give_back(self) -> None:
+        self._busy = False
+
+
 class TextModel:
     """A model loaded for writing: its card (what it is) and its kind's decoder."""
 
@@ -173,6 +201,7 @@ class TextModel:
         seed: int | None = None,
         stop: str | list[str] | tuple[str, ...] | None = None,
         stop_at: str | None = None,
+        session: Session | None = None,
     ) -> Stream:
         """The continuation piece by piece; it ends before the first stop string.
 
@@ -181,6 +210,7 @@ class TextModel:
         tokens as well (see TOKENS_PER_CHAR), so every generation ends. `stop_at` ("sentence", "line" or
         "paragraph") ends it sooner, at the first end of one, so that it stops
         where a writer would rather than mid-word; the length still bounds it.
+        A `session` (see `session()`) reuses what its last generation computed.
         Parameters are checked here, when
         called, not at the first piece, so a front end can report a bad value
         before it prints anything. Without a seed one is drawn, and kept in the
@@ -195,12 +225,29 @@ class TextModel:
         params.check()
         generator = torch.Generator().manual_seed(seed)
         sampling = Sampling(temperature, top_k, top_p)
-        pieces = itertools.islice(self.decoder.pieces(prompt, sampling, generator), token_bound(params))
+        pieces = itertools.islice(self._pieces(prompt, sampling, generator, session), token_bound(params))
         pieces = _until_stop(pieces, params.max_new_chars, stops)
         return Stream(self, prompt, params, pieces if stop_at is None else _until_end(pieces, STOP_AT[stop_at]))
 
     def generate(self, prompt: str = "", **kwargs) -> str:
         return "".join(self.stream(prompt, **kwargs))
+
+    def session(self) -> Session:
+        """A session for a document or conversation: pass it to each of its `stream` calls."""
+        return Session(self)
+
+    def _pieces(self, prompt: str, sampling: Sampling, generator: torch.Generator,
+                session: Session | None) -> Iterator[str]:
+        if session is not None and session.model is not self:
+            raise ValueError(f"a session of {session.model.name} used with {self.name}")
+        state = session.borrow() if session is not None else None
+        if state is None:
+            yield from self.decoder.pieces(prompt, sampling, generator)
+            return
+        try:
+            yield from self.decoder.pieces(prompt, sampling, generator, state=state)
+        finally:
+            session.give_back()  # type: ignore[union-attr]
 
 
 def token_bound(params: Params) -> int:

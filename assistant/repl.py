@@ -28,7 +28,7 @@ from corpora.home import data_home
 from kinds import modeldir
 
 from .compare import compare
-from .generation import STOP_AT, Params, TextModel, load_model
+from .generation import STOP_AT, Params, Session, TextModel, load_model
 from .samples.publishing import ghostwrite, paste_text
 from .samples.recording import check_stored, record
 from .samples.store import GHOSTWRITTEN, Store
@@ -83,6 +83,7 @@ class Repl:
         self.min_span = min_span  # samples copying this many characters of their corpus are flagged
         self.console = Console(highlight=False)
         self.models: dict[str, TextModel] = {}
+        self._session: Session | None = None
         self.model = self._load(model or modeldir.newest())
         self.settings = Settings()
         self.last_prompt: str | None = None
@@ -151,7 +152,7 @@ class Repl:
         for i in range(self.settings.n):
             if self.settings.n > 1:
                 self.console.rule(f"sample {i + 1}/{self.settings.n}", style="dim")
-            stream = self.model.stream(prompt, **self.settings.generation(i))
+            stream = self.model.stream(prompt, **self.settings.generation(i), session=self.session)
             result, stopped = stream_to_stdout(stream, lambda: self.console.print(Text(prompt, style="dim"), end=""))
             self.last_seed = result.seed
             self._stored(record(result, "repl"))
@@ -195,6 +196,13 @@ class Repl:
         if arg:
             self.model = self._load(arg)
         self.console.print(f"model: {escape(self.model.name)} ({self.model.kind}, {self.model.path})")
+
+    @property
+    def session(self) -> Session:
+        """This conversation's session with the current model: a prompt feeds only what is new since the last one."""
+        if self._session is None or self._session.model is not self.model:
+            self._session = self.model.session()
+        return self._session
 
     def _load(self, name: str) -> TextModel:
         if name not in self.models:

@@ -61,7 +61,12 @@ class Sampling:
 
 
 class Decoder(Protocol):
-    """A trained model loaded for writing: what a kind's `infer.load(card, device)` returns."""
+    """A trained model loaded for writing: what a kind's `infer.load(card, device)` returns.
+
+    A decoder that can reuse a prompt's prefix also has `new_state()`, an
+    object its `pieces` takes as `state=` and keeps the model's state in
+    between generations (see assistant.generation.Session).
+    """
 
     def pieces(self, prompt: str, sampling: Sampling, generator: torch.Generator) -> Iterator[str]:
         """The text of each token after the prompt (unconditional when it is empty), one piece per token.

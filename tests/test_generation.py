@@ -184,3 +184,37 @@ def test_the_char_lstm_fast_step_writes_what_the_plain_path_writes(trained_model
                     for fast in (True, False)]
             fast, plain = ([next(ids) for _ in range(300)] for ids in runs)
             assert fast == plain
+
+
+def writes_what_a_fresh_run_writes(model) -> None:
+    """A session's continuations, as a writer types, edits and asks again, are a fresh run's with the same seed."""
+    session = model.session()
+    text = "The robot looked at the man. Then it said"
+    prompts = [text, text + " t", text + " th", text + " th", "A" + text[1:] + " th", text[:20], text + " that"]
+    for i, prompt in enumerate(prompts):
+        kwargs = {"max_new_chars": 40, "seed": i % 3, "temperature": 0.9}
+        assert model.generate(prompt, session=session, **kwargs) == model.generate(prompt, **kwargs), prompt
+    # a second stream started while one has the session goes without it, and writes the same
+    first = model.stream(text, max_new_chars=30, seed=4, session=session)
+    next(first)
+    assert model.generate(text, max_new_chars=30, seed=4, session=session) == model.generate(text, max_new_chars=30,
+                                                                                             seed=4)
+    first.close()
+
+
+def test_a_char_session_writes_what_a_fresh_run_writes(trained_model: Path):
+    model = load_model(trained_model, "cpu")
+    writes_what_a_fresh_run_writes(model)
+    assert model.session()._state is not None  # the char-LSTM's state is kept
+
+
+def test_a_gpt2_session_writes_what_a_fresh_run_writes(gpt2_base: Path):
+    model = load_model(gpt2_base, "cpu")
+    writes_what_a_fresh_run_writes(model)
+    session = model.session()
+    model.generate("ROMEO: my lord", max_new_tokens=5, seed=1, session=session)
+    cache, fed = session._state, []
+    feed = cache.feed
+    cache.feed = lambda ids: fed.append(len(ids)) or feed(ids)
+    model.generate("ROMEO: my lord, the", max_new_tokens=5, seed=1, session=session)
+    assert fed == [2, 1, 1, 1, 1]  # the prompt's shared tokens were kept: only "," and " the" were fed

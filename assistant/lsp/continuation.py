@@ -11,7 +11,7 @@ once, piece by piece.
 import threading
 from dataclasses import asdict
 
-from ..generation import Generation, Params, TextModel
+from ..generation import Generation, Params, Session, TextModel
 from .jobs import Stopped
 from .settings import Settings
 
@@ -29,12 +29,14 @@ def params(settings: Settings, limit: int, stop_at: str) -> Params:
                   stop=() if stop_at == "length" else ("\n",), stop_at="sentence" if stop_at == "sentence" else None)
 
 
-def continue_text(model: TextModel, prompt: str, params: Params, stop: threading.Event) -> Generation:
+def continue_text(model: TextModel, prompt: str, params: Params, stop: threading.Event,
+                  session: Session | None = None) -> Generation:
     """The continuation of `prompt`, as the generation to record if the writer takes it.
 
     When `stop` is set the stream is closed and Stopped raised: nobody wants its text any more.
+    The document's `session` lets it start from what the last request computed.
     """
-    with model.stream(prompt, **asdict(params)) as stream:
+    with model.stream(prompt, **asdict(params), session=session) as stream:
         for _ in stream:
             if stop.is_set():
                 raise Stopped

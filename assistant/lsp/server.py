@@ -21,6 +21,7 @@ import importlib.metadata
 import logging
 import os
 import threading
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Generator
 from typing import Any, TypeVar
 
@@ -32,7 +33,7 @@ from pygls.protocol import LanguageServerProtocol, lsp_method
 from corpora import UserError
 from kinds import modeldir
 
-from ..generation import Generation, Params, TextModel, cpu_threads, load_model
+from ..generation import Generation, Params, Session, TextModel, cpu_threads, load_model
 from ..samples import recording
 from .continuation import context, continue_text, params
 from .documents import check_change, offset, opened
@@ -43,6 +44,7 @@ from .suggestions import Suggestion, Suggestions, record
 UNCONDITIONAL = "ghostwriter.unconditional"
 EVENT = "ghostwriter.event"
 SETTINGS = "ghostwriter.settings"
+SESSIONS = 4  # documents whose model state is kept between requests
 
 T = TypeVar("T")
 
@@ -117,6 +119,7 @@ class GhostwriterServer(LanguageServer):
         self.jobs = Jobs()
         self.suggestions = Suggestions()
         self._models: dict[str, TextModel] = {}
+        self._sessions: OrderedDict[str, Session] = OrderedDict()  # by document, the most recently used last
 
     def model(self, name: str | None) -> TextModel:
         """The model named in the settings (None: the newest trained), loaded once; on the worker thread only."""
@@ -124,6 +127,20 @@ class GhostwriterServer(LanguageServer):
         if name not in self._models:
             self._models[name] = load_model(name, self.device)
         return self._models[name]
+
+    def session(self, document: str, model: TextModel) -> Session:
+        """The document's session with `model`, so that a request feeds only what changed since the last one.
+
+        On the worker thread only. The few most recent documents keep theirs:
+        a GPT-2 small's cache takes 75 MB.
+        """
+        session = self._sessions.pop(document, None)
+        if session is None or session.model is not model:
+            session = model.session()
+        self._sessions[document] = session
+        while len(self._sessions) > SESSIONS:
+            self._sessions.popitem(last=False)
+        return session
 
     async def generate(self, fn: Callable[[TextModel, threading.Event], T], document: str | None) -> T:
         """`fn(model, stop)` on the worker with the current settings' model; its failures become RequestFailed."""
@@ -177,7 +194,8 @@ async def suggest(ls: GhostwriterServer, uri: str, position: types.Position, n: 
     def write(model: TextModel, stop: threading.Event) -> list[Generation]:
         found: dict[str, Generation] = {}  # by text: the first generation that wrote it
         for _ in range(n):
-            result = continue_text(model, prompt, params(settings, limit, settings.stop_at), stop)
+            result = continue_text(model, prompt, params(settings, limit, settings.stop_at), stop,
+                                   ls.session(uri, model))
             if result.text:
                 found.setdefault(result.text, result)
         return list(found.values())

@@ -7,7 +7,7 @@ from safetensors.torch import load_file
 
 from ..modeldir import WEIGHTS, Card
 from ..sampling import Sampling, warn_dropped
-from .model import CharLSTM, CharLSTMConfig, Vocab
+from .model import CharLSTM, CharLSTMConfig, Prefix, Vocab
 
 
 class CharDecoder:
@@ -21,12 +21,19 @@ class CharDecoder:
         self.model.to(device).eval()
         self.device = device
 
-    def pieces(self, prompt: str, sampling: Sampling, generator: torch.Generator) -> Iterator[str]:
+    def new_state(self) -> Prefix | None:
+        """The char-LSTM's state after the last prompt, to start the next one from (the char transformer: none)."""
+        return Prefix() if isinstance(self.model, CharLSTM) else None
+
+    def pieces(self, prompt: str, sampling: Sampling, generator: torch.Generator,
+               state: Prefix | None = None) -> Iterator[str]:
         ids, dropped = self.vocab.encode_lenient(prompt)
         warn_dropped(dropped)
         # the state after the document start, then the prompt: like a text the model has read from its beginning
         prime = self.vocab.encode(self.prime) + ids
-        for next_id in self.model.generate_ids(prime, generator, sampling.temperature, sampling.top_k, sampling.top_p):
+        reuse = {"prefix": state} if state is not None else {}
+        for next_id in self.model.generate_ids(prime, generator, sampling.temperature, sampling.top_k, sampling.top_p,
+                                               **reuse):
             yield self.vocab.chars[next_id]
 
 

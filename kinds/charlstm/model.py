@@ -65,6 +65,32 @@ class Vocab:
         return "".join(self.chars[i] for i in ids)
 
 
+class Prefix:
+    """A session's last prime and the LSTM's state after it: a prime that goes on from it feeds only what is new.
+
+    Only the state right after the prime is kept, not after the text generated
+    from it: the next prompt of a writer typing at the end is the last one plus
+    what they typed, not plus what the model wrote.
+    """
+
+    def __init__(self) -> None:
+        self.ids: list[int] = []
+        self.state: State | None = None
+        self.last: torch.Tensor | None = None  # the logits after the last id
+
+    def read(self, model: "CharLSTM", prime: list[int]) -> tuple[torch.Tensor, State]:
+        """The logits after `prime` and the state, from what is kept where `prime` starts with it."""
+        n = len(self.ids)
+        if self.state is not None and self.last is not None and prime[:n] == self.ids and n <= len(prime):
+            if n == len(prime):
+                return self.last, self.state
+            logits, state = model(torch.tensor([prime[n:]], device=self.last.device), self.state)
+        else:
+            logits, state = model(torch.tensor([prime], device=model.embed.weight.device))
+        self.ids, self.state, self.last = list(prime), state, logits[0, -1]
+        return self.last, state
+
+
 @dataclass(frozen=True)
 class CharLSTMConfig:
     vocab_size: int
@@ -129,18 +155,23 @@ class CharLSTM(nn.Module):
         top_p: float | None = None,
         *,
         fast: bool = True,
+        prefix: Prefix | None = None,
     ) -> Iterator[int]:
         """Feed the prime in one pass, then yield sampled ids for as long as the caller asks.
 
         On a CPU in eval mode each step takes the fused single-step path
         (kinds.charlstm.fast), unless `fast` is False: the plain path, one
         nn.LSTM call per character, kept as the reference it is tested and
-        measured against.
+        measured against. A `prefix` keeps the state after the prime for the
+        next call, and starts from the one it kept where it can (see Prefix).
         """
         with torch.inference_mode():
             device = self.embed.weight.device
-            logits, state = self(torch.tensor([prime], device=device))
-            last = logits[0, -1]
+            if prefix is not None:
+                last, state = prefix.read(self, prime)
+            else:
+                logits, state = self(torch.tensor([prime], device=device))
+                last = logits[0, -1]
             stepper = None
             if fast and device.type == "cpu" and not self.training:
                 from .fast import Stepper, fused

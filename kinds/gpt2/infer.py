@@ -15,7 +15,7 @@ import torch
 from ..modeldir import ADAPTER_CONFIG, MERGED, Card
 from ..sampling import Sampling
 from . import base as bases
-from .generate import TextDecoder, generate_ids
+from .generate import Cache, TextDecoder, generate_ids, new_cache
 
 
 class GPT2Decoder:
@@ -24,13 +24,18 @@ class GPT2Decoder:
         self.tokenizer = bases.load_tokenizer(tokenizer_source)
         self.n_ctx = model.config.n_positions
 
-    def pieces(self, prompt: str, sampling: Sampling, generator: torch.Generator) -> Iterator[str]:
+    def new_state(self) -> Cache:
+        """A KV cache that keeps the prefix shared with the next prompt (see generate_ids)."""
+        return new_cache(self.model)
+
+    def pieces(self, prompt: str, sampling: Sampling, generator: torch.Generator,
+               state: Cache | None = None) -> Iterator[str]:
         eos = self.tokenizer.eos_token_id
         # <|endoftext|> first, as before every training document: the prompt reads as the start of a text
         prime = [eos, *self.tokenizer.encode(prompt)]
         decoder = TextDecoder(self.tokenizer)
         for token in generate_ids(self.model, prime, generator, self.n_ctx, sampling.temperature, sampling.top_k,
-                                  sampling.top_p):
+                                  sampling.top_p, cache=state):
             if token == eos:
                 return
             yield decoder.push(token)
