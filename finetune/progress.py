@@ -10,8 +10,11 @@ import time
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn
+from rich.text import Text
 
 PLAIN_EVERY_S = 10.0
+DOCUMENT_END = "<|endoftext|>"  # how GPT-2's tokenizer writes the token that ends one document and starts the next
+DOCUMENT_BREAK = "\n──── end of a document; the sample goes on with a new one ────\n"
 
 
 def format_duration(seconds: float) -> str:
@@ -74,8 +77,15 @@ class Reporter:
         self.console.print(escape(text), style=style, highlight=False)
 
     def sample(self, step: int, text: str) -> None:
+        """The sample with each end of a document (GPT-2's `<|endoftext|>`) shown as a break a reader sees at once,
+        not as a token glued between two texts."""
         self.console.print(f"[dim]--- sample at step {step} ---[/dim]")
-        self.console.print(escape(text), style="italic", highlight=False)
+        shown = Text()
+        for i, part in enumerate(text.split(DOCUMENT_END)):
+            if i:
+                shown.append(DOCUMENT_BREAK, style="dim")
+            shown.append(part, style="italic")
+        self.console.print(shown, highlight=False)
 
     def stop(self) -> None:
         if self.progress is not None:
