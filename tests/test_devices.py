@@ -51,3 +51,10 @@ def test_a_checkpoint_written_on_a_gpu_resumes_on_the_cpu(pkd_slice: Path, tmp_p
     config = FinetuneConfig(corpus=str(pkd_slice), model="char", out=out, max_steps=15, resume=True, device="cpu")
     summary = finetune(config, Reporter())
     assert summary.steps == 15 and len(read_jsonl(out / "history.jsonl")) == 16
+
+
+def test_auto_picks_cuda_then_mps_then_the_cpu(monkeypatch: pytest.MonkeyPatch):
+    for cuda, mps, expected in ((True, True, "cuda"), (False, True, "mps"), (False, False, "cpu")):
+        monkeypatch.setattr(torch.cuda, "is_available", lambda cuda=cuda: cuda)
+        monkeypatch.setattr(torch.backends.mps, "is_available", lambda mps=mps: mps)
+        assert pick_device("auto").type == expected
