@@ -14,10 +14,12 @@ run in plain torch ops:
 - the cache knows the ids it holds, so a caller can keep the longest common
   prefix of the next prompt and feed only what is new (`keep`).
 
-The arithmetic is GPT-2's own (its LayerNorms and activation modules are
-called as they are), so greedy tokens are the plain path's
+The arithmetic is GPT-2's own (its LayerNorms are called as they are, and
+its tanh GELU is torch's fused one), so greedy tokens are the plain path's
 (tests/test_gpt2_fast.py).
 """
+
+from functools import partial
 
 import torch
 import torch.nn.functional as F
@@ -49,6 +51,9 @@ class KVCache:
         self.k = torch.empty(shape, dtype=p.dtype, device=p.device)
         self.v = torch.empty(shape, dtype=p.dtype, device=p.device)
         self.ids: list[int] = []
+        act = model.transformer.h[0].mlp.act
+        # GPT-2's gelu_new written out is five elementwise passes; torch's tanh GELU is the same function in one
+        self.act = partial(F.gelu, approximate="tanh") if type(act).__name__ == "NewGELUActivation" else act
 
     def keep(self, ids: list[int]) -> list[int]:
         """Keep the cached prefix `ids` starts with (at least one id short of it), drop the rest; the ids to feed."""
@@ -81,7 +86,7 @@ class KVCache:
             y = F.scaled_dot_product_attention(q, self.k[layer, :, : start + n], self.v[layer, :, : start + n],
                                                attn_mask=mask)
             x = x + torch.addmm(attn.c_proj.bias, y.transpose(0, 1).reshape(n, embd), attn.c_proj.weight)
-            h = mlp.act(torch.addmm(mlp.c_fc.bias, block.ln_2(x), mlp.c_fc.weight))
+            h = self.act(torch.addmm(mlp.c_fc.bias, block.ln_2(x), mlp.c_fc.weight))
             x = x + torch.addmm(mlp.c_proj.bias, h, mlp.c_proj.weight)
         self.ids.extend(ids)
         return self.model.lm_head(t.ln_f(x[-1]))
