@@ -28,7 +28,7 @@ from corpora.home import data_home
 from kinds import modeldir
 
 from .compare import compare
-from .generation import STOP_AT, Params, Session, TextModel, load_model
+from .generation import DEFAULT_CHARS, STOP_AT, Params, Session, TextModel, load_model
 from .samples.publishing import ghostwrite, paste_text
 from .samples.recording import check_stored, record
 from .samples.store import GHOSTWRITTEN, Store
@@ -40,7 +40,7 @@ HELP = {
     "/model NAME": "write with another model (a name or a directory)",
     "/temperature T": "sampling temperature (0 is greedy)",
     "/length N": "characters per sample",
-    "/tokens N|off": "tokens per sample (GPT-2's; a char model's are characters): whichever of the two ends it first",
+    "/tokens N|off": "tokens per sample instead (GPT-2's; a char model's are characters); off: characters again",
     "/top-k K|off": "sample from the K likeliest tokens (off: all)",
     "/top-p P|off": "sample from the likeliest tokens holding probability P (off: all)",
     "/stop-at " + "|".join(STOP_AT) + "|off": "end each sample at the end of its first sentence, line or paragraph",
@@ -62,7 +62,7 @@ KEYS = "Enter sends, Alt-Enter (or Esc Enter) adds a line, Ctrl-R searches the h
 
 @dataclass
 class Settings:
-    max_new_chars: int = 500
+    max_new_chars: int | None = DEFAULT_CHARS  # None while the length is in tokens
     max_new_tokens: int | None = None
     temperature: float = 0.8
     top_k: int | None = None
@@ -137,9 +137,10 @@ class Repl:
 
     def toolbar(self) -> str:
         s = self.settings
-        optional = "".join(f" | {label} {value}" for label, value in (
-            ("tokens", s.max_new_tokens), ("stop-at", s.stop_at), ("seed", s.seed)) if value is not None)
-        return (f" {self.model.name} ({self.model.kind}) | temperature {s.temperature:g} | length {s.max_new_chars}"
+        length = f"{s.max_new_tokens} tokens" if s.max_new_tokens is not None else s.max_new_chars
+        optional = "".join(f" | {label} {value}" for label, value in (("stop-at", s.stop_at), ("seed", s.seed))
+                           if value is not None)
+        return (f" {self.model.name} ({self.model.kind}) | temperature {s.temperature:g} | length {length}"
                 f"{optional} | top-k {s.top_k or 'off'} | top-p {s.top_p or 'off'} | n {s.n}    /help")
 
     def quit(self, _: str) -> None:
@@ -213,10 +214,18 @@ class Repl:
         self._set("temperature", "temperature", arg, float)
 
     def set_length(self, arg: str) -> None:
+        """A sample's length in characters; it replaces a length in tokens, so that the one set is the one kept."""
         self._set("length", "max_new_chars", arg, int)
+        if arg:
+            self.settings = replace(self.settings, max_new_tokens=None)
 
     def set_tokens(self, arg: str) -> None:
+        """A sample's length in tokens instead of characters (`/tokens 200` writes 200 GPT-2 tokens, not 500
+        characters at most); off goes back to characters."""
         self._set("tokens", "max_new_tokens", arg, int, off=True)
+        if arg:
+            tokens = self.settings.max_new_tokens
+            self.settings = replace(self.settings, max_new_chars=None if tokens is not None else DEFAULT_CHARS)
 
     def set_stop_at(self, arg: str) -> None:
         self._set("stop-at", "stop_at", arg, str, off=True)

@@ -148,7 +148,7 @@ def test_settings_seed_tokens_stop_at_help_and_quit(repl: pexpect.spawn):
     repl.expect("tokens: 7")
     repl.send("The robot said\r")
     repl.expect(r"#4 · 7 chars")
-    repl.send("/tokens off\r")
+    repl.send("/tokens off\r")  # characters again
     repl.expect("tokens: off")
     repl.send("/stop-at never\r")
     repl.expect("stop-at must be one of sentence, line, paragraph, got 'never'")
@@ -165,7 +165,7 @@ def test_settings_seed_tokens_stop_at_help_and_quit(repl: pexpect.spawn):
     with Store() as store:
         samples = {s.id: s for s in store.find()}
     assert samples[2].text == samples[3].text and samples[2].params["seed"] == samples[3].params["seed"] == 5
-    assert samples[4].params["max_new_tokens"] == 7
+    assert samples[4].params["max_new_tokens"] == 7 and samples[4].params["max_new_chars"] is None  # not 40 at most
     assert samples[5].params["stop_at"] == "line" and "\n" not in samples[5].text.strip() and samples[5].chars < 2000
 
 
