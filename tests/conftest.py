@@ -6,6 +6,7 @@ ASSISTANT_CORPORA, exactly as a user with a local copy would set it.
 
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -39,6 +40,13 @@ def pkd_slice(tmp_path_factory: pytest.TempPathFactory) -> Path:
     for name in ("the-eyes-have-it.txt", "beyond-the-door.txt"):
         shutil.copy(CORPORA / "pkd" / name, folder / name)
     return folder
+
+
+def ctrl_c_as_in_a_terminal() -> None:
+    """preexec_fn for a child a test stops with Ctrl-C: a child inherits an ignored SIGINT (a test run as a
+    background job, as CI may start it), and Python then never turns SIGINT into KeyboardInterrupt. A writer's
+    terminal always delivers it, so the child gets the default back before it starts."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 TINY = ["--model", "char", "--size", "tiny", "--eval-every", "20", "--sample-every", "50", "--seed", "7"]

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import CORPORA, GPT2_TOKENIZER, ROOT, TINY, run_cli
+from .conftest import CORPORA, GPT2_TOKENIZER, ROOT, TINY, ctrl_c_as_in_a_terminal, run_cli
 from .documents import document
 
 
@@ -153,7 +153,7 @@ def test_generate_streams_before_it_finishes(trained_model: Path):
 def test_ctrl_c_stops_generation_cleanly(trained_model: Path):
     proc = subprocess.Popen(
         [sys.executable, "-m", "assistant", "generate", str(trained_model), "--length", "100000", "--seed", "1"],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, preexec_fn=ctrl_c_as_in_a_terminal,
     )
     proc.stdout.read(50)
     proc.send_signal(signal.SIGINT)

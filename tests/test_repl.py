@@ -3,7 +3,6 @@
 import os
 import re
 import shutil
-import signal
 import sys
 import time
 from pathlib import Path
@@ -15,7 +14,7 @@ from prompt_toolkit.document import Document
 from assistant.repl import HELP, Repl, SlashCompleter
 from assistant.samples.store import GHOSTWRITTEN, Store
 
-from .conftest import ROOT
+from .conftest import ROOT, ctrl_c_as_in_a_terminal
 
 ANSI = re.compile(r"\x1b\[[\d;?]*[a-zA-Z]")
 
@@ -32,7 +31,7 @@ def spawn(model: Path, columns: int = 160) -> pexpect.spawn:
     child = pexpect.spawn(sys.executable, ["-m", "assistant", "repl", str(model)], cwd=str(ROOT), env=env,
                           dimensions=(40, columns), encoding="utf-8", timeout=60,
                           codec_errors="replace",  # the terminal echoes ^C where it comes, even inside a character
-                          preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+                          preexec_fn=ctrl_c_as_in_a_terminal)
     child.expect("is ready")
     return child
 

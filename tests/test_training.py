@@ -21,7 +21,7 @@ from finetune.progress import Reporter
 from finetune.run import finetune
 from kinds.charlstm.options import CharOptions
 
-from .conftest import CORPORA, ROOT, TINY, run_cli
+from .conftest import CORPORA, ROOT, TINY, ctrl_c_as_in_a_terminal, run_cli
 
 
 def _train(corpus: Path, out: Path, **kwargs) -> object:
@@ -188,7 +188,7 @@ def test_ctrl_c_saves_and_the_run_resumes(pkd_slice: Path, tmp_path: Path):
     out = tmp_path / "m"
     args = ["finetune", str(pkd_slice), *TINY, "--max-steps", "5000", "--checkpoint-every", "10", "--out", str(out)]
     proc = subprocess.Popen([sys.executable, "-m", "assistant", *args], cwd=ROOT, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=os.environ.copy())
+                            stderr=subprocess.PIPE, text=True, env=os.environ.copy(), preexec_fn=ctrl_c_as_in_a_terminal)
     deadline = time.monotonic() + 120
     while _checkpoint_step(out) < 20 and time.monotonic() < deadline:
         time.sleep(0.02)
