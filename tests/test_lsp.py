@@ -243,3 +243,16 @@ async def test_the_server_exits_on_shutdown_while_a_generation_runs(client: Lang
         client.capabilities = None  # shut down here: the fixture must not ask again
         running.cancel()
     assert client._server.returncode == 0
+
+
+def test_the_context_start_moves_in_steps_so_requests_share_their_prefix():
+    from assistant.lsp.continuation import context
+    from assistant.lsp.settings import Settings
+
+    settings = Settings(context_chars=1000)
+    text = "".join(chr(ord("a") + i % 26) for i in range(3000))
+    assert context(text[:400], settings) == text[:400]
+    typed = [context(text[:n], settings) for n in range(1001, 1251)]  # 250 characters typed at the end
+    assert all(c.startswith(typed[0]) or typed[0].startswith(c) for c in typed)  # one start for all of them
+    assert all(750 <= len(c) <= 1000 for c in typed) and typed[-1] == text[250:1250]
+    assert context(text, Settings(context_chars=0)) == ""

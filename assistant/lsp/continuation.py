@@ -1,7 +1,10 @@
 """What the editor is offered: the model's continuation of the text before the cursor.
 
-The context is the last `context_chars` characters before the cursor, as far
-back as the model usefully reads. The continuation ends at the end of the
+The context is at most the last `context_chars` characters before the cursor,
+as far back as the model usefully reads. Its start moves in steps of a quarter
+of that, not with every character typed, so that consecutive requests share
+their prefix and the document's session feeds only what was typed (a window
+sliding by one character would change the first token and every one after it). The continuation ends at the end of the
 sentence (the generation API's `stop_at`, shared with the CLI and the REPL),
 at the end of the line, or at the length limit, whichever the settings ask for
 and comes first. A stop event (a cancelled or superseded request) ends it at
@@ -17,7 +20,13 @@ from .settings import Settings
 
 
 def context(text_before_cursor: str, settings: Settings) -> str:
-    return text_before_cursor[-settings.context_chars:] if settings.context_chars else ""
+    """Between 3/4 of `context_chars` and all of it (the whole text when shorter), starting at a multiple of 1/4."""
+    size = settings.context_chars
+    if not size:
+        return ""
+    step = max(1, size // 4)
+    start = -(-max(0, len(text_before_cursor) - size) // step) * step  # rounded up: never more than `size`
+    return text_before_cursor[start:]
 
 
 def params(settings: Settings, limit: int, stop_at: str) -> Params:
