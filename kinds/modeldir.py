@@ -160,6 +160,8 @@ def from_json(data: dict, path: Path | None) -> Card:
     values = {k: v for k, v in data.items() if k in own}
     if isinstance(values.get("corpus"), dict):
         values["corpus"] = CorpusRecord(**values["corpus"])
+    if path is not None:  # a directory's name is the model's, as `models` lists it, even when copied or moved by hand
+        values["name"] = path.resolve().name
     return Card(**values, path=path, extra={k: v for k, v in data.items() if k not in own})
 
 

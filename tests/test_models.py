@@ -104,3 +104,11 @@ def test_rm_asks_first_and_keeps_the_samples(trained_model: Path, isolated_home:
 
     _install(trained_model, isolated_home, "pkd-char")  # a new model of the same name does not inherit them
     assert run_cli("models", "rm", "pkd-char", "--yes").stderr.startswith("deleted model pkd-char; it wrote no samples")
+
+
+def test_a_model_copied_by_hand_goes_by_its_folders_name(isolated_home: Path):
+    """The name `models` lists is the one generation writes under, even for a folder copied without `rename`."""
+    release = Path(__file__).parent / "fixtures" / "release-0.1" / "models" / "release-char"
+    shutil.copytree(release, isolated_home / "models" / "by-hand")
+    assert load_model("by-hand", "cpu").name == "by-hand"
+    assert json.loads(run_cli("models", "--json").stdout)["name"] == "by-hand"
