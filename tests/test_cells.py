@@ -58,15 +58,25 @@ def test_cells_command_writes_a_page(trained_model: Path, tmp_path: Path):
     assert len(correlations) == 2 and all(abs(c) >= 0.05 for c in correlations), result.stdout
 
 
-def test_the_default_passage_is_validation_text_with_quotations(trained_model: Path):
-    from kinds.charlstm.cells import QUOTES, validation_passage
+def test_the_default_passage_is_validation_text_with_quotations(trained_model: Path, tmp_path: Path):
+    import json
+    import shutil
 
-    card = load_model(trained_model, "cpu").card
-    passage = validation_passage(card)
-    a, b = card.extra["split"]["val"]
-    assert passage is not None and len(passage) == 800 and sum(passage.count(q) for q in QUOTES) >= 2
     from corpora import load_corpus
+    from kinds.charlstm.cells import quotes, validation_passage
     from kinds.charlstm.data import DOC_START, corpus_text
 
-    validation = corpus_text(load_corpus(card.corpus.source))[a:b].replace(DOC_START, "\n\n")
-    assert passage in validation
+    card = load_model(trained_model, "cpu").card
+    text = corpus_text(load_corpus(card.corpus.source)).replace(DOC_START, "\n\n")
+    a, b = card.split["val"]
+    assert quotes(text[a:b]) == 0  # the end of "The Eyes Have It" has no dialogue: a passage it trained on instead
+    passage = validation_passage(card)
+    assert passage is not None and len(passage) == 800 and quotes(passage) >= 2 and passage in text
+    # a model whose validation text has quotations reads them
+    moved = tmp_path / "m"
+    shutil.copytree(trained_model, moved)
+    config = json.loads((moved / "config.json").read_text())
+    config["split"]["val"] = [0, len(text) // 2]
+    (moved / "config.json").write_text(json.dumps(config))
+    passage = validation_passage(load_model(moved, "cpu").card)
+    assert passage is not None and quotes(passage) >= 2 and passage in text[: len(text) // 2]

@@ -37,24 +37,35 @@ class Cell:
 
 
 def validation_passage(card: Card, chars: int = 800) -> str | None:
-    """A passage of the model's own validation text holding a whole quotation, the feature the cells are ranked by.
+    """A passage of the model's corpus holding a whole quotation, the feature the cells are ranked by: from its
+    validation text when that has one, else from the rest of the corpus; None when neither has (or the corpus is
+    not on this machine).
 
     The model's own samples may hold no quotation at all, and then every cell
     scores zero; the validation text is real prose the model has not trained
-    on. The passage starts at a paragraph and holds the most quotation marks
-    of those tried. None when the corpus is not on this machine.
+    on. A short corpus's validation text (the end of a story) may have no
+    dialogue: then a passage it trained on still shows what the cells track.
+    The passage starts at a paragraph and holds the most quotation marks of
+    those tried.
     """
-    if card.corpus is None:
+    if card.corpus is None or not (card.split or {}).get("val"):
         return None
     corpus, _ = find_trained_corpus(card.corpus.name, card.corpus.source, card.corpus.checksum)
-    split = card.extra.get("split") or {}
-    if corpus is None or "val" not in split:
+    if corpus is None:
         return None
-    a, b = split["val"]
-    text = corpus_text(corpus)[a:b].replace(DOC_START, "\n\n")
-    starts = [0] + [m.end() for m in re.finditer(r"\n\s*\n", text)]
-    windows = [text[i : i + chars] for i in starts if text[i : i + chars].strip()]
-    return max(windows, key=lambda w: (len(w) == chars, sum(w.count(q) for q in QUOTES)), default=None)
+    text = corpus_text(corpus)
+    a, b = card.split["val"]
+    for part in (text[a:b], text[:a] + text[b:]):
+        part = part.replace(DOC_START, "\n\n")
+        starts = [0] + [m.end() for m in re.finditer(r"\n\s*\n", part)]
+        windows = [w for i in starts if len(w := part[i : i + chars]) == chars and quotes(w) >= 2]
+        if windows:
+            return max(windows, key=quotes)
+    return None
+
+
+def quotes(text: str) -> int:
+    return sum(text.count(q) for q in QUOTES)
 
 
 def inside_quotes(text: str) -> list[float]:
