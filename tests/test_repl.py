@@ -116,7 +116,7 @@ def test_completion_and_toolbar(trained_model: Path, isolated_home: Path):
     assert completions("The robot") == []
     repl = Repl(None, min_span=50)  # the newest model
     repl.handle("/length 120")
-    assert repl.model.name == "tiny-pkd" and "temperature 0.8 | length 120" in repl.toolbar()
+    assert repl.model.name == "pkd-tiny" and "temperature 0.8 | length 120" in repl.toolbar()  # its folder's name
 
 
 def test_settings_seed_tokens_stop_at_help_and_quit(repl: pexpect.spawn):

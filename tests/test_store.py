@@ -163,7 +163,7 @@ def test_a_recorded_generation_keeps_its_parameters(trained_model: Path):
     assert (sample.model, sample.model_kind, sample.model_path) == ("tiny-pkd", "char", str(trained_model))
     assert sample.mode == "prompted" and sample.source == "api" and sample.chars == 40 and not sample.cancelled
     assert sample.params | {"stop": ()} == {"max_new_chars": 40, "max_new_tokens": None, "temperature": 0.7,
-                                            "top_k": 20, "top_p": None, "seed": 5, "stop": ()}
+                                            "top_k": 20, "top_p": None, "seed": 5, "stop": (), "stop_at": None}
     assert sample.corpus == "pkd-slice0" and sample.copied_chars is not None and sample.copied_document
 
 
