@@ -92,7 +92,8 @@ def test_neovim_shows_the_suggestion_as_ghost_text_and_tab_accepts_it(trained_mo
             """the accepted event in the store"""
             with Store() as store:
                 events = store.editor_events()
-            return events if [e["event"] for e in events] == ["shown", "accepted"] else []
+            # the next suggestion, asked for once the accepted text is in, may already be shown after these two
+            return events if [e["event"] for e in events][:2] == ["shown", "accepted"] else []
 
         events = wait_for(recorded, 20)
         with Store() as store:
