@@ -11,7 +11,8 @@ as it is now, at any sampling settings: `--sweep` and `assistant compare` use it
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from corpora import UserError, load_corpus
+from corpora import UserError
+from corpora.load import find_trained_corpus
 from finetune.checkpoint import read_jsonl
 from finetune.ghostwriting.evaluate import Ghostwriting, GhostwritingOptions
 from kinds import modeldir
@@ -103,14 +104,10 @@ def corpus_of(card: Card):
     """The corpus a model was trained on, from this machine only, exactly as it was."""
     if card.corpus is None:
         raise UserError(f"{card.name} was trained on no corpus: nothing to measure it against")
-    for candidate in (card.corpus.source, card.corpus.name):
-        try:
-            corpus = load_corpus(candidate, allow_download=False)
-        except UserError:
-            continue
-        if corpus.checksum == card.corpus.checksum:
-            return corpus
-    raise UserError(f"corpus {card.corpus.name!r} is not on this machine as {card.name} was trained on it")
+    corpus, missing = find_trained_corpus(card.corpus.name, card.corpus.source, card.corpus.checksum)
+    if corpus is None:
+        raise UserError(f"{missing}: {card.name} cannot be measured against it")
+    return corpus
 
 
 def model_writer(model: TextModel):
