@@ -362,5 +362,20 @@ def load_model(name_or_path: str | Path, device: str = "auto") -> TextModel:
         raise UserError(f"{path}: unknown model kind {card.kind!r}; this version loads {', '.join(registry.KINDS)}")
     if not card.has_weights:
         raise UserError(f"{path} has no weights yet: its training was stopped before the first evaluation")
-    return TextModel(card, registry.get(card.kind).infer().load(card, torch_device), torch_device)
+    return TextModel(card, _decoder(card, torch_device), torch_device)
+
+
+def _decoder(card: Card, device: torch.device) -> Decoder:
+    """The kind's decoder for `card`; weights or a config.json that do not load (truncated, another format such as a
+    pickle, tensors of other shapes, keys missing) are one line that says which directory, not a traceback."""
+    from safetensors import SafetensorError
+
+    try:
+        return registry.get(card.kind).infer().load(card, device)
+    except torch.OutOfMemoryError:
+        raise
+    except (SafetensorError, RuntimeError, ValueError, KeyError, TypeError) as e:
+        reason = (str(e).strip().splitlines() or [type(e).__name__])[0]
+        raise UserError(f"{card.path}: its weights cannot be loaded ({reason}); the directory is damaged or not a "
+                        "ghostwriter model's: restore it from a copy, or train it again") from None
 

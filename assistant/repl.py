@@ -8,6 +8,7 @@ them. A bad command or value prints one line and the session goes on.
 """
 
 import difflib
+import signal
 import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
@@ -100,6 +101,15 @@ class Repl:
         }
 
     def run(self) -> None:
+        # A REPL started where SIGINT is ignored (a background job, a script's child) inherits that, and Ctrl-C would
+        # never stop a generation; the writer is at a terminal, so Ctrl-C is made to raise KeyboardInterrupt here.
+        previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+        try:
+            self._session()
+        finally:
+            signal.signal(signal.SIGINT, previous)
+
+    def _session(self) -> None:
         home = data_home()
         home.mkdir(parents=True, exist_ok=True)
         session: PromptSession[str] = PromptSession(

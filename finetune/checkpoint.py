@@ -11,9 +11,10 @@ import json
 from pathlib import Path
 
 import torch
-from safetensors import safe_open
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
+from corpora import UserError
 from corpora.files import replacing, write_text
 
 
@@ -75,7 +76,11 @@ def save_checkpoint(path: Path, tensors: dict[str, torch.Tensor], state: dict) -
 
 
 def load_checkpoint(path: Path) -> tuple[dict[str, torch.Tensor], dict]:
-    """What save_checkpoint wrote: (tensors on the CPU, state)."""
-    with safe_open(str(path), framework="pt") as f:
-        state = json.loads(f.metadata()["state"])
-    return load_file(str(path), device="cpu"), state
+    """What save_checkpoint wrote: (tensors on the CPU, state); a file that is not one is a one-line error."""
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            state = json.loads((f.metadata() or {})["state"])
+        return load_file(str(path), device="cpu"), state
+    except (SafetensorError, OSError, ValueError, KeyError) as e:
+        reason = (str(e).strip().splitlines() or [type(e).__name__])[0]
+        raise UserError(f"the checkpoint {path} is damaged ({reason}): it cannot be resumed; start over with --force") from None

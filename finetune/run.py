@@ -213,12 +213,24 @@ def finetune(config: FinetuneConfig, reporter: Reporter | None = None) -> Summar
         start_val = adapter.evaluate("val", plan.eval_units)
         reporter.message(f"Before training: validation loss {start_val:.3f} nats/{adapter.unit}.")
         adapter.check_start(start_val)
-    make_model_dir(path, config.force)
-    card = make_card(path, config, corpus, adapter, plan, device, saved)
-    evaluation = ghostwriting(config, corpus, card, adapter, saved, reporter)
-    trainer = Trainer(adapter, card, plan, device, reporter, evaluation)
-    if saved is not None:
-        trainer.resume()
-    summary = trainer.run(start_val)
-    adapter.finish(path)
+    try:
+        make_model_dir(path, config.force)
+        card = make_card(path, config, corpus, adapter, plan, device, saved)
+        evaluation = ghostwriting(config, corpus, card, adapter, saved, reporter)
+        trainer = Trainer(adapter, card, plan, device, reporter, evaluation)
+        if saved is not None:
+            trainer.resume()
+        summary = trainer.run(start_val)
+        adapter.finish(path)
+    except OSError as e:  # a disk that filled up, a directory made read-only or taken away mid-run
+        raise cannot_write(path, e) from None
     return summary
+
+
+def cannot_write(path: Path, e: OSError) -> UserError:
+    """A write that failed, said in one line, with what is left to resume from: every file is written whole
+    (corpora.files), so the last checkpoint is the one before the failed write."""
+    then = (f"the last checkpoint in {path / modeldir.LAST} is intact: make room (or make it writable) and continue "
+            "with --resume" if (path / modeldir.LAST / modeldir.CHECKPOINT).is_file()
+            else "make room (or make it writable, or choose another --out) and run it again")
+    return UserError(f"cannot write {e.filename or path}: {e.strerror or e}; {then}")

@@ -189,9 +189,16 @@ def read(path: Path) -> Card:
         raise UserError(f"{path} is not a model directory: it has no {CONFIG}") from None
     except (OSError, ValueError) as e:
         raise UserError(f"{config} is damaged ({e})") from None
-    if not isinstance(data, dict) or "kind" not in data:
+    if not isinstance(data, dict) or not isinstance(data.get("kind"), str):
         raise UserError(f"{config} is not a ghostwriter model's (it names no kind)")
-    return from_json(data, path)
+    try:
+        card = from_json(data, path)
+    except TypeError as e:  # a corpus record with keys of another program's
+        raise UserError(f"{config} is damaged ({e})") from None
+    wrong = [f.name for f in fields(Card) if f.default_factory is dict and not isinstance(getattr(card, f.name), dict)]
+    if wrong:  # every reader takes these for objects: refused here, once
+        raise UserError(f"{config} is damaged ({', '.join(wrong)} should be JSON objects)")
+    return card
 
 
 def write(card: Card) -> None:

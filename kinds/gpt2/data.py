@@ -7,6 +7,7 @@ the tokenizer) so a second run starts at once.
 """
 
 import hashlib
+import zipfile
 from dataclasses import dataclass
 
 import numpy as np
@@ -35,8 +36,11 @@ def tokenize(corpus: Corpus, tokenizer) -> Tokens:
         raise UserError(f"the tokenizer has {len(tokenizer):,} tokens; the token cache holds at most 65,536")
     cache = corpora_cache_dir() / "tokens" / f"{corpus.checksum[:20]}-{tokenizer_fingerprint(tokenizer)[:20]}.npz"
     if cache.is_file():
-        with np.load(cache) as saved:
-            return Tokens(saved["ids"], saved["starts"])
+        try:
+            with np.load(cache) as saved:
+                return Tokens(saved["ids"], saved["starts"])
+        except (OSError, ValueError, KeyError, zipfile.BadZipFile):  # damaged (or not ours): a cache, so made again
+            pass
     eos = tokenizer.eos_token_id
     encoded = tokenizer([d.text for d in corpus.documents], add_special_tokens=False)["input_ids"]
     lengths = np.array([len(ids) + 1 for ids in encoded], dtype=np.int64)
