@@ -495,7 +495,11 @@ class Trainer:
 
     @contextlib.contextmanager
     def _ctrl_c_stops_at_a_step_boundary(self) -> Iterator[None]:
-        """The first Ctrl-C finishes the current step, so the saved state resumes exactly; a second one aborts."""
+        """The first Ctrl-C finishes the current step, so the saved state resumes exactly; a second one aborts.
+
+        SIGTERM (a shutdown, `kill`, a job scheduler's time limit) is taken as a
+        first Ctrl-C: the run writes its last checkpoint instead of dying without one.
+        """
         if threading.current_thread() is not threading.main_thread():
             yield
             return
@@ -506,11 +510,12 @@ class Trainer:
             self.interrupted = True
             self.reporter.message("Stopping after this step (Ctrl-C again to abort without saving)...")
 
-        previous = signal.signal(signal.SIGINT, handler)
+        previous = {signum: signal.signal(signum, handler) for signum in (signal.SIGINT, signal.SIGTERM)}
         try:
             yield
         finally:
-            signal.signal(signal.SIGINT, previous)
+            for signum, action in previous.items():
+                signal.signal(signum, action)
 
     def _summary(self, reason: str) -> Summary:
         s, p = self.state, self.plan
