@@ -9,13 +9,14 @@ import inspect
 import sys
 import warnings
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, NoReturn
 
 import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
+from typer._click.exceptions import ClickException, NoArgsIsHelpError, UsageError  # Typer's own click
 
 from corpora import CATALOGUE, UserError, load_corpus
 from finetune.config import MAX_SEED  # no torch: --help stays fast
@@ -308,9 +309,27 @@ def _show_warning(message, category, filename, lineno, file=None, line=None) -> 
 
 
 def main() -> None:
+    """Run the app; a UserError, or a command line Typer cannot read (an unknown flag, a value of the wrong type), is
+    one `error:` line and exit status 2, like every other mistake a user can fix."""
     warnings.showwarning = _show_warning
     try:
-        app()
+        status = app(standalone_mode=False)
     except UserError as e:
-        err.print(f"[red]error:[/red] {escape(str(e))}", highlight=False, soft_wrap=True)
+        _error(str(e))
+    except NoArgsIsHelpError as e:  # the help, as Typer prints it
+        typer.echo(e.ctx.get_help())
         sys.exit(2)
+    except UsageError as e:
+        where = f" (see `{e.ctx.command_path} --help`)" if e.ctx is not None else ""
+        _error(e.format_message() + where)
+    except ClickException as e:
+        _error(e.format_message())
+    except typer.Abort:  # Ctrl-C or end of input at one of Typer's own prompts
+        err.print("Aborted.")
+        sys.exit(1)
+    sys.exit(status if isinstance(status, int) else 0)
+
+
+def _error(message: str) -> NoReturn:
+    err.print(f"[red]error:[/red] {escape(message)}", highlight=False, soft_wrap=True)
+    sys.exit(2)
