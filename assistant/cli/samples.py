@@ -58,6 +58,14 @@ def _store():
     return Store()
 
 
+@samples_app.command("fresh")
+def samples_fresh() -> None:
+    """Move a damaged sample store aside (kept, for whatever can be saved from it) and start an empty one."""
+    from ..samples.store import set_aside
+
+    out.print(Text(f"the damaged store was moved to {set_aside()}; a new, empty store takes its place"), soft_wrap=True)
+
+
 @samples_app.command("list")
 def samples_list(
     tag: Annotated[str | None, typer.Option(help="Only samples with this tag.")] = None,

@@ -88,6 +88,34 @@ def parse_since(value: str) -> str:
     return when.astimezone(UTC).isoformat(timespec="milliseconds")  # a naive time is taken as local time
 
 
+def damaged(e: sqlite3.Error) -> bool:
+    """Whether SQLite failed because the file is not a sound database ("file is not a database", "database disk
+    image is malformed"), rather than because it could not get at it (locked, unreadable: an OperationalError)."""
+    return isinstance(e, sqlite3.DatabaseError) and not isinstance(e, sqlite3.OperationalError)
+
+
+def set_aside(path: Path | None = None) -> Path:
+    """Move a damaged store (and its WAL files) to `samples.db.damaged-TIME` beside it, and start an empty one there;
+    the path it was moved to. A store that opens is refused: this is for damage only, never a way to lose samples."""
+    path = path or database_path()
+    if not path.is_file():
+        raise UserError(f"there is no sample store at {path}: nothing to set aside")
+    try:
+        with sqlite3.connect(path) as db:
+            db.execute("PRAGMA quick_check").fetchall()
+    except sqlite3.DatabaseError as e:
+        if not damaged(e):
+            raise UserError(f"cannot open the sample store {path}: {e}") from None
+    else:
+        raise UserError(f"the sample store {path} is not damaged: nothing to set aside")
+    aside = path.with_name(f"{path.name}.damaged-{datetime.now(UTC).strftime('%Y%m%dT%H%M%SZ')}")
+    for suffix in ("", "-wal", "-shm"):
+        if (old := Path(f"{path}{suffix}")).exists():
+            old.rename(f"{aside}{suffix}")
+    Store(path).close()
+    return aside
+
+
 class Store:
     """The sample database, opened (and created or upgraded) on construction."""
 
@@ -98,7 +126,12 @@ class Store:
             self.db = Database(sqlite3.connect(self.path, timeout=LOCK_WAIT_S))
             self.db.enable_wal()
             migrate(self.db)
-        except (sqlite3.Error, OSError) as e:  # damaged, not a file, unreadable, or locked past the wait
+        except sqlite3.DatabaseError as e:
+            if damaged(e):  # never written to or replaced: what it holds may yet be saved
+                raise UserError(f"the sample store {self.path} is damaged ({e}); it is left as it is: "
+                                "`assistant samples fresh` moves it aside for you and starts an empty store") from None
+            raise UserError(f"cannot open the sample store {self.path}: {e}") from None
+        except (sqlite3.Error, OSError) as e:  # not a file, unreadable, or locked past the wait
             raise UserError(f"cannot open the sample store {self.path}: {e}") from None
 
     def close(self) -> None:
