@@ -9,12 +9,12 @@ as it is now, at any sampling settings: `--sweep` and `assistant compare` use it
 """
 
 from dataclasses import dataclass, replace
-from pathlib import Path
 
 from corpora import UserError
 from corpora.load import find_trained_corpus
 from finetune.checkpoint import read_jsonl
 from finetune.ghostwriting.evaluate import Ghostwriting, GhostwritingOptions
+from finetune.plot import Curves
 from kinds import modeldir
 from kinds.modeldir import Card
 from kinds.sampling import Sampling
@@ -66,38 +66,9 @@ def table_rows(h: History) -> list[list[str]]:
     return out
 
 
-def render_png(histories: list[History], out: Path) -> None:
-    """The curves against steps, one colour per model; dashed: best validation loss, dotted: the ghostwriting checkpoint."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    panels = [("loss (nats)", ("train_smooth", "val_loss")), ("copying (share of samples)", ("copying",)),
-              ("style (share attributed to the author)", ("style",)), ("prompt-following", ("prompt_following",)),
-              ("diversity (distinct n-grams)", ("distinct_2", "distinct_3"))]
-    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.6), constrained_layout=True)
-    for colour, h in zip(plt.rcParams["axes.prop_cycle"].by_key()["color"] * 4, histories, strict=False):
-        for ax, (title, keys) in zip(axes, panels, strict=True):
-            for style, key in zip(("-", "--"), keys, strict=False):
-                points = [(r["step"], r[key]) for r in h.rows if r.get(key) is not None]
-                if points:
-                    ax.plot(*zip(*points, strict=True), style, color=colour, marker=".", label=f"{h.name} {key}")
-            for step, line in ((h.best_step, "--"), (h.ghostwriting_step, ":")):
-                if step is not None:
-                    ax.axvline(step, color=colour, linestyle=line, linewidth=1)
-            ax.set_title(title, fontsize=10)
-            if title != panels[0][0]:
-                ax.set_ylim(-0.02, 1.02)  # shares: the same scale at every checkpoint and for every model
-            ax.set_xlabel("step")
-    axes[0].legend(fontsize=7)
-    fig.suptitle("dashed line: best validation loss; dotted: the ghostwriting checkpoint", fontsize=9)
-    try:
-        fig.savefig(out, dpi=110)
-    except OSError as e:
-        raise UserError(f"cannot write {out}: {e.strerror}") from None
-    finally:
-        plt.close(fig)
+def curves(h: History) -> Curves:
+    """A model's evaluations as the pictures draw them."""
+    return Curves.of(h.card, h.rows)
 
 
 def corpus_of(card: Card):

@@ -1,81 +1,150 @@
-"""The loss curve as an SVG picture, written beside the history it draws.
+"""Every picture of a run, drawn with matplotlib: the loss curves and the ghostwriting report's panels.
 
-A picture says at a glance what history.jsonl says in numbers: how fast the
-loss fell, where validation parted from training, where the target lies.
-Plain SVG text, so it needs no plotting library and opens in any browser.
+One module draws them all, so the picture in a model directory (`loss.svg`,
+redrawn as training goes), `assistant plot` and `assistant report` look
+alike and read history.jsonl the same way. matplotlib is imported only inside
+the drawing functions: `assistant --help` and training's import never load
+it, and a run loads it the first time it draws.
 """
 
-import math
-from html import escape
+import io
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
-W, H = 720, 400
-LEFT, RIGHT, TOP, BOTTOM = 60, 20, 40, 45
-COLOURS = {"train": "#1f77b4", "val": "#ff7f0e", "target": "#2ca02c"}
+from corpora import UserError
+from corpora.files import write_bytes
+from kinds.modeldir import Card
 
+from .overfit import memorizing_step
 
-def _ticks(lo: float, hi: float, n: int = 5) -> list[float]:
-    """Round tick values covering [lo, hi]."""
-    if hi <= lo:
-        return [lo]
-    raw = (hi - lo) / n
-    step = 10 ** math.floor(math.log10(raw))
-    step *= next(m for m in (1, 2, 2.5, 5, 10) if step * m >= raw)
-    first = math.ceil(lo / step) * step
-    return [first + i * step for i in range(int((hi - first) / step + 1e-9) + 1)]
+FORMATS = (".png", ".svg")
+REPORT_PANELS = [("copying (share of samples)", ("copying",)), ("style (share attributed to the author)", ("style",)),
+                 ("prompt-following", ("prompt_following",)), ("diversity (distinct n-grams)", ("distinct_2", "distinct_3"))]
 
 
-def loss_curve_svg(history: list[dict], unit: str, title: str, target: float | None = None) -> str:
-    train = [(r["step"], r["train_smooth"]) for r in history if r.get("train_smooth") is not None]
-    val = [(r["step"], r["val_loss"]) for r in history if r.get("val_loss") is not None]
-    points = train + val
-    if not points:
-        return ""
-    x_hi = max(1, max(s for s, _ in points))
-    ys = [v for _, v in points] + ([target] if target is not None else [])
-    y_lo, y_hi = min(ys), max(ys)
-    pad = (y_hi - y_lo) * 0.05 or 0.5
-    y_lo, y_hi = max(0.0, y_lo - pad), y_hi + pad
+@dataclass(frozen=True)
+class Curves:
+    """One run as the pictures draw it: its history rows and the points worth marking on them."""
 
-    def x(step: float) -> float:
-        return LEFT + (W - LEFT - RIGHT) * step / x_hi
+    name: str
+    rows: list[dict]  # history.jsonl: a row per step, val_loss and the ghostwriting figures on evaluation steps
+    unit: str  # what a loss is per: char or token
+    target: float | None = None
+    best_step: int | None = None
+    ghostwriting_step: int | None = None
+    memorizing_step: int | None = None  # where the evaluations first showed memorization
 
-    def y(loss: float) -> float:
-        return TOP + (H - TOP - BOTTOM) * (y_hi - loss) / (y_hi - y_lo)
+    @classmethod
+    def of(cls, card: Card, rows: list[dict], unit: str | None = None, target: float | None = None) -> "Curves":
+        """A model directory's curves; a running model's unit and target come from its training, a finished one's
+        from its result."""
+        result, training = card.result, card.training
+        unit = unit or result.get("unit") or ("char" if "vocab" in card.extra else "token")
+        target = target if target is not None else result.get("target_loss", training.get("target_loss"))
+        patience = training.get("overfit_patience") or card.plan.get("overfit_patience") or 3
+        return cls(card.name, rows, unit, target, result.get("best_step"), result.get("ghostwriting_step"),
+                   memorizing_step(rows, patience))
 
-    def polyline(series: list[tuple[int, float]], colour: str, dots: bool = False) -> str:
-        path = " ".join(f"{x(s):.1f},{y(v):.1f}" for s, v in series)
-        out = f'<polyline fill="none" stroke="{colour}" stroke-width="2" points="{path}"/>'
-        if dots:
-            out += "".join(f'<circle cx="{x(s):.1f}" cy="{y(v):.1f}" r="3" fill="{colour}"/>' for s, v in series)
-        return out
+    def series(self, key: str, x: str = "step") -> tuple[list[float], list[float]]:
+        """The rows holding `key`, as x and y lists (x: the step, or the training time in minutes)."""
+        points = [(r[x] / 60 if x == "elapsed" else r[x], r[key]) for r in self.rows
+                  if r.get(key) is not None and r.get(x) is not None]
+        return [p[0] for p in points], [p[1] for p in points]
 
-    parts = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{H}" viewBox="0 0 {W} {H}" '
-        'font-family="sans-serif" font-size="12">',
-        f'<rect width="{W}" height="{H}" fill="white"/>',
-        f'<text x="{W / 2}" y="22" text-anchor="middle" font-size="15">{escape(title)}</text>',
-    ]
-    for t in _ticks(y_lo, y_hi):
-        parts.append(f'<line x1="{LEFT}" x2="{W - RIGHT}" y1="{y(t):.1f}" y2="{y(t):.1f}" stroke="#ddd"/>')
-        parts.append(f'<text x="{LEFT - 6}" y="{y(t) + 4:.1f}" text-anchor="end">{t:g}</text>')
-    for t in _ticks(0, x_hi):
-        parts.append(f'<text x="{x(t):.1f}" y="{H - BOTTOM + 16}" text-anchor="middle">{t:g}</text>')
-    parts.append(f'<text x="{W / 2}" y="{H - 8}" text-anchor="middle">step</text>')
-    parts.append(
-        f'<text x="16" y="{H / 2}" text-anchor="middle" transform="rotate(-90 16 {H / 2})">loss (nats/{unit})</text>'
-    )
-    if target is not None:
-        parts.append(
-            f'<line x1="{LEFT}" x2="{W - RIGHT}" y1="{y(target):.1f}" y2="{y(target):.1f}" '
-            f'stroke="{COLOURS["target"]}" stroke-dasharray="6 4"/>'
-        )
-    parts.append(polyline(train, COLOURS["train"]))
-    parts.append(polyline(val, COLOURS["val"], dots=True))
-    legend = [("train (smoothed)", "train"), ("validation", "val")] + ([("target", "target")] if target else [])
-    for i, (label, key) in enumerate(legend):
-        lx = W - RIGHT - 150
-        ly = TOP + 14 + 18 * i
-        parts.append(f'<line x1="{lx}" x2="{lx + 24}" y1="{ly - 4}" y2="{ly - 4}" stroke="{COLOURS[key]}" stroke-width="3"/>')
-        parts.append(f'<text x="{lx + 30}" y="{ly}">{label}</text>')
-    parts.append("</svg>")
-    return "\n".join(parts) + "\n"
+    def minutes_at(self, step: int) -> float | None:
+        """The training time (minutes) at a step, for marking it on the time axis."""
+        return next((r["elapsed"] / 60 for r in self.rows if r["step"] == step and r.get("elapsed") is not None), None)
+
+
+def loss_picture(runs: Sequence[Curves], out: Path, title: str | None = None) -> None:
+    """Training (smoothed) and validation loss against steps and against training time, one colour per run: the target
+    as a horizontal line, the best checkpoint dashed, the point where memorizing began dotted, with a cross."""
+    plt = _pyplot()
+    fig, (by_step, by_time) = plt.subplots(1, 2, figsize=(11, 4.2), constrained_layout=True)
+    for colour, run in zip(_colours(plt), runs, strict=False):
+        for ax, x in ((by_step, "step"), (by_time, "elapsed")):
+            # each line is named in an SVG (`step-val-NAME`), so a reader (a test) finds it
+            ax.plot(*run.series("train_smooth", x), "-", color=colour, linewidth=1.5, label=f"{run.name} train (smoothed)",
+                    gid=f"{x}-train-{run.name}")
+            ax.plot(*run.series("val_loss", x), "--", color=colour, marker="o", markersize=3, label=f"{run.name} validation",
+                    gid=f"{x}-val-{run.name}")
+            if run.target is not None:
+                ax.axhline(run.target, color=colour, linestyle=(0, (1, 3)), linewidth=1, label=f"{run.name} target")
+            for step, line, what in ((run.best_step, "--", "best checkpoint"), (run.memorizing_step, ":", "memorizing")):
+                at = step if x == "step" or step is None else run.minutes_at(step)
+                if at is not None:
+                    ax.axvline(at, color=colour, linestyle=line, linewidth=1, label=f"{run.name} {what}")
+            if run.memorizing_step is not None:
+                xs, ys = run.series("val_loss", x)
+                steps = run.series("val_loss")[0]
+                if run.memorizing_step in steps:
+                    ax.plot([xs[steps.index(run.memorizing_step)]], [ys[steps.index(run.memorizing_step)]], "x",
+                            color=colour, markersize=9)
+    units = sorted({run.unit for run in runs})
+    for ax, label in ((by_step, "step"), (by_time, "training time (minutes)")):
+        ax.set_xlabel(label)
+        ax.set_ylabel(f"loss (nats per {' / '.join(units)})")
+        ax.grid(alpha=0.3)
+    by_step.legend(fontsize=7)
+    fig.suptitle(title or ", ".join(run.name for run in runs), fontsize=11)
+    _save(plt, fig, out)
+
+
+def report_picture(runs: Sequence[Curves], out: Path) -> None:
+    """The ghostwriting report: loss, copying, style, prompt-following and diversity against steps, a colour per run;
+    dashed: the best validation loss, dotted: the ghostwriting checkpoint."""
+    plt = _pyplot()
+    panels = [("loss (nats)", ("train_smooth", "val_loss")), *REPORT_PANELS]
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.6), constrained_layout=True)
+    for colour, run in zip(_colours(plt), runs, strict=False):
+        for ax, (title, keys) in zip(axes, panels, strict=True):
+            for style, key in zip(("-", "--"), keys, strict=False):
+                xs, ys = run.series(key)
+                if xs:
+                    ax.plot(xs, ys, style, color=colour, marker=".", label=f"{run.name} {key}")
+            for step, line in ((run.best_step, "--"), (run.ghostwriting_step, ":")):
+                if step is not None:
+                    ax.axvline(step, color=colour, linestyle=line, linewidth=1)
+            ax.set_title(title, fontsize=10)
+            if title != panels[0][0]:
+                ax.set_ylim(-0.02, 1.02)  # shares: the same scale at every checkpoint and for every model
+            ax.set_xlabel("step")
+    axes[0].legend(fontsize=7)
+    fig.suptitle("dashed line: best validation loss; dotted: the ghostwriting checkpoint", fontsize=9)
+    _save(plt, fig, out)
+
+
+def check_output(out: Path) -> None:
+    """A picture goes to a .png or an .svg file: said before any work is done."""
+    if out.suffix.lower() not in FORMATS:
+        raise UserError(f"cannot draw {out}: give a file name ending in .png or .svg")
+
+
+def _pyplot() -> Any:
+    """matplotlib's pyplot without a display (it draws to files only), imported now and not before."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _colours(plt: Any) -> list[str]:
+    return plt.rcParams["axes.prop_cycle"].by_key()["color"] * 4
+
+
+def _save(plt: Any, fig: Any, out: Path) -> None:
+    """The figure as PNG or SVG by the file's suffix, written whole (a reader never sees half a picture)."""
+    check_output(out)
+    buffer = io.BytesIO()
+    try:
+        fig.savefig(buffer, format=out.suffix.lower()[1:], dpi=110)
+    finally:
+        plt.close(fig)
+    try:
+        write_bytes(out, buffer.getvalue())
+    except OSError as e:
+        raise UserError(f"cannot write {out}: {e.strerror}") from None

@@ -5,23 +5,26 @@ loss, a checkpoint, the end of the run); a `RunDir` knows where it goes and
 writes it through `corpora.files`, so a kill -9 at any moment leaves every file
 either as it was or as it is meant to be. What it writes: the best weights
 (through the kind's adapter), the resumable state in last/, the history and
-samples logs, the loss curve, and config.json, whose `result` says how the run
+samples logs, the loss curve (drawn at the end of the run and at most once a
+minute before it: drawing costs a fraction of a second), and config.json, whose `result` says how the run
 went, or that it is still running.
 """
 
 import os
 import socket
+import time
 from pathlib import Path
 
 import torch
 
-from corpora.files import write_text
 from kinds import modeldir
 from kinds.modeldir import Card
 
 from . import checkpoint as ckpt
 from .adapter import Adapter
-from .plot import loss_curve_svg
+from .plot import Curves, loss_picture
+
+DRAW_EVERY = 60.0  # seconds between two drawings of the loss curve while a run goes on
 
 
 class RunDir:
@@ -36,6 +39,7 @@ class RunDir:
         # resume, which cuts the logs back to that count, never finds a step logged twice or missing.
         self.history: list[dict] = []
         self.samples: list[dict] = []
+        self.draw_after = time.monotonic() + DRAW_EVERY  # when a checkpoint next redraws the loss curve
 
     @property
     def last(self) -> Path:
@@ -93,19 +97,22 @@ class RunDir:
         """The weights at the end of the run, for NAME@last."""
         self.adapter.save_weights(self.last)
 
-    def save_checkpoint(self, tensors: dict[str, torch.Tensor], meta: dict) -> None:
-        """last/ in one atomic rename, then the loss curve of the history it counts."""
+    def save_checkpoint(self, tensors: dict[str, torch.Tensor], meta: dict, final: bool = False) -> None:
+        """last/ in one atomic rename, then the loss curve of the history it counts: always at the run's end (`final`),
+        else when it was last drawn a minute ago or more."""
         ckpt.save_checkpoint(self.last / modeldir.CHECKPOINT, tensors, meta)
-        self._draw()
+        if final or time.monotonic() >= self.draw_after:
+            self._draw()
 
     def load_checkpoint(self) -> tuple[dict[str, torch.Tensor], dict]:
         return ckpt.load_checkpoint(self.last / modeldir.CHECKPOINT)
 
     def _draw(self) -> None:
-        history = ckpt.read_jsonl(self.path / modeldir.HISTORY)
         card = self.card
-        title = f"{card.name}: {card.kind} on {card.corpus.name if card.corpus else '-'}"
-        write_text(self.path / modeldir.LOSS_CURVE, loss_curve_svg(history, self.adapter.unit, title, self.target_loss))
+        curves = Curves.of(card, ckpt.read_jsonl(self.path / modeldir.HISTORY), self.adapter.unit, self.target_loss)
+        loss_picture([curves], self.path / modeldir.LOSS_CURVE,
+                     f"{card.name}: {card.kind} on {card.corpus.name if card.corpus else '-'}")
+        self.draw_after = time.monotonic() + DRAW_EVERY
 
     # ---- the card --------------------------------------------------------
     def write_running(self, steps: int, best_val: float | None, best_step: int | None) -> None:

@@ -28,13 +28,13 @@ from .adapter import Adapter
 from .amount import after_training
 from .device import autocast
 from .ghostwriting.evaluate import Ghostwriting, better
+from .overfit import memorizing
 from .progress import Reporter, format_duration, format_rate
 from .rundir import RunDir
 
 EMA_BETA = 0.98  # the smoothed training loss averages roughly the last 50 steps
 PROGRESS_TICKS = 1000
 GHOSTWRITING_BUDGET = 0.1  # by default the ghostwriting evaluation takes at most this share of the training time
-OVERFIT_MARGIN = 0.01  # validation loss this much (relative) above its best is no longer noise
 
 
 @dataclass(frozen=True)
@@ -245,7 +245,7 @@ class Trainer:
         s, p = self.state, self.plan
         reason = self._stop_reason()
         if reason is not None and (self.run_dir.pending or not self.run_dir.has_checkpoint):
-            self._checkpoint()  # stopped before the first step (Ctrl-C, or a target met at step 0): keep it all
+            self._checkpoint(final=True)  # stopped before the first step (Ctrl-C, or a target met at step 0): keep it all
         while reason is None:
             if not self._timed_step(start):
                 return "diverged"
@@ -262,7 +262,7 @@ class Trainer:
             if reason not in (None, "interrupted") and s.ghostwritten_step != s.step:
                 self._ghostwrite(s.last_val)  # and the weights it ends with are a candidate for ghostwriting
             if reason is not None or s.step % p.checkpoint_every == 0:
-                self._checkpoint()
+                self._checkpoint(final=reason is not None)
             self._report(force=evaluated)
         return reason
 
@@ -422,12 +422,12 @@ class Trainer:
         self.reporter.sample(s.step, text)
 
     # ---- checkpoint and resume -------------------------------------------
-    def _checkpoint(self) -> None:
-        """Flush the logs, then write last/, whose run state counts the rows just flushed."""
+    def _checkpoint(self, final: bool = False) -> None:
+        """Flush the logs, then write last/, whose run state counts the rows just flushed (`final`: the run's last)."""
         history_rows, sample_rows = self.run_dir.flush_logs()
         self.state.history_lines += history_rows
         self.state.sample_lines += sample_rows
-        self.run_dir.save_checkpoint(*self._snapshot())
+        self.run_dir.save_checkpoint(*self._snapshot(), final=final)
 
     def _snapshot(self) -> tuple[dict[str, torch.Tensor], dict]:
         """Everything resume restores: weights, optimizer, data position and RNG as tensors, the rest as JSON."""
@@ -533,26 +533,6 @@ class Trainer:
 def _prefixed(tensors: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
     """The tensors saved under `prefix`, by their own names."""
     return {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}
-
-
-def memorizing(evals: list[list[float]], best_step: int, best_val: float, patience: int) -> tuple[list, list] | None:
-    """The evaluations that show memorization, (the one at or after the best, the latest), or None.
-
-    `evals` holds [step, smoothed training loss, validation loss]. Memorizing: `patience` evaluations since
-    the best validation loss, the latest clearly above it (OVERFIT_MARGIN) and still rising, training loss
-    lower than at the best. Validation loss need not rise at every evaluation: it jitters on its way up, and
-    a rule that waited for `patience` rises in a row warned a GPU run 1,500 steps after its best. It must be
-    rising at the latest one: a loss coming back down from a bump (a learning-rate warm-up's, say) is
-    learning again.
-    """
-    reference = next((e for e in evals if e[0] >= best_step), None)
-    since = [e for e in evals if e[0] > best_step]
-    if reference is None or len(since) < patience or len(evals) < 2:
-        return None
-    previous, last = evals[-2], evals[-1]
-    if last[2] > best_val * (1 + OVERFIT_MARGIN) and last[2] >= previous[2] and last[1] < reference[1]:
-        return reference, last
-    return None
 
 
 def trainable_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:

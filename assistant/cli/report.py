@@ -18,7 +18,7 @@ def register(app: typer.Typer) -> None:
 
 def report(
     models: Annotated[list[str], typer.Argument(help="Models (names or directories); several share one picture.")],
-    out_file: Annotated[Path, typer.Option("--out", help="The PNG of the curves.")] = Path("report.png"),
+    out_file: Annotated[Path, typer.Option("--out", help="The picture of the curves (.png or .svg).")] = Path("report.png"),
     sweep: Annotated[bool, typer.Option(help="Copying and style over temperature and top-p, for the chosen checkpoint.")]
     = False,
     samples: Annotated[int, typer.Option("--eval-samples", "-k", help="Samples per setting in the sweep (prompted; as many "
@@ -27,8 +27,11 @@ def report(
 ) -> None:
     """Per checkpoint: losses, copying, style, prompt-following and diversity; the best-val and ghostwriting ones marked."""
     from finetune.ghostwriting.evaluate import GhostwritingOptions
+    from finetune.plot import check_output, report_picture
 
-    from ..report import history, render_png, table_rows
+    from ..report import curves, history, table_rows
+
+    check_output(out_file)
 
     histories = [history(name) for name in models]
     for h in histories:
@@ -46,7 +49,7 @@ def report(
     out.print("copy: share of samples copying --copy-span characters of the corpus or more; span: mean longest copied span; "
               "style: share of samples the classifier attributes to the author; prompt: share of continuations about their "
               "own prompt (chance 1/K); d-2, d-3: distinct word 2- and 3-grams", highlight=False)
-    render_png(histories, out_file)
+    report_picture([curves(h) for h in histories], out_file)
     out.print(f"wrote {out_file}")
     if sweep:
         _sweep(models[0], GhostwritingOptions(samples=samples, min_span=min_span))
