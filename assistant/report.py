@@ -36,12 +36,17 @@ class History:
     ghostwriting_step: int | None
 
 
-def history(name_or_path: str) -> History:
-    """A model's evaluations (NAME@CHECKPOINT reads as NAME: the history is the run's)."""
+def model_card(name_or_path: str) -> Card:
+    """A trained model's card, for what reads its run's files (NAME@CHECKPOINT reads as NAME: the files are the run's)."""
     path = modeldir.find(name_or_path) or modeldir.find(str(name_or_path).rpartition("@")[0] or name_or_path)
     if path is None:
         raise UserError(f"no model {name_or_path!r}: assistant models lists them")
-    card = modeldir.read(path)
+    return modeldir.read(path)
+
+
+def history(name_or_path: str) -> History:
+    """A model's evaluations."""
+    card = model_card(name_or_path)
     rows = [r for r in read_jsonl(card.file(modeldir.HISTORY)) if r.get("val_loss") is not None]
     if not rows:
         raise UserError(f"{card.name} has no evaluations yet")

@@ -32,7 +32,9 @@ class Kind:
     package: str  # holds options.py, train.py and infer.py
     options: type  # the options dataclass the CLI fills from flags
     weights: tuple[str, ...]  # files (or folders) of a model directory, any of which it loads from
-    views: frozenset[str] = frozenset()  # extra pictures it supports ("cells": an LSTM's cell states)
+    # the views it supports, each a module of its package: "evaluate" (its loss on any text, for `assistant eval`),
+    # "cells" (an LSTM's cell states)
+    views: frozenset[str] = frozenset()
     aliases: tuple[str, ...] = ()  # older spellings of its name in config.json files, read as this one
 
     def train(self) -> ModuleType:
@@ -43,8 +45,12 @@ class Kind:
         """The module with `load` (imports torch)."""
         return importlib.import_module(f"{self.package}.infer")
 
-    def view(self, name: str) -> ModuleType:
-        """The module of one of its `views` (imports torch)."""
+    def view(self, name: str, model: str) -> ModuleType:
+        """The module of one of its `views` (imports torch); a one-line error naming the kinds that have it when this
+        one has not (`model` names the model asked about)."""
+        if name not in self.views:
+            having = ", ".join(k.name for k in KINDS.values() if name in k.views)
+            raise UserError(f"{model} is a {self.name} model: {VIEWS[name]} are for {having} models")
         return importlib.import_module(f"{self.package}.{name}")
 
     def make_options(self, flags: dict[str, Any]) -> Any:
@@ -57,12 +63,13 @@ class Kind:
 
 KINDS: dict[str, Kind] = {k.name: k for k in (
     Kind("gpt2", "GPT-2 retrained (all weights or LoRA)", "kinds.gpt2", GPT2Options,
-         ("model.safetensors", "adapter_model.safetensors", "merged")),
+         ("model.safetensors", "adapter_model.safetensors", "merged"), frozenset({"evaluate"})),
     Kind("char", "a character-level LSTM", "kinds.charlstm", CharOptions, ("model.safetensors",),
-         frozenset({"cells"}), aliases=("char-lstm",)),
+         frozenset({"evaluate", "cells"}), aliases=("char-lstm",)),
     Kind("char-transformer", "a small character-level transformer (nanoGPT's)", "kinds.chartransformer", CharOptions,
-         ("model.safetensors",)),
+         ("model.safetensors",), frozenset({"evaluate"})),
 )}
+VIEWS = {"evaluate": "evaluations", "cells": "cell pictures"}  # each view's name in an error
 ALIASES = {alias: k.name for k in KINDS.values() for alias in (k.name, *k.aliases)}
 
 

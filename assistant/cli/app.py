@@ -26,6 +26,7 @@ from .lsp import register as register_lsp
 from .models import register as register_models
 from .report import register as register_report
 from .samples import DEFAULT_MIN_SPAN, MinSpanOpt, register
+from .views import register as register_views
 
 app = typer.Typer(
     help="ghostwriter: train language models on an author's corpus and write with them.",
@@ -278,10 +279,7 @@ def cells(
 
     source = _read_text_option(text, text_file, "text")
     char_model = load_model(model, "cpu")
-    kind = registry.get(char_model.kind)
-    if "cells" not in kind.views:
-        raise UserError(f"{model} is a {char_model.kind} model; cell pictures are for char-LSTM models")
-    view = kind.view("cells")
+    view = registry.get(char_model.kind).view("cells", model)
     if top < 1:
         raise UserError(f"--top must be at least 1, got {top}")
     if not source:
@@ -302,6 +300,7 @@ register(app)  # samples, memorization, compare, repl
 register_models(app)  # models, models rm, models rename
 register_lsp(app)  # the editor server
 register_report(app)  # which checkpoint ghostwrites
+register_views(app)  # eval, plot, evolution
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:

@@ -68,7 +68,13 @@ class CharData:
 
     def eval_streams(self, split: str, max_chars: int) -> tuple[torch.Tensor, torch.Tensor]:
         """A split cut into parallel streams (B', L') for a stateful evaluation pass."""
-        ids = self.ids[split][: max_chars + 1]
-        streams = max(1, min(self.batch_size, (len(ids) - 1) // self.seq_len))
-        L = (len(ids) - 1) // streams
-        return ids[: streams * L].view(streams, L), ids[1 : streams * L + 1].view(streams, L)
+        return eval_streams(self.ids[split], self.batch_size, self.seq_len, max_chars)
+
+
+def eval_streams(ids: torch.Tensor, batch_size: int, seq_len: int, max_chars: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Inputs and targets of a text's first max_chars (+1) ids, cut into parallel streams (B', L'): how training
+    measures its validation loss, and `assistant eval` any text."""
+    ids = ids[: max_chars + 1]
+    streams = max(1, min(batch_size, (len(ids) - 1) // seq_len))
+    L = (len(ids) - 1) // streams
+    return ids[: streams * L].view(streams, L), ids[1 : streams * L + 1].view(streams, L)

@@ -71,17 +71,8 @@ class CharLSTMAdapter:
         self.index += 1
         return F.cross_entropy(logits.float().reshape(-1, logits.size(-1)), y.reshape(-1))
 
-    @torch.no_grad()
     def evaluate(self, split: str, max_units: int) -> float:
-        xs, ys = self.data.eval_streams(split, max_units)
-        total, count, state = 0.0, 0, None
-        with evaluating(self.model):
-            for i in range(0, xs.size(1), EVAL_CHUNK):
-                x = xs[:, i : i + EVAL_CHUNK].to(self.device)
-                y = ys[:, i : i + EVAL_CHUNK].to(self.device)
-                logits, state = self.model(x, state)
-                total += float(F.cross_entropy(logits.float().reshape(-1, logits.size(-1)), y.reshape(-1), reduction="sum"))
-                count += y.numel()
+        total, count = split_loss(self.model, *self.data.eval_streams(split, max_units), self.device, self.hp.seq_len)
         return total / count
 
     def sample(self, n_units: int, seed: int) -> str:
@@ -114,6 +105,20 @@ class CharLSTMAdapter:
 
     def save_weights(self, directory: Path) -> None:
         save_tensors(self.model.state_dict(), directory / WEIGHTS)
+
+
+@torch.no_grad()
+def split_loss(model: CharLSTM, xs: torch.Tensor, ys: torch.Tensor, device: torch.device, seq_len: int) -> tuple[float, int]:
+    """Summed cross-entropy over streams (B, L), read in order with the state carried, in eval mode, and the count."""
+    total, count, state = 0.0, 0, None
+    with evaluating(model):
+        for i in range(0, xs.size(1), EVAL_CHUNK):
+            x = xs[:, i : i + EVAL_CHUNK].to(device)
+            y = ys[:, i : i + EVAL_CHUNK].to(device)
+            logits, state = model(x, state)
+            total += float(F.cross_entropy(logits.float().reshape(-1, logits.size(-1)), y.reshape(-1), reduction="sum"))
+            count += y.numel()
+    return total, count
 
 
 def char_amounts(adapter: Any) -> TextAmounts:

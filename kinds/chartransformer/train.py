@@ -66,10 +66,8 @@ class CharTransformerAdapter:
     def finish(self, directory: Path) -> None:
         """model.safetensors is all it needs."""
 
-    def _loss(self, x: torch.Tensor, y: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
-        logits = self.model(x.to(self.device, non_blocking=True))
-        return F.cross_entropy(logits.float().reshape(-1, logits.size(-1)), y.to(self.device, non_blocking=True).reshape(-1),
-                               reduction=reduction)
+    def _loss(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return _loss(self.model, x, y, self.device)
 
     def train_loss(self) -> torch.Tensor:
         if self.index >= self.data.steps_per_epoch:
@@ -78,16 +76,8 @@ class CharTransformerAdapter:
         self.index += 1
         return self._loss(x, y)
 
-    @torch.no_grad()
     def evaluate(self, split: str, max_units: int) -> float:
-        """The split's streams cut into block-size windows, each read from its own start as in training."""
-        xs, ys = self.data.eval_streams(split, max_units)
-        total, count = 0.0, 0
-        with evaluating(self.model), autocast(self.device, self.cuda_dtype):
-            for i in range(0, xs.size(1), self.hp.seq_len):
-                y = ys[:, i : i + self.hp.seq_len]
-                total += float(self._loss(xs[:, i : i + self.hp.seq_len], y, "sum"))
-                count += y.numel()
+        total, count = split_loss(self.model, *self.data.eval_streams(split, max_units), self.device, self.hp.seq_len)
         return total / count
 
     def sample(self, n_units: int, seed: int) -> str:
@@ -122,3 +112,22 @@ class CharTransformerAdapter:
 
     def save_weights(self, directory: Path) -> None:
         save_tensors(self.model.state_dict(), directory / WEIGHTS)
+
+
+def _loss(model: CharGPT, x: torch.Tensor, y: torch.Tensor, device: torch.device, reduction: str = "mean") -> torch.Tensor:
+    logits = model(x.to(device, non_blocking=True))
+    return F.cross_entropy(logits.float().reshape(-1, logits.size(-1)), y.to(device, non_blocking=True).reshape(-1),
+                           reduction=reduction)
+
+
+@torch.no_grad()
+def split_loss(model: CharGPT, xs: torch.Tensor, ys: torch.Tensor, device: torch.device, seq_len: int) -> tuple[float, int]:
+    """Summed cross-entropy over streams (B, L) cut into block-size windows, each read from its own start as in
+    training, in eval mode; and the count."""
+    total, count = 0.0, 0
+    with evaluating(model), autocast(device, CharTransformerAdapter.cuda_dtype):
+        for i in range(0, xs.size(1), seq_len):
+            y = ys[:, i : i + seq_len]
+            total += float(_loss(model, xs[:, i : i + seq_len], y, device, "sum"))
+            count += y.numel()
+    return total, count

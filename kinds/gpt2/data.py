@@ -17,7 +17,7 @@ from corpora import Corpus, UserError
 from corpora.files import replacing
 from corpora.home import corpora_cache_dir
 
-VAL_SHARE = 0.10
+HELD_OUT = 0.10  # validation and test, half each
 
 
 def tokenizer_fingerprint(tokenizer) -> str:
@@ -51,29 +51,45 @@ def tokenize(corpus: Corpus, tokenizer) -> Tokens:
     return Tokens(ids, starts)
 
 
-def split_tokens(tokens: Tokens, how: str, names: list[str]) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    """Train and validation tokens, 90/10: the last tenth of the stream, or every tenth document."""
+def held_out(tokens: Tokens, how: str, names: list[str]) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """Training tokens and the held-out tenth: the last tenth of the stream, or every tenth document (named)."""
     if how == "contiguous":
-        cut = int(len(tokens.ids) * (1 - VAL_SHARE))
+        cut = int(len(tokens.ids) * (1 - HELD_OUT))
         return tokens.ids[:cut], tokens.ids[cut:], []
     n = len(names)
     if n < 2:
         raise UserError("--split document needs a corpus of at least two documents; use --split contiguous")
-    k = max(1, round(n * VAL_SHARE))
-    val_docs = sorted({(j + 1) * n // k - 1 for j in range(k)})
+    k = max(1, round(n * HELD_OUT))
+    held_docs = sorted({(j + 1) * n // k - 1 for j in range(k)})
     ends = [*tokens.starts[1:].tolist(), len(tokens.ids)]
     pieces = {i: tokens.ids[tokens.starts[i] : ends[i]] for i in range(n)}
-    train = np.concatenate([pieces[i] for i in range(n) if i not in val_docs])
-    val = np.concatenate([pieces[i] for i in val_docs])
-    return train, val, [names[i] for i in val_docs]
+    train = np.concatenate([pieces[i] for i in range(n) if i not in held_docs])
+    held = np.concatenate([pieces[i] for i in held_docs])
+    return train, held, [names[i] for i in held_docs]
+
+
+def val_test(held: np.ndarray, test: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """The held-out tokens as validation (the first half) and test (the second half, which training never reads).
+
+    A directory written before test splits were kept (its split records no `test_tokens`) validated on all of them.
+    """
+    cut = len(held) // 2 if test else len(held)
+    return held[:cut], held[cut:]
+
+
+def split_tokens(tokens: Tokens, how: str, names: list[str]) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """Train and validation tokens, 90/5 (the last 5% is the test split), and the held-out documents."""
+    train, held, docs = held_out(tokens, how, names)
+    return train, val_test(held)[0], docs
 
 
 class TokenData:
     """Packed blocks of `block_size` tokens for training, in a seeded order per epoch."""
 
-    def __init__(self, corpus: Corpus, tokenizer, block_size: int, micro_batch: int, split: str):
+    def __init__(self, corpus: Corpus, tokenizer, block_size: int, micro_batch: int, split: str, test: bool = True):
         tokens = tokenize(corpus, tokenizer)
-        train, val, val_docs = split_tokens(tokens, split, [d.name for d in corpus.documents])
+        train, held, val_docs = held_out(tokens, split, [d.name for d in corpus.documents])
+        val, test_ids = val_test(held, test)
         if len(train) <= 2 * block_size:  # a whole block in every epoch, whatever the grid's shift
             raise UserError(
                 f"corpus too short for --block-size {block_size}: {len(train):,} training tokens; lower --block-size or add text"
@@ -88,7 +104,8 @@ class TokenData:
         self.chars_per_token = val_chars / len(val)
         self._order: tuple[int, int, torch.Tensor] | None = None
         self.split = {"how": split, "train_tokens": len(train), "val_tokens": len(val),
-                      "val_documents": val_docs, "chars_per_token": round(self.chars_per_token, 4)}
+                      **({"test_tokens": len(test_ids)} if test else {}), "val_documents": val_docs,
+                      "chars_per_token": round(self.chars_per_token, 4)}
 
     def to(self, device: torch.device) -> None:
         """Keep the tokens where the model is: a batch is then gathered there, with no copy per step."""
@@ -116,17 +133,21 @@ class TokenData:
 
     def eval_blocks(self, split: str, max_tokens: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
         """The split (up to max_tokens) as batches of whole blocks, the last one possibly shorter."""
-        ids = (self.train if split == "train" else self.val)[: max_tokens + 1]
-        T = self.block_size
-        full = (len(ids) - 1) // T
-        batches = []
-        for i in range(0, full, self.micro_batch):
-            n = min(self.micro_batch, full - i)
-            rows = torch.stack([ids[(i + j) * T : (i + j + 1) * T + 1] for j in range(n)])
-            batches.append((rows[:, :-1], rows[:, 1:]))
-        rest = ids[full * T :]
-        if len(rest) > 1:
-            batches.append((rest[None, :-1], rest[None, 1:]))
-        return batches
+        return eval_blocks(self.train if split == "train" else self.val, self.block_size, self.micro_batch, max_tokens)
 
 
+def eval_blocks(ids: torch.Tensor, block_size: int, micro_batch: int, max_tokens: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """Tokens (up to max_tokens) as batches of whole blocks, the last one possibly shorter: how training measures its
+    validation loss, and `assistant eval` any text."""
+    ids = ids[: max_tokens + 1]
+    T = block_size
+    full = (len(ids) - 1) // T
+    batches = []
+    for i in range(0, full, micro_batch):
+        n = min(micro_batch, full - i)
+        rows = torch.stack([ids[(i + j) * T : (i + j + 1) * T + 1] for j in range(n)])
+        batches.append((rows[:, :-1], rows[:, 1:]))
+    rest = ids[full * T :]
+    if len(rest) > 1:
+        batches.append((rest[None, :-1], rest[None, 1:]))
+    return batches

@@ -31,6 +31,7 @@ class GPT2Options:
     merge: bool = False
     compile: bool | None = None  # None: on for CUDA
     grad_checkpointing: bool = False
+    test_split: bool = True  # half the held-out tenth is kept for testing; False: a run started before that, resumed
 
     @property
     def lora_modules(self) -> list[str]:
@@ -50,7 +51,8 @@ class GPT2Options:
         pinned = {"block_size": hp["block_size"], "micro_batch": hp["micro_batch"],
                   "lr": new.lr if new.lr is not None else hp["lr"],
                   "batch_tokens": hp["block_size"] * hp["micro_batch"] * hp["grad_accum"]}
-        return cls(**{**card.training["options"], **pinned, "compile": new.compile})
+        return cls(**{**card.training["options"], **pinned, "compile": new.compile,
+                      "test_split": "test_tokens" in (card.split or {})})
 
     def validate(self) -> None:
         if not self.from_scratch and (arch := [f for f in ("n_layer", "n_embd", "n_head") if getattr(self, f) is not None]):

@@ -61,7 +61,8 @@ class GPT2Adapter:
             raise UserError(f"base {options.base!r}: its tokenizer has {len(self.tokenizer)} tokens, its model only "
                             f"{model.config.vocab_size}")
         self.hp: GPT2HParams = resolve(options, model.config.n_positions, device)
-        self.data = TokenData(corpus, self.tokenizer, self.hp.block_size, self.hp.micro_batch, self.hp.split)
+        self.data = TokenData(corpus, self.tokenizer, self.hp.block_size, self.hp.micro_batch, self.hp.split,
+                              options.test_split)
         if self.data.micro_batch < self.hp.micro_batch:  # a short corpus: fewer blocks per pass, more passes per step
             accum = max(1, round(self.hp.micro_batch * self.hp.grad_accum / self.data.micro_batch))
             self.hp = replace(self.hp, micro_batch=self.data.micro_batch, grad_accum=accum)

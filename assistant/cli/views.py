@@ -1,0 +1,82 @@
+"""`assistant eval`, `plot` and `evolution`: looking inside trained models, from the files in their directories."""
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+
+from corpora import UserError
+
+out = Console()
+err = Console(stderr=True)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("eval")(evaluate)
+    app.command()(plot)
+    app.command()(evolution)
+
+
+def evaluate(
+    model: Annotated[str, typer.Argument(help="A model's name or directory (NAME@best-val: the best-validation weights).")],
+    corpus: Annotated[str | None, typer.Option(help="Measure on this corpus (a name or a file) instead of the model's "
+                                                    "own split.")] = None,
+    split: Annotated[str, typer.Option(help="The model's own split: val or test (which training never read).")] = "val",
+    encoding: Annotated[str | None, typer.Option(help="Read --corpus's text files in this encoding.")] = None,
+    device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
+) -> None:
+    """The loss in nats and bits per character and the perplexity, beside a Kneser-Ney n-gram model of the same text."""
+    from ..evaluation import evaluate as run
+    from ..evaluation import lines
+    from ..generation import load_model
+
+    text_model = load_model(model, device)
+    for line in lines(run(text_model, split, corpus, encoding)):
+        out.print(escape(line), highlight=False)
+
+
+def plot(
+    models: Annotated[list[str], typer.Argument(help="Models (names or directories); several share one chart.")],
+    out_file: Annotated[Path, typer.Option("--out", "-o", help="The picture: .png or .svg.")] = Path("loss.png"),
+) -> None:
+    """Training and validation loss against steps and training time: the target, the best checkpoint, where
+    memorizing began."""
+    from finetune.checkpoint import read_jsonl
+    from finetune.plot import Curves, check_output, loss_picture
+    from kinds import modeldir
+
+    from ..report import model_card
+
+    check_output(out_file)
+    runs = []
+    for name in models:
+        card = model_card(name)
+        rows = read_jsonl(card.file(modeldir.HISTORY))
+        if not rows:
+            raise UserError(f"{card.name} has no training history yet")
+        runs.append(Curves.of(card, rows))
+    loss_picture(runs, out_file)
+    out.print(f"wrote {out_file}")
+
+
+def evolution(
+    model: Annotated[str, typer.Argument(help="A model's name or directory.")],
+    html: Annotated[Path | None, typer.Option("--html", help="Also write the samples as a page.")] = None,
+) -> None:
+    """The samples kept during training, step by step: how the model learned to write."""
+    from ..evolution import heading, render_html, samples
+
+    card, rows = samples(model)
+    if not rows:
+        raise UserError(f"{card.name} kept no samples during training (see --sample-every)")
+    for row in rows:
+        out.rule(heading(row), align="left")
+        out.print(escape(row["text"]), highlight=False)
+    if html is not None:
+        try:
+            html.write_text(render_html(card, rows), encoding="utf-8")
+        except OSError as e:
+            raise UserError(f"cannot write {html}: {e.strerror}") from None
+        out.print(f"wrote {html}")
