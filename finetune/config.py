@@ -57,6 +57,7 @@ class FinetuneConfig:
     top_p: float | None = None
     seed: int = 1337
     device: str = "auto"
+    fsdp: bool = False  # shard a GPT-2 over the processes torchrun started (finetune.distributed)
     resume: bool = False
     force: bool = False
     options: Any = None  # the kind's options dataclass (None: its defaults)
@@ -73,6 +74,8 @@ class FinetuneConfig:
         self.options.validate()
         if self.name is not None and not modeldir.is_plain_name(self.name):
             raise UserError(f"--name {self.name!r} must be a plain name (no '/' or '..'); use --out for a path")
+        if self.fsdp and self.model != "gpt2":
+            raise UserError(f"--fsdp shards a GPT-2 over several GPUs; a {self.model} model trains with plain DDP")
         if self.resume and self.force:
             raise UserError("--resume and --force contradict each other: pick one")
         if self.target_loss is not None and not (self.target_loss > 0 and math.isfinite(self.target_loss)):

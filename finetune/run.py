@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from rich.console import Console
 
 from corpora import Corpus, UserError, load_corpus
 from corpora.home import models_dir
@@ -21,7 +22,7 @@ from corpora.load import listing
 from kinds import modeldir, registry
 from kinds.modeldir import Card
 
-from . import amount
+from . import amount, distributed
 from . import device as devices
 from .adapter import Adapter, Schedule
 from .config import FinetuneConfig
@@ -93,7 +94,7 @@ def merge_resumed(card: Card, new: FinetuneConfig) -> FinetuneConfig:
     if new.max_steps is not None or new.max_time is not None:  # the new limits replace the old ones, not add to them
         bounds.update(max_steps=new.max_steps, max_time=new.max_time)
     return replace(cfg, **bounds, stop_on_overfit=cfg.stop_on_overfit or new.stop_on_overfit,
-                   device=new.device, resume=True, force=False)
+                   device=new.device, fsdp=new.fsdp, resume=True, force=False)
 
 
 def make_plan(cfg: FinetuneConfig, hp: Schedule) -> Plan:
@@ -185,12 +186,23 @@ def make_card(path: Path, config: FinetuneConfig, corpus: Corpus, adapter: Adapt
 
 
 def finetune(config: FinetuneConfig, reporter: Reporter | None = None) -> Summary:
-    """Train the model `config` asks for; every input is checked before the model directory is touched."""
+    """Train the model `config` asks for; every input is checked before the model directory is touched.
+
+    Under torchrun every process runs this: each node's first rank fetches and tokenizes the corpus while the
+    others wait, rank 0 alone prints and writes (see `distributed`).
+    """
     config.validate()
     config = replace(config, options=config.options.prepared())
-    reporter = reporter or Reporter()
-    device = devices.pick_device(config.device)
-    corpus = load_corpus(config.corpus, config.encoding)
+    world, device = distributed.start(config.device)
+    try:
+        return train(config, world, device, reporter or Reporter() if world.main else Reporter(Console(quiet=True)))
+    finally:
+        distributed.stop(world)
+
+
+def train(config: FinetuneConfig, world: distributed.World, device: torch.device, reporter: Reporter) -> Summary:
+    with world.node_main_first():
+        corpus = load_corpus(config.corpus, config.encoding)
     if corpus.skipped:  # a writer's folder: say which files the model will not learn from, and why
         reporter.message(f"Left out of corpus {corpus.name}: {listing(corpus.skipped)}")
     path = model_path(config, corpus)
@@ -201,7 +213,8 @@ def finetune(config: FinetuneConfig, reporter: Reporter | None = None) -> Summar
         config = merge_resumed(saved, config)
     devices.prepare(device)
     torch.manual_seed(config.seed)
-    adapter = registry.get(config.model).train().make_adapter(corpus, config.options, config.seed, device)
+    with world.node_main_first():
+        adapter = registry.get(config.model).train().make_adapter(corpus, config.options, config.seed, device, world)
     if saved is not None:
         check_same_base(saved, adapter, config.options, path)
     plan = make_plan(config, adapter.schedule)
@@ -214,14 +227,18 @@ def finetune(config: FinetuneConfig, reporter: Reporter | None = None) -> Summar
         reporter.message(f"Before training: validation loss {start_val:.3f} nats/{adapter.unit}.")
         adapter.check_start(start_val)
     try:
-        make_model_dir(path, config.force)
+        if world.main:
+            make_model_dir(path, config.force)
+        world.barrier()
         card = make_card(path, config, corpus, adapter, plan, device, saved)
         evaluation = ghostwriting(config, corpus, card, adapter, saved, reporter)
-        trainer = Trainer(adapter, card, plan, device, reporter, evaluation)
+        trainer = Trainer(adapter, card, plan, device, reporter, evaluation, world, config.fsdp)
         if saved is not None:
             trainer.resume()
+        world.seed(config.seed, trainer.state.step)
         summary = trainer.run(start_val)
-        adapter.finish(path)
+        if world.main:
+            adapter.finish(path)
     except OSError as e:  # a disk that filled up, a directory made read-only or taken away mid-run
         raise cannot_write(path, e) from None
     return summary

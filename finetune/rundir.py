@@ -28,10 +28,15 @@ DRAW_EVERY = 60.0  # seconds between two drawings of the loss curve while a run 
 
 
 class RunDir:
-    """Everything a run writes to its model directory `card.path`."""
+    """Everything a run writes to its model directory `card.path`.
 
-    def __init__(self, card: Card, adapter: Adapter, target_loss: float | None):
+    Under torchrun every rank keeps one, and only rank 0's (`writer`) writes: the
+    others' calls change nothing on disk.
+    """
+
+    def __init__(self, card: Card, adapter: Adapter, target_loss: float | None, writer: bool = True):
         self.card = card
+        self.writer = writer
         self.path = card.file("")
         self.adapter = adapter
         self.target_loss = target_loss  # drawn on the loss curve
@@ -72,34 +77,42 @@ class RunDir:
 
     def flush_logs(self) -> tuple[int, int]:
         """Append the pending rows; return how many history and sample rows went out, for the checkpoint to count."""
-        ckpt.append_jsonl(self.path / modeldir.HISTORY, self.history)
-        ckpt.append_jsonl(self.path / modeldir.SAMPLES, self.samples)
+        if self.writer:
+            ckpt.append_jsonl(self.path / modeldir.HISTORY, self.history)
+            ckpt.append_jsonl(self.path / modeldir.SAMPLES, self.samples)
         written = len(self.history), len(self.samples)
         self.history, self.samples = [], []
         return written
 
     def truncate_logs(self, history_lines: int, sample_lines: int) -> None:
         """Back to the rows the checkpoint counted: the resumed run logs the steps after it again."""
-        ckpt.truncate_jsonl(self.path / modeldir.HISTORY, history_lines)
-        ckpt.truncate_jsonl(self.path / modeldir.SAMPLES, sample_lines)
+        if self.writer:
+            ckpt.truncate_jsonl(self.path / modeldir.HISTORY, history_lines)
+            ckpt.truncate_jsonl(self.path / modeldir.SAMPLES, sample_lines)
 
     # ---- weights and resumable state -----------------------------------
     def save_best(self, step: int, val: float) -> None:
         """The weights a user loads (the best so far, validation loss `val`), and a card that says which step they are."""
-        self.adapter.save_weights(self.path)
+        self._save_weights(self.path)
         self.write_running(step, val, step)
 
     def save_ghostwriting(self) -> None:
         """The weights of the checkpoint that writes best without copying, the ones `load_model` takes by default."""
-        self.adapter.save_weights(self.path / modeldir.GHOSTWRITING)
+        self._save_weights(self.path / modeldir.GHOSTWRITING)
 
     def save_last(self) -> None:
         """The weights at the end of the run, for NAME@last."""
-        self.adapter.save_weights(self.last)
+        self._save_weights(self.last)
+
+    def _save_weights(self, directory: Path) -> None:
+        if self.writer:
+            self.adapter.save_weights(directory)
 
     def save_checkpoint(self, tensors: dict[str, torch.Tensor], meta: dict, final: bool = False) -> None:
         """last/ in one atomic rename, then the loss curve of the history it counts: always at the run's end (`final`),
         else when it was last drawn a minute ago or more."""
+        if not self.writer:
+            return
         ckpt.save_checkpoint(self.last / modeldir.CHECKPOINT, tensors, meta)
         if final or time.monotonic() >= self.draw_after:
             self._draw()
@@ -129,4 +142,5 @@ class RunDir:
     def write_result(self, result: dict) -> None:
         """config.json with `result`: the progress of a running run, or the summary of one that stopped."""
         self.card.result = result
-        modeldir.write(self.card)
+        if self.writer:
+            modeldir.write(self.card)

@@ -27,6 +27,7 @@ from . import checkpoint as ckpt
 from .adapter import Adapter
 from .amount import after_training
 from .device import autocast
+from .distributed import SINGLE, Engine, World, plain
 from .ghostwriting.evaluate import Ghostwriting, better
 from .overfit import memorizing
 from .progress import Reporter, format_duration, format_rate
@@ -162,16 +163,20 @@ class Trainer:
     """Decides what a run does and when: steps, evaluations, samples, checkpoints, the overfit warning, stopping.
 
     What is written where is the `RunDir`'s business; the trainer keeps the
-    optimizer, the loss scaler, the run state and the progress display.
+    optimizer, the loss scaler, the run state and the progress display. Under
+    torchrun every rank runs this loop; rank 0 decides each branch
+    (`World.decide`) and alone writes.
     """
 
     def __init__(
         self, adapter: Adapter, card: Card, plan: Plan, device: torch.device, reporter: Reporter,
-        ghostwriting: Ghostwriting | None = None,
+        ghostwriting: Ghostwriting | None = None, world: World = SINGLE, fsdp: bool = False,
     ):
         self.adapter = adapter
+        self.world = world
+        self.engine = Engine(world, adapter.model, adapter.train_loss, device, fsdp)
         self.ghostwriting = ghostwriting if plan.ghostwriting_every != 0 else None
-        self.run_dir = RunDir(card, adapter, plan.target_loss)
+        self.run_dir = RunDir(card, adapter, plan.target_loss, writer=world.main)
         self.plan = plan
         self.device = device
         self.reporter = reporter
@@ -243,7 +248,7 @@ class Trainer:
     def _loop(self, start: float) -> str:
         """Train until a stop reason comes up; leave the state evaluated and checkpointed; return the reason."""
         s, p = self.state, self.plan
-        reason = self._stop_reason()
+        reason = self.world.decide(self._stop_reason())
         if reason is not None and (self.run_dir.pending or not self.run_dir.has_checkpoint):
             self._checkpoint(final=True)  # stopped before the first step (Ctrl-C, or a target met at step 0): keep it all
         while reason is None:
@@ -255,7 +260,7 @@ class Trainer:
             if s.step % p.sample_every == 0:
                 self._sample()
             s.elapsed = time.monotonic() - start
-            reason = self._stop_reason()
+            reason = self.world.decide(self._stop_reason())
             if reason not in (None, "interrupted") and not evaluated:
                 self._validate()  # the run ends here: its final validation loss, and maybe its best weights
                 evaluated = True
@@ -336,20 +341,23 @@ class Trainer:
         self.optimizer.zero_grad(set_to_none=True)
         accum = self.adapter.grad_accum
         total = torch.zeros((), device=self.device)
-        for _ in range(accum):
-            with autocast(self.device, self.adapter.cuda_dtype):
-                loss = self.adapter.train_loss()
-            self.scaler.scale(loss / accum).backward()
+        for i in range(accum):
+            with self.engine.accumulating(last=i == accum - 1):
+                with autocast(self.device, self.adapter.cuda_dtype):
+                    loss = self.engine()
+                self.scaler.scale(loss / accum).backward()
             total += loss.detach().float()
         self.scaler.unscale_(self.optimizer)
-        norm = torch.nn.utils.clip_grad_norm_(self.adapter.model.parameters(), self.plan.grad_clip)
+        norm = plain(torch.nn.utils.clip_grad_norm_(self.adapter.model.parameters(), self.plan.grad_clip))
         # one host-device sync per step, not one per micro-batch: the GPU keeps its queue full
         value, norm_value = (float(v) for v in torch.stack([total / accum, norm.float()]).tolist())
+        # each rank's loss is its share's: the step's is their mean; a Ctrl-C on any rank reaches rank 0's decision
+        value, self.interrupted = self.world.mean_and_any(value, self.interrupted)
         return value, norm_value
 
     def _validate(self) -> None:
         """Evaluate after a step: log the loss, keep the weights when they are the best yet, watch for memorization."""
-        val = self.adapter.evaluate("val", self.plan.eval_units)
+        val = self.world.decide(self.adapter.evaluate("val", self.plan.eval_units))
         self.run_dir.log_val(val)
         if self.state.record_val(val):
             self.run_dir.save_best(self.state.step, val)
@@ -370,7 +378,7 @@ class Trainer:
             return False
         if every is not None:
             return s.evaluations % every == 0
-        return s.elapsed - s.ghostwritten_at >= s.ghostwriting_cost / GHOSTWRITING_BUDGET
+        return self.world.decide(s.elapsed - s.ghostwritten_at >= s.ghostwriting_cost / GHOSTWRITING_BUDGET)
 
     def _ghostwrite(self, val: float) -> None:
         """The ghostwriting evaluation of the weights now: logged, said, and kept when they write best."""
@@ -389,7 +397,7 @@ class Trainer:
         copying = figures["copying"]
         s.copying_over = s.copying_over + 1 if p.stop_on_copying is not None and (copying or 0) > p.stop_on_copying else 0
         # the starting weights are measured for the curves, never chosen: an untrained model writes noise
-        chosen = s.step > 0 and better({**figures, "val_loss": val}, s.ghostwriting, p.max_copying)
+        chosen = self.world.decide(s.step > 0 and better({**figures, "val_loss": val}, s.ghostwriting, p.max_copying))
         if chosen:
             s.ghostwriting = {"step": s.step, "val_loss": val, **figures}
             self.run_dir.save_ghostwriting()
@@ -428,6 +436,7 @@ class Trainer:
         self.state.history_lines += history_rows
         self.state.sample_lines += sample_rows
         self.run_dir.save_checkpoint(*self._snapshot(), final=final)
+        self.world.barrier()  # the other ranks wait for the writing here, not in the next step's NCCL collective
 
     def _snapshot(self) -> tuple[dict[str, torch.Tensor], dict]:
         """Everything resume restores: weights, optimizer, data position and RNG as tensors, the rest as JSON."""

@@ -11,6 +11,7 @@ from corpora import Corpus
 from finetune.adapter import evaluating
 from finetune.amount import TextAmounts
 from finetune.checkpoint import save_tensors
+from finetune.distributed import SINGLE, World
 
 from ..modeldir import WEIGHTS
 from ..sampling import Sampling
@@ -23,9 +24,10 @@ from .presets import CharHParams
 EVAL_CHUNK = 512
 
 
-def make_adapter(corpus: Corpus, options: CharOptions, seed: int, device: torch.device) -> "CharLSTMAdapter":
+def make_adapter(corpus: Corpus, options: CharOptions, seed: int, device: torch.device,
+                 world: World = SINGLE) -> "CharLSTMAdapter":
     size, hp = presets.resolve(options, device.type)
-    return CharLSTMAdapter(corpus, size, hp, seed, device)
+    return CharLSTMAdapter(corpus, size, hp, seed, device, world)
 
 
 class CharLSTMAdapter:
@@ -36,7 +38,8 @@ class CharLSTMAdapter:
     grad_accum = 1
     chars_per_unit = 1.0
 
-    def __init__(self, corpus: Corpus, size: str, hp: CharHParams, seed: int, device: torch.device):
+    def __init__(self, corpus: Corpus, size: str, hp: CharHParams, seed: int, device: torch.device,
+                 world: World = SINGLE):
         text = corpus_text(corpus)
         self.vocab = Vocab.from_text(text)
         self.data = CharData(text, self.vocab, hp.seq_len, hp.batch_size)
@@ -46,6 +49,8 @@ class CharLSTMAdapter:
         self.device = device
         self.model = CharLSTM(CharLSTMConfig(len(self.vocab), hp.layers, hp.hidden, hp.dropout)).to(device)
         self.units_per_step = hp.batch_size * hp.seq_len
+        self.world = world
+        self.streams = world.rows(hp.batch_size, "--batch-size")  # this rank's streams, with their LSTM state
         self.epoch = 0
         self.index = 0
         self.state: State | None = None
@@ -64,8 +69,7 @@ class CharLSTMAdapter:
     def train_loss(self) -> torch.Tensor:
         if self.index >= self.data.steps_per_epoch:
             self.epoch, self.index, self.state = self.epoch + 1, 0, None
-        x, y = self.data.batch(self.seed, self.epoch, self.index)
-        x, y = x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
+        x, y = (t[self.streams].to(self.device, non_blocking=True) for t in self.data.batch(self.seed, self.epoch, self.index))
         logits, state = self.model(x, self.state)
         self.state = (state[0].detach(), state[1].detach())
         self.index += 1
@@ -89,13 +93,16 @@ class CharLSTMAdapter:
             return [self.vocab.decode(ids) for ids in self.model.generate_batch(primes, n_units, generator, sampling)]
 
     def data_state(self) -> tuple[dict[str, torch.Tensor], dict]:
-        # float32 on disk: a GPU run's float16 state must feed a CPU LSTM after resume
-        tensors = {} if self.state is None else {"h": self.state[0].float(), "c": self.state[1].float()}
+        # float32 on disk: a GPU run's float16 state must feed a CPU LSTM after resume; every stream's, whatever
+        # the world size, so that a run resumes on any number of processes
+        state = () if self.state is None else self.state
+        tensors = {k: self.world.gather_rows(t.float(), 1) for k, t in zip("hc", state, strict=False)}
         return tensors, {"epoch": self.epoch, "index": self.index}
 
     def load_data_state(self, tensors: dict[str, torch.Tensor], meta: dict) -> None:
         self.epoch, self.index = meta["epoch"], meta["index"]
-        self.state = (tensors["h"].float().to(self.device), tensors["c"].float().to(self.device)) if "h" in tensors else None
+        self.state = ((tensors["h"][:, self.streams].float().to(self.device),
+                       tensors["c"][:, self.streams].float().to(self.device)) if "h" in tensors else None)
 
     def describe(self) -> dict:
         return describe_char_model(self)

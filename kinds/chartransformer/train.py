@@ -17,6 +17,7 @@ from finetune.adapter import evaluating
 from finetune.amount import TextAmounts
 from finetune.checkpoint import save_tensors
 from finetune.device import autocast
+from finetune.distributed import SINGLE, World
 
 from ..charlstm.data import DOC_START, CharData, corpus_text
 from ..charlstm.model import Vocab
@@ -29,9 +30,10 @@ from . import presets
 from .model import CharGPT, CharGPTConfig
 
 
-def make_adapter(corpus: Corpus, options: CharOptions, seed: int, device: torch.device) -> "CharTransformerAdapter":
+def make_adapter(corpus: Corpus, options: CharOptions, seed: int, device: torch.device,
+                 world: World = SINGLE) -> "CharTransformerAdapter":
     size, hp = presets.resolve(options, device.type)
-    return CharTransformerAdapter(corpus, size, hp, seed, device)
+    return CharTransformerAdapter(corpus, size, hp, seed, device, world)
 
 
 class CharTransformerAdapter:
@@ -40,7 +42,8 @@ class CharTransformerAdapter:
     grad_accum = 1
     chars_per_unit = 1.0
 
-    def __init__(self, corpus: Corpus, size: str, hp: CharHParams, seed: int, device: torch.device):
+    def __init__(self, corpus: Corpus, size: str, hp: CharHParams, seed: int, device: torch.device,
+                 world: World = SINGLE):
         text = corpus_text(corpus)
         self.vocab = Vocab.from_text(text)
         self.data = CharData(text, self.vocab, hp.seq_len, hp.batch_size)
@@ -51,6 +54,7 @@ class CharTransformerAdapter:
         config = CharGPTConfig(len(self.vocab), hp.seq_len, hp.layers, hp.hidden, presets.heads(hp.hidden), hp.dropout)
         self.model = CharGPT(config).to(device)
         self.units_per_step = hp.batch_size * hp.seq_len
+        self.windows = world.rows(hp.batch_size, "--batch-size")  # this rank's windows of every batch
         self.epoch = 0
         self.index = 0
 
@@ -74,7 +78,7 @@ class CharTransformerAdapter:
             self.epoch, self.index = self.epoch + 1, 0
         x, y = self.data.batch(self.seed, self.epoch, self.index)
         self.index += 1
-        return self._loss(x, y)
+        return self._loss(x[self.windows], y[self.windows])
 
     def evaluate(self, split: str, max_units: int) -> float:
         total, count = split_loss(self.model, *self.data.eval_streams(split, max_units), self.device, self.hp.seq_len)

@@ -124,12 +124,18 @@ class TokenData:
     def steps_per_epoch(self, seed: int, epoch: int) -> int:
         return len(self.epoch_order(seed, epoch)[1]) // self.micro_batch
 
-    def batch(self, seed: int, epoch: int, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def block_starts(self, seed: int, epoch: int, index: int) -> torch.Tensor:
+        """Where the blocks of micro-batch `index` of `epoch` start in the training tokens."""
         offset, order = self.epoch_order(seed, epoch)
-        T = self.block_size
-        starts = offset + order[index * self.micro_batch : (index + 1) * self.micro_batch] * T
-        rows = self.train[starts[:, None] + torch.arange(T + 1, device=starts.device)]
+        return offset + order[index * self.micro_batch : (index + 1) * self.micro_batch] * self.block_size
+
+    def rows(self, starts: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Inputs and targets of the blocks that start at `starts`."""
+        rows = self.train[starts[:, None] + torch.arange(self.block_size + 1, device=starts.device)]
         return rows[:, :-1], rows[:, 1:]
+
+    def batch(self, seed: int, epoch: int, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.rows(self.block_starts(seed, epoch, index))
 
     def eval_blocks(self, split: str, max_tokens: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
         """The split (up to max_tokens) as batches of whole blocks, the last one possibly shorter."""

@@ -20,6 +20,7 @@ from corpora.files import replacing
 from finetune.adapter import evaluating
 from finetune.amount import TextAmounts
 from finetune.device import autocast
+from finetune.distributed import SINGLE, World
 
 from ..modeldir import MERGED
 from ..sampling import Sampling
@@ -38,15 +39,16 @@ UNTRAINED_SHARE = 0.85
 WEIGHT_FILES = ("model.safetensors", "generation_config.json", "adapter_model.safetensors", "adapter_config.json")
 
 
-def make_adapter(corpus: Corpus, options: GPT2Options, seed: int, device: torch.device) -> "GPT2Adapter":
-    return GPT2Adapter(corpus, options, seed, device)
+def make_adapter(corpus: Corpus, options: GPT2Options, seed: int, device: torch.device,
+                 world: World = SINGLE) -> "GPT2Adapter":
+    return GPT2Adapter(corpus, options, seed, device, world)
 
 
 class GPT2Adapter:
     unit = "token"
     cuda_dtype = torch.bfloat16
 
-    def __init__(self, corpus: Corpus, options: GPT2Options, seed: int, device: torch.device):
+    def __init__(self, corpus: Corpus, options: GPT2Options, seed: int, device: torch.device, world: World = SINGLE):
         self.options = options
         self.seed = seed
         self.device = device
@@ -70,8 +72,9 @@ class GPT2Adapter:
         self.hf_config = model.config.to_dict()
         use_causal_attention(model)  # after the config is read: the saved model keeps transformers' own attention
         if self.hp.grad_checkpointing:
-            # transformers 5.2x renamed it; older versions have only the first name
-            getattr(model, "activation_checkpointing_enable", model.gradient_checkpointing_enable)()
+            # transformers 5.2x renamed it; older versions have only the first name. Not reentrant, whatever the
+            # version's default: DDP then sees each LoRA weight's gradient once (peft #313, #899: "marked ready twice")
+            getattr(model, "activation_checkpointing_enable", model.gradient_checkpointing_enable)({"use_reentrant": False})
         self.base_weights = bases.weights_fingerprint(model) if options.lora else None
         if options.lora:
             from peft import LoraConfig, get_peft_model
@@ -93,8 +96,17 @@ class GPT2Adapter:
         self._pad_to = 64 if device.type == "cuda" else 1  # a CPU gains nothing from it and would copy the logits
         self._loss = torch.compile(self._block_loss) if self.hp.compile else self._block_loss
         self.schedule = self.hp
-        self.grad_accum = self.hp.grad_accum
-        self.units_per_step = self.data.micro_batch * self.hp.block_size * self.hp.grad_accum
+        # A step is grad_accum micro-batches of the seeded order, whatever the world size; each rank takes its
+        # share of the step's blocks, in as few forward passes as a micro-batch's size allows (nanoGPT #283: the
+        # accumulation follows from the world size, not the local GPU count)
+        self.world = world
+        blocks = self.data.micro_batch * self.hp.grad_accum
+        self._share = world.rows(blocks, f"a step's {blocks} blocks (--batch-tokens / --block-size)")
+        mine = self._share.stop - self._share.start
+        self._pass = max(d for d in range(1, min(self.data.micro_batch, mine) + 1) if mine % d == 0)
+        self._passes: list[torch.Tensor] = []
+        self.grad_accum = mine // self._pass
+        self.units_per_step = blocks * self.hp.block_size
         self.chars_per_unit = self.data.chars_per_token
         self.epoch = 0
         self.index = 0
@@ -114,8 +126,9 @@ class GPT2Adapter:
         else:
             what = f"all weights of base {self.options.base!r} ({shape})"
         d = self.data
+        ranks = f", {self.grad_accum} x {self._pass} on each of {self.world.size} processes" if self.world.size > 1 else ""
         return (f"Training {what} on {d.split['train_tokens']:,} tokens in blocks of {self.hp.block_size}, "
-                f"{self.units_per_step:,} tokens per step ({d.micro_batch} x {self.hp.grad_accum} accumulated)")
+                f"{self.units_per_step:,} tokens per step ({d.micro_batch} x {self.hp.grad_accum} accumulated{ranks})")
 
     def num_parameters(self) -> int:
         return sum(p.numel() for p in {id(p): p for p in self.model.parameters()}.values())
@@ -131,11 +144,19 @@ class GPT2Adapter:
             )
 
     def train_loss(self) -> torch.Tensor:
-        if self.index >= self.data.steps_per_epoch(self.seed, self.epoch):
-            self.epoch, self.index = self.epoch + 1, 0
-        x, y = self.data.batch(self.seed, self.epoch, self.index)
-        self.index += 1
-        return self._loss(x, y)
+        if not self._passes:
+            self._passes = list(self._step_starts()[self._share].split(self._pass))
+        return self._loss(*self.data.rows(self._passes.pop(0)))
+
+    def _step_starts(self) -> torch.Tensor:
+        """The next step's blocks, over all ranks: its micro-batches of the seeded order, one after the other."""
+        starts = []
+        for _ in range(self.hp.grad_accum):
+            if self.index >= self.data.steps_per_epoch(self.seed, self.epoch):
+                self.epoch, self.index = self.epoch + 1, 0
+            starts.append(self.data.block_starts(self.seed, self.epoch, self.index))
+            self.index += 1
+        return torch.cat(starts)
 
     @torch.no_grad()
     def evaluate(self, split: str, max_units: int) -> float:
