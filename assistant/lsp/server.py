@@ -25,8 +25,14 @@ from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Generator
 from typing import Any, TypeVar
 
+import attrs
 from lsprotocol import types
-from pygls.exceptions import JsonRpcException, JsonRpcInvalidParams, JsonRpcInvalidRequest
+from pygls.exceptions import (
+    JsonRpcException,
+    JsonRpcInvalidParams,
+    JsonRpcInvalidRequest,
+    JsonRpcServerNotInitialized,
+)
 from pygls.lsp.server import LanguageServer
 from pygls.protocol import LanguageServerProtocol, lsp_method
 
@@ -58,13 +64,35 @@ def tell(ls: LanguageServer, e: UserError) -> None:
     ls.window_show_message(types.ShowMessageParams(types.MessageType.Error, f"ghostwriter: {e}"))
 
 
+REFUSED = object()  # a message refused (and answered, if it was a request) as it was read
+
+
+def _is_notification(method: str) -> bool:
+    """Whether the spec defines `method` as a notification (its message has no id)."""
+    message = types.METHOD_TO_TYPES.get(method, (None,))[0]
+    return message is not None and "id" not in attrs.fields_dict(message)
+
+
 class Protocol(LanguageServerProtocol):
-    """pygls's protocol, but a request whose params do not parse is answered with InvalidParams.
+    """pygls's protocol, but a request whose params do not parse is answered with InvalidParams, and one that comes
+    before initialize with ServerNotInitialized (-32002), as the spec says.
 
     pygls logs such a request and drops it, which leaves the client waiting forever.
     """
 
     def structure_message(self, data: dict[str, Any]) -> Any:
+        method = data.get("method") if "jsonrpc" in data else None
+        if method is not None and self._workspace is None and method not in (types.INITIALIZE, types.EXIT):
+            # before initialize, as the spec says: a request is answered ServerNotInitialized, a notification dropped
+            if "id" in data:
+                error = JsonRpcServerNotInitialized(f"send initialize before {method}")
+                self._send_response(data["id"], error=error.to_response_error())
+            return REFUSED
+        if method is not None and "id" in data and _is_notification(method):
+            # a notification sent with an id is a request nobody would answer: pygls runs it and replies nothing
+            error = JsonRpcInvalidRequest(f"{method} is a notification: send it without an id")
+            self._send_response(data["id"], error=error.to_response_error())
+            return REFUSED
         try:
             return super().structure_message(data)
         except JsonRpcException as e:
@@ -76,6 +104,8 @@ class Protocol(LanguageServerProtocol):
 
     def handle_message(self, message: Any) -> None:
         """After shutdown a request is answered with InvalidRequest, as the spec says; pygls would leave it unanswered."""
+        if message is REFUSED:  # answered already, by structure_message
+            return
         is_request = getattr(message, "method", None) is not None and getattr(message, "id", None) is not None
         if self._shutdown and is_request:  # `exit` is a notification: it still goes through
             error = JsonRpcInvalidRequest("the server is shutting down: it takes no more requests")
@@ -118,15 +148,23 @@ class GhostwriterServer(LanguageServer):
         self.device = "auto"
         self.jobs = Jobs()
         self.suggestions = Suggestions()
-        self._models: dict[str, TextModel] = {}
+        self._models: dict[tuple[str, str], TextModel] = {}  # by name and quantization
         self._sessions: OrderedDict[str, Session] = OrderedDict()  # by document, the most recently used last
 
-    def model(self, name: str | None) -> TextModel:
-        """The model named in the settings (None: the newest trained), loaded once; on the worker thread only."""
+    def model(self, name: str | None, quantize: str) -> TextModel:
+        """The model named in the settings (None: the newest trained), loaded once; on the worker thread only.
+
+        A change of `quantize` loads it again, and the other precision's copy is let go.
+        """
         name = name or modeldir.newest()
-        if name not in self._models:
-            self._models[name] = load_model(name, self.device)
-        return self._models[name]
+        if (name, quantize) not in self._models:
+            self._models = {key: m for key, m in self._models.items() if key[0] != name}
+            self._models[name, quantize] = load_model(name, self.device, quantize)
+        return self._models[name, quantize]
+
+    def close(self, document: str) -> None:
+        """A closed document's session goes with it (its GPT-2 cache is 75 MB); a generation using it finishes first."""
+        self._sessions.pop(document, None)
 
     def session(self, document: str, model: TextModel) -> Session:
         """The document's session with `model`, so that a request feeds only what changed since the last one.
@@ -144,10 +182,10 @@ class GhostwriterServer(LanguageServer):
 
     async def generate(self, fn: Callable[[TextModel, threading.Event], T], document: str | None) -> T:
         """`fn(model, stop)` on the worker with the current settings' model; its failures become RequestFailed."""
-        name = self.settings.model
+        name, quantize = self.settings.model, self.settings.quantize
 
         def work(stop: threading.Event) -> T:
-            return fn(self.model(name), stop)
+            return fn(self.model(name, quantize), stop)
 
         try:
             return await self.jobs.run(work, document)
@@ -227,10 +265,15 @@ def did_change_configuration(ls: GhostwriterServer, params: types.DidChangeConfi
     except UserError as e:
         tell(ls, e)
         return
-    changed_model = new.model != ls.settings.model
+    changed_model = (new.model, new.quantize) != (ls.settings.model, ls.settings.quantize)
     ls.settings = new
     if changed_model:
         ls.warm_up()
+
+
+@server.feature(types.TEXT_DOCUMENT_DID_CLOSE)
+def did_close(ls: GhostwriterServer, params: types.DidCloseTextDocumentParams) -> None:
+    ls.close(params.text_document.uri)
 
 
 @server.feature(types.TEXT_DOCUMENT_INLINE_COMPLETION, types.InlineCompletionOptions())
@@ -312,10 +355,11 @@ def accepted(suggestion: Suggestion) -> types.Command:
     return types.Command(title="ghostwriter: accepted", command=EVENT, arguments=[suggestion.id, "accepted"])
 
 
-def serve(model: str | None, device: str) -> None:
+def serve(model: str | None, device: str, quantize: str = "auto") -> None:
     """Answer LSP messages on stdin/stdout until the client says exit."""
     logging.basicConfig(level=logging.WARNING, format="ghostwriter lsp: %(levelname)s %(message)s")
-    server.settings = Settings(model=model)
+    server.settings = Settings(model=model, quantize=quantize)
+    server.settings.check()
     server.device = device
     os.environ.setdefault("ASSISTANT_THREADS", str(cpu_threads(reserve=1)))  # the models it loads keep to that
     try:
