@@ -38,6 +38,7 @@ from kinds.modeldir import Card
 from kinds.sampling import Decoder, Sampling
 
 DEFAULT_CHARS = 500
+QUANTIZE = ("auto", "int8", "none")  # load_model's choices: int8 where it is checked and allowed, int8 or else an error, as saved
 # A bound in characters is a bound in tokens too: a byte-level token holds at least one byte of UTF-8 and a character
 # at most four, so N characters take at most 4N tokens. Without it a model whose tokens decode to nothing (a broken
 # tokenizer, a run of partial characters) would never reach its length, and the generation would never end.
@@ -189,6 +190,11 @@ class TextModel:
     def path(self) -> Path | None:
         return self.card.path
 
+    @property
+    def precision(self) -> str:
+        """What its products compute in: float32, or int8 (see load_model's `quantize`)."""
+        return getattr(self.decoder, "precision", "float32")
+
     def stream(
         self,
         prompt: str = "",
@@ -331,12 +337,14 @@ def cpu_threads(reserve: int = 0) -> int:
     return threads
 
 
-def load_model(name_or_path: str | Path, device: str = "auto") -> TextModel:
+def load_model(name_or_path: str | Path, device: str = "auto", quantize: str = "auto") -> TextModel:
     """A trained model by name (in the data directory) or path, or a GPT-2 base, ready to write.
 
     `NAME@best-val` and `NAME@last` load those checkpoints; a plain name the
     ghostwriting checkpoint where training chose one (see finetune.ghostwriting),
-    else the best validation loss.
+    else the best validation loss. `quantize`: "auto" writes in int8 on a CPU
+    where the model's kind can and its recorded loss check allows it, "int8"
+    insists (a one-line error says why it cannot), "none" keeps the weights as saved.
     """
     from finetune.device import pick_device
 
@@ -356,13 +364,25 @@ def load_model(name_or_path: str | Path, device: str = "auto") -> TextModel:
         if not (bases.is_hub_name(str(name_or_path)) or Path(name_or_path).expanduser().is_dir()):
             raise modeldir.no_model(name, bases.HUB_GPT2)
         card, decoder = load_base(str(name_or_path), torch_device)
-        return TextModel(card, decoder, torch_device)
+        return _quantized(TextModel(card, decoder, torch_device), quantize)
     card = modeldir.read(path).at(checkpoint)
     if card.kind not in registry.KINDS:
         raise UserError(f"{path}: unknown model kind {card.kind!r}; this version loads {', '.join(registry.KINDS)}")
     if not card.has_weights:
         raise UserError(f"{path} has no weights yet: its training was stopped before the first evaluation")
-    return TextModel(card, _decoder(card, torch_device), torch_device)
+    return _quantized(TextModel(card, _decoder(card, torch_device), torch_device), quantize)
+
+
+def _quantized(model: TextModel, mode: str) -> TextModel:
+    """`model` in int8 where `mode` and its kind allow (a decoder that can has `quantize(card, mode)`)."""
+    if mode not in QUANTIZE:
+        raise UserError(f"unknown quantization {mode!r}: choose {', '.join(QUANTIZE)}")
+    quantize = getattr(model.decoder, "quantize", None)
+    if quantize is not None:
+        quantize(model.card, mode)
+    elif mode == "int8":
+        raise UserError(f"--quantize int8 is for GPT-2 models; {model.name} is a {model.kind} model")
+    return model
 
 
 def _decoder(card: Card, device: torch.device) -> Decoder:

@@ -29,7 +29,7 @@ from corpora.home import data_home
 from kinds import modeldir
 
 from .compare import compare
-from .generation import DEFAULT_CHARS, STOP_AT, Params, Session, TextModel, load_model
+from .generation import DEFAULT_CHARS, QUANTIZE, STOP_AT, Params, Session, TextModel, load_model
 from .samples.publishing import ghostwrite, paste_text
 from .samples.recording import check_stored, record
 from .samples.store import GHOSTWRITTEN, Store
@@ -47,6 +47,7 @@ HELP = {
     "/stop-at " + "|".join(STOP_AT) + "|off": "end each sample at the end of its first sentence, line or paragraph",
     "/seed N|off": "write the next samples with seed N, N+1... so they can be written again (off: a new one each time)",
     "/n N": "samples per prompt",
+    "/quantize auto|int8|none": "GPT-2 on a CPU: int8 where its loss check allows (auto), int8 or an error, float32",
     "/uncond": "an unconditional sample",
     "/again": "the last prompt again",
     "/compare MODEL [PROMPT]": "the last prompt (or PROMPT) through this model and MODEL, side by side",
@@ -80,9 +81,10 @@ class Settings:
 
 
 class Repl:
-    def __init__(self, model: str | None, min_span: int):
+    def __init__(self, model: str | None, min_span: int, quantize: str = "auto"):
         self.min_span = min_span  # samples copying this many characters of their corpus are flagged
         self.console = Console(highlight=False)
+        self.quantize = quantize
         self.models: dict[str, TextModel] = {}
         self._session: Session | None = None
         self.model = self._load(model or modeldir.newest())
@@ -94,7 +96,7 @@ class Repl:
         self.commands: dict[str, Callable[[str], None]] = {
             "/model": self.set_model, "/temperature": self.set_temperature, "/length": self.set_length,
             "/tokens": self.set_tokens, "/top-k": self.set_top_k, "/top-p": self.set_top_p,
-            "/stop-at": self.set_stop_at, "/seed": self.set_seed, "/n": self.set_n,
+            "/stop-at": self.set_stop_at, "/seed": self.set_seed, "/n": self.set_n, "/quantize": self.set_quantize,
             "/uncond": lambda _: self.write(""), "/again": self.again, "/compare": self.compare, "/tag": self.tag,
             "/ghostwrite": self.ghostwrite, "/check": self.check, "/history": self.history, "/help": self.help,
             "/quit": self.quit, "/exit": self.quit,
@@ -217,8 +219,18 @@ class Repl:
 
     def _load(self, name: str) -> TextModel:
         if name not in self.models:
-            self.models[name] = load_model(name)
+            self.models[name] = load_model(name, quantize=self.quantize)
         return self.models[name]
+
+    def set_quantize(self, arg: str) -> None:
+        """int8 or float32 from now on: the model is loaded again that way (a refused int8 leaves all as it was)."""
+        if arg and arg != self.quantize:
+            if arg not in QUANTIZE:
+                raise UserError(f"/quantize takes {', '.join(QUANTIZE)}, got {arg!r}")
+            name = next(n for n, m in self.models.items() if m is self.model)
+            model = load_model(name, quantize=arg)
+            self.quantize, self.models, self.model = arg, {name: model}, model
+        self.console.print(f"quantize: {self.quantize} ({escape(self.model.name)} writes in {self.model.precision})")
 
     def set_temperature(self, arg: str) -> None:
         self._set("temperature", "temperature", arg, float)

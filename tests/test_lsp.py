@@ -256,3 +256,17 @@ def test_the_context_start_moves_in_steps_so_requests_share_their_prefix():
     assert all(c.startswith(typed[0]) or typed[0].startswith(c) for c in typed)  # one start for all of them
     assert all(750 <= len(c) <= 1000 for c in typed) and typed[-1] == text[250:1250]
     assert context(text, Settings(context_chars=0)) == ""
+
+
+def test_a_closed_document_lets_go_of_its_session_and_quantize_loads_the_model_again(gpt2_base: Path):
+    from assistant.lsp.server import GhostwriterServer, did_close
+
+    server = GhostwriterServer()
+    model = server.model(str(gpt2_base), "none")
+    assert model.precision == "float32" and server.model(str(gpt2_base), "none") is model
+    session = server.session(URI, model)
+    assert server.session(URI, model) is session  # the document's next request reuses it
+    did_close(server, types.DidCloseTextDocumentParams(types.TextDocumentIdentifier(URI)))
+    assert server.session(URI, model) is not session
+    int8_model = server.model(str(gpt2_base), "int8")
+    assert int8_model.precision == "int8" and list(server._models) == [(str(gpt2_base), "int8")]

@@ -4,6 +4,8 @@ from typing import Annotated
 
 import typer
 
+from .options import QuantizeOpt
+
 
 def register(app: typer.Typer) -> None:
     app.command()(lsp)
@@ -12,6 +14,7 @@ def register(app: typer.Typer) -> None:
 def lsp(
     model: Annotated[str | None, typer.Option(help="Model name or directory (default: the newest trained model).")] = None,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
+    quantize: QuantizeOpt = "auto",
 ) -> None:
     """Serve continuations to editors over the Language Server Protocol on stdin/stdout."""
     from finetune.device import pick_device
@@ -20,4 +23,4 @@ def lsp(
 
     pick_device(device)  # a bad --device is an error now, not at every request
 
-    serve(model, device)
+    serve(model, device, quantize)

@@ -18,6 +18,8 @@ from rich.text import Text
 from corpora import UserError
 from finetune.config import MAX_SEED
 
+from .options import QuantizeOpt
+
 if TYPE_CHECKING:
     from ..samples.store import Store
 
@@ -302,8 +304,9 @@ def _figures(models: list, samples: int, temperature: float) -> None:
 def repl(
     model: Annotated[str | None, typer.Argument(help="Model to start with (default: the newest).")] = None,
     min_span: MinSpanOpt = DEFAULT_MIN_SPAN,
+    quantize: QuantizeOpt = "auto",
 ) -> None:
     """Write interactively: prompts, streamed continuations, slash commands (/help)."""
     from ..repl import Repl
 
-    Repl(model, min_span).run()
+    Repl(model, min_span, quantize).run()

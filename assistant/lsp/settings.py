@@ -10,6 +10,8 @@ from typing import Any
 
 from corpora import UserError
 
+from ..generation import QUANTIZE
+
 STOP_AT = ("sentence", "line", "length")
 
 
@@ -24,6 +26,7 @@ class Settings:
     context_chars: int = 1000  # how much of the text before the cursor the model reads
     stop_at: str = "sentence"  # sentence, line or length
     debounce_ms: int = 250  # a hint for the plugins: how long typing pauses before they ask
+    quantize: str = "auto"  # GPT-2 on a CPU: int8 where its loss check allows (auto), int8 or an error, none
 
     def updated(self, options: Any) -> "Settings":
         """These settings with `options` (a JSON object, or None) applied; unknown keys are errors too.
@@ -59,6 +62,8 @@ class Settings:
                 raise UserError(f"{_camel(name)} must be a whole number, at least {low}, got {value!r}")
         if self.stop_at not in STOP_AT:
             raise UserError(f"stopAt must be one of {', '.join(STOP_AT)}, got {self.stop_at!r}")
+        if self.quantize not in QUANTIZE:
+            raise UserError(f"quantize must be one of {', '.join(QUANTIZE)}, got {self.quantize!r}")
 
     def as_json(self) -> dict[str, Any]:
         return {_camel(name): value for name, value in asdict(self).items()}

@@ -79,14 +79,13 @@ class KVCache:
         embd = x.shape[-1]
         for layer, block in enumerate(t.h):
             attn, mlp = block.attn, block.mlp
-            qkv = torch.addmm(attn.c_attn.bias, block.ln_1(x), attn.c_attn.weight)
+            qkv = attn.c_attn(block.ln_1(x))
             q, k, v = (part.view(n, self.heads, self.head_size).transpose(0, 1) for part in qkv.split(embd, dim=1))
             self.k[layer, :, start : start + n] = k
             self.v[layer, :, start : start + n] = v
             y = F.scaled_dot_product_attention(q, self.k[layer, :, : start + n], self.v[layer, :, : start + n],
                                                attn_mask=mask)
-            x = x + torch.addmm(attn.c_proj.bias, y.transpose(0, 1).reshape(n, embd), attn.c_proj.weight)
-            h = self.act(torch.addmm(mlp.c_fc.bias, block.ln_2(x), mlp.c_fc.weight))
-            x = x + torch.addmm(mlp.c_proj.bias, h, mlp.c_proj.weight)
+            x = x + attn.c_proj(y.transpose(0, 1).reshape(n, embd))
+            x = x + mlp.c_proj(self.act(mlp.c_fc(block.ln_2(x))))
         self.ids.extend(ids)
-        return self.model.lm_head(t.ln_f(x[-1]))
+        return self.model.lm_head(t.ln_f(x[-1:]))[0]  # 2-D: int8 layers take no 1-D input

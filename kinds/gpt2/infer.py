@@ -6,15 +6,20 @@ name that is no trained model (`gpt2`) loads that base as it is, so a writer
 can compare the fine-tuned model with vanilla GPT-2.
 """
 
+import sys
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
 import torch
 
+from corpora import UserError
+from corpora.load import find_trained_corpus
+
 from ..modeldir import ADAPTER_CONFIG, MERGED, Card
 from ..sampling import Sampling
 from . import base as bases
+from . import quantize as int8
 from .generate import Cache, TextDecoder, generate_ids, new_cache
 
 
@@ -23,6 +28,54 @@ class GPT2Decoder:
         self.model = model.to(device).eval()
         self.tokenizer = bases.load_tokenizer(tokenizer_source)
         self.n_ctx = model.config.n_positions
+        self.precision = "float32"
+
+    def quantize(self, card: Card, mode: str) -> None:
+        """Write in int8 where `mode` asks for it and the model's check allows it (see kinds.gpt2.quantize).
+
+        "auto" takes int8 on a CPU whenever the check passes and stays float32
+        otherwise; "int8" refuses, with the reason, where it cannot be had.
+        """
+        if mode == "none":
+            return
+        demanded = mode == "int8"
+        check = self._int8_check(card, demanded)
+        if check is None:
+            return
+        if not check.passed:
+            if demanded:
+                raise UserError(f"{card.name} cannot write in int8: {check.describe()}; it writes in float32 "
+                                "without --quantize int8")
+            return
+        self.model = int8.to_int8(self.model)
+        self.precision = "int8"
+
+    def _int8_check(self, card: Card, demanded: bool) -> int8.Int8Check | None:
+        """The checkpoint's recorded check, measured now if it has none; None (or, demanded, an error) without one."""
+        def unavailable(why: str) -> None:
+            if demanded:
+                raise UserError(f"--quantize int8: {why}")
+
+        device = next(self.model.parameters()).device
+        if device.type != "cpu":
+            return unavailable(f"int8 is for writing on a CPU, and {card.name} is on {device}; use --device cpu")
+        if not int8.available():
+            return unavailable("this build of torch has no quantized engine (fbgemm, x86 or qnnpack)")
+        if card.path is None or card.corpus is None:
+            return unavailable(f"{card.name} has no corpus of its own to check int8's loss on; it writes in float32")
+        folder = card.weights("")
+        check = int8.read_record(folder)
+        if check is not None:
+            return check
+        corpus, missing = find_trained_corpus(card.corpus.name, card.corpus.source, card.corpus.checksum)
+        if corpus is None:
+            return unavailable(f"{missing}, and int8 is checked on the model's own validation text")
+        ids = int8.validation_ids(corpus, self.tokenizer, card.split)
+        print(f"checking {card.name} in int8 against float32 on {len(ids) - 1:,} validation tokens "
+              "(once for these weights)", file=sys.stderr, flush=True)
+        check = int8.measure(self.model, ids, int8.weights_key(folder))
+        int8.record(folder, check)
+        return check
 
     def new_state(self) -> Cache:
         """A KV cache that keeps the prefix shared with the next prompt (see generate_ids)."""

@@ -9,7 +9,7 @@ import { LanguageClient, LanguageClientOptions, ServerOptions } from "vscode-lan
 let client: LanguageClient | undefined;
 
 const SETTINGS = ["model", "temperature", "topP", "autoChars", "maxChars", "alternatives", "contextChars", "stopAt",
-  "debounceMs"];
+  "debounceMs", "quantize"];
 
 function settings(): Record<string, unknown> {
   const config = vscode.workspace.getConfiguration("ghostwriter");
