@@ -276,7 +276,8 @@ def cells(
     out_file: Annotated[Path, typer.Option("--out", help="The HTML page to write.")] = Path("cells.html"),
     seed: Annotated[int, typer.Option(help="Seed for the default sample.", min=0, max=MAX_SEED)] = 0,
 ) -> None:
-    """Picture what the LSTM's cells track (quotations, line ends...) as an HTML page."""
+    """Picture what the LSTM's cells track as an HTML page: one cell at a time, the next-character guesses, the cells
+    ranked by feature (quotes, brackets, line position...), gate saturation."""
     from ..generation import load_model
 
     source = _read_text_option(text, text_file, "text")
@@ -287,14 +288,18 @@ def cells(
     if not source:
         source = view.validation_passage(char_model.card) or char_model.generate("", max_new_chars=800, temperature=0.8,
                                                                                   seed=seed)
-    states, source = view.cell_states(char_model.decoder, source)
-    chosen = view.pick_cells(states, source, top)
+    trace = view.trace(char_model.decoder, source)
+    chosen = view.pick_cells(trace.states, trace.text, top)
+    ranking = view.rank(trace.states, trace.text)
     try:
-        out_file.write_text(view.render_html(source, chosen, f"Cells of {char_model.name}"), encoding="utf-8")
+        out_file.write_text(view.render_html(trace, chosen, ranking, f"Cells of {char_model.name}"), encoding="utf-8")
     except OSError as e:
         raise UserError(f"cannot write {out_file}: {e.strerror}") from None
     for cell in chosen:
         out.print(cell.label, highlight=False)
+    for feature, ranked in ranking.items():
+        out.print(f"{feature}: " + ", ".join(f"layer {r.layer + 1} cell {r.index} ({r.corr:+.2f})" for r in ranked),
+                  highlight=False)
     out.print(f"wrote {out_file}")
 
 
