@@ -6,18 +6,20 @@ chosen on validation up to 20: what the network knows beyond counting is the
 gap between the two. This is that baseline.
 
 It must fit a few megabytes in seconds, so nothing is counted in Python
-dictionaries. Each n-gram is a 64-bit polynomial hash of its characters, built
-from the (n-1)-gram's hash in one array operation; an order's table is its
-hashes sorted and made unique (counts, and one position per n-gram to find
-its context and suffix); and a text is scored with binary searches into the
-tables, every position at once. Distinct n-grams of one order share a hash
-with odds near 2^-64 per pair: at millions of n-grams, none in practice.
+dictionaries, and nothing is hashed. Order k's table lists its distinct
+k-grams sorted, and a k-gram is numbered by its row: its key is the row of its
+first k-1 characters in order k-1's table times the alphabet's size, plus its
+last character. So a table's keys are small exact integers, its contexts are
+its keys divided by the alphabet, and counting an order is one sort (key and
+position packed into one 64-bit number, which numpy sorts with SIMD) and a
+few array operations over the text. A text is scored the same way, with binary
+searches into the tables, every position at once.
 
 Smoothing is interpolated Kneser-Ney (Chen and Goodman 1998): the highest
-order uses counts, the lower ones continuation counts (in how many contexts a
-shorter n-gram was seen), each order with its own discount n1 / (n1 + 2 n2),
-down to a uniform distribution over the characters seen plus one for any
-character never seen.
+order uses counts, the lower ones continuation counts (after how many distinct
+characters a shorter n-gram was seen), each order with its own discount
+n1 / (n1 + 2 n2), down to a uniform distribution over the characters seen
+plus one for any character never seen.
 """
 
 import math
@@ -27,16 +29,15 @@ import numpy as np
 
 MAX_ORDER = 20
 PATIENCE = 2  # orders in a row without a better validation loss end the search for n
-_P = np.uint64(0x9E3779B97F4A7C15)  # the hash's multiplier: odd, its bits well spread
 
 
 @dataclass
 class _Order:
-    """The n-grams of one order k: sorted unique hashes, their counts, and their contexts in order k-1's table."""
+    """The n-grams of one order k: their sorted keys, their counts, and their contexts in order k-1's table."""
 
-    keys: np.ndarray  # uint64, sorted
+    keys: np.ndarray  # int64, sorted: row of the (k-1)-gram prefix in order k-1's table * alphabet + last character
     counts: np.ndarray  # float64: how often each k-gram occurs
-    context: np.ndarray  # int64: index of each k-gram's (k-1)-gram prefix in the table of order k-1 (0 for k = 1)
+    context: np.ndarray  # int64: the row of each k-gram's (k-1)-gram prefix in order k-1's table (0 for k = 1)
     continuation: np.ndarray | None = None  # float64: distinct characters each k-gram follows (from order k+1)
 
 
@@ -55,12 +56,13 @@ class NGramModel:
 
     def __init__(self, train: str, order: int):
         self.vocab = np.unique(_codes(train))
+        self.alphabet = len(self.vocab) + 1  # and one for a character the training text never had
         self.order = 0
         self.scores: dict[int, float] = {}  # validation loss of each n tried, when fitted
         self._orders: list[_Order] = []
         self._smoothed: dict[tuple[int, bool], _Smoothing] = {}
         self._x = self._ids(train)
-        self._hashes = np.zeros(len(self._x), dtype=np.uint64)  # the highest order's hash ending at each position
+        self._rows = np.zeros(len(self._x), dtype=np.int64)  # the row of the highest order's n-gram ending at each position
         for _ in range(order):
             self._grow()
 
@@ -72,16 +74,21 @@ class NGramModel:
         row that did not beat the best, as longer contexts only repeat the counts of shorter ones by then.
         """
         model = cls(train, 0)
+        y = model._ids(val)
+        lower, rows = np.full(len(y), 1.0 / model.alphabet), np.zeros(len(y), dtype=np.int64)  # orders below n
         best = 1
         for n in range(1, max_order + 1):
             model._grow()
-            model.scores[n] = model.loss(val)
+            if n > 1:  # order n-1 now has its continuation counts: fold it into the orders below n, once
+                lower, rows = model._mix(n - 1, False, y, lower, rows)
+            p, _ = model._mix(n, True, y, lower, rows)
+            model.scores[n] = float(-np.log(p[1:]).mean())
             if model.scores[n] < model.scores[best]:
                 best = n
             elif n - best >= PATIENCE:
                 break
         model.order = best
-        del model._orders[best:], model._x, model._hashes  # what scoring does not read
+        del model._orders[best:], model._x, model._rows  # what scoring does not read
         return model
 
     def nats(self, text: str) -> tuple[float, int]:
@@ -99,39 +106,31 @@ class NGramModel:
 
     # ---- counting ----------------------------------------------------------
     def _ids(self, text: str) -> np.ndarray:
-        """Each character's index in the vocabulary plus one (0 is never a character); one past it when unseen."""
+        """Each character's index in the vocabulary; one past it for a character the training text never had."""
         codes = _codes(text)
         at = np.minimum(np.searchsorted(self.vocab, codes), len(self.vocab) - 1)
-        return np.where(self.vocab[at] == codes, at, len(self.vocab)).astype(np.uint64) + np.uint64(1)
+        return np.where(self.vocab[at] == codes, at, len(self.vocab)).astype(np.int64)
 
     def _grow(self) -> None:
-        """Count the n-grams of the next order k.
+        """Count the n-grams of the next order k, from the rows of order k-1's n-grams at each position.
 
-        The hash of the k-gram ending at t is the (k-1)-gram's times P plus the character k-1 before t, so its
-        context (the (k-1)-gram ending at t-1) and its suffix (the (k-1)-gram ending at t) are both the previous
-        order's hashes: the suffixes give order k-1 its continuation counts.
+        The k-gram ending at t is order k-1's n-gram ending at t-1 (its context) and the character at t; its last
+        k-1 characters are order k-1's n-gram ending at t, which gives order k-1 its continuation counts.
         """
-        x, k = self._x, len(self._orders) + 1
-        previous = self._hashes.copy()
-        if k == 1:
-            self._hashes[:] = x
-        else:
-            self._hashes[k - 1 :] = previous[k - 1 :] * _P + x[: len(x) - k + 1]
-        grams = self._hashes[k - 1 :]
-        order = np.argsort(grams)
-        ordered = grams[order]
-        starts = np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1]])
+        x, k, previous = self._x, len(self._orders) + 1, self._rows
+        keys_at = x[k - 1 :] + (previous[k - 2 : -1] * self.alphabet if k > 1 else 0)  # the k-grams ending at k-1...
+        positions, ordered = _sort(keys_at)
+        first = np.r_[True, ordered[1:] != ordered[:-1]]
+        starts = np.flatnonzero(first)
         keys = ordered[starts]
         counts = np.diff(np.r_[starts, len(ordered)]).astype(np.float64)
-        where = order[starts] + (k - 1)  # one position of each k-gram (where it ends)
-        context = np.zeros(len(keys), dtype=np.int64)
+        self._rows = np.full(len(x), -1, dtype=np.int64)
+        self._rows[positions + k - 1] = np.cumsum(first) - 1
         if k > 1:
             below = self._orders[k - 2]
-            context = np.searchsorted(below.keys, previous[where - 1])
-            below.continuation = np.bincount(np.searchsorted(below.keys, previous[where]),
-                                             minlength=len(below.keys)).astype(np.float64)
+            below.continuation = np.bincount(previous[positions[starts] + k - 1], minlength=len(below.keys)).astype(np.float64)
             self._smoothed.pop((k - 1, False), None)
-        self._orders.append(_Order(keys, counts, context))
+        self._orders.append(_Order(keys, counts, keys // self.alphabet))
         self.order = k
 
     def _smoothing(self, k: int, top: bool) -> _Smoothing:
@@ -150,30 +149,41 @@ class NGramModel:
     # ---- scoring -------------------------------------------------------------
     def _probabilities(self, y: np.ndarray) -> np.ndarray:
         """p(y[t] | the up to n-1 characters before it), for every t: each order mixes its counts with the order below."""
-        p = np.full(len(y), 1.0 / (len(self.vocab) + 1))
-        hashes = np.zeros(len(y), dtype=np.uint64)
+        p, rows = np.full(len(y), 1.0 / self.alphabet), np.zeros(len(y), dtype=np.int64)
         for k in range(1, self.order + 1):
-            s = self._smoothing(k, top=k == self.order)
-            keys = self._orders[k - 1].keys
-            context = np.r_[np.uint64(0), hashes[:-1]]  # the (k-1)-gram ending just before each position
-            if k == 1:
-                hashes = y.copy()
-            else:
-                hashes[k - 1 :] = hashes[k - 1 :] * _P + y[: len(y) - k + 1]
-            valid = np.arange(len(y)) >= k - 1
-            at = np.minimum(np.searchsorted(keys, hashes), len(keys) - 1)
-            count = np.where(valid & (keys[at] == hashes), s.counts[at], 0.0)
-            if k == 1:
-                ctx = np.zeros(len(y), dtype=np.int64)
-            else:
-                below = self._orders[k - 2].keys
-                ctx = np.minimum(np.searchsorted(below, context), len(below) - 1)
-                ctx = np.where(valid & (below[ctx] == context), ctx, -1)
-            total = np.where(ctx >= 0, s.total[ctx], 0.0)
-            has = total > 0
-            mixed = (np.maximum(count - s.discount, 0.0) + s.discount * s.types[ctx] * p) / np.where(has, total, 1.0)
-            p = np.where(has, mixed, p)
+            p, rows = self._mix(k, k == self.order, y, p, rows)
         return p
+
+    def _mix(self, k: int, top: bool, y: np.ndarray, below: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Order k's interpolation over the orders below it (`below`: their p of each character; `rows`: the row of
+        order k-1's n-gram ending at each position, -1 when unseen); the new p, and order k's rows."""
+        s = self._smoothing(k, top)
+        keys = self._orders[k - 1].keys
+        context = rows if k == 1 else np.r_[-1, rows[:-1]]  # order k-1's n-gram ending just before each position
+        wanted = np.where(context >= 0, context * self.alphabet + y, -1)
+        at = np.minimum(np.searchsorted(keys, wanted), len(keys) - 1)
+        found = keys[at] == wanted
+        count = np.where(found, s.counts[at], 0.0)
+        seen = np.maximum(context, 0)
+        total = np.where(context >= 0, s.total[seen], 0.0)
+        has = total > 0
+        mixed = (np.maximum(count - s.discount, 0.0) + s.discount * s.types[seen] * below) / np.where(has, total, 1.0)
+        return np.where(has, mixed, below), np.where(found, at, -1)
+
+
+def _sort(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The positions that sort `keys` (any order among equal keys) and the sorted keys.
+
+    Key and position are packed into one int64 when they fit, as they do for texts of up to millions of characters:
+    numpy sorts plain numbers about twice as fast as it argsorts.
+    """
+    shift = max(1, len(keys).bit_length())
+    if len(keys) == 0 or int(keys.max()).bit_length() + shift > 63:
+        positions = np.argsort(keys)
+        return positions, keys[positions]
+    packed = (keys << shift) | np.arange(len(keys), dtype=np.int64)
+    packed.sort()
+    return packed & ((1 << shift) - 1), packed >> shift
 
 
 def _codes(text: str) -> np.ndarray:

@@ -1,0 +1,89 @@
+"""The n-gram baseline of `assistant eval` on Austen (4 MB): fit and score time, and its bits per character beside a
+small char-LSTM's.
+
+The baseline (assistant.ngram: character n-grams, interpolated Kneser-Ney, n
+chosen on validation up to 20) is fitted to the char models' training split
+(90%), its n chosen on the validation split (5%) and scored on the test split
+(5%). Timed: the whole fit with the search for n, a fit at the chosen n alone,
+and scoring the test split. Beside it, in the same run: Python's Counter over
+the same n-grams, one order only (the naive way to count), and a `small`
+char-LSTM trained for `--seconds` through `finetune`, measured on the same
+splits by `assistant eval`'s code. Goal: the fit in seconds.
+
+    .venv/bin/python benchmarks/ngram_baseline.py                  # 2 minutes of LSTM training, 2 threads
+    .venv/bin/python benchmarks/ngram_baseline.py --seconds 0      # the n-gram model alone
+"""
+
+import argparse
+import math
+import time
+from collections import Counter
+
+from _common import setup
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--corpus", default="austen")
+    parser.add_argument("--seconds", type=float, default=120, help="char-LSTM training time (0: none)")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--size", default="small")
+    args = parser.parse_args()
+    home = setup(args.threads)
+
+    from assistant.ngram import NGramModel
+    from corpora import load_corpus
+    from kinds.charlstm.data import corpus_text, split_points
+
+    corpus = load_corpus(args.corpus)
+    text = corpus_text(corpus)
+    split = {name: text[a:b] for name, (a, b) in split_points(len(text)).items()}
+    print(f"{args.corpus}: {len(text):,} characters; train {len(split['train']):,}, val {len(split['val']):,}, "
+          f"test {len(split['test']):,}")
+
+    start = time.perf_counter()
+    model = NGramModel.fit(split["train"], split["val"])
+    fit_s = time.perf_counter() - start
+    n = model.order
+    print(f"fit with the search for n: {fit_s:.2f} s; validation loss by n (nats/char): "
+          + ", ".join(f"{k}: {v:.3f}" for k, v in model.scores.items()) + f"; chosen n = {n}")
+    start = time.perf_counter()
+    NGramModel(split["train"], n)
+    print(f"fit at n = {n} alone: {time.perf_counter() - start:.2f} s")
+    start = time.perf_counter()
+    test = model.loss(split["test"])
+    print(f"score the test split: {time.perf_counter() - start:.2f} s; {n}-gram test loss {test:.3f} nats/char, "
+          f"{test / math.log(2):.3f} bits/char (validation {model.scores[n] / math.log(2):.3f})")
+    start = time.perf_counter()
+    train = split["train"]
+    Counter(train[i : i + n] for i in range(len(train) - n + 1))
+    print(f"naive: Python's Counter over the {n}-grams alone (one order of {n}): {time.perf_counter() - start:.2f} s")
+
+    if args.seconds > 0:
+        lstm(args, home, model)
+
+
+def lstm(args: argparse.Namespace, home, baseline) -> None:
+    """A char-LSTM trained for --seconds, measured on val and test as `assistant eval` measures it."""
+    from rich.console import Console
+
+    from assistant import load_model
+    from assistant.evaluation import evaluate
+    from finetune.config import FinetuneConfig
+    from finetune.progress import Reporter
+    from finetune.run import finetune
+    from kinds.charlstm.options import CharOptions
+
+    config = FinetuneConfig(corpus=args.corpus, model="char", out=home / "lstm", max_time=args.seconds, seed=1337,
+                            options=CharOptions(size=args.size), ghostwriting_every=0)
+    summary = finetune(config, Reporter(Console(stderr=True, quiet=True)))
+    model = load_model(f"{home / 'lstm'}@best-val", "cpu")
+    for split in ("val", "test"):
+        e = evaluate(model, split)
+        print(f"{args.size} char-LSTM ({summary.steps} steps in {args.seconds:g} s) on {split} "
+              f"({e.model.units:,} chars): {e.model.bits_per_char:.3f} bits/char; {e.n}-gram on the same characters: "
+              f"{e.baseline.bits_per_char:.3f} bits/char")
+
+
+if __name__ == "__main__":
+    main()
