@@ -4,11 +4,16 @@ GPT-2 small's shape (12 layers x 768, random weights: the speed does not
 depend on them) writes 16 tokens greedily after a 64-token prompt. Ours is
 what `assistant generate` runs (kinds.gpt2.generate.generate_ids: the fast
 KV cache of kinds.gpt2.fast); the baseline is `model.generate(...)`, and the
-plain path (Hugging Face's forward, one call per token) is shown beside it.
-Each is timed `--repeats` times, interleaved, and the medians compared; the
-tokens must be the same. Goal: >= 3x `generate` on 2 threads.
+plain path (Hugging Face's forward, one call per token) is shown beside it,
+and the same fast path on the model's int8 copy (kinds.gpt2.quantize, what
+`--quantize auto` writes with where its check allows). Each is timed
+`--repeats` times, interleaved, and the medians compared; the float32 tokens
+must be the same. int8's loss difference is measured as `--quantize` checks
+it, on `--corpus`'s tokens; random weights say little about it, so
+`--model DIR` runs a trained model directory instead (its own corpus and
+split). Goal: >= 3x `generate` on 2 threads.
 
-    .venv/bin/python benchmarks/gpt2_generate.py
+    .venv/bin/python benchmarks/gpt2_generate.py [--model DIR]
 """
 
 import argparse
@@ -16,6 +21,7 @@ import json
 import statistics
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 
 def main() -> None:
@@ -27,21 +33,24 @@ def main() -> None:
     parser.add_argument("--new", type=int, default=16)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--model", help="a trained GPT-2 model directory instead of random weights")
+    parser.add_argument("--corpus", default="pkd", help="whose validation tokens the random model's int8 check reads")
     args = parser.parse_args()
 
     import torch
-    from transformers import GPT2Config, GPT2LMHeadModel
+    from _common import setup
 
+    from kinds.gpt2 import quantize
     from kinds.gpt2.generate import generate_ids
 
-    torch.set_num_threads(args.threads)
-    torch.manual_seed(0)
-    config = GPT2Config(n_layer=args.layers, n_embd=args.embd, n_head=args.heads)
-    model = GPT2LMHeadModel(config).eval()
+    setup(args.threads)
+    model, check, shape = load(args)
+    config = model.config
+    int8_model = quantize.to_int8(model)
     prompt = [(i * 7919) % config.vocab_size for i in range(args.prompt)]
 
-    def ours(fast: bool = True) -> list[int]:
-        ids = generate_ids(model, prompt, torch.Generator().manual_seed(0), config.n_positions, 0.0, fast=fast)
+    def ours(fast: bool = True, on: torch.nn.Module = model) -> list[int]:
+        ids = generate_ids(on, prompt, torch.Generator().manual_seed(0), config.n_positions, 0.0, fast=fast)
         return [next(ids) for _ in range(args.new)]
 
     def hf() -> list[int]:
@@ -50,7 +59,8 @@ def main() -> None:
                                  do_sample=False, pad_token_id=0, attention_mask=torch.ones(1, args.prompt))
         return out[0, args.prompt :].tolist()
 
-    runs: dict[str, Callable[[], list[int]]] = {"ours": ours, "generate": hf, "plain": lambda: ours(False)}
+    runs: dict[str, Callable[[], list[int]]] = {"ours": ours, "generate": hf, "plain": lambda: ours(False),
+                                                "int8": lambda: ours(on=int8_model)}
     times: dict[str, list[float]] = {name: [] for name in runs}
     tokens: dict[str, list[int]] = {}
     for fn in runs.values():
@@ -62,13 +72,45 @@ def main() -> None:
             times[name].append(time.perf_counter() - start)
     assert tokens["ours"] == tokens["plain"] == tokens["generate"], "the paths chose different greedy tokens"
     ms = {name: statistics.median(t) * 1e3 for name, t in times.items()}
-    shape = f"{args.layers}x{args.embd}, {args.new} tokens after {args.prompt}, {args.threads} threads, float32"
-    print(f"ours:                {ms['ours']:7.1f} ms  ({shape})")
+    shape += f", {args.new} tokens after {args.prompt}, {args.threads} threads"
+    same = sum(a == b for a, b in zip(tokens["int8"], tokens["ours"], strict=True))
+    print(f"ours, float32:       {ms['ours']:7.1f} ms  ({shape})")
+    print(f"ours, int8:          {ms['int8']:7.1f} ms  ({same}/{args.new} greedy tokens as float32's)")
     print(f"HF generate:         {ms['generate']:7.1f} ms")
     print(f"plain HF forward:    {ms['plain']:7.1f} ms")
-    print(f"speedup x{ms['generate'] / ms['ours']:.2f} over generate (goal >= 3), same greedy tokens")
+    print(f"speedup over generate: float32 x{ms['generate'] / ms['ours']:.2f}, int8 x{ms['generate'] / ms['int8']:.2f} "
+          "(goal >= 3); float32 gives generate's greedy tokens")
+    print(f"int8 check: {check.describe()}: {'passes' if check.passed else 'FAILS'}")
     print(json.dumps({"shape": shape, **{f"{k}_ms": round(v, 1) for k, v in ms.items()},
-                      "speedup_vs_generate": round(ms["generate"] / ms["ours"], 2)}))
+                      "speedup_vs_generate": round(ms["generate"] / ms["ours"], 2),
+                      "int8_speedup_vs_generate": round(ms["generate"] / ms["int8"], 2),
+                      "int8_loss_rise": round(check.rise, 4), "int8_check_tokens": check.tokens}))
+
+
+def load(args: argparse.Namespace):
+    """The model to time (random GPT-2 of the given shape, or a trained directory's), its int8 check, and its shape."""
+    import torch
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    from assistant.generation import load_model
+    from corpora import load_corpus
+    from kinds.gpt2 import base, quantize
+
+    if args.model:
+        text_model = load_model(args.model, "cpu", "none")
+        model = text_model.decoder.model
+        card = text_model.card
+        corpus = load_corpus(card.corpus.source if card.corpus else args.corpus)
+        ids = quantize.validation_ids(corpus, text_model.decoder.tokenizer, card.split)
+        what = f"{card.name} ({card.size or 'gpt2'}, trained)"
+    else:
+        torch.manual_seed(0)
+        model = GPT2LMHeadModel(GPT2Config(n_layer=args.layers, n_embd=args.embd, n_head=args.heads)).eval()
+        tokenizer = base.load_tokenizer(str(Path(__file__).resolve().parent.parent.parent / "shared" / "models"
+                                            / "gpt2-tokenizer"))
+        ids = quantize.validation_ids(load_corpus(args.corpus), tokenizer, None)
+        what = f"{args.layers}x{args.embd}, random weights"
+    return model, quantize.measure(model, ids, ""), what
 
 
 if __name__ == "__main__":

@@ -2,12 +2,13 @@
 
 from pathlib import Path
 
+import pytest
 import torch
 from transformers import GPT2Config, GPT2LMHeadModel
 
 from assistant import load_model
 from kinds.gpt2.fast import KVCache
-from kinds.gpt2.generate import PlainCache, generate_ids, new_cache
+from kinds.gpt2.generate import PlainCache, generate_ids, new_cache, precision_for
 
 
 def tiny_gpt2(n_positions: int = 48) -> GPT2LMHeadModel:
@@ -39,3 +40,21 @@ def test_streaming_writes_what_the_whole_call_writes(gpt2_base: Path):
     assert isinstance(new_cache(model.decoder.model), KVCache)
     streamed = "".join(model.stream("ROMEO:", max_new_tokens=40, seed=5, temperature=0.9))
     assert streamed == model.generate("ROMEO:", max_new_tokens=40, seed=5, temperature=0.9) and streamed
+
+
+def test_each_device_writes_in_its_precision(monkeypatch: pytest.MonkeyPatch):
+    """A GPU with bf16 holds bf16 weights; MPS keeps float32 weights under fp16 autocast; the CPU float32."""
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)
+    assert precision_for(torch.device("cuda")) == (torch.bfloat16, None)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: False)
+    assert precision_for(torch.device("cuda")) == (torch.float32, None)
+    assert precision_for(torch.device("mps")) == (torch.float32, torch.float16)
+    assert precision_for(torch.device("cpu")) == (torch.float32, None)
+
+
+def test_bf16_weights_take_the_fast_path_with_the_plain_paths_tokens(gpt2_base: Path):
+    """The GPU's bf16 weights, on the CPU: the static cache and Hugging Face's forward choose the same tokens."""
+    model = load_model(gpt2_base, "cpu", "none").decoder.model.to(torch.bfloat16)
+    assert isinstance(new_cache(model), KVCache)
+    prime = list(range(2000, 2020))
+    assert ids(model, prime, 30, 0.0) == ids(model, prime, 30, 0.0, fast=False)

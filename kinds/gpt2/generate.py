@@ -4,6 +4,7 @@ Shared by the samples shown during training and by `assistant generate`, so
 both draw the same way (kinds.sampling picks each token).
 """
 
+import contextlib
 import inspect
 from collections.abc import Iterator
 from typing import Protocol
@@ -49,10 +50,36 @@ class Cache(Protocol):
 
 
 def new_cache(model: nn.Module, fast: bool = True) -> Cache:
-    """The fast path's cache for a plain GPT-2 in eval mode on a CPU (kinds.gpt2.fast), else the reference one."""
-    if fast and next(model.parameters()).device.type == "cpu" and supports(model):
+    """The fast path's cache for a plain GPT-2 in eval mode (kinds.gpt2.fast), else the reference one.
+
+    On a GPU the fast path is the static KV cache the issue of interactive speed asks for: allocated once,
+    written in place, no per-token concatenation.
+    """
+    if fast and supports(model):
         return KVCache(model)
     return PlainCache(model)
+
+
+def precision_for(device: torch.device) -> tuple[torch.dtype, torch.dtype | None]:
+    """The weights' dtype for writing on `device`, and the autocast dtype to run them under (None: none).
+
+    Writing needs no float32 master copy, so a GPU with bf16 holds the weights in bf16: half the bytes to
+    read per token, and bf16's range is float32's, so nothing overflows. On Apple's MPS fp16 has no such
+    range, so the weights stay float32 and only the products run in fp16 under autocast, which keeps
+    softmax, LayerNorm and the loss-like reductions in float32. The CPU writes in float32 (or int8, see
+    kinds.gpt2.quantize).
+    """
+    if device.type == "cuda" and torch.cuda.is_bf16_supported():
+        return torch.bfloat16, None
+    if device.type == "mps":
+        return torch.float32, torch.float16
+    return torch.float32, None
+
+
+def writing_autocast(device: torch.device) -> contextlib.AbstractContextManager:
+    """The autocast `precision_for` asks for on `device`, around each forward pass of a generation."""
+    dtype = precision_for(device)[1]
+    return torch.autocast(device.type, dtype=dtype) if dtype is not None else contextlib.nullcontext()
 
 
 def generate_ids(
@@ -75,10 +102,12 @@ def generate_ids(
     prime shares with them is kept and only the rest is fed (see KVCache.keep).
     """
     cache = cache if cache is not None else new_cache(model, fast)
+    device = next(model.parameters()).device
     context = list(prime)
     feed = cache.keep(context[-(n_ctx - 1) :])
     while True:
-        logits = cache.feed(feed)
+        with writing_autocast(device):
+            logits = cache.feed(feed)
         next_id = sample_next(logits, generator, temperature, top_k, top_p)
         yield next_id
         context.append(next_id)

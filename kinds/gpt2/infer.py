@@ -20,15 +20,16 @@ from ..modeldir import ADAPTER_CONFIG, MERGED, Card
 from ..sampling import Sampling
 from . import base as bases
 from . import quantize as int8
-from .generate import Cache, TextDecoder, generate_ids, new_cache
+from .generate import Cache, TextDecoder, generate_ids, new_cache, precision_for
 
 
 class GPT2Decoder:
     def __init__(self, model: torch.nn.Module, tokenizer_source: str, device: torch.device):
-        self.model = model.to(device).eval()
+        weights, autocast = precision_for(device)
+        self.model = model.to(device=device, dtype=weights).eval()
         self.tokenizer = bases.load_tokenizer(tokenizer_source)
         self.n_ctx = model.config.n_positions
-        self.precision = "float32"
+        self.precision = str(autocast or weights).removeprefix("torch.") + (" autocast" if autocast else "")
 
     def quantize(self, card: Card, mode: str) -> None:
         """Write in int8 where `mode` asks for it and the model's check allows it (see kinds.gpt2.quantize).
