@@ -394,7 +394,7 @@ def _decoder(card: Card, device: torch.device) -> Decoder:
         return registry.get(card.kind).infer().load(card, device)
     except torch.OutOfMemoryError:
         raise
-    except (SafetensorError, RuntimeError, ValueError, KeyError, TypeError) as e:
+    except (SafetensorError, OSError, RuntimeError, ValueError, KeyError, TypeError) as e:
         reason = (str(e).strip().splitlines() or [type(e).__name__])[0]
         raise UserError(f"{card.path}: its weights cannot be loaded ({reason}); the directory is damaged or not a "
                         "ghostwriter model's: restore it from a copy, or train it again") from None

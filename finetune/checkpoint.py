@@ -34,8 +34,10 @@ def append_jsonl(path: Path, rows: list[dict]) -> None:
 def read_jsonl(path: Path) -> list[dict]:
     if not path.exists():
         return []
-    # split on "\n" only: str.splitlines() would also break rows at U+2028 and friends inside samples
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").split("\n") if line.strip()]
+    try:  # split on "\n" only: str.splitlines() would also break rows at U+2028 and friends inside samples
+        return [json.loads(line) for line in path.read_text(encoding="utf-8").split("\n") if line.strip()]
+    except ValueError as e:  # not UTF-8, or a row that is not JSON
+        raise UserError(f"{path} is damaged ({e})") from None
 
 
 def truncate_jsonl(path: Path, lines: int) -> None:
