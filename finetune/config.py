@@ -76,6 +76,9 @@ class FinetuneConfig:
             raise UserError(f"--name {self.name!r} must be a plain name (no '/' or '..'); use --out for a path")
         if self.fsdp and self.model != "gpt2":
             raise UserError(f"--fsdp shards a GPT-2 over several GPUs; a {self.model} model trains with plain DDP")
+        if self.fsdp and getattr(self.options, "merge", False):
+            raise UserError("--merge cannot fold an adapter into a base that FSDP shards: train with --fsdp, then "
+                            "load base + adapter (peft.PeftModel.from_pretrained) and merge_and_unload")
         if self.resume and self.force:
             raise UserError("--resume and --force contradict each other: pick one")
         if self.target_loss is not None and not (self.target_loss > 0 and math.isfinite(self.target_loss)):

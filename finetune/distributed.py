@@ -22,15 +22,18 @@ import datetime
 import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, TypeVar
 
 import torch
 import torch.distributed as dist
 from torch import nn
+from torch.distributed.tensor import DTensor, distribute_tensor
 
 from corpora import UserError
 
 from . import device as devices
+from .adapter import Adapter
 
 T = TypeVar("T")
 WAIT = datetime.timedelta(hours=1)  # how long a rank may wait for another at a barrier or a decision
@@ -157,22 +160,25 @@ class Engine:
     """What the training core calls for a micro-batch's loss, and when gradients are synchronised.
 
     A single process calls the adapter directly. Under torchrun the loss goes through DDP, whose gradients are
-    averaged over the ranks at the step's last micro-batch only (`no_sync` before it), or through FSDP.
+    averaged over the ranks at the step's last micro-batch only (`no_sync` before it), or through FSDP; the core
+    then talks to the adapter through `Shared`.
     """
 
-    def __init__(self, world: World, model: nn.Module, loss: Callable[[], torch.Tensor], device: torch.device,
-                 fsdp: bool = False):
+    def __init__(self, world: World, adapter: Adapter, device: torch.device, fsdp: bool = False):
         self.world = world
         self.fsdp = fsdp
         self.module: nn.Module | None = None
-        self.loss = loss
+        self.loss = adapter.train_loss
+        self.adapter: Adapter = adapter
         if fsdp:
-            self.module = shard(LossModule(model, loss), world)
+            self.module = shard(LossModule(adapter.model, adapter.train_loss), world)
         elif world.launched:
             from torch.nn.parallel import DistributedDataParallel as DDP
 
-            self.module = DDP(LossModule(model, loss), device_ids=[device.index] if device.type == "cuda" else None,
-                              gradient_as_bucket_view=True)
+            self.module = DDP(LossModule(adapter.model, adapter.train_loss), gradient_as_bucket_view=True,
+                              device_ids=[device.index] if device.type == "cuda" else None)
+        if world.launched:
+            self.adapter = Shared(adapter, world, self.module if fsdp else None)  # type: ignore[assignment]
 
     def __call__(self) -> torch.Tensor:
         return self.loss() if self.module is None else self.module()
@@ -190,9 +196,77 @@ class Engine:
                 yield
 
 
+class Shared:
+    """The adapter as the ranks share it: every rank calls it, rank 0 alone writes its weights.
+
+    Under FSDP its evaluations and samples run through the sharded model's forward on every rank (each
+    transformer block gathers its weights as it runs), and its weights are gathered whole before rank 0 writes
+    them: never one rank's shard, and for LoRA the adapter alone (transformers PR #28297, accelerate PR #4206).
+    """
+
+    def __init__(self, adapter: Adapter, world: World, sharded: nn.Module | None):
+        self._adapter = adapter
+        self._world = world
+        self._sharded = sharded
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._adapter, name)
+
+    def _run(self, work: Callable[[], T]) -> T:
+        """`work` with the whole model on every rank: a kind's fast decoding reads the weights of a block without
+        calling it, so every FSDP unit is gathered first (the weights fit; their optimizer state is what FSDP is for)."""
+        if self._sharded is None:
+            return work()
+        from torch.distributed.fsdp import FSDPModule
+
+        units = [m for m in self._sharded.modules() if isinstance(m, FSDPModule)]
+        for unit in units:
+            unit.unshard()
+        try:
+            return work()
+        finally:
+            for unit in units:
+                unit.reshard()
+
+    def evaluate(self, split: str, max_units: int) -> float:
+        return self._run(lambda: self._adapter.evaluate(split, max_units))
+
+    def sample(self, n_units: int, seed: int) -> str:
+        return self._run(lambda: self._adapter.sample(n_units, seed))
+
+    def write(self, prompts: list[str], n_units: int, seed: int, sampling: Any) -> list[str]:
+        return self._run(lambda: self._adapter.write(prompts, n_units, seed, sampling))
+
+    def save_weights(self, directory: Path) -> None:
+        if self._sharded is None:
+            if self._world.main:
+                self._adapter.save_weights(directory)
+            return
+        state = whole(self._adapter.model.state_dict(), self._world)
+        if self._world.main:
+            self._adapter.save_weights(directory, state)  # type: ignore[call-arg]
+
+
 def plain(t: torch.Tensor) -> torch.Tensor:
-    """A tensor FSDP returns as a DTensor (the gradient norm), as an ordinary one."""
-    return t.full_tensor() if hasattr(t, "full_tensor") else t
+    """A tensor FSDP holds as a DTensor (a shard of it on each rank), whole: a collective every rank joins."""
+    return t.full_tensor() if isinstance(t, DTensor) else t
+
+
+def whole(tensors: dict[str, torch.Tensor], world: World) -> dict[str, torch.Tensor]:
+    """Tensors gathered whole, one at a time, onto the CPU of rank 0 (the others join the gathers and keep nothing)."""
+    gathered = {}
+    for name, t in tensors.items():
+        full = plain(t)
+        if world.main:
+            gathered[name] = full.detach().cpu()
+    return gathered
+
+
+def load_whole(target: torch.Tensor, value: torch.Tensor) -> torch.Tensor:
+    """A whole tensor read from a checkpoint, as the shard of it that `target` (a parameter or its state) holds here."""
+    if not isinstance(target, DTensor):
+        return value
+    return distribute_tensor(value.to(target.device_mesh.device_type), target.device_mesh, target.placements)
 
 
 def shard(module: LossModule, world: World) -> nn.Module:

@@ -105,8 +105,8 @@ class RunDir:
         self._save_weights(self.last)
 
     def _save_weights(self, directory: Path) -> None:
-        if self.writer:
-            self.adapter.save_weights(directory)
+        """Every rank calls it: a sharded model's weights are gathered before rank 0 writes them (distributed.Shared)."""
+        self.adapter.save_weights(directory)
 
     def save_checkpoint(self, tensors: dict[str, torch.Tensor], meta: dict, final: bool = False) -> None:
         """last/ in one atomic rename, then the loss curve of the history it counts: always at the run's end (`final`),

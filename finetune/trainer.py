@@ -27,7 +27,7 @@ from . import checkpoint as ckpt
 from .adapter import Adapter
 from .amount import after_training
 from .device import autocast
-from .distributed import SINGLE, Engine, World, plain
+from .distributed import SINGLE, Engine, World, load_whole, plain, whole
 from .ghostwriting.evaluate import Ghostwriting, better
 from .overfit import memorizing
 from .progress import Reporter, format_duration, format_rate
@@ -172,11 +172,11 @@ class Trainer:
         self, adapter: Adapter, card: Card, plan: Plan, device: torch.device, reporter: Reporter,
         ghostwriting: Ghostwriting | None = None, world: World = SINGLE, fsdp: bool = False,
     ):
-        self.adapter = adapter
         self.world = world
-        self.engine = Engine(world, adapter.model, adapter.train_loss, device, fsdp)
+        self.engine = Engine(world, adapter, device, fsdp)
+        self.adapter = self.engine.adapter
         self.ghostwriting = ghostwriting if plan.ghostwriting_every != 0 else None
-        self.run_dir = RunDir(card, adapter, plan.target_loss, writer=world.main)
+        self.run_dir = RunDir(card, self.adapter, plan.target_loss, writer=world.main)
         self.plan = plan
         self.device = device
         self.reporter = reporter
@@ -449,7 +449,7 @@ class Trainer:
         if self.device.type == "cuda":
             tensors["rng.cuda"] = torch.cuda.get_rng_state(self.device)
         meta = {"run": asdict(self.state), "optimizer": opt_meta, "data": data_meta, "scaler": self.scaler.state_dict()}
-        return tensors, meta
+        return whole(tensors, self.world), meta  # FSDP's shards gathered: the checkpoint is the single-process one
 
     def resume(self) -> None:
         """Pick up last/ exactly: the run continues as if it had never stopped."""
@@ -457,7 +457,8 @@ class Trainer:
         model_sd = _prefixed(tensors, "model.")
         if set(model_sd) != set(trainable_state(self.adapter.model)):
             raise UserError(f"the checkpoint in {self.run_dir.last} does not fit this model; start over with --force")
-        self.adapter.model.load_state_dict(model_sd, strict=False)
+        params = dict(self.adapter.model.named_parameters())
+        self.adapter.model.load_state_dict({k: load_whole(params[k], v) for k, v in model_sd.items()}, strict=False)
         self._load_optimizer(ckpt.unflatten_optimizer(tensors, meta["optimizer"]))
         self.adapter.load_data_state(_prefixed(tensors, "data."), meta["data"])
         torch.set_rng_state(tensors["rng.cpu"])
@@ -474,6 +475,9 @@ class Trainer:
             for key in ("fused", "foreach", "capturable"):
                 if key in current:
                     group[key] = current[key]
+        params = [p for group in self.optimizer.param_groups for p in group["params"]]
+        for pid, state in saved["state"].items():  # under FSDP, each rank's shard of the moments
+            state.update({k: load_whole(params[pid], v) for k, v in state.items() if k != "step"})
         self.optimizer.load_state_dict(saved)
 
     # ---- progress --------------------------------------------------------

@@ -43,6 +43,13 @@ def assert_same_curve(got: list[float], want: list[float]) -> None:
     assert got == pytest.approx(want, rel=LOSS_TOLERANCE)
 
 
+def shapes(path: Path) -> dict[str, list[int]]:
+    """Each tensor's shape in a safetensors file."""
+    with safe_open(str(path), "pt") as f:
+        names = f.keys()
+        return {k: f.get_slice(k).get_shape() for k in names}
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -128,9 +135,7 @@ def test_gpt2_lora_with_gradient_checkpointing_on_two_processes(gpt2_base: Path,
     assert "(4 x 2 accumulated, 1 x 4 on each of 2 processes)" in " ".join(done.stderr.split())
     assert_same_curve(losses(two), losses(one))
     assert (two / "adapter_model.safetensors").is_file() and not (two / "model.safetensors").exists()
-    with safe_open(str(two / "last" / "checkpoint.safetensors"), "pt") as f:
-        names = f.keys()
-    weights = [k for k in names if k.startswith("model.")]
+    weights = [k for k in shapes(two / "last" / "checkpoint.safetensors") if k.startswith("model.")]
     assert weights and all("lora_" in k for k in weights)
 
 
@@ -145,3 +150,22 @@ def test_a_gpt2_run_on_one_process_resumes_on_two(gpt2_base: Path, verse: Path, 
         assert rank.wait(timeout=300) == 0, rank.communicate()[1]
     assert_same_curve(losses(two), losses(one))
     assert read_jsonl(two / "history.jsonl")[-1]["step"] == 6
+
+
+def test_fsdp_lora_resumes_from_one_process_on_two_and_saves_the_whole_adapter(gpt2_base: Path, verse: Path,
+                                                                                 tmp_path: Path):
+    """--fsdp shards the model over the ranks: the checkpoint of a single-process run loads into the shards (from
+    the CPU), the curve goes on as on one process, and what is saved is the adapter alone and whole, never one
+    rank's shard of it (transformers PR #28297, accelerate PR #4206), so that the next resume does not revert."""
+    one, two = tmp_path / "one", tmp_path / "two"
+    for out in (one, two):
+        finetune(gpt2_config(gpt2_base, verse, out, 3, lora=True, lora_dropout=0.0), Reporter())
+    finetune(FinetuneConfig(corpus=str(verse), out=one, max_steps=6, resume=True, device="cpu"), Reporter())
+    ranks = start_ranks([[str(verse), "--out", str(two), "--resume", "--max-steps", "6", "--device", "cpu",
+                          "--fsdp"]] * 2)
+    for rank in ranks:
+        assert rank.wait(timeout=300) == 0, rank.communicate()[1]
+    assert_same_curve(losses(two), losses(one))
+    assert not (two / "model.safetensors").exists()
+    for name in ("adapter_model.safetensors", "last/adapter_model.safetensors", "last/checkpoint.safetensors"):
+        assert shapes(two / name) == shapes(one / name)

@@ -215,8 +215,9 @@ class GPT2Adapter:
             "hparams": asdict(self.hp),
         }
 
-    def save_weights(self, directory: Path) -> None:
-        """save_pretrained into a scratch folder, then replace each weight file on its own.
+    def save_weights(self, directory: Path, state: dict[str, torch.Tensor] | None = None) -> None:
+        """save_pretrained into a scratch folder, then replace each weight file on its own; `state`: the model's
+        state dict gathered whole from FSDP's shards (finetune.distributed).
 
         The model directory's config.json stays ours; a checkpoint's folder of
         its own (ghostwriting/, last/) gets transformers' config.json as well, so
@@ -227,7 +228,7 @@ class GPT2Adapter:
         with tempfile.TemporaryDirectory(prefix=".save-", dir=directory) as scratch_name:
             scratch = Path(scratch_name)  # in the model directory: a rename cannot cross file systems
             with bases.quiet_transformers():
-                self.model.save_pretrained(scratch)
+                self.model.save_pretrained(scratch, state_dict=state)
                 if not (directory / "tokenizer.json").exists():
                     self.tokenizer.save_pretrained(directory)
             for name in names:
