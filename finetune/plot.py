@@ -1,4 +1,4 @@
-"""Every picture of a run, drawn with matplotlib: the loss curves and the ghostwriting report's panels.
+"""Every picture of a run, drawn with matplotlib: the loss curves, the ghostwriting report's panels, gate saturation.
 
 One module draws them all, so the picture in a model directory (`loss.svg`,
 redrawn as training goes), `assistant plot` and `assistant report` look
@@ -114,6 +114,29 @@ def report_picture(runs: Sequence[Curves], out: Path) -> None:
     axes[0].legend(fontsize=7)
     fig.suptitle("dashed line: best validation loss; dotted: the ghostwriting checkpoint", fontsize=9)
     _save(plt, fig, out)
+
+
+def saturation_svg(shares: dict[str, Any]) -> str:
+    """The gate-saturation figure of Karpathy, Johnson and Fei-Fei (2015), as SVG text for a page: per layer, a point
+    per cell and gate at (share of characters left-saturated, share right-saturated). `shares`: per gate, an array
+    (layers, cells, 2) of those shares."""
+    plt = _pyplot()
+    layers = next(iter(shares.values())).shape[0]
+    fig, axes = plt.subplots(1, layers, figsize=(3.6 * layers, 3.4), squeeze=False, constrained_layout=True)
+    for layer, ax in enumerate(axes[0]):
+        for colour, (gate, share) in zip(_colours(plt), shares.items(), strict=False):
+            ax.scatter(share[layer, :, 0], share[layer, :, 1], s=8, alpha=0.6, color=colour, label=f"{gate} gate")
+        ax.plot([0, 1], [1, 0], color="#999", linewidth=0.8)  # a gate saturated all the time, one way or the other
+        ax.set(xlim=(-0.02, 1.02), ylim=(-0.02, 1.02), title=f"layer {layer + 1}", xlabel="share left-saturated (< 0.1)",
+               ylabel="share right-saturated (> 0.9)")
+    axes[0][0].legend(fontsize=7)
+    buffer = io.StringIO()
+    try:
+        fig.savefig(buffer, format="svg")
+    finally:
+        plt.close(fig)
+    text = buffer.getvalue()
+    return text[text.index("<svg") :]  # the element alone, to sit inside a page
 
 
 def check_output(out: Path) -> None:

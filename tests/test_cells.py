@@ -62,6 +62,7 @@ def test_the_page_switches_cells_and_shows_the_guesses(trained_model: Path):
     best = ranking["inside quotes"][0]
     assert f'href="#cell-{best.layer + 1}-{best.index}"' in page and f'"{best.layer + 1}-{best.index}": [' in page
     assert "<h2>Gate saturation</h2>" in page and page.count("<tr><td>") == 3 * t.states.size(0)
+    assert page.count("<svg") == 1 and "share right-saturated" in page  # the paper's figure, drawn into the page
 
 
 def test_typographic_characters_are_read_and_unknown_ones_named(trained_model: Path):

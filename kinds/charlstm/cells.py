@@ -24,6 +24,7 @@ import torch
 
 from corpora import UserError
 from corpora.load import find_trained_corpus
+from finetune.plot import saturation_svg
 
 from ..modeldir import Card
 from .data import DOC_START, corpus_text
@@ -264,6 +265,7 @@ def render_html(t: Trace, cells: list[Cell], ranking: dict[str, list[Ranked]], t
         + ", ".join(f'<a href="#cell-{r.layer + 1}-{r.index}">layer {r.layer + 1} cell {r.index}</a> ({r.corr:+.2f})'
                     for r in ranked) + "</td></tr>" for name, ranked in ranking.items())
     values = json.dumps({k: [round(x, 3) for x in v] for k, (_, v) in shown.items()})
+    shares = saturation(t.gates)
     return "\n".join([
         "<!doctype html><meta charset='utf-8'>",
         f"<title>{escape(title)}</title>",
@@ -279,7 +281,7 @@ def render_html(t: Trace, cells: list[Cell], ranking: dict[str, list[Ranked]], t
         f"correlation); click one to see it above.</p><table>{links}</table>",
         "<h2>Gate saturation</h2><p>The share of characters a gate is left-saturated (below 0.1: shut) or "
         "right-saturated (above 0.9: open), averaged over each layer's cells, and how many of its cells are so more "
-        f"than half the time.</p>{_saturation_table(saturation(t.gates))}",
+        f"than half the time.</p>{_saturation_table(shares)}{saturation_svg(shares)}",
         f"<script>const cells={values};",
         "function shade(v){v=Math.max(-1,Math.min(1,v));const f=Math.round(255*(1-Math.abs(v)));"
         "return v>0?`rgb(255,${f},${f})`:`rgb(${f},${f},255)`}",
