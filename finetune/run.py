@@ -50,6 +50,8 @@ def check_model_dir(path: Path, resume: bool, force: bool) -> None:
     """Refuse to touch an existing model unless told how (resume or start over); changes nothing."""
     if path.exists() and not path.is_dir():
         raise UserError(f"{path} is a file, not a model directory")
+    if not path.exists() and (above := next((p for p in path.parents if p.exists()), None)) and not above.is_dir():
+        raise UserError(f"cannot create {path}: {above} is a file, not a directory")
     exists = path.exists() and any(path.iterdir())
     if resume:
         if not (path / modeldir.LAST / modeldir.CHECKPOINT).exists():
