@@ -14,6 +14,7 @@ import sys
 
 from corpora import UserError
 
+SHUTDOWN_GRACE = 600  # seconds
 LAUNCHER_FLAGS = ("--nproc", "--nnodes", "--node-rank", "--rdzv-endpoint")  # what torchrun applies, each with a value
 
 
@@ -64,6 +65,9 @@ def without_launcher_flags(argv: list[str]) -> list[str]:
 def run_torchrun(argv: list[str], nproc: int, nnodes: int, node_rank: int | None, rdzv_endpoint: str | None) -> None:
     """Replace this process with torchrun, so that Ctrl-C and the exit status are torchrun's own."""
     command = torchrun_command(argv, nproc, nnodes, node_rank, rdzv_endpoint)
+    # after a Ctrl-C, the processes end their step and write the checkpoint before torchrun kills them: a large
+    # model's takes minutes, where torchrun's default allows 30 seconds
+    os.environ.setdefault("TORCH_ELASTIC_SHUTDOWN_TIMEOUT", str(SHUTDOWN_GRACE))
     sys.stdout.flush()
     sys.stderr.flush()
     os.execv(command[0], command)
