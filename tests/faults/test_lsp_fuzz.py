@@ -22,6 +22,7 @@ from hypothesis import strategies as st
 
 from ..conftest import ROOT
 from .conftest import figure, size
+from .test_security import listening_sockets
 
 URI = "file:///tmp/fuzzed.txt"
 TEXT = "The robot looked at the man.\nThen it said that the door was open, and"
@@ -210,6 +211,7 @@ def test_fuzzed_messages_are_answered_and_the_server_lives_with_flat_memory(trai
         server.request("warm", "textDocument/completion", {"textDocument": {"uri": URI},
                                                             "position": {"line": 1, "character": 5}})
         assert not server.wait(["warm"], timeout=120) and "result" in server.answers['"warm"']
+        assert not listening_sockets(server.proc.pid), "the editor server speaks over stdio only"
         fuzz(fuzzer, total // 10, seed_value=2)  # the model is loaded and the first allocations made: then memory is measured
         assert not server.wait(fuzzer.requests, timeout=120)
         rss_before = server.rss_kb()
