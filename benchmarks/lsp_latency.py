@@ -1,5 +1,5 @@
 """Editor latency: inline completions from a real LSP client to `assistant lsp`, on the CPU, for a GPT-2 small-shaped
-model (12 x 768, random weights, the real tokenizer) and a small char model, side by side.
+model (12 x 768, random weights, the real tokenizer) in float32 and in int8, and a small char model, side by side.
 
 Into a 1,000-character document, automatic inline-completion requests, each
 after a typed character (a didChange), the way an editor asks while you
@@ -21,7 +21,6 @@ import json
 import os
 import sys
 import time
-from pathlib import Path
 
 from _common import SHARED_CORPORA, setup
 from lsprotocol import types
@@ -54,21 +53,18 @@ def train(seconds: int) -> str:
     return "bench-lsp"
 
 
-def gpt2_small(home: Path) -> str:
-    """A directory holding GPT-2 small's shape with random weights (the speed does not depend on them) and the
-    real tokenizer: a base the server loads by path, as it would a save_pretrained copy of `gpt2`."""
-    import shutil
+def gpt2_small() -> str:
+    """A model directory of GPT-2 small's shape, trained one step from random weights on tiny-shakespeare (the
+    speed does not depend on the weights): a model of the writer's own, with a corpus to check int8 on."""
+    from finetune.config import FinetuneConfig
+    from finetune.progress import Reporter
+    from finetune.run import finetune
+    from kinds.gpt2.options import GPT2Options
 
-    import torch
-    from transformers import GPT2Config, GPT2LMHeadModel
-
-    out = home / "gpt2-small-random"
-    torch.manual_seed(0)
-    GPT2LMHeadModel(GPT2Config()).save_pretrained(out)
-    for file in TOKENIZER.iterdir():
-        if file.is_file() and file.name != "config.json":
-            shutil.copy(file, out / file.name)
-    return str(out)
+    options = GPT2Options(base=str(TOKENIZER), from_scratch=True, block_size=64, micro_batch=1, batch_tokens=64)
+    finetune(FinetuneConfig(corpus="shakespeare", name="bench-gpt2-small", max_steps=1, eval_every=1, eval_chars=4000,
+                            sample_every=100_000, seed=1, options=options, ghostwriting_every=0), Reporter())
+    return "bench-gpt2-small"
 
 
 async def bench(model: str, requests: int, cancels: int, settings: dict) -> dict[str, list[float]]:
@@ -131,8 +127,8 @@ def baseline(model_name: str, settings: dict, requests: int, long_chars: int) ->
     from assistant.lsp.continuation import context, continue_text, params
     from assistant.lsp.settings import Settings
 
-    model = load_model(model_name, "cpu")
     s = Settings().updated(settings)
+    model = load_model(model_name, "cpu", s.quantize)
     text, times = PROSE, []
     for _ in range(5):
         continue_text(model, text, params(s, s.auto_chars, s.stop_at), threading.Event())
@@ -146,8 +142,9 @@ def baseline(model_name: str, settings: dict, requests: int, long_chars: int) ->
     return times, time.perf_counter() - start
 
 
-def report(label: str, model: str, requests: int, cancels: int, long_chars: int) -> dict[str, float]:
-    settings = {"maxChars": long_chars, "alternatives": 1}
+def report(label: str, model: str, requests: int, cancels: int, long_chars: int,
+           quantize: str = "auto") -> dict[str, float]:
+    settings = {"maxChars": long_chars, "alternatives": 1, "quantize": quantize}
     measured = asyncio.run(bench(model, requests, cancels, settings))
     raw, long_s = baseline(model, settings, requests, long_chars)
     p50, p95 = percentile(measured["latency"], 50) * 1e3, percentile(measured["latency"], 95) * 1e3
@@ -175,11 +172,14 @@ def main() -> None:
     parser.add_argument("--gpt2-requests", type=int, default=40, help="requests to GPT-2 small (0: leave it out)")
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
-    home = setup(args.threads)
+    setup(args.threads)
     os.environ["ASSISTANT_THREADS"] = str(args.threads)  # the server and the baseline alike
     figures = {}
     if args.gpt2_requests:
-        figures["gpt2"] = report("GPT-2 small (12x768)", gpt2_small(home), args.gpt2_requests, 3, 400)
+        gpt2 = gpt2_small()
+        for quantize in ("none", "int8"):
+            figures[f"gpt2_{quantize}"] = report(f"GPT-2 small (12x768), quantize {quantize}", gpt2,
+                                                 args.gpt2_requests, 3, 400, quantize)
     if args.requests:
         model = args.model or train(args.train_seconds)
         figures["char"] = report(f"char model {model}", model, args.requests, args.cancels, 5000)
