@@ -107,11 +107,11 @@ class Repl:
         # never stop a generation; the writer is at a terminal, so Ctrl-C is made to raise KeyboardInterrupt here.
         previous = signal.signal(signal.SIGINT, signal.default_int_handler)
         try:
-            self._session()
+            self._prompt_loop()
         finally:
             signal.signal(signal.SIGINT, previous)
 
-    def _session(self) -> None:
+    def _prompt_loop(self) -> None:
         home = data_home()
         home.mkdir(parents=True, exist_ok=True)
         session: PromptSession[str] = PromptSession(

@@ -7,7 +7,9 @@ disagree. Nothing is pickled. Files are written through `corpora.files`, so a
 kill -9 never leaves half of one.
 """
 
+import contextlib
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 import torch
@@ -79,10 +81,22 @@ def save_checkpoint(path: Path, tensors: dict[str, torch.Tensor], state: dict) -
 
 def load_checkpoint(path: Path) -> tuple[dict[str, torch.Tensor], dict]:
     """What save_checkpoint wrote: (tensors on the CPU, state); a file that is not one is a one-line error."""
+    with _damaged(path):
+        return load_file(str(path), device="cpu"), checkpoint_state(path)
+
+
+def checkpoint_state(path: Path) -> dict:
+    """The JSON state of a checkpoint, read from its header alone: a resume checks it before any work (safetensors
+    also checks there that the file is whole)."""
+    with _damaged(path), safe_open(str(path), framework="pt") as f:
+        return json.loads((f.metadata() or {})["state"])
+
+
+@contextlib.contextmanager
+def _damaged(path: Path) -> Iterator[None]:
+    """A checkpoint that cannot be read (truncated, a pickle, not ours) as a one-line error."""
     try:
-        with safe_open(str(path), framework="pt") as f:
-            state = json.loads((f.metadata() or {})["state"])
-        return load_file(str(path), device="cpu"), state
+        yield
     except (SafetensorError, OSError, ValueError, KeyError) as e:
         reason = (str(e).strip().splitlines() or [type(e).__name__])[0]
         raise UserError(f"the checkpoint {path} is damaged ({reason}): it cannot be resumed; start over with --force") from None

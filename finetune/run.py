@@ -25,6 +25,7 @@ from kinds.modeldir import Card
 from . import amount, distributed
 from . import device as devices
 from .adapter import Adapter, Schedule
+from .checkpoint import checkpoint_state
 from .config import FinetuneConfig
 from .ghostwriting.evaluate import Ghostwriting
 from .progress import Reporter
@@ -56,6 +57,7 @@ def check_model_dir(path: Path, resume: bool, force: bool) -> None:
     if resume:
         if not (path / modeldir.LAST / modeldir.CHECKPOINT).exists():
             raise UserError(f"nothing to resume in {path}: it has no last/ checkpoint")
+        checkpoint_state(path / modeldir.LAST / modeldir.CHECKPOINT)  # a damaged one is refused before any work
         if modeldir.read(path).format != modeldir.FORMAT_VERSION:
             raise UserError(f"{path} was written by another version of ghostwriter (format differs); cannot resume it")
     elif exists:
