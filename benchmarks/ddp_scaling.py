@@ -53,7 +53,10 @@ def throughput(args: argparse.Namespace, kind: str, procs: int | None, home: Pat
     if procs is not None:
         command = ["-m", "torch.distributed.run", "--standalone", "--nproc-per-node", str(procs), *command]
     env = {**os.environ, "OMP_NUM_THREADS": str(args.threads)}
-    done = subprocess.run([sys.executable, *command], cwd=ROOT, env=env, capture_output=True, text=True)
+    # a session of its own, as torchrun gives each of its processes: Linux's autogroup scheduling shares a busy CPU
+    # between sessions, and a run left in this one would get less of it than torchrun's
+    done = subprocess.run([sys.executable, *command], cwd=ROOT, env=env, capture_output=True, text=True,
+                          start_new_session=True)
     if done.returncode:
         sys.exit(f"{kind} on {procs or 'one plain'} process(es) failed:\n{done.stderr[-3000:]}")
     history = {r["step"]: r for r in map(json.loads, (out / "history.jsonl").read_text().splitlines())}
