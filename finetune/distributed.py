@@ -124,9 +124,10 @@ def start(device_name: str) -> tuple[World, torch.device]:
     rank, size, local = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"]), int(os.environ["LOCAL_RANK"])
     device = devices.pick_device(device_name)
     if device.type == "cuda":
-        if torch.cuda.device_count() <= local:
-            raise UserError(f"process {local} on this node has no GPU: this node has {torch.cuda.device_count()}; "
-                            "start at most that many with --nproc-per-node")
+        per_node = int(os.environ.get("LOCAL_WORLD_SIZE", local + 1))  # checked on every rank: rank 0 says it
+        if torch.cuda.device_count() < per_node:
+            raise UserError(f"{per_node} processes on a node with {torch.cuda.device_count()} GPU(s): start one per GPU "
+                            "(--nproc)")
         device = torch.device("cuda", local)
         torch.cuda.set_device(device)
     elif device.type != "cpu":
