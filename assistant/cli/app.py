@@ -96,6 +96,7 @@ def corpus_prepare(name: str, encoding: EncodingOpt = None) -> None:
 GPT2 = "GPT-2 options"
 GW = "Ghostwriting evaluation (which checkpoint writes best)"
 CHAR = "char model options (char, char-transformer)"
+DIST = "Several processes (torchrun: DDP, FSDP)"
 
 
 @app.command()
@@ -134,6 +135,17 @@ def finetune(
     top_k: Annotated[int | None, typer.Option(help="Top-k of the evaluation's samples.", rich_help_panel=GW)] = None,
     top_p: Annotated[float | None, typer.Option(help="Top-p of the evaluation's samples.", rich_help_panel=GW)] = None,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
+    nproc: Annotated[int | None, typer.Option(help="Train on this many processes per node (one per GPU), started by "
+                                                   "torchrun; --batch-tokens stays the global step.",
+                                              rich_help_panel=DIST)] = None,
+    nnodes: Annotated[int, typer.Option(help="Nodes taking part (each runs the same command).", rich_help_panel=DIST)] = 1,
+    node_rank: Annotated[int | None, typer.Option(help="This node's rank (optional with the c10d rendezvous).",
+                                                  rich_help_panel=DIST)] = None,
+    rdzv_endpoint: Annotated[str | None, typer.Option(help="HOST:PORT where the nodes meet (the first node's).",
+                                                      rich_help_panel=DIST)] = None,
+    fsdp: Annotated[bool, typer.Option(help="Shard a GPT-2's weights and optimizer state over the processes (FSDP), "
+                                            "for bases whose optimizer state does not fit one GPU.",
+                                       rich_help_panel=DIST)] = False,
     resume: Annotated[bool, typer.Option(help="Continue a stopped run exactly where it left off.")] = False,
     force: Annotated[bool, typer.Option(help="Delete an existing model of this name and start over.")] = False,
     encoding: EncodingOpt = None,
@@ -171,6 +183,10 @@ def finetune(
     batch_size: Annotated[int | None, typer.Option(help="Parallel streams per step.", rich_help_panel=CHAR)] = None,
 ) -> None:
     """Train a model on a corpus until a target loss, a step or time bound."""
+    from finetune import launch
+
+    if nproc is not None and not launch.launched():
+        launch.run_torchrun(sys.argv[1:], nproc, nnodes, node_rank, rdzv_endpoint)
     from finetune.config import FinetuneConfig, parse_duration
     from finetune.run import finetune as run
     from finetune.trainer import describe_summary
@@ -187,12 +203,12 @@ def finetune(
         max_steps=max_steps, max_time=parse_duration(max_time) if max_time else None,
         target_loss=target_loss, target_on=target_on, stop_on_overfit=stop_on_overfit,  # type: ignore[arg-type]
         eval_every=eval_every, sample_every=sample_every, checkpoint_every=checkpoint_every,
-        seed=seed, device=device, resume=resume, force=force, options=registry.get(model).make_options(given),
+        seed=seed, device=device, fsdp=fsdp, resume=resume, force=force, options=registry.get(model).make_options(given),
         ghostwriting_every=ghostwriting_every, eval_samples=eval_samples, copy_span=copy_span, max_copying=max_copying,
         stop_on_copying=stop_on_copying, temperature=temperature, top_k=top_k, top_p=top_p,
     )
     summary = run(config)
-    for line in describe_summary(summary):
+    for line in describe_summary(summary) if launch.main_process() else []:
         err.print(escape(line), highlight=False)
     if summary.stop_reason == "interrupted":
         raise typer.Exit(130)
@@ -337,5 +353,9 @@ def main() -> None:
 
 
 def _error(message: str) -> NoReturn:
-    err.print(f"[red]error:[/red] {escape(message)}", highlight=False, soft_wrap=True)
+    """The error line; under torchrun rank 0's only, since every rank meets the same mistake."""
+    from finetune.launch import main_process  # standard library only
+
+    if main_process():
+        err.print(f"[red]error:[/red] {escape(message)}", highlight=False, soft_wrap=True)
     sys.exit(2)
