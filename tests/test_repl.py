@@ -153,6 +153,10 @@ def test_settings_seed_tokens_stop_at_help_and_quit(repl: pexpect.spawn):
     repl.expect("stop-at must be one of sentence, line, paragraph, got 'never'")
     repl.send("/stop-at line\r")
     repl.expect("stop-at: line")
+    repl.send("/quantize int8\r")  # a char model has no int8: refused, and the setting stays
+    repl.expect("--quantize int8 is for GPT-2 models")
+    repl.send("/quantize\r")
+    repl.expect(r"quantize: auto \(\S+ writes in float32\)")
     repl.send("/length 2000\r")
     repl.send("The robot said\r")
     repl.expect(r"#5 · \d+ chars")
