@@ -86,7 +86,7 @@ GPT2_TINY = ["--block-size", "32", "--micro-batch", "4", "--batch-tokens", "256"
 @pytest.fixture(scope="session")
 def gpt2_base(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A stand-in for the hub's `gpt2`: the real tokenizer, 2 layers x 64, trained from scratch for a few
-    seconds on Shakespeare so that it predicts English better than chance. Its directory is a
+    seconds on Shakespeare and Austen so that it predicts English better than chance. Its directory is a
     save_pretrained one, so it is passed to finetune with --base exactly as a user's local base would be. Like a hub
     base it holds one set of weights: it is trained without the ghostwriting evaluation and its checkpoint."""
     from finetune.config import FinetuneConfig
@@ -95,7 +95,9 @@ def gpt2_base(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from kinds.gpt2.options import GPT2Options
 
     root = tmp_path_factory.mktemp("gpt2-base")
-    text = (CORPORA / "tinyshakespeare" / "input.txt").read_text()[:60_000]
+    # plays and novels: a base that knows some English prose, as the hub's does, not only verse
+    text = ((CORPORA / "tinyshakespeare" / "input.txt").read_text()[:30_000]
+            + (CORPORA / "austen" / "persuasion.txt").read_text()[5_000:35_000])
     (root / "shakespeare.txt").write_text(text)
     options = GPT2Options(base=str(GPT2_TOKENIZER), from_scratch=True, n_layer=2, n_embd=64, n_head=2,
                           block_size=64, micro_batch=8, batch_tokens=512, lr=5e-3)
