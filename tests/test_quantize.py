@@ -64,3 +64,19 @@ def test_int8_is_only_for_what_it_can_check(trained_model: Path, gpt2_base: Path
     assert load_model(trained_model, "cpu").precision == "float32"
     with pytest.raises(UserError, match="unknown quantization"):
         load_model(gpt2_base, "cpu", "int4")
+
+
+def test_a_lora_model_is_merged_before_it_is_rounded(gpt2_base: Path, pkd_slice: Path, tmp_path: Path):
+    """int8 of base + adapter is int8 of the adapted weights: the check passes, as it does for the merged model."""
+    from finetune.config import FinetuneConfig
+    from finetune.progress import Reporter
+    from finetune.run import finetune
+    from kinds.gpt2.options import GPT2Options
+
+    options = GPT2Options(base=str(gpt2_base), lora=True, lr=3e-3, block_size=32, micro_batch=4, batch_tokens=256)
+    finetune(FinetuneConfig(corpus=str(pkd_slice), out=tmp_path / "lora", max_steps=20, eval_every=10,
+                            sample_every=1000, seed=7, options=options, ghostwriting_every=0), Reporter())
+    model = load_model(tmp_path / "lora", "cpu", "int8")
+    assert model.precision == "int8"
+    check = json.loads((tmp_path / "lora" / int8.RECORD).read_text())
+    assert abs(check["int8"] - check["float32"]) <= int8.MAX_RISE

@@ -84,8 +84,13 @@ def _as_linear(conv: nn.Module) -> nn.Linear:
 
 
 def to_int8(model: nn.Module) -> nn.Module:
-    """An int8 copy of a plain GPT2LMHeadModel (float32, CPU): every block's four products and the output layer."""
+    """An int8 copy of a GPT-2 (float32, CPU): every block's four products and the output layer.
+
+    A LoRA model (peft) is merged first: its adapted layers are wrappers whose own weight is the base's alone.
+    """
     model = copy.deepcopy(model).float().cpu().eval()
+    if hasattr(model, "merge_and_unload"):
+        model = model.merge_and_unload()
     for block in model.transformer.h:
         block.attn.c_attn = _dynamic_linear(_as_linear(block.attn.c_attn))
         block.attn.c_proj = _dynamic_linear(_as_linear(block.attn.c_proj))
