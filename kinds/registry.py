@@ -4,8 +4,8 @@ A kind is a package under `kinds/` with three modules:
 
 - `options.py`: its command-line options as a dataclass (standard library only),
   with `validate()`, `prepared()` and `resumed(card, new)`;
-- `train.py`: `make_adapter(corpus, options, seed, device)`, the training core's
-  adapter (see `finetune.adapter.Adapter`);
+- `train.py`: `make_adapter(corpus, options, seed, device, world)`, the training
+  core's adapter (see `finetune.adapter.Adapter`; `world`: this process's rank, see finetune.distributed);
 - `infer.py`: `load(card, device)`, a decoder for the generation API (see
   `kinds.sampling.Decoder`).
 

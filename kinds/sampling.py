@@ -65,7 +65,9 @@ class Decoder(Protocol):
 
     A decoder that can reuse a prompt's prefix also has `new_state()`, an
     object its `pieces` takes as `state=` and keeps the model's state in
-    between generations (see assistant.generation.Session).
+    between generations (see assistant.generation.Session). One that can
+    write in int8 has `quantize(card, mode)` and a `precision` (see
+    assistant.generation.load_model).
     """
 
     def pieces(self, prompt: str, sampling: Sampling, generator: torch.Generator) -> Iterator[str]:
