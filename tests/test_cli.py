@@ -85,7 +85,7 @@ def test_corpus_list_and_show():
         (None, ["lsp", "--device", "tpu"], ["unknown --device 'tpu'"]),
         (None, ["samples", "list", "--min-span", "0"], ["--min-span must be at least 1, got 0"]),
         (None, ["samples", "check", "1", "--context", "-5"], ["--context must be at least 0, got -5"]),
-        ({"home/samples.db": b"not a database"}, ["samples", "list"], ["cannot open the sample store", "samples.db"]),
+        ({"home/samples.db": b"not a database"}, ["samples", "list"], ["sample store", "samples.db", "is damaged"]),
     ],
 )
 def test_bad_input_gets_one_line_and_exit_2(tmp_path: Path, make: dict | None, args: list[str], fragments: list[str]):
