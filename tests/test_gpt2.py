@@ -186,11 +186,11 @@ def test_token_cache_makes_the_second_run_skip_tokenizing(gpt2_base: Path, pkd_s
     from kinds.gpt2 import data
 
     monkeypatch.chdir(gpt2_base.parent)  # a base given by a relative path is recorded by its absolute one
-    _train(pkd_slice, tmp_path / "a", Path(gpt2_base.name), max_steps=1)
+    _train(pkd_slice, tmp_path / "a", Path(gpt2_base.name), max_steps=1, ghostwriting_every=0)
     assert json.loads((tmp_path / "a" / "config.json").read_text())["base"] == str(gpt2_base)
     [cache] = (isolated_home / "corpora" / "tokens").iterdir()
     stamp = cache.stat().st_mtime_ns
-    _train(pkd_slice, tmp_path / "b", gpt2_base, {"split": "document"}, max_steps=1)
+    _train(pkd_slice, tmp_path / "b", gpt2_base, {"split": "document"}, max_steps=1, ghostwriting_every=0)
     assert cache.stat().st_mtime_ns == stamp
     tokens = data.tokenize(__import__("corpora").load_corpus(str(pkd_slice)), load_model(gpt2_base, "cpu").decoder.tokenizer)
     assert tokens.ids.dtype.name == "uint16" and tokens.ids[0] == 50256 and len(tokens.starts) == 2
@@ -281,8 +281,9 @@ def test_a_corpus_shorter_than_two_blocks_is_a_clear_error(gpt2_base: Path, tmp_
 
 def test_gradient_checkpointing_trains_the_same_model(gpt2_base: Path, pkd_slice: Path, tmp_path: Path):
     plain, checkpointed = tmp_path / "plain", tmp_path / "checkpointed"
-    _train(pkd_slice, plain, gpt2_base, {"dropout": 0.0}, max_steps=3, eval_every=3)
-    _train(pkd_slice, checkpointed, gpt2_base, {"dropout": 0.0, "grad_checkpointing": True}, max_steps=3, eval_every=3)
+    _train(pkd_slice, plain, gpt2_base, {"dropout": 0.0}, max_steps=3, eval_every=3, ghostwriting_every=0)
+    _train(pkd_slice, checkpointed, gpt2_base, {"dropout": 0.0, "grad_checkpointing": True}, max_steps=3, eval_every=3,
+           ghostwriting_every=0)
     assert json.loads((checkpointed / "config.json").read_text())["hparams"]["grad_checkpointing"] is True
     losses = [[r["train_loss"] for r in read_jsonl(p / "history.jsonl") if "train_loss" in r] for p in (plain, checkpointed)]
     assert losses[0] == pytest.approx(losses[1], rel=1e-5)
