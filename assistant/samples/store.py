@@ -14,6 +14,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
+from time import monotonic, sleep
 from typing import Any
 
 from sqlite_utils import Database
@@ -116,6 +117,24 @@ def set_aside(path: Path | None = None) -> Path:
     return aside
 
 
+def _prepare(db: Database) -> None:
+    """WAL mode and the schema, waiting up to LOCK_WAIT_S for other processes opening the store at the same moment.
+
+    Switching the journal mode does not wait on a busy database as other statements do: SQLite answers "database
+    is locked" at once. Eight writers opening a new store together saw it (tests/faults/test_store_faults.py).
+    """
+    deadline = monotonic() + LOCK_WAIT_S
+    while True:
+        try:
+            db.enable_wal()
+            migrate(db)
+            return
+        except sqlite3.OperationalError as e:
+            if "locked" not in str(e) or monotonic() > deadline:
+                raise
+            sleep(0.05)
+
+
 class Store:
     """The sample database, opened (and created or upgraded) on construction."""
 
@@ -124,8 +143,7 @@ class Store:
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self.db = Database(sqlite3.connect(self.path, timeout=LOCK_WAIT_S))
-            self.db.enable_wal()
-            migrate(self.db)
+            _prepare(self.db)
         except sqlite3.DatabaseError as e:
             if damaged(e):  # never written to or replaced: what it holds may yet be saved
                 raise UserError(f"the sample store {self.path} is damaged ({e}); it is left as it is: "
