@@ -243,7 +243,7 @@ class Shared:
             if self._world.main:
                 self._adapter.save_weights(directory)
             return
-        state = whole(self._adapter.model.state_dict(), self._world)
+        state = whole(self._adapter.model.state_dict(keep_vars=True), self._world)  # tied weights stay tied
         if self._world.main:
             self._adapter.save_weights(directory, state)  # type: ignore[call-arg]
 
@@ -254,9 +254,21 @@ def plain(t: torch.Tensor) -> torch.Tensor:
 
 
 def whole(tensors: dict[str, torch.Tensor], world: World) -> dict[str, torch.Tensor]:
-    """Tensors gathered whole, one at a time, onto the CPU of rank 0 (the others join the gathers and keep nothing)."""
-    gathered = {}
+    """Tensors gathered whole, one at a time, onto the CPU of rank 0 (the others join the gathers and keep nothing).
+
+    A tensor listed under two names (GPT-2's tied embedding and output head, in a `state_dict(keep_vars=True)`) is
+    gathered once and kept once under both: save_pretrained then sees the tie and writes the weight once, as the
+    single-process save does, not an untied copy of the vocabulary matrix. Every rank lists the same objects, so
+    all skip the same gathers.
+    """
+    gathered: dict[str, torch.Tensor] = {}
+    first: dict[int, str] = {}  # a tensor's id: the name it was gathered under
     for name, t in tensors.items():
+        if id(t) in first:
+            if world.main:
+                gathered[name] = gathered[first[id(t)]]
+            continue
+        first[id(t)] = name
         full = plain(t)
         if world.main:
             gathered[name] = full.detach().cpu()

@@ -1,23 +1,31 @@
 """Training on several processes (issue 17): two gloo processes on the CPU against the single-process run.
 
-Each test starts real processes: torchrun through `assistant finetune --nproc 2`, or the two ranks by hand with
-the environment torchrun gives them, when a test must signal or watch one rank. Every process runs one thread,
+Each test starts real processes: torchrun through `assistant finetune --nproc 2` (or two torchruns, `--nproc 1
+--nnodes 2`, meeting at one rendezvous as two nodes would), or the two ranks by hand with the environment torchrun
+gives them, when a test must signal or watch one rank. Every process runs one thread,
 so the two fit the CI machine's two cores. The losses of a run on two processes match the single-process run's
 within LOSS_TOLERANCE: the two ranks' gradients are averaged by gloo, whose sums may differ in the last bits.
 """
 
+import contextlib
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
+import torch
 from safetensors import safe_open
+from safetensors.torch import load_file
 
-from finetune.checkpoint import read_jsonl
+from assistant import load_model
+from finetune.checkpoint import checkpoint_state, read_jsonl
 from finetune.config import FinetuneConfig
 from finetune.progress import Reporter
 from finetune.run import finetune
@@ -27,6 +35,7 @@ from kinds.gpt2.options import GPT2Options
 from .conftest import CORPORA, GPT2_TINY, ROOT, TINY, run_cli
 
 LOSS_TOLERANCE = 1e-4  # relative, per step's training loss
+STEPS = 40  # a char run's length: the single-process run every char run here is held to
 ONE_THREAD = {"OMP_NUM_THREADS": "1", "ASSISTANT_THREADS": "1"}
 # a char-LSTM smaller than the tiny preset: 1 x 64, 8 streams of 32 characters
 SHAPE = {"layers": 1, "hidden": 64, "batch_size": 8, "seq_len": 32}
@@ -64,26 +73,64 @@ def start_ranks(argvs: list[list[str]]) -> list[subprocess.Popen]:
         env = {**os.environ, **ONE_THREAD, "RANK": str(rank), "LOCAL_RANK": str(rank), "WORLD_SIZE": str(size),
                "LOCAL_WORLD_SIZE": str(size), "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port)}
         procs.append(subprocess.Popen([sys.executable, "-m", "finetune", *argv], cwd=ROOT, env=env, text=True,
-                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE))
+                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True))
     return procs
 
 
-def char_run(corpus: Path, out: Path, max_steps: int, resume: bool = False) -> None:
+def finish(procs: list[subprocess.Popen]) -> list[tuple[str, str]]:
+    """Each process's (stdout, stderr) once all have ended; on a deadline, all of them and their children killed.
+
+    The processes are each in a session of their own (`start_new_session`), so that a torchrun that must be
+    killed does not leave its worker behind."""
+    try:
+        return [p.communicate(timeout=300) for p in procs]  # the runs take seconds; a loaded machine, minutes
+    except subprocess.TimeoutExpired:
+        for p in procs:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(p.pid, signal.SIGKILL)
+        pytest.fail("\n".join(f"process {i}:\n{p.communicate()[1][-3000:]}" for i, p in enumerate(procs)))
+
+
+class CtrlCAfter(Reporter):
+    """The progress display, pressing Ctrl-C as it shows step `step`: the run stops at the end of the next step,
+    the same one every time, as a Ctrl-C sent from outside the process could not."""
+
+    def __init__(self, step: int):
+        super().__init__()
+        self.step = step
+
+    def update(self, completed: int, step: int, *args: Any, **kwargs: Any) -> None:
+        super().update(completed, step, *args, **kwargs)
+        if step == self.step:
+            os.kill(os.getpid(), signal.SIGINT)
+
+
+def char_run(corpus: Path, out: Path, max_steps: int, resume: bool = False, reporter: Reporter | None = None) -> None:
     """The single-process run, in this process."""
     config = FinetuneConfig(corpus=str(corpus), model="char", out=out, max_steps=max_steps, eval_every=20,
                             checkpoint_every=5, sample_every=50, ghostwriting_every=0, seed=7, device="cpu",
                             resume=resume, options=None if resume else CharOptions(size="tiny", **SHAPE))  # type: ignore[arg-type]
-    finetune(config, Reporter())
+    finetune(config, reporter or Reporter())
+
+
+@pytest.fixture(scope="module")
+def straight(pkd_slice: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The single-process char run of STEPS steps, trained once for every test that compares a curve with it."""
+    root = tmp_path_factory.mktemp("straight")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("ASSISTANT_HOME", str(root / "home"))
+        char_run(pkd_slice, root / "one", STEPS)
+    return root / "one"
 
 
 def test_sigterm_on_rank_1_stops_both_ranks_at_rank_0s_step_only_rank_0_writes_and_the_run_resumes_on_one(
-        pkd_slice: Path, tmp_path: Path):
+        pkd_slice: Path, straight: Path, tmp_path: Path):
     """SIGTERM to rank 1 alone: rank 0 hears of it with the step's loss, decides, and both stop after the same step
     (a rank that stopped alone would leave the other waiting in a collective, and the run would fail). Rank 1's
     model directory is in /proc, where nobody, root included, can create one: the run succeeds, so rank 1 wrote
     nothing.
     The run then resumes on one process, and the whole loss curve is the single-process run's."""
-    steps = 40
+    steps = STEPS
     out, nowhere = tmp_path / "two", Path("/proc/self/fdinfo/ghostwriter-model")
     argv = [str(pkd_slice), *CHAR, "--max-steps", str(steps)]
     ranks = start_ranks([[*argv, "--out", str(out)], [*argv, "--out", str(nowhere)]])
@@ -105,9 +152,70 @@ def test_sigterm_on_rank_1_stops_both_ranks_at_rank_0s_step_only_rank_0_writes_a
     assert not nowhere.exists()
 
     char_run(pkd_slice, out, steps, resume=True)  # world size 2 -> 1
-    straight = tmp_path / "one"
-    char_run(pkd_slice, straight, steps)
     assert_same_curve(losses(out), losses(straight))
+
+
+def tree(directory: Path) -> dict[str, bytes]:
+    """Every file under `directory`, by its relative path, with its bytes."""
+    return {str(f.relative_to(directory)): f.read_bytes() for f in sorted(directory.rglob("*")) if f.is_file()}
+
+
+@dataclass
+class Nodes:
+    """A run on two nodes: each node's model directory, its launcher's stderr and exit status, and the directory
+    both held before the run."""
+
+    outs: list[Path]
+    stderr: list[str]
+    returncodes: list[int | None]
+    before: dict[str, bytes]
+
+
+@pytest.fixture(scope="module")
+def two_nodes(pkd_slice: Path, tmp_path_factory: pytest.TempPathFactory) -> Nodes:
+    """A char run of STEPS steps stopped by Ctrl-C at step STEPS // 2 on one process, and resumed on two "nodes" of
+    one process each: two
+    launchers (`--nproc 1 --nnodes 2`) that meet at one c10d rendezvous on localhost, as two machines meet at the
+    first one's address. Each node has its own copy of the model directory, where two machines would share a
+    disk: the rendezvous decides which node's process is rank 0, and the other copy shows what rank 1 wrote."""
+    root = tmp_path_factory.mktemp("two-nodes")
+    env = {**os.environ, **ONE_THREAD, "ASSISTANT_HOME": str(root / "home")}
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("ASSISTANT_HOME", env["ASSISTANT_HOME"])
+        char_run(pkd_slice, root / "half", STEPS, reporter=CtrlCAfter(STEPS // 2 - 1))
+    assert checkpoint_state(root / "half" / "last" / "checkpoint.safetensors")["run"]["step"] == STEPS // 2
+    outs = [root / "node0", root / "node1"]
+    for out in outs:
+        shutil.copytree(root / "half", out)
+    argv = [str(pkd_slice), "--resume", "--device", "cpu", "--nproc", "1", "--nnodes", "2",
+            "--rdzv-endpoint", f"127.0.0.1:{free_port()}"]
+    nodes = [subprocess.Popen([sys.executable, "-m", "assistant", "finetune", *argv, "--out", str(out)], cwd=ROOT,
+                              env=env, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+             for out in outs]
+    results = finish(nodes)
+    return Nodes(outs, [err for _, err in results], [p.returncode for p in nodes], tree(root / "half"))
+
+
+def test_a_char_run_on_one_process_resumes_on_two(two_nodes: Nodes, straight: Path):
+    """Saved by one process at step 20, the run goes on at world size 2 from that step, each rank with its half
+    of the streams and their LSTM state, and the Adam moments: steps 21 to 40 follow the first 20 once each, and the
+    whole curve is the single-process run's."""
+    assert two_nodes.returncodes == [0, 0], two_nodes.stderr
+    (main, err), = [(out, err) for out, err in zip(two_nodes.outs, two_nodes.stderr, strict=True)
+                    if tree(out) != two_nodes.before]
+    assert f"Resuming at step {STEPS // 2}" in err
+    assert [r["step"] for r in read_jsonl(main / "history.jsonl") if "train_loss" in r] == list(range(1, STEPS + 1))
+    assert checkpoint_state(main / "last" / "checkpoint.safetensors")["run"]["step"] == STEPS
+    assert_same_curve(losses(main), losses(straight))
+
+
+def test_two_nodes_meet_at_one_rendezvous_and_only_rank_0_writes(two_nodes: Nodes):
+    """Two launchers, one rendezvous: the run completes on both nodes, one model directory is written, and rank 1's
+    copy is untouched to the byte (no log truncated, no checkpoint, no config.json); rank 1 prints nothing of the run."""
+    assert two_nodes.returncodes == [0, 0], two_nodes.stderr
+    unchanged = [tree(out) == two_nodes.before for out in two_nodes.outs]
+    assert sorted(unchanged) == [False, True]
+    assert ["Stopped after" in err for err in two_nodes.stderr] == [not u for u in unchanged]
 
 
 @pytest.fixture(scope="module")
@@ -142,17 +250,50 @@ def test_gpt2_lora_with_gradient_checkpointing_on_two_processes(gpt2_base: Path,
     assert weights and all("lora_" in k for k in weights)
 
 
-def test_a_gpt2_run_on_one_process_resumes_on_two(gpt2_base: Path, verse: Path, tmp_path: Path):
+@pytest.fixture(scope="module")
+def gpt2_three_steps(gpt2_base: Path, verse: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """All weights of the stand-in base trained 3 steps on one process, once for the tests that start from it or
+    compare with it (they copy it before they resume it)."""
+    root = tmp_path_factory.mktemp("gpt2-three-steps")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("ASSISTANT_HOME", str(root / "home"))
+        finetune(gpt2_config(gpt2_base, verse, root / "one", 3), Reporter())
+    return root / "one"
+
+
+def test_a_gpt2_run_on_one_process_resumes_on_two(gpt2_three_steps: Path, verse: Path, tmp_path: Path):
     """All weights: 3 steps on one process, then 3 more on two, as on one."""
     one, two = tmp_path / "one", tmp_path / "two"
     for out in (one, two):
-        finetune(gpt2_config(gpt2_base, verse, out, 3), Reporter())
+        shutil.copytree(gpt2_three_steps, out)
     finetune(FinetuneConfig(corpus=str(verse), out=one, max_steps=6, resume=True, device="cpu"), Reporter())
     ranks = start_ranks([[str(verse), "--out", str(two), "--resume", "--max-steps", "6", "--device", "cpu"]] * 2)
     for rank in ranks:
         assert rank.wait(timeout=300) == 0, rank.communicate()[1]
     assert_same_curve(losses(two), losses(one))
     assert read_jsonl(two / "history.jsonl")[-1]["step"] == 6
+
+
+def test_fsdp_trains_all_weights_on_two_processes_into_a_model_directory_one_process_loads(
+        gpt2_base: Path, gpt2_three_steps: Path, verse: Path, tmp_path: Path):
+    """Full fine-tuning under --fsdp: the curve is the single-process one, and so is the model directory: every
+    weight gathered whole from the two shards, the tied embedding and output head saved once (not as an untied copy
+    of the vocabulary matrix), so that a plain single-process `load_model` reads it and writes what the
+    single-process model writes."""
+    one, two = gpt2_three_steps, tmp_path / "two"
+    ranks = start_ranks([[str(verse), "--base", str(gpt2_base), *GPT2_TINY, "--dropout", "0", "--max-steps", "3",
+                          "--eval-every", "3", "--ghostwriting-every", "0", "--device", "cpu", "--fsdp",
+                          "--out", str(two)]] * 2)
+    results = finish(ranks)
+    assert [p.returncode for p in ranks] == [0, 0], results
+    assert_same_curve(losses(two), losses(one))
+    for name in ("model.safetensors", "last/checkpoint.safetensors"):
+        assert shapes(two / name) == shapes(one / name)
+    torch.testing.assert_close(load_file(two / "model.safetensors"), load_file(one / "model.safetensors"),
+                               rtol=0, atol=1e-5)
+    written = [load_model(out, device="cpu", quantize="none").generate("ROMEO:", max_new_chars=40, seed=1,
+                                                                       temperature=0) for out in (two, one)]
+    assert written[0] and written[0] == written[1]
 
 
 def test_fsdp_lora_resumes_from_one_process_on_two_and_saves_the_whole_adapter(gpt2_base: Path, verse: Path,
