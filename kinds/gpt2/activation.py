@@ -1,0 +1,21 @@
+"""GPT-2's MLP activation as torch's one-kernel tanh GELU for training.
+
+transformers' `gelu_new` (NewGELUActivation) writes GPT-2's tanh
+approximation out as five elementwise operations, each a pass over the MLP's
+widest activations (4 x n_embd per token) and each with its own backward.
+torch's `GELU(approximate="tanh")` is the same function with the same
+constants in one fused kernel, forward and backward. On a CPU, where nothing
+fuses them, it was 6x faster (150 ms -> 24 ms of CPU time per layer for a
+forward and backward of 512 tokens of GPT-2 small), about a sixth of a LoRA
+step; under torch.compile on a GPU the two are fused alike. Only the module
+object changes: it has no weights, and config.json keeps `gelu_new`.
+"""
+
+from torch import nn
+
+
+def fuse_gelu(transformer: nn.Module) -> None:
+    """Swap each block's `gelu_new` for torch's tanh GELU (the results agree to float rounding)."""
+    for block in transformer.h:
+        if type(block.mlp.act).__name__ == "NewGELUActivation":
+            block.mlp.act = nn.GELU(approximate="tanh")
