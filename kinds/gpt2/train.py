@@ -25,6 +25,7 @@ from finetune.distributed import SINGLE, World
 from ..modeldir import MERGED
 from ..sampling import Sampling
 from . import base as bases
+from .activation import fuse_gelu
 from .attention import use_causal_attention
 from .data import TokenData, tokenizer_fingerprint
 from .generate import generate_ids
@@ -93,6 +94,7 @@ class GPT2Adapter:
         lm = model.get_base_model() if options.lora else model
         self._body, self._head = lm.transformer, lm.lm_head
         residual_in_autocast_dtype(self._body)
+        fuse_gelu(self._body)
         self._pad_to = 64 if device.type == "cuda" else 1  # a CPU gains nothing from it and would copy the logits
         self._loss = torch.compile(self._block_loss) if self.hp.compile else self._block_loss
         self.schedule = self.hp
