@@ -351,8 +351,12 @@ class Trainer:
         norm = plain(torch.nn.utils.clip_grad_norm_(self.adapter.model.parameters(), self.plan.grad_clip))
         # one host-device sync per step, not one per micro-batch: the GPU keeps its queue full
         value, norm_value = (float(v) for v in torch.stack([total / accum, norm.float()]).tolist())
-        # each rank's loss is its share's: the step's is their mean; a Ctrl-C on any rank reaches rank 0's decision
-        value, self.interrupted = self.world.mean_and_any(value, self.interrupted)
+        # each rank's loss is its share's: the step's is their mean; a Ctrl-C on any rank reaches rank 0's decision.
+        # The flag is only ever raised here: a Ctrl-C whose handler ran while this rank waited in the collective (a
+        # waiting rank's usual place) was not in what it sent, and is sent with the next step's loss, not lost
+        value, anyone = self.world.mean_and_any(value, self.interrupted)
+        if anyone:
+            self.interrupted = True
         return value, norm_value
 
     def _validate(self) -> None:
