@@ -28,7 +28,10 @@ KIND = "char-transformer"
 
 
 def _train(corpus: Path, out: Path, reporter: Reporter | None = None, **kwargs) -> Summary:
+    """A run without the ghostwriting evaluation unless asked: a transformer writes its samples without a KV cache,
+    which is most of a tiny run's time (tests/test_ghostwriting.py covers the evaluation)."""
     options = kwargs.pop("options", CharOptions(size="tiny"))
+    kwargs.setdefault("ghostwriting_every", 0)
     config = FinetuneConfig(corpus=str(corpus), model=KIND, out=out, seed=7, device="cpu", options=options, **kwargs)
     return finetune(config, reporter or Reporter())
 
@@ -133,7 +136,7 @@ def test_presets_resolve_for_the_device_and_check_the_width():
 def test_the_command_line_trains_one(pkd_slice: Path, tmp_path: Path):
     out = tmp_path / "cli"
     result = run_cli("finetune", str(pkd_slice), "--model", KIND, "--size", "tiny", "--max-steps", "20", "--eval-every", "10",
-                     "--sample-every", "1000", "--seed", "7", "--device", "cpu", "--out", str(out))
+                     "--sample-every", "1000", "--ghostwriting-every", "0", "--seed", "7", "--device", "cpu", "--out", str(out))
     assert result.returncode == 0, result.stderr
     assert "Training a tiny char transformer (2x64, 1 head(s), context 64" in result.stderr
     assert "Stopped after 20 steps" in result.stderr
