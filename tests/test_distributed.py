@@ -7,7 +7,6 @@ so the two fit the CI machine's two cores. The losses of a run on two processes 
 within LOSS_TOLERANCE: the two ranks' gradients are averaged by gloo, whose sums may differ in the last bits.
 """
 
-import contextlib
 import os
 import shutil
 import signal
@@ -15,6 +14,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -41,6 +41,19 @@ ONE_THREAD = {"OMP_NUM_THREADS": "1", "ASSISTANT_THREADS": "1"}
 SHAPE = {"layers": 1, "hidden": 64, "batch_size": 8, "seq_len": 32}
 CHAR = [*TINY, *(f"--{k.replace('_', '-')}={v}" for k, v in SHAPE.items()), "--eval-every", "20", "--checkpoint-every",
         "5", "--ghostwriting-every", "0", "--device", "cpu"]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread() -> Iterator[None]:
+    """The runs in this process take one thread, as each rank does: its tiny models ran ten times slower on two
+    threads of a busy two-core machine (each waiting for the other) than on one. ASSISTANT_THREADS keeps
+    `load_model` from raising it again."""
+    threads = torch.get_num_threads()
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("ASSISTANT_THREADS", "1")
+        torch.set_num_threads(1)
+        yield
+    torch.set_num_threads(threads)
 
 
 def losses(model: Path) -> list[float]:
@@ -73,21 +86,26 @@ def start_ranks(argvs: list[list[str]]) -> list[subprocess.Popen]:
         env = {**os.environ, **ONE_THREAD, "RANK": str(rank), "LOCAL_RANK": str(rank), "WORLD_SIZE": str(size),
                "LOCAL_WORLD_SIZE": str(size), "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port)}
         procs.append(subprocess.Popen([sys.executable, "-m", "finetune", *argv], cwd=ROOT, env=env, text=True,
-                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True))
+                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE))
     return procs
 
 
 def finish(procs: list[subprocess.Popen]) -> list[tuple[str, str]]:
-    """Each process's (stdout, stderr) once all have ended; on a deadline, all of them and their children killed.
+    """Each process's (stdout, stderr) once all have ended; past a deadline, the test fails with what they said.
 
-    The processes are each in a session of their own (`start_new_session`), so that a torchrun that must be
-    killed does not leave its worker behind."""
+    Stuck processes get SIGTERM first: torchrun passes it on to the worker it started (in a session of the
+    worker's own, which a kill of torchrun would leave running), and stops it; what is left after half a minute
+    is killed."""
     try:
         return [p.communicate(timeout=300) for p in procs]  # the runs take seconds; a loaded machine, minutes
     except subprocess.TimeoutExpired:
         for p in procs:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(p.pid, signal.SIGKILL)
+            p.terminate()
+        for p in procs:
+            try:
+                p.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                p.kill()
         pytest.fail("\n".join(f"process {i}:\n{p.communicate()[1][-3000:]}" for i, p in enumerate(procs)))
 
 
@@ -179,7 +197,8 @@ def two_nodes(pkd_slice: Path, tmp_path_factory: pytest.TempPathFactory) -> Node
     first one's address. Each node has its own copy of the model directory, where two machines would share a
     disk: the rendezvous decides which node's process is rank 0, and the other copy shows what rank 1 wrote."""
     root = tmp_path_factory.mktemp("two-nodes")
-    env = {**os.environ, **ONE_THREAD, "ASSISTANT_HOME": str(root / "home")}
+    # torchrun gives its worker 10 s to stop on a SIGTERM (finish's), not the 10 minutes `--nproc` allows
+    env = {**os.environ, **ONE_THREAD, "ASSISTANT_HOME": str(root / "home"), "TORCH_ELASTIC_SHUTDOWN_TIMEOUT": "10"}
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("ASSISTANT_HOME", env["ASSISTANT_HOME"])
         char_run(pkd_slice, root / "half", STEPS, reporter=CtrlCAfter(STEPS // 2 - 1))
@@ -190,7 +209,7 @@ def two_nodes(pkd_slice: Path, tmp_path_factory: pytest.TempPathFactory) -> Node
     argv = [str(pkd_slice), "--resume", "--device", "cpu", "--nproc", "1", "--nnodes", "2",
             "--rdzv-endpoint", f"127.0.0.1:{free_port()}"]
     nodes = [subprocess.Popen([sys.executable, "-m", "assistant", "finetune", *argv, "--out", str(out)], cwd=ROOT,
-                              env=env, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+                              env=env, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
              for out in outs]
     results = finish(nodes)
     return Nodes(outs, [err for _, err in results], [p.returncode for p in nodes], tree(root / "half"))
