@@ -159,8 +159,9 @@ def finetune(
                                                    rich_help_panel=GPT2)] = None,
     batch_tokens: Annotated[int | None, typer.Option(help="Tokens per optimizer step (32k on GPU, 8k on CPU).",
                                                      rich_help_panel=GPT2)] = None,
-    micro_batch: Annotated[int | None, typer.Option(help="Blocks per forward pass; the rest is accumulated.",
-                                                    rich_help_panel=GPT2)] = None,
+    micro_batch: Annotated[str | None, typer.Option(
+        help="Blocks per forward pass, the rest accumulated; auto (default): as many as the GPU's memory holds, "
+             "measured before training (2,048 tokens' worth on a CPU).", rich_help_panel=GPT2)] = None,
     split: Annotated[str, typer.Option(help="Validation: contiguous (last 10%) or document (every 10th).",
                                        rich_help_panel=GPT2)] = "contiguous",
     lora: Annotated[bool, typer.Option(help="Train a LoRA adapter instead of all weights.", rich_help_panel=GPT2)] = False,
@@ -193,7 +194,7 @@ def finetune(
 
     flags = {"lr": lr, "dropout": dropout, "base": base, "from_scratch": from_scratch, "n_layer": n_layer,
              "n_embd": n_embd, "n_head": n_head, "block_size": block_size, "batch_tokens": batch_tokens,
-             "micro_batch": micro_batch, "split": split, "lora": lora, "lora_r": lora_r, "lora_alpha": lora_alpha,
+             "micro_batch": _micro_batch(micro_batch), "split": split, "lora": lora, "lora_r": lora_r, "lora_alpha": lora_alpha,
              "lora_dropout": lora_dropout, "lora_targets": lora_targets, "merge": merge, "compile": compile_model,
              "grad_checkpointing": grad_checkpointing, "size": size, "layers": layers, "hidden": hidden,
              "seq_len": seq_len, "batch_size": batch_size}
@@ -212,6 +213,15 @@ def finetune(
         err.print(escape(line), highlight=False)
     if summary.stop_reason == "interrupted":
         raise typer.Exit(130)
+
+
+def _micro_batch(value: str | None) -> int | None:
+    """--micro-batch: a number of blocks, or auto (None: the kind measures or picks it)."""
+    if value is None or value == "auto":
+        return None
+    if not value.isdigit():
+        raise UserError(f"--micro-batch takes a number of blocks or auto, not {value!r}")
+    return int(value)
 
 
 KIND_FLAG_DEFAULTS = {("compile" if p.name == "compile_model" else p.name): p.default

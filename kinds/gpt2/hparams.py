@@ -1,9 +1,10 @@
 """GPT-2 training numbers: the user's flags over defaults for the device and the kind of run.
 
-A GPU takes as many blocks per forward pass as its memory holds (32 on an
-H100: 9% faster than 16 there) and 32k tokens per step, and writes a
-resumable checkpoint every 500 steps; a laptop CPU takes 2 blocks and 8k
-tokens, so a step stays in seconds, and checkpoints at every evaluation. Learning rates follow common
+A GPU takes 32k tokens per step in as few forward passes as its memory holds
+(measured on the card before training: see finetune/memory.py and the
+adapter's probe; 32 blocks on an H100 were 9% faster than 16 there), and
+writes a resumable checkpoint every 500 steps; a laptop CPU takes 2 blocks and
+8k tokens, so a step stays in seconds, and checkpoints at every evaluation. Learning rates follow common
 practice: fine-tuning all weights wants a small one, LoRA a larger one, and
 training from scratch the GPT-2 paper's.
 """
@@ -37,13 +38,7 @@ class GPT2HParams:
     split: str
 
 
-def micro_tokens(device: torch.device) -> int:
-    """Tokens per forward pass: as many as memory allows up to 32k (GPT-2 small takes 14 GiB there on an H100, and 26
-    at 64k, 4% faster: larger bases need the room, so 64k is the user's choice, with --micro-batch 64)."""
-    if device.type != "cuda":
-        return 2_048
-    gib = torch.cuda.get_device_properties(device).total_memory / 2**30
-    return 32_768 if gib >= 40 else 16_384 if gib >= 16 else 8_192
+CPU_MICRO_TOKENS = 2_048  # a CPU's pass: larger ones are no faster per token, and a step's progress shows sooner
 
 
 def resolve(options: GPT2Options, n_positions: int, device: torch.device) -> GPT2HParams:
@@ -52,7 +47,9 @@ def resolve(options: GPT2Options, n_positions: int, device: torch.device) -> GPT
     batch_tokens = options.batch_tokens or max(32_768 if cuda else 8_192, (options.micro_batch or 1) * block)
     if batch_tokens < block:
         raise UserError(f"--batch-tokens {batch_tokens} is less than one block of {block} tokens: raise it or lower --block-size")
-    micro = options.micro_batch or min(max(1, micro_tokens(device) // block), batch_tokens // block)
+    # on CUDA, unless given, the whole step: the adapter then measures how much of it the card holds at once
+    blocks = batch_tokens // block
+    micro = options.micro_batch or (blocks if cuda else min(max(1, CPU_MICRO_TOKENS // block), blocks))
     if micro * block > batch_tokens:
         raise UserError(f"--micro-batch {micro} blocks of {block} tokens is more than --batch-tokens {batch_tokens}")
     if options.from_scratch:

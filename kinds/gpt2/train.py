@@ -17,6 +17,7 @@ import torch
 
 from corpora import Corpus, UserError
 from corpora.files import replacing
+from finetune import memory
 from finetune.adapter import evaluating
 from finetune.amount import TextAmounts
 from finetune.device import autocast
@@ -64,12 +65,6 @@ class GPT2Adapter:
             raise UserError(f"base {options.base!r}: its tokenizer has {len(self.tokenizer)} tokens, its model only "
                             f"{model.config.vocab_size}")
         self.hp: GPT2HParams = resolve(options, model.config.n_positions, device)
-        self.data = TokenData(corpus, self.tokenizer, self.hp.block_size, self.hp.micro_batch, self.hp.split,
-                              options.test_split)
-        if self.data.micro_batch < self.hp.micro_batch:  # a short corpus: fewer blocks per pass, more passes per step
-            accum = max(1, round(self.hp.micro_batch * self.hp.grad_accum / self.data.micro_batch))
-            self.hp = replace(self.hp, micro_batch=self.data.micro_batch, grad_accum=accum)
-        self.data.to(device)
         self.hf_config = model.config.to_dict()
         use_causal_attention(model)  # after the config is read: the saved model keeps transformers' own attention
         if self.hp.grad_checkpointing:
@@ -96,6 +91,14 @@ class GPT2Adapter:
         residual_in_autocast_dtype(self._body)
         fuse_gelu(self._body)
         self._pad_to = 64 if device.type == "cuda" else 1  # a CPU gains nothing from it and would copy the logits
+        if options.micro_batch is None and (fits := memory.probe(self._training_pass, device, self._held_bytes(world))):
+            self.hp = self._fitted(fits, world)
+        self.data = TokenData(corpus, self.tokenizer, self.hp.block_size, self.hp.micro_batch, self.hp.split,
+                              options.test_split)
+        if self.data.micro_batch < self.hp.micro_batch:  # a short corpus: fewer blocks per pass, more passes per step
+            accum = max(1, round(self.hp.micro_batch * self.hp.grad_accum / self.data.micro_batch))
+            self.hp = replace(self.hp, micro_batch=self.data.micro_batch, grad_accum=accum)
+        self.data.to(device)
         self._loss = torch.compile(self._block_loss) if self.hp.compile else self._block_loss
         self.schedule = self.hp
         # A step is grad_accum micro-batches of the seeded order, whatever the world size; each rank takes its
@@ -112,6 +115,36 @@ class GPT2Adapter:
         self.chars_per_unit = self.data.chars_per_token
         self.epoch = 0
         self.index = 0
+
+    def _training_pass(self, blocks: int) -> None:
+        """One forward and backward of `blocks` blocks, as a training step runs them: the memory probe's pass.
+
+        Eager, even where training compiles: a compiled pass holds no more than an eager one.
+        """
+        x = torch.randint(len(self.tokenizer), (blocks, self.hp.block_size), device=self.device)
+        with autocast(self.device, self.cuda_dtype):
+            loss = self._block_loss(x, x)
+        loss.backward()
+
+    def _held_bytes(self, world: World) -> int:
+        """What training holds beside a pass's activations and gradients: AdamW's two moments of each trained weight,
+        and under DDP its gradient buckets, a copy of the gradients."""
+        trained = sum(p.numel() * p.element_size() for p in self.model.parameters() if p.requires_grad)
+        return trained * (3 if world.size > 1 else 2)
+
+    def _fitted(self, fits: memory.Probe, world: World) -> GPT2HParams:
+        """The run's numbers with as many of a step's blocks per pass as the card holds (rank 0's measure on all ranks)."""
+        blocks = self.hp.micro_batch * self.hp.grad_accum
+        micro = memory.largest_fitting(fits, blocks)
+        for p in self.model.parameters():
+            p.grad = None
+        if micro == 0 and world.size == 1:
+            raise UserError(f"GPT-2 ({self.num_parameters():,} parameters) does not fit in this GPU's memory even one "
+                            f"block of {self.hp.block_size} tokens at a time: try --lora, --grad-checkpointing or a "
+                            "smaller --block-size")
+        # over several GPUs the probe measured the whole model, which --fsdp then shards: one block may fit there
+        micro = world.decide(max(micro, 1))
+        return replace(self.hp, micro_batch=micro, grad_accum=blocks // micro)
 
     def _block_loss(self, x: torch.Tensor, y: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
         hidden = self._body(input_ids=x, use_cache=False).last_hidden_state  # training builds no KV cache

@@ -273,6 +273,8 @@ CASES: list[Case] = [
     Case("CLI", "a count that is not a number", lambda w: _generate("-n", "x"), "Invalid value"),
     Case("CLI", "a missing argument", lambda w: ["generate"], "Missing argument"),
     Case("CLI", "-n 0", lambda w: _generate("-n", "0"), "-n must be at least 1"),
+    Case("CLI", "--micro-batch neither a number nor auto", lambda w: _finetune("--micro-batch", "lots"),
+         "--micro-batch takes a number of blocks or auto"),
     Case("CLI", "negative temperature", lambda w: _generate("-t", "-1"), "temperature"),
     Case("CLI", "--top-p above 1", lambda w: _generate("--top-p", "2"), "top"),
     Case("CLI", "--top-k 0", lambda w: _generate("--top-k", "0"), "top"),

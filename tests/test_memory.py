@@ -1,0 +1,93 @@
+"""--micro-batch auto: the search for the largest micro-batch a GPU holds, run on a CPU against a fake card."""
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from corpora import UserError, load_corpus
+from finetune import memory
+from kinds.gpt2.options import GPT2Options
+from kinds.gpt2.train import GPT2Adapter
+
+from .conftest import GPT2_TOKENIZER
+
+# a new 1-layer GPT-2 with the real tokenizer; 512 tokens per step are 16 blocks of 32
+TINY = {"base": str(GPT2_TOKENIZER), "from_scratch": True, "n_layer": 1, "n_embd": 32, "n_head": 2, "block_size": 32,
+        "batch_tokens": 512}
+
+
+def test_the_search_takes_the_largest_divisor_of_the_step_that_fits():
+    tried: list[int] = []
+
+    def holds(most: int) -> memory.Probe:
+        def fits(blocks: int) -> bool:
+            tried.append(blocks)
+            return blocks <= most
+        return fits
+
+    assert memory.largest_fitting(holds(100), 32) == 32 and tried == [32]  # a large card: one try
+    tried.clear()
+    assert memory.largest_fitting(holds(12), 32) == 8 and len(tried) <= 4  # divisors only: the step keeps its size
+    assert memory.largest_fitting(holds(11), 24) == 8  # 24's divisors: 1 2 3 4 6 8 12 24
+    assert memory.largest_fitting(holds(1), 32) == 1
+    assert memory.largest_fitting(holds(0), 32) == 0
+
+
+def test_the_probe_answers_out_of_memory_and_leaves_the_random_state_as_it_was():
+    def one_pass(blocks: int) -> None:
+        torch.rand(blocks)  # draws from the global generator, as dropout does
+        if blocks > 8:
+            raise torch.OutOfMemoryError(f"CUDA out of memory. Tried to allocate {blocks} GiB")
+
+    fits = memory.out_of_memory_probe(one_pass, torch.device("cpu"), reserve_bytes=1024)
+    torch.manual_seed(3)
+    expected = torch.rand(4)
+    torch.manual_seed(3)
+    assert fits(8) and not fits(16)
+    assert torch.equal(torch.rand(4), expected)
+    with pytest.raises(ValueError):  # anything but running out of memory is a real failure, not a "no"
+        memory.out_of_memory_probe(lambda blocks: int("x"), torch.device("cpu"), 0)(1)
+    assert memory.probe(one_pass, torch.device("cpu"), 0) is None  # a CPU is never probed
+
+
+class FakeCard:
+    """A GPU of `blocks` blocks' memory: each probe runs the adapter's real training pass on the CPU, then runs out
+    of memory if the card could not have held it."""
+
+    def __init__(self, blocks: int):
+        self.blocks = blocks
+        self.passes: list[int] = []
+        self.held: list[int] = []
+
+    def probe(self, one_pass, device: torch.device, reserve_bytes: int) -> memory.Probe:
+        def on_card(blocks: int) -> None:
+            one_pass(blocks)
+            self.passes.append(blocks)
+            if blocks > self.blocks:
+                raise torch.OutOfMemoryError("CUDA out of memory")
+
+        self.held.append(reserve_bytes)
+        return memory.out_of_memory_probe(on_card, device, reserve_bytes)
+
+
+def test_a_gpt2_run_takes_as_many_blocks_per_pass_as_the_card_holds(pkd_slice: Path, monkeypatch: pytest.MonkeyPatch):
+    corpus = load_corpus(str(pkd_slice))
+    card = FakeCard(blocks=5)
+    monkeypatch.setattr(memory, "probe", card.probe)
+    adapter = GPT2Adapter(corpus, GPT2Options(**TINY), 7, torch.device("cpu"))
+    assert (adapter.hp.micro_batch, adapter.hp.grad_accum, adapter.data.micro_batch) == (4, 4, 4)
+    assert adapter.units_per_step == 512 and card.passes[0] == 16 and set(card.passes) <= {1, 2, 4, 8, 16}
+    trained = sum(p.numel() for p in adapter.model.parameters() if p.requires_grad)
+    assert card.held == [2 * 4 * trained]  # AdamW's two float32 moments of every trained weight
+    assert all(p.grad is None for p in adapter.model.parameters())  # the probe's gradients are not the first step's
+    assert torch.isfinite(adapter.train_loss())
+
+    given = FakeCard(blocks=5)
+    monkeypatch.setattr(memory, "probe", given.probe)
+    adapter = GPT2Adapter(corpus, GPT2Options(**TINY, micro_batch=8), 7, torch.device("cpu"))
+    assert adapter.hp.micro_batch == 8 and given.passes == []  # the writer's number is taken as it is
+
+    monkeypatch.setattr(memory, "probe", FakeCard(blocks=0).probe)
+    with pytest.raises(UserError, match="does not fit in this GPU's memory even one block of 32 tokens"):
+        GPT2Adapter(corpus, GPT2Options(**TINY), 7, torch.device("cpu"))
