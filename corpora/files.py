@@ -37,11 +37,14 @@ def replacing(path: Path) -> Iterator[Path]:
     The temporary is removed when the block fails. A folder replaces an
     existing folder whole (the old one is removed first, so there is a moment
     with neither: readers that find none fall back, as the model loader does).
-    What is renamed into place gets the user's usual permissions.
+    What is renamed into place gets the user's usual permissions. Temporaries
+    that a killed writer left beside `path` (a kill -9 in the middle of a 1.5 GB
+    GPT-2 checkpoint leaves 1.5 GB) are removed at the next write of `path`.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     _remove(tmp)
+    _remove_orphans(path)
     try:
         yield tmp
         if tmp.is_dir():
@@ -55,6 +58,26 @@ def replacing(path: Path) -> Iterator[Path]:
         os.replace(tmp, path)
     finally:
         _remove(tmp)
+
+
+def _remove_orphans(path: Path) -> None:
+    """Remove the temporaries of `path` whose writing process is gone; a live one may be another writer's."""
+    prefix = f".{path.name}."
+    with contextlib.suppress(OSError):
+        for tmp in path.parent.iterdir():
+            pid = tmp.name[len(prefix) : -len(".tmp")]
+            if tmp.name.startswith(prefix) and tmp.name.endswith(".tmp") and pid.isdigit() and not _alive(int(pid)):
+                _remove(tmp)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
 
 
 def _remove(path: Path) -> None:

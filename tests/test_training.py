@@ -273,6 +273,18 @@ def test_replacing_writes_a_file_or_a_folder_whole_or_not_at_all(tmp_path: Path)
     assert names() == ["merged", "model.safetensors"]
 
 
+def test_a_killed_writers_temporary_goes_at_the_next_write_and_a_live_ones_stays(tmp_path: Path):
+    from corpora.files import replacing
+
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    dead, live = (tmp_path / f".checkpoint.safetensors.{pid}.tmp" for pid in (int(gone.stdout), os.getppid()))
+    dead.write_bytes(b"half of a checkpoint a kill -9 left")
+    live.write_bytes(b"another process writing now")
+    with replacing(tmp_path / "checkpoint.safetensors") as tmp:
+        tmp.write_bytes(b"whole")
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["checkpoint.safetensors", live.name])
+
+
 def test_a_corpus_too_small_warns_before_and_after_and_the_untrained_model_is_marked(tmp_path: Path,
                                                                                      isolated_home: Path):
     """A writer's short story whose last lines (a table of figures) are nothing like the rest: the validation loss

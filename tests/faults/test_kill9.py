@@ -81,3 +81,4 @@ def test_kill_9_at_random_moments_then_resume_gives_the_uninterrupted_run(pkd_sl
     assert [(r.get("train_loss"), r.get("val_loss")) for r in a] == [(r.get("train_loss"), r.get("val_loss")) for r in b]
     assert read_jsonl(straight / "samples.jsonl") == read_jsonl(killed / "samples.jsonl")
     assert (straight / "model.safetensors").read_bytes() == (killed / "model.safetensors").read_bytes()
+    assert not list(killed.rglob("*.tmp")), "a killed write's temporary is left behind"
