@@ -226,14 +226,25 @@ def find(name_or_path: str | Path) -> Path | None:
 
 
 def cards() -> list[Card]:
-    """The models in the data directory whose config.json reads, by name (a damaged one is left out)."""
+    """The models in the data directory whose config.json reads, by name (a damaged one is left out: see damaged())."""
+    return [card for card in _scan() if isinstance(card, Card)]
+
+
+def damaged() -> list[tuple[Path, str]]:
+    """The model directories whose config.json does not read, with why: `assistant models` lists them, so that the
+    writer sees the name taken and the space used, and can remove them."""
+    return [found for found in _scan() if isinstance(found, tuple)]
+
+
+def _scan() -> list[Card | tuple[Path, str]]:
     root = models_dir()
-    found = []
+    found: list[Card | tuple[Path, str]] = []
     for path in sorted(root.iterdir()) if root.is_dir() else []:
         try:
             found.append(read(path))
-        except UserError:
-            continue
+        except UserError as e:
+            if (path / CONFIG).is_file():  # a folder of something else is not a model, damaged or not
+                found.append((path, str(e)))
     return found
 
 

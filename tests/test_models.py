@@ -112,3 +112,16 @@ def test_a_model_copied_by_hand_goes_by_its_folders_name(isolated_home: Path):
     shutil.copytree(release, isolated_home / "models" / "by-hand")
     assert load_model("by-hand", "cpu").name == "by-hand"
     assert json.loads(run_cli("models", "--json").stdout)["name"] == "by-hand"
+
+
+def test_a_damaged_model_is_listed_with_how_to_remove_it(trained_model: Path, isolated_home: Path):
+    """Its name is taken and its weights use the disk: the listing says so rather than leaving it out."""
+    _install(trained_model, isolated_home, "pkd-char")
+    (_install(trained_model, isolated_home, "broken") / "config.json").write_text("{not json")
+    result = run_cli("models")
+    assert result.returncode == 0 and "pkd-char" in result.stdout and "broken" not in result.stdout
+    assert "broken: damaged" in result.stderr and "assistant models rm broken" in result.stderr
+    rows = {row["name"]: row for row in map(json.loads, run_cli("models", "--json").stdout.splitlines())}
+    assert rows["pkd-char"]["kind"] == "char" and "config.json is damaged" in rows["broken"]["damaged"]
+    assert run_cli("models", "rm", "broken", "--yes").returncode == 0
+    assert "damaged" not in run_cli("models").stderr

@@ -13,6 +13,7 @@ from typing import Annotated, Any
 import typer
 from rich import box
 from rich.console import Console
+from rich.markup import escape
 from rich.measure import Measurement
 from rich.table import Table
 from rich.text import Text
@@ -47,9 +48,17 @@ def models(ctx: typer.Context,
         "best_val": card.result.get("best_val"), "steps": card.result.get("steps"), "status": card.status,
         "created": card.created,
     } for card in modeldir.cards()]
+    broken = modeldir.damaged()
     if as_json:
         for row in rows:
             sys.stdout.write(json.dumps(row) + "\n")
+        for path, why in broken:
+            sys.stdout.write(json.dumps({"name": path.name, "damaged": why}) + "\n")
+        return
+    for path, why in broken:
+        err.print(f"{escape(path.name)}: damaged ({escape(why)}); remove it with: assistant models rm {escape(path.name)}",
+                  highlight=False)
+    if not rows and broken:
         return
     if not rows:
         out.print(f"No models yet in {models_dir()}. Train one: assistant finetune pkd --model char")
