@@ -13,7 +13,15 @@ it, on `--corpus`'s tokens; random weights say little about it, so
 `--model DIR` runs a trained model directory instead (its own corpus and
 split). Goal: >= 3x `generate` on 2 threads.
 
+On a GPU (`--device cuda`) the model writes as `assistant generate` runs it
+there: bf16 weights, the static KV cache, one-token steps replayed as a CUDA
+graph; against `generate` on the same bf16 model, 64 new tokens by default,
+with the same path without graphs beside it. bf16 rounding may let the paths
+pick different greedy tokens late in a run, so agreement is counted, not
+asserted. Goal: >= 4x `generate`.
+
     .venv/bin/python benchmarks/gpt2_generate.py [--model DIR]
+    .venv/bin/python benchmarks/gpt2_generate.py --device cuda
 """
 
 import argparse
@@ -30,7 +38,8 @@ def main() -> None:
     parser.add_argument("--embd", type=int, default=768)
     parser.add_argument("--heads", type=int, default=12)
     parser.add_argument("--prompt", type=int, default=64)
-    parser.add_argument("--new", type=int, default=16)
+    parser.add_argument("--new", type=int, default=None, help="new tokens (default 16 on a CPU, 64 on a GPU)")
+    parser.add_argument("--device", default="cpu")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--model", help="a trained GPT-2 model directory instead of random weights")
@@ -44,6 +53,10 @@ def main() -> None:
     from kinds.gpt2.generate import generate_ids
 
     setup(args.threads)
+    if args.device.startswith("cuda"):
+        args.new = args.new or 64
+        return gpu(args)
+    args.new = args.new or 16
     model, check, shape = load(args)
     config = model.config
     int8_model = quantize.to_int8(model)
@@ -85,6 +98,54 @@ def main() -> None:
                       "speedup_vs_generate": round(ms["generate"] / ms["ours"], 2),
                       "int8_speedup_vs_generate": round(ms["generate"] / ms["int8"], 2),
                       "int8_loss_rise": round(check.rise, 4), "int8_check_tokens": check.tokens}))
+
+
+def gpu(args: argparse.Namespace) -> None:
+    """The GPU form: bf16 weights, ours with and without CUDA graphs against `generate`, medians of --repeats."""
+    import torch
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    from kinds.gpt2.fast import KVCache
+    from kinds.gpt2.generate import generate_ids
+
+    torch.manual_seed(0)
+    config = GPT2Config(n_layer=args.layers, n_embd=args.embd, n_head=args.heads)
+    model = GPT2LMHeadModel(config).eval().to(args.device, torch.bfloat16)
+    prompt = [(i * 7919) % config.vocab_size for i in range(args.prompt)]
+
+    def ours(graphs: bool = True) -> list[int]:
+        cache = KVCache(model, static_steps=graphs)
+        ids = generate_ids(model, prompt, torch.Generator().manual_seed(0), config.n_positions, 0.0, cache=cache)
+        return [next(ids) for _ in range(args.new)]
+
+    def hf() -> list[int]:
+        with torch.no_grad():
+            out = model.generate(torch.tensor([prompt], device=args.device), max_new_tokens=args.new,
+                                 min_new_tokens=args.new, do_sample=False, pad_token_id=0,
+                                 attention_mask=torch.ones(1, args.prompt, device=args.device))
+        return out[0, args.prompt :].tolist()
+
+    runs: dict[str, Callable[[], list[int]]] = {"ours": ours, "no graphs": lambda: ours(False), "generate": hf}
+    times: dict[str, list[float]] = {name: [] for name in runs}
+    tokens: dict[str, list[int]] = {}
+    for fn in runs.values():
+        fn()  # warm up
+    for _ in range(args.repeats):
+        for name, fn in runs.items():
+            torch.cuda.synchronize()
+            start = time.perf_counter()
+            tokens[name] = fn()
+            torch.cuda.synchronize()
+            times[name].append(time.perf_counter() - start)
+    ms = {name: statistics.median(t) * 1e3 for name, t in times.items()}
+    same = sum(a == b for a, b in zip(tokens["ours"], tokens["generate"], strict=True))
+    shape = f"{args.layers}x{args.embd}, bf16, {args.new} tokens after {args.prompt}, {torch.cuda.get_device_name()}"
+    for name in runs:
+        print(f"{name + ':':12} {ms[name]:7.1f} ms  ({ms[name] / args.new:.2f} ms/token)")
+    print(f"speedup over generate: x{ms['generate'] / ms['ours']:.2f} with CUDA graphs, "
+          f"x{ms['generate'] / ms['no graphs']:.2f} without (goal >= 4); {same}/{args.new} greedy tokens as generate's")
+    print(json.dumps({"shape": shape, **{f"{k.replace(' ', '_')}_ms": round(v, 1) for k, v in ms.items()},
+                      "speedup_vs_generate": round(ms["generate"] / ms["ours"], 2), "same_tokens": same}))
 
 
 def load(args: argparse.Namespace):

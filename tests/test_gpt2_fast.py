@@ -58,3 +58,23 @@ def test_bf16_weights_take_the_fast_path_with_the_plain_paths_tokens(gpt2_base: 
     assert isinstance(new_cache(model), KVCache)
     prime = list(range(2000, 2020))
     assert ids(model, prime, 30, 0.0) == ids(model, prime, 30, 0.0, fast=False)
+
+
+def test_the_fixed_shape_step_a_cuda_graph_replays_gives_the_variable_shape_steps_tokens():
+    """The step CUDA records as a graph (one token, attention over the whole cache, later positions masked), run
+    eagerly on the CPU: the same logits as the step that attends to the written positions only, past the window."""
+    model = tiny_gpt2()
+    static, variable = KVCache(model, static_steps=True), KVCache(model, static_steps=False)
+    assert KVCache(model).static_steps is False  # a CPU steps in variable shapes unless told
+    for cache in (static, variable):
+        cache.feed(list(range(1000, 1010)))
+    for token in range(2000, 2030):
+        a, b = static.feed([token]), variable.feed([token])
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
+    assert static.ids == variable.ids
+    static.keep([*static.ids[:5], 7, 8])  # an edit: the positions after it are masked again, not read
+    variable.keep([*variable.ids[:5], 7, 8])
+    torch.testing.assert_close(static.feed([7]), variable.feed([7]), rtol=1e-5, atol=1e-5)
+    prime = list(range(1000, 1030))
+    stream = generate_ids(model, prime, torch.Generator().manual_seed(0), 48, 0.0, cache=KVCache(model, static_steps=True))
+    assert [next(stream) for _ in range(100)] == ids(model, prime, 100, 0.0, fast=False)

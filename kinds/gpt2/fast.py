@@ -12,13 +12,20 @@ run in plain torch ops:
   attending to everything cached before it, and only its last position
   reaches the output layer;
 - the cache knows the ids it holds, so a caller can keep the longest common
-  prefix of the next prompt and feed only what is new (`keep`).
+  prefix of the next prompt and feed only what is new (`keep`);
+- on CUDA a one-token step runs as a CUDA graph: the step is written in fixed
+  shapes (the token and its position in small device tensors, attention over
+  the whole cache with the positions not yet written masked out), captured
+  once per cache and replayed for every token, so the GPU does not wait on
+  Python to launch a layer's kernels one by one. The same fixed-shape step
+  runs eagerly on a CPU in the tests, against the variable-shape one.
 
 The arithmetic is GPT-2's own (its LayerNorms are called as they are, and
 its tanh GELU is torch's fused one), so greedy tokens are the plain path's
 (tests/test_gpt2_fast.py).
 """
 
+import warnings
 from functools import partial
 
 import torch
@@ -40,7 +47,7 @@ def supports(model: nn.Module) -> bool:
 class KVCache:
     """One generation's keys and values, and the ids they were computed from."""
 
-    def __init__(self, model: nn.Module):
+    def __init__(self, model: nn.Module, static_steps: bool | None = None):
         config = model.config
         self.model = model
         self.transformer = model.transformer
@@ -48,9 +55,17 @@ class KVCache:
         self.head_size = config.n_embd // config.n_head
         p = next(model.parameters())
         shape = (config.n_layer, self.heads, self.n_ctx, self.head_size)
-        self.k = torch.empty(shape, dtype=p.dtype, device=p.device)
-        self.v = torch.empty(shape, dtype=p.dtype, device=p.device)
+        # zeros, not empty: the fixed-shape step reads the unwritten positions too (weighted 0, and 0 x NaN is NaN)
+        self.k = torch.zeros(shape, dtype=p.dtype, device=p.device)
+        self.v = torch.zeros(shape, dtype=p.dtype, device=p.device)
         self.ids: list[int] = []
+        # one-token steps in fixed shapes: on CUDA (replayed as a graph) unless told; on a CPU only when told (tests)
+        self.static_steps = p.device.type == "cuda" if static_steps is None else static_steps
+        self._token = torch.zeros(1, dtype=torch.long, device=p.device)
+        self._position = torch.zeros((), dtype=torch.long, device=p.device)
+        self._positions = torch.arange(self.n_ctx, device=p.device)
+        self._graph: torch.cuda.CUDAGraph | None = None
+        self._logits: torch.Tensor | None = None
         act = model.transformer.h[0].mlp.act
         # GPT-2's gelu_new written out is five elementwise passes; torch's tanh GELU is the same function in one
         self.act = partial(F.gelu, approximate="tanh") if type(act).__name__ == "NewGELUActivation" else act
@@ -71,6 +86,8 @@ class KVCache:
         start, n = len(self.ids), len(ids)
         if start + n > self.n_ctx:
             raise ValueError(f"{start + n} positions do not fit GPT-2's context of {self.n_ctx}")
+        if n == 1 and self.static_steps:
+            return self._step(ids[0])
         t = self.transformer
         device = self.k.device
         x = t.wte(torch.tensor(ids, device=device)) + t.wpe.weight[start : start + n]
@@ -89,3 +106,54 @@ class KVCache:
             x = x + mlp.c_proj(self.act(mlp.c_fc(block.ln_2(x))))
         self.ids.extend(ids)
         return self.model.lm_head(t.ln_f(x[-1:]))[0]  # 2-D: int8 layers take no 1-D input
+
+    def _step(self, token: int) -> torch.Tensor:
+        """One token through the fixed-shape step: a CUDA graph's replay on a GPU (captured at the first), else eager."""
+        self._token.fill_(token)
+        self._position.fill_(len(self.ids))
+        if self.k.device.type != "cuda":
+            logits = self._static_step()
+        else:
+            if self._graph is None:
+                try:
+                    self._capture()
+                except RuntimeError as e:  # a GPU or driver that cannot capture: the variable-shape steps still write
+                    warnings.warn(f"GPT-2 steps without a CUDA graph ({str(e).splitlines()[0]})", stacklevel=2)
+                    self._graph, self.static_steps = None, False
+                    return self.feed([token])
+            self._graph.replay()
+            logits = self._logits
+        self.ids.append(token)
+        return logits[0].clone()  # the graph's output is overwritten by the next replay
+
+    def _capture(self) -> None:
+        """Record the step as a CUDA graph, after one run on a side stream that picks its kernels and workspaces.
+
+        Both runs write the keys and values of the position the next token takes, which that token then overwrites.
+        """
+        side = torch.cuda.Stream()
+        side.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(side):
+            self._static_step()
+        torch.cuda.current_stream().wait_stream(side)
+        self._graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(self._graph):
+            self._logits = self._static_step()
+
+    def _static_step(self) -> torch.Tensor:
+        """The token in `_token` at position `_position`, in shapes that do not change from one step to the next."""
+        t = self.transformer
+        position = self._position.view(1)
+        x = t.wte(self._token) + t.wpe(position)
+        visible = (self._positions <= self._position).view(1, self.n_ctx)  # the positions written so far, and this one
+        embd = x.shape[-1]
+        for layer, block in enumerate(t.h):
+            attn, mlp = block.attn, block.mlp
+            qkv = attn.c_attn(block.ln_1(x))
+            q, k, v = (part.view(1, self.heads, self.head_size).transpose(0, 1) for part in qkv.split(embd, dim=1))
+            self.k[layer].index_copy_(1, position, k)
+            self.v[layer].index_copy_(1, position, v)
+            y = F.scaled_dot_product_attention(q, self.k[layer], self.v[layer], attn_mask=visible)
+            x = x + attn.c_proj(y.transpose(0, 1).reshape(1, embd))
+            x = x + mlp.c_proj(self.act(mlp.c_fc(block.ln_2(x))))
+        return self.model.lm_head(t.ln_f(x))
