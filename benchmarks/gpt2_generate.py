@@ -74,17 +74,8 @@ def main() -> None:
 
     runs: dict[str, Callable[[], list[int]]] = {"ours": ours, "generate": hf, "plain": lambda: ours(False),
                                                 "int8": lambda: ours(on=int8_model)}
-    times: dict[str, list[float]] = {name: [] for name in runs}
-    tokens: dict[str, list[int]] = {}
-    for fn in runs.values():
-        fn()  # warm up
-    for _ in range(args.repeats):
-        for name, fn in runs.items():
-            start = time.perf_counter()
-            tokens[name] = fn()
-            times[name].append(time.perf_counter() - start)
+    ms, tokens = timed(runs, args.repeats, lambda: None)
     assert tokens["ours"] == tokens["plain"] == tokens["generate"], "the paths chose different greedy tokens"
-    ms = {name: statistics.median(t) * 1e3 for name, t in times.items()}
     shape += f", {args.new} tokens after {args.prompt}, {args.threads} threads"
     same = sum(a == b for a, b in zip(tokens["int8"], tokens["ours"], strict=True))
     print(f"ours, float32:       {ms['ours']:7.1f} ms  ({shape})")
@@ -98,6 +89,23 @@ def main() -> None:
                       "speedup_vs_generate": round(ms["generate"] / ms["ours"], 2),
                       "int8_speedup_vs_generate": round(ms["generate"] / ms["int8"], 2),
                       "int8_loss_rise": round(check.rise, 4), "int8_check_tokens": check.tokens}))
+
+
+def timed(runs: dict[str, Callable[[], list[int]]], repeats: int,
+          sync: Callable[[], None]) -> tuple[dict[str, float], dict[str, list[int]]]:
+    """Each run once to warm up, then `repeats` times interleaved: median milliseconds and the tokens of each."""
+    times: dict[str, list[float]] = {name: [] for name in runs}
+    tokens: dict[str, list[int]] = {}
+    for fn in runs.values():
+        fn()
+    for _ in range(repeats):
+        for name, fn in runs.items():
+            sync()
+            start = time.perf_counter()
+            tokens[name] = fn()
+            sync()
+            times[name].append(time.perf_counter() - start)
+    return {name: statistics.median(t) * 1e3 for name, t in times.items()}, tokens
 
 
 def gpu(args: argparse.Namespace) -> None:
@@ -126,18 +134,7 @@ def gpu(args: argparse.Namespace) -> None:
         return out[0, args.prompt :].tolist()
 
     runs: dict[str, Callable[[], list[int]]] = {"ours": ours, "no graphs": lambda: ours(False), "generate": hf}
-    times: dict[str, list[float]] = {name: [] for name in runs}
-    tokens: dict[str, list[int]] = {}
-    for fn in runs.values():
-        fn()  # warm up
-    for _ in range(args.repeats):
-        for name, fn in runs.items():
-            torch.cuda.synchronize()
-            start = time.perf_counter()
-            tokens[name] = fn()
-            torch.cuda.synchronize()
-            times[name].append(time.perf_counter() - start)
-    ms = {name: statistics.median(t) * 1e3 for name, t in times.items()}
+    ms, tokens = timed(runs, args.repeats, torch.cuda.synchronize)
     same = sum(a == b for a, b in zip(tokens["ours"], tokens["generate"], strict=True))
     shape = f"{args.layers}x{args.embd}, bf16, {args.new} tokens after {args.prompt}, {torch.cuda.get_device_name()}"
     for name in runs:
