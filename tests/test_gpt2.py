@@ -129,7 +129,7 @@ def test_a_lora_model_knows_when_its_base_has_changed(gpt2_base: Path, pkd_slice
 
     base, out = tmp_path / "base", tmp_path / "lora"
     shutil.copytree(gpt2_base, base)
-    _train(pkd_slice, out, base, {"lora": True}, max_steps=2, eval_every=2)
+    _train(pkd_slice, out, base, {"lora": True}, max_steps=2, eval_every=2, ghostwriting_every=0)
     changed = AutoModelForCausalLM.from_pretrained(base)
     with torch.no_grad():
         changed.transformer.wte.weight.mul_(1.01)  # the base trained on a little, say
@@ -207,7 +207,7 @@ def test_a_random_base_is_refused_unless_from_scratch(random_base: Path, pkd_sli
     assert not out.exists()  # nothing half-made to clean up
 
     result = run_cli("finetune", str(pkd_slice), "--from-scratch", "--base", str(random_base), "--n-layer", "1",
-                     *GPT2_TINY, "--max-steps", "2", "--out", str(out))
+                     *GPT2_TINY, "--max-steps", "2", "--ghostwriting-every", "0", "--out", str(out))
     assert result.returncode == 0, result.stderr
     assert "FROM SCRATCH" in result.stderr.split("Before training")[0]
     config = json.loads((out / "config.json").read_text())
