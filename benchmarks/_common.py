@@ -5,7 +5,9 @@ import os
 import tempfile
 from pathlib import Path
 
-SHARED_CORPORA = Path(__file__).resolve().parent.parent.parent / "shared" / "corpora"
+# ../shared beside the project, or where GHOSTWRITER_SHARED says (the GPU machine, which gets a copy: gpu_checks.sh)
+SHARED = Path(os.environ.get("GHOSTWRITER_SHARED", Path(__file__).resolve().parent.parent.parent / "shared"))
+SHARED_CORPORA = SHARED / "corpora"
 
 
 def setup(threads: int | None) -> Path:

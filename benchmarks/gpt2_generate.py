@@ -29,7 +29,6 @@ import json
 import statistics
 import time
 from collections.abc import Callable
-from pathlib import Path
 
 
 def main() -> None:
@@ -148,6 +147,7 @@ def gpu(args: argparse.Namespace) -> None:
 def load(args: argparse.Namespace):
     """The model to time (random GPT-2 of the given shape, or a trained directory's), its int8 check, and its shape."""
     import torch
+    from _common import SHARED
     from transformers import GPT2Config, GPT2LMHeadModel
 
     from assistant.generation import load_model
@@ -164,8 +164,7 @@ def load(args: argparse.Namespace):
     else:
         torch.manual_seed(0)
         model = GPT2LMHeadModel(GPT2Config(n_layer=args.layers, n_embd=args.embd, n_head=args.heads)).eval()
-        tokenizer = base.load_tokenizer(str(Path(__file__).resolve().parent.parent.parent / "shared" / "models"
-                                            / "gpt2-tokenizer"))
+        tokenizer = base.load_tokenizer(str(SHARED / "models" / "gpt2-tokenizer"))
         ids = quantize.validation_ids(load_corpus(args.corpus), tokenizer, None)
         what = f"{args.layers}x{args.embd}, random weights"
     return model, quantize.measure(model, ids, ""), what
