@@ -21,6 +21,7 @@ time per step does not depend on the weights' values.
     .venv/bin/python benchmarks/gpt2_cpu_training.py                       # GPT-2 small, 2 threads, 2 blocks of 256
     .venv/bin/python benchmarks/gpt2_cpu_training.py --n-layer 2 --n-embd 128 --n-head 4   # a quick look
     .venv/bin/python benchmarks/gpt2_cpu_training.py --modes lora --repeats 2
+    .venv/bin/python benchmarks/gpt2_cpu_training.py --modes lora --repeats 2 --cpu-bf16   # ours in bf16 products
 """
 
 import argparse
@@ -96,7 +97,7 @@ def ours(args: argparse.Namespace, home: Path, base: Path, lora: bool, run: int)
 
     # one more step than timed: the last one is followed by the run's final validation and checkpoint
     options = GPT2Options(base=str(base), block_size=args.block, micro_batch=args.micro,
-                          batch_tokens=args.block * args.micro, lora=lora)
+                          batch_tokens=args.block * args.micro, lora=lora, cpu_bf16=args.cpu_bf16)
     config = FinetuneConfig(corpus=str(args.corpus), out=home / f"ours-{'lora' if lora else 'full'}-{run}",
                             max_steps=args.warmup + args.steps + 1, device="cpu", eval_every=10**9,
                             sample_every=10**9, checkpoint_every=10**9, eval_chars=args.block * args.micro * 4,
@@ -153,6 +154,7 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=1, help="untimed steps first")
     parser.add_argument("--repeats", type=int, default=1, help="ours and plain alternated this often; the best of each")
     parser.add_argument("--threads", type=int, default=2, help="torch threads")
+    parser.add_argument("--cpu-bf16", action="store_true", help="ours with finetune --cpu-bf16 (bf16 products)")
     parser.add_argument("--n-layer", type=int, default=12)
     parser.add_argument("--n-embd", type=int, default=768)
     parser.add_argument("--n-head", type=int, default=12)
@@ -161,7 +163,8 @@ def main() -> None:
     args = parser.parse_args()
     home = setup(args.threads)
     base = make_base(args, home)
-    shape = f"{args.n_layer}x{args.n_embd}, {args.micro} x {args.block} tokens per step, {args.threads} threads"
+    shape = (f"{args.n_layer}x{args.n_embd}, {args.micro} x {args.block} tokens per step, {args.threads} threads"
+             + (", ours with --cpu-bf16" if args.cpu_bf16 else ""))
     results = {}
     for mode in args.modes.split(","):
         lora = mode == "lora"

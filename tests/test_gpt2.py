@@ -370,3 +370,18 @@ def test_a_lora_adapted_output_layer_is_trained_through_its_adapter(gpt2_base: P
     torch.testing.assert_close(loss, expected)
     loss.backward()
     assert head_b.grad is not None and head_b.grad.abs().sum() > 0
+
+
+def test_cpu_bf16_runs_the_products_in_bf16_and_trains_to_about_the_float32_loss(gpt2_base: Path, pkd_slice: Path,
+                                                                                  tmp_path: Path):
+    curves = {}
+    for bf16 in (False, True):
+        out = tmp_path / f"bf16-{bf16}"
+        _train(pkd_slice, out, gpt2_base, {"lora": True, "cpu_bf16": bf16, "dropout": 0.0}, max_steps=4, eval_every=2,
+               ghostwriting_every=0)
+        curves[bf16] = [(r.get("train_loss"), r.get("val_loss")) for r in read_jsonl(out / "history.jsonl")]
+    assert json.loads((out / "config.json").read_text())["training"]["options"]["cpu_bf16"] is True  # kept for --resume
+    assert curves[True] != curves[False]  # bf16 products round differently...
+    pairs = [(a, b) for row_a, row_b in zip(curves[True], curves[False], strict=True)
+             for a, b in zip(row_a, row_b, strict=True) if a is not None]
+    assert pairs and max(abs(a - b) for a, b in pairs) < 0.05  # ...to about the same losses

@@ -31,6 +31,7 @@ class GPT2Options:
     merge: bool = False
     compile: bool | None = None  # None: on for CUDA
     grad_checkpointing: bool = False
+    cpu_bf16: bool = False  # a CPU's matrix products in bf16 (autocast); weights and optimizer stay float32
     test_split: bool = True  # half the held-out tenth is kept for testing; False: a run started before that, resumed
 
     @property
