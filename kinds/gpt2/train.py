@@ -142,7 +142,11 @@ class GPT2Adapter:
         return trained * (3 if world.size > 1 else 2)
 
     def _fitted(self, fits: memory.Probe, world: World) -> GPT2HParams:
-        """The run's numbers with as many of a step's blocks per pass as the card holds (rank 0's measure on all ranks)."""
+        """The run's numbers with as many of a step's blocks per pass as this rank's card holds.
+
+        Each rank measures its own card, one after another (the adapter is made under `node_main_first`, where a
+        collective would wait for ranks still at its barrier); a rank's passes only divide its share of the step.
+        """
         blocks = self.hp.micro_batch * self.hp.grad_accum
         micro = memory.largest_fitting(fits, blocks)
         for p in self.model.parameters():
@@ -152,7 +156,7 @@ class GPT2Adapter:
                             f"block of {self.hp.block_size} tokens at a time: try --lora, --grad-checkpointing or a "
                             "smaller --block-size")
         # over several GPUs the probe measured the whole model, which --fsdp then shards: one block may fit there
-        micro = world.decide(max(micro, 1))
+        micro = max(micro, 1)
         return replace(self.hp, micro_batch=micro, grad_accum=blocks // micro)
 
     def _block_loss(self, x: torch.Tensor, y: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
