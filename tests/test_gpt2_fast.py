@@ -75,6 +75,11 @@ def test_the_fixed_shape_step_a_cuda_graph_replays_gives_the_variable_shape_step
     static.keep([*static.ids[:5], 7, 8])  # an edit: the positions after it are masked again, not read
     variable.keep([*variable.ids[:5], 7, 8])
     torch.testing.assert_close(static.feed([7]), variable.feed([7]), rtol=1e-5, atol=1e-5)
+    with torch.autocast("cpu", dtype=torch.bfloat16):  # as training's samples run: float32 weights, bf16 products
+        static, variable = KVCache(model, static_steps=True), KVCache(model, static_steps=False)
+        static.feed([1, 2, 3])
+        variable.feed([1, 2, 3])
+        torch.testing.assert_close(static.feed([4]), variable.feed([4]), rtol=0.02, atol=0.02)
     prime = list(range(1000, 1030))
     stream = generate_ids(model, prime, torch.Generator().manual_seed(0), 48, 0.0, cache=KVCache(model, static_steps=True))
     assert [next(stream) for _ in range(100)] == ids(model, prime, 100, 0.0, fast=False)

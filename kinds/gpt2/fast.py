@@ -130,6 +130,8 @@ class KVCache:
         """Record the step as a CUDA graph, after one run on a side stream that picks its kernels and workspaces.
 
         Both runs write the keys and values of the position the next token takes, which that token then overwrites.
+        Under autocast the graph reads autocast's cached casts of the weights, which last as long as its context:
+        a cache made inside one (training's samples) is used up inside it.
         """
         side = torch.cuda.Stream()
         side.wait_stream(torch.cuda.current_stream())
@@ -151,8 +153,9 @@ class KVCache:
             attn, mlp = block.attn, block.mlp
             qkv = attn.c_attn(block.ln_1(x))
             q, k, v = (part.view(1, self.heads, self.head_size).transpose(0, 1) for part in qkv.split(embd, dim=1))
-            self.k[layer].index_copy_(1, position, k)
-            self.v[layer].index_copy_(1, position, v)
+            # under autocast (training's samples) the products are bf16 and the cache holds the weights' dtype
+            self.k[layer].index_copy_(1, position, k.to(self.k.dtype))
+            self.v[layer].index_copy_(1, position, v.to(self.v.dtype))
             y = F.scaled_dot_product_attention(q, self.k[layer], self.v[layer], attn_mask=visible)
             x = x + attn.c_proj(y.transpose(0, 1).reshape(1, embd))
             x = x + mlp.c_proj(self.act(mlp.c_fc(block.ln_2(x))))
