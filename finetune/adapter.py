@@ -10,7 +10,7 @@ position across a resume.
 import contextlib
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import torch
 from torch import nn
@@ -18,6 +18,9 @@ from torch import nn
 from kinds.sampling import Sampling
 
 from .amount import TextAmounts
+
+if TYPE_CHECKING:
+    from .distributed import World
 
 
 @contextlib.contextmanager
@@ -56,6 +59,11 @@ class Adapter(Protocol):
 
     def headline(self) -> str:
         """The run's first line: what is trained, how big, on how much."""
+        ...
+
+    def fit_memory(self, world: "World") -> None:
+        """Called on every rank once all have made their adapter: a kind whose micro-batch the device's memory
+        bounds measures it here, and the ranks agree on it (every rank takes part in the same collectives)."""
         ...
 
     def check_start(self, val_loss: float) -> None:

@@ -83,6 +83,14 @@ class World:
         dist.all_reduce(t, group=self.control)
         return float(t[0]) / self.size, bool(t[1] > 0)
 
+    def least(self, value: int) -> int:
+        """The smallest of the ranks' `value`s, on every rank: what all of them can do."""
+        if not self.launched or self.size == 1:
+            return value
+        t = torch.tensor([value], dtype=torch.int64)
+        dist.all_reduce(t, op=dist.ReduceOp.MIN, group=self.control)
+        return int(t[0])
+
     def gather_rows(self, tensor: torch.Tensor, dim: int) -> torch.Tensor:
         """Every rank's rows of a tensor carried between batches, joined along `dim` in rank order, on the CPU."""
         tensor = tensor.detach().cpu().contiguous()

@@ -219,6 +219,7 @@ def train(config: FinetuneConfig, world: distributed.World, device: torch.device
     torch.manual_seed(config.seed)
     with world.node_main_first():
         adapter = registry.get(config.model).train().make_adapter(corpus, config.options, config.seed, device, world)
+    adapter.fit_memory(world)  # after the barrier: a measure the ranks agree on is a collective
     if saved is not None:
         check_same_base(saved, adapter, config.options, path)
     plan = make_plan(config, adapter.schedule)

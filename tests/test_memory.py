@@ -7,6 +7,7 @@ import torch
 
 from corpora import UserError, load_corpus
 from finetune import memory
+from finetune.distributed import SINGLE
 from kinds.gpt2.options import GPT2Options
 from kinds.gpt2.train import GPT2Adapter
 
@@ -76,8 +77,10 @@ def test_a_gpt2_run_takes_as_many_blocks_per_pass_as_the_card_holds(pkd_slice: P
     card = FakeCard(blocks=5)
     monkeypatch.setattr(memory, "probe", card.probe)
     adapter = GPT2Adapter(corpus, GPT2Options(**TINY), 7, torch.device("cpu"))
+    adapter.fit_memory(SINGLE)  # as finetune calls it, on every rank once all have made their adapter
     assert (adapter.hp.micro_batch, adapter.hp.grad_accum, adapter.data.micro_batch) == (4, 4, 4)
-    assert adapter.units_per_step == 512 and card.passes[0] == 16 and set(card.passes) <= {1, 2, 4, 8, 16}
+    assert adapter.units_per_step == 512 and adapter.grad_accum == 4
+    assert card.passes[0] == 16 and set(card.passes) <= {1, 2, 4, 8, 16}
     trained = sum(p.numel() for p in adapter.model.parameters() if p.requires_grad)
     assert card.held == [2 * 4 * trained]  # AdamW's two float32 moments of every trained weight
     assert all(p.grad is None for p in adapter.model.parameters())  # the probe's gradients are not the first step's
@@ -86,8 +89,9 @@ def test_a_gpt2_run_takes_as_many_blocks_per_pass_as_the_card_holds(pkd_slice: P
     given = FakeCard(blocks=5)
     monkeypatch.setattr(memory, "probe", given.probe)
     adapter = GPT2Adapter(corpus, GPT2Options(**TINY, micro_batch=8), 7, torch.device("cpu"))
+    adapter.fit_memory(SINGLE)
     assert adapter.hp.micro_batch == 8 and given.passes == []  # the writer's number is taken as it is
 
     monkeypatch.setattr(memory, "probe", FakeCard(blocks=0).probe)
     with pytest.raises(UserError, match="does not fit in this GPU's memory even one block of 32 tokens"):
-        GPT2Adapter(corpus, GPT2Options(**TINY), 7, torch.device("cpu"))
+        GPT2Adapter(corpus, GPT2Options(**TINY), 7, torch.device("cpu")).fit_memory(SINGLE)

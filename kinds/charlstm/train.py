@@ -55,6 +55,9 @@ class CharLSTMAdapter:
         self.index = 0
         self.state: State | None = None
 
+    def fit_memory(self, world: World) -> None:
+        """A char model's batch is its preset's: small enough for any device, nothing to measure."""
+
     def headline(self) -> str:
         hp = self.hp
         return (f"Training a {self.size} char-LSTM ({hp.layers}x{hp.hidden}, {self.model.num_parameters():,} parameters) "

@@ -58,6 +58,9 @@ class CharTransformerAdapter:
         self.epoch = 0
         self.index = 0
 
+    def fit_memory(self, world: World) -> None:
+        """A char model's batch is its preset's: small enough for any device, nothing to measure."""
+
     def headline(self) -> str:
         c = self.model.config
         return (f"Training a {self.size} char transformer ({c.layers}x{c.hidden}, {c.heads} head(s), context {c.block_size}, "

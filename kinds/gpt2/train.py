@@ -92,27 +92,12 @@ class GPT2Adapter:
         residual_in_autocast_dtype(self._body)
         fuse_gelu(self._body)
         self._pad_to = 64 if device.type == "cuda" else 1  # a CPU gains nothing from it and would copy the logits
-        if options.micro_batch is None and (fits := memory.probe(self._training_pass, device, self._held_bytes(world))):
-            self.hp = self._fitted(fits, world)
         self.data = TokenData(corpus, self.tokenizer, self.hp.block_size, self.hp.micro_batch, self.hp.split,
                               options.test_split)
-        if self.data.micro_batch < self.hp.micro_batch:  # a short corpus: fewer blocks per pass, more passes per step
-            accum = max(1, round(self.hp.micro_batch * self.hp.grad_accum / self.data.micro_batch))
-            self.hp = replace(self.hp, micro_batch=self.data.micro_batch, grad_accum=accum)
         self.data.to(device)
         self._loss = torch.compile(self._block_loss) if self.hp.compile else self._block_loss
-        self.schedule = self.hp
-        # A step is grad_accum micro-batches of the seeded order, whatever the world size; each rank takes its
-        # share of the step's blocks, in as few forward passes as a micro-batch's size allows (nanoGPT #283: the
-        # accumulation follows from the world size, not the local GPU count)
         self.world = world
-        blocks = self.data.micro_batch * self.hp.grad_accum
-        self._share = world.rows(blocks, f"a step's {blocks} blocks (--batch-tokens / --block-size)")
-        mine = self._share.stop - self._share.start
-        self._pass = max(d for d in range(1, min(self.data.micro_batch, mine) + 1) if mine % d == 0)
-        self._passes: list[torch.Tensor] = []
-        self.grad_accum = mine // self._pass
-        self.units_per_step = blocks * self.hp.block_size
+        self._plan(self.hp)
         self.chars_per_unit = self.data.chars_per_token
         self.epoch = 0
         self.index = 0
@@ -141,14 +126,15 @@ class GPT2Adapter:
         trained = sum(p.numel() * p.element_size() for p in self.model.parameters() if p.requires_grad)
         return trained * (3 if world.size > 1 else 2)
 
-    def _fitted(self, fits: memory.Probe, world: World) -> GPT2HParams:
-        """The run's numbers with as many of a step's blocks per pass as this rank's card holds.
-
-        Each rank measures its own card, one after another (the adapter is made under `node_main_first`, where a
-        collective would wait for ranks still at its barrier); a rank's passes only divide its share of the step.
-        """
-        blocks = self.hp.micro_batch * self.hp.grad_accum
-        micro = memory.largest_fitting(fits, blocks)
+    def fit_memory(self, world: World) -> None:
+        """--micro-batch auto on a GPU: as many blocks of this rank's share of a step per pass as every rank's card
+        holds (each rank measures its own; they take the least)."""
+        if self.options.micro_batch is not None:
+            return
+        fits = memory.probe(self._training_pass, self.device, self._held_bytes(world))
+        if fits is None:  # the same answer on every rank: the same kind of device
+            return
+        micro = memory.largest_fitting(fits, self._share.stop - self._share.start)
         for p in self.model.parameters():
             p.grad = None
         if micro == 0 and world.size == 1:
@@ -156,8 +142,30 @@ class GPT2Adapter:
                             f"block of {self.hp.block_size} tokens at a time: try --lora, --grad-checkpointing or a "
                             "smaller --block-size")
         # over several GPUs the probe measured the whole model, which --fsdp then shards: one block may fit there
-        micro = max(micro, 1)
-        return replace(self.hp, micro_batch=micro, grad_accum=blocks // micro)
+        micro = world.least(max(micro, 1))
+        blocks = self.data.micro_batch * self.hp.grad_accum
+        self._plan(replace(self.hp, micro_batch=micro, grad_accum=blocks // micro))
+
+    def _plan(self, hp: GPT2HParams) -> None:
+        """The run's numbers for `hp`, and this rank's passes through each step.
+
+        A short corpus takes fewer blocks per pass and more passes per step. A step is grad_accum micro-batches of
+        the seeded order, whatever the world size; each rank takes its share of the step's blocks, in as few forward
+        passes as a micro-batch's size allows (nanoGPT #283: the accumulation follows from the world size, not the
+        local GPU count).
+        """
+        self.data.micro_batch = min(self.data.micro_batch, hp.micro_batch)
+        if self.data.micro_batch < hp.micro_batch:
+            accum = max(1, round(hp.micro_batch * hp.grad_accum / self.data.micro_batch))
+            hp = replace(hp, micro_batch=self.data.micro_batch, grad_accum=accum)
+        self.hp = self.schedule = hp
+        blocks = self.data.micro_batch * hp.grad_accum
+        self._share = self.world.rows(blocks, f"a step's {blocks} blocks (--batch-tokens / --block-size)")
+        mine = self._share.stop - self._share.start
+        self._pass = max(d for d in range(1, min(self.data.micro_batch, mine) + 1) if mine % d == 0)
+        self._passes: list[torch.Tensor] = []
+        self.grad_accum = mine // self._pass
+        self.units_per_step = blocks * hp.block_size
 
     def _block_loss(self, x: torch.Tensor, y: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
         hidden = self._body(input_ids=x, use_cache=False).last_hidden_state  # training builds no KV cache
