@@ -10,6 +10,7 @@ sample store share it.
 import contextlib
 import os
 import shutil
+import socket
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -26,6 +27,7 @@ def _umask() -> int:
     return mask
 
 
+_HOST = socket.gethostname().replace("/", "_")  # in temporaries' names: which machine's process writes one
 FILE_MODE = 0o666 & ~_umask()  # what open() gives a new file; safetensors and save_pretrained may write 0600
 DIR_MODE = 0o777 & ~_umask()
 
@@ -42,7 +44,7 @@ def replacing(path: Path) -> Iterator[Path]:
     GPT-2 checkpoint leaves 1.5 GB) are removed at the next write of `path`.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp = path.with_name(f".{path.name}.{_HOST}.{os.getpid()}.tmp")
     _remove(tmp)
     _remove_orphans(path)
     try:
@@ -61,19 +63,21 @@ def replacing(path: Path) -> Iterator[Path]:
 
 
 def _remove_orphans(path: Path) -> None:
-    """Remove the temporaries of `path` whose writing process is gone; a live one may be another writer's."""
-    prefix = f".{path.name}."
+    """Remove the temporaries of `path` that a process of this machine left and is gone: a live one may be another
+    writer's, and on a shared disk another machine's process ids mean nothing here."""
+    prefix, suffix = f".{path.name}.{_HOST}.", ".tmp"
     with contextlib.suppress(OSError):
         for tmp in path.parent.iterdir():
-            pid = tmp.name[len(prefix) : -len(".tmp")]
-            if tmp.name.startswith(prefix) and tmp.name.endswith(".tmp") and pid.isdigit() and not _alive(int(pid)):
+            pid = tmp.name[len(prefix) : -len(suffix)]
+            if tmp.name.startswith(prefix) and tmp.name.endswith(suffix) and pid.isascii() and pid.isdigit() \
+                    and not _alive(int(pid)):
                 _remove(tmp)
 
 
 def _alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
-    except ProcessLookupError:
+    except (ProcessLookupError, OverflowError):  # gone, or no process id at all
         return False
     except PermissionError:  # another user's process
         return True

@@ -4,6 +4,7 @@ import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -277,12 +278,15 @@ def test_a_killed_writers_temporary_goes_at_the_next_write_and_a_live_ones_stays
     from corpora.files import replacing
 
     gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
-    dead, live = (tmp_path / f".checkpoint.safetensors.{pid}.tmp" for pid in (int(gone.stdout), os.getppid()))
+    host = socket.gethostname()
+    dead, live = (tmp_path / f".checkpoint.safetensors.{host}.{pid}.tmp" for pid in (int(gone.stdout), os.getppid()))
+    elsewhere = tmp_path / f".checkpoint.safetensors.another-machine.{int(gone.stdout)}.tmp"  # a shared disk
+    elsewhere.write_bytes(b"being written on another machine")
     dead.write_bytes(b"half of a checkpoint a kill -9 left")
     live.write_bytes(b"another process writing now")
     with replacing(tmp_path / "checkpoint.safetensors") as tmp:
         tmp.write_bytes(b"whole")
-    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["checkpoint.safetensors", live.name])
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["checkpoint.safetensors", live.name, elsewhere.name])
 
 
 def test_a_corpus_too_small_warns_before_and_after_and_the_untrained_model_is_marked(tmp_path: Path,

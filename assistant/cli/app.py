@@ -222,7 +222,7 @@ def _micro_batch(value: str | None) -> int | None:
     """--micro-batch: a number of blocks, or auto (None: the kind measures or picks it)."""
     if value is None or value == "auto":
         return None
-    if not value.isdigit():
+    if not (value.isascii() and value.isdigit()):
         raise UserError(f"--micro-batch takes a number of blocks or auto, not {value!r}")
     return int(value)
 
