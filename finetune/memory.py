@@ -7,10 +7,10 @@ gradient checkpointing. So a kind measures instead: it runs one real training
 pass (forward and backward, at the run's block size, precision and
 checkpointing) of a candidate number of blocks while the optimizer's moments
 and some slack are held aside, and the largest candidate that does not run out
-of memory wins. Candidates divide a step's blocks, so a step keeps its size
-exactly and only its accumulation changes. The search tries the whole step
-first (on a large card, the only try) and halves the range after that: a
-handful of passes, a second or two before training starts.
+of memory wins. Candidates divide a process's share of a step's blocks, so a
+step keeps its size exactly and only its accumulation changes. The search
+tries the whole share first (on a large card, the only try) and halves the
+range after that: a handful of passes, a second or two before training starts.
 
 A CPU is never probed: its memory is not what limits a micro-batch, time is
 (see the kinds' own defaults). Tests hand the kind a fake probe instead.

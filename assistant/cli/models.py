@@ -58,10 +58,9 @@ def models(ctx: typer.Context,
     for path, why in broken:
         err.print(f"{escape(path.name)}: damaged ({escape(why)}); remove it with: assistant models rm {escape(path.name)}",
                   highlight=False)
-    if not rows and broken:
-        return
     if not rows:
-        out.print(f"No models yet in {models_dir()}. Train one: assistant finetune pkd --model char")
+        if not broken:
+            out.print(f"No models yet in {models_dir()}. Train one: assistant finetune pkd --model char")
         return
     cells = [{
         "kind": r["kind"], "corpus": r["corpus"] or "-", "status": r["status"] or "-", "steps": str(r["steps"]),

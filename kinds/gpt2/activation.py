@@ -1,4 +1,4 @@
-"""GPT-2's MLP activation as torch's one-kernel tanh GELU for training.
+"""GPT-2's MLP activation as torch's one-kernel tanh GELU, for training and for the fast decoding path.
 
 transformers' `gelu_new` (NewGELUActivation) writes GPT-2's tanh
 approximation out as five elementwise operations, each a pass over the MLP's
@@ -14,8 +14,12 @@ object changes: it has no weights, and config.json keeps `gelu_new`.
 from torch import nn
 
 
+def fused(act: nn.Module) -> nn.Module:
+    """torch's tanh GELU where `act` is transformers' `gelu_new` (the results agree to float rounding), else `act`."""
+    return nn.GELU(approximate="tanh") if type(act).__name__ == "NewGELUActivation" else act
+
+
 def fuse_gelu(transformer: nn.Module) -> None:
-    """Swap each block's `gelu_new` for torch's tanh GELU (the results agree to float rounding)."""
+    """Swap each block's `gelu_new` for torch's tanh GELU, for training."""
     for block in transformer.h:
-        if type(block.mlp.act).__name__ == "NewGELUActivation":
-            block.mlp.act = nn.GELU(approximate="tanh")
+        block.mlp.act = fused(block.mlp.act)

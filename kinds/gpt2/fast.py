@@ -26,11 +26,12 @@ its tanh GELU is torch's fused one), so greedy tokens are the plain path's
 """
 
 import warnings
-from functools import partial
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from .activation import fused
 
 
 def supports(model: nn.Module) -> bool:
@@ -55,20 +56,20 @@ class KVCache:
         self.head_size = config.n_embd // config.n_head
         p = next(model.parameters())
         shape = (config.n_layer, self.heads, self.n_ctx, self.head_size)
-        # zeros, not empty: the fixed-shape step reads the unwritten positions too (weighted 0, and 0 x NaN is NaN)
-        self.k = torch.zeros(shape, dtype=p.dtype, device=p.device)
-        self.v = torch.zeros(shape, dtype=p.dtype, device=p.device)
-        self.ids: list[int] = []
         # one-token steps in fixed shapes: on CUDA (replayed as a graph) unless told; on a CPU only when told (tests)
         self.static_steps = p.device.type == "cuda" if static_steps is None else static_steps
+        # those read the unwritten positions too (weighted 0, and 0 x NaN is NaN), so their cache starts at zeros;
+        # the others' need not (zeroing GPT-2 small's 75 MB cost a CPU generation 15-20 ms)
+        new = torch.zeros if self.static_steps else torch.empty
+        self.k = new(shape, dtype=p.dtype, device=p.device)
+        self.v = new(shape, dtype=p.dtype, device=p.device)
+        self.ids: list[int] = []
         self._token = torch.zeros(1, dtype=torch.long, device=p.device)
         self._position = torch.zeros((), dtype=torch.long, device=p.device)
         self._positions = torch.arange(self.n_ctx, device=p.device)
         self._graph: torch.cuda.CUDAGraph | None = None
         self._logits: torch.Tensor | None = None
-        act = model.transformer.h[0].mlp.act
-        # GPT-2's gelu_new written out is five elementwise passes; torch's tanh GELU is the same function in one
-        self.act = partial(F.gelu, approximate="tanh") if type(act).__name__ == "NewGELUActivation" else act
+        self.act = fused(model.transformer.h[0].mlp.act)  # gelu_new's five elementwise passes as one
 
     def keep(self, ids: list[int]) -> list[int]:
         """Keep the cached prefix `ids` starts with (at least one id short of it), drop the rest; the ids to feed."""
@@ -88,24 +89,32 @@ class KVCache:
             raise ValueError(f"{start + n} positions do not fit GPT-2's context of {self.n_ctx}")
         if n == 1 and self.static_steps:
             return self._step(ids[0])
-        t = self.transformer
         device = self.k.device
-        x = t.wte(torch.tensor(ids, device=device)) + t.wpe.weight[start : start + n]
         # a chunk of n attends to all that is cached and, causally, to itself; one token needs no mask
         mask = None if n == 1 else torch.ones(n, start + n, dtype=torch.bool, device=device).tril(diagonal=start)
-        embd = x.shape[-1]
+        logits = self._blocks(torch.tensor(ids, device=device), torch.arange(start, start + n, device=device), start + n,
+                              mask)
+        self.ids.extend(ids)
+        return logits[0]
+
+    def _blocks(self, ids: torch.Tensor, where: torch.Tensor, seen: int, mask: torch.Tensor | None) -> torch.Tensor:
+        """`ids` at cache positions `where` through every block, each attending to the first `seen` cached positions
+        under `mask`; the logits after the last, (1, vocab). Both kinds of step run it: the variable-shape one and the
+        fixed-shape one a CUDA graph replays."""
+        t = self.transformer
+        x = t.wte(ids) + t.wpe(where)
+        n, embd = x.shape
         for layer, block in enumerate(t.h):
             attn, mlp = block.attn, block.mlp
             qkv = attn.c_attn(block.ln_1(x))
             q, k, v = (part.view(n, self.heads, self.head_size).transpose(0, 1) for part in qkv.split(embd, dim=1))
-            self.k[layer, :, start : start + n] = k
-            self.v[layer, :, start : start + n] = v
-            y = F.scaled_dot_product_attention(q, self.k[layer, :, : start + n], self.v[layer, :, : start + n],
-                                               attn_mask=mask)
+            # under autocast (training's samples) the products are bf16 and the cache holds the weights' dtype
+            self.k[layer].index_copy_(1, where, k.to(self.k.dtype))
+            self.v[layer].index_copy_(1, where, v.to(self.v.dtype))
+            y = F.scaled_dot_product_attention(q, self.k[layer, :, :seen], self.v[layer, :, :seen], attn_mask=mask)
             x = x + attn.c_proj(y.transpose(0, 1).reshape(n, embd))
             x = x + mlp.c_proj(self.act(mlp.c_fc(block.ln_2(x))))
-        self.ids.extend(ids)
-        return self.model.lm_head(t.ln_f(x[-1:]))[0]  # 2-D: int8 layers take no 1-D input
+        return self.model.lm_head(t.ln_f(x[-1:]))  # 2-D: int8 layers take no 1-D input
 
     def _step(self, token: int) -> torch.Tensor:
         """One token through the fixed-shape step: a CUDA graph's replay on a GPU (captured at the first), else eager."""
@@ -144,19 +153,5 @@ class KVCache:
 
     def _static_step(self) -> torch.Tensor:
         """The token in `_token` at position `_position`, in shapes that do not change from one step to the next."""
-        t = self.transformer
-        position = self._position.view(1)
-        x = t.wte(self._token) + t.wpe(position)
         visible = (self._positions <= self._position).view(1, self.n_ctx)  # the positions written so far, and this one
-        embd = x.shape[-1]
-        for layer, block in enumerate(t.h):
-            attn, mlp = block.attn, block.mlp
-            qkv = attn.c_attn(block.ln_1(x))
-            q, k, v = (part.view(1, self.heads, self.head_size).transpose(0, 1) for part in qkv.split(embd, dim=1))
-            # under autocast (training's samples) the products are bf16 and the cache holds the weights' dtype
-            self.k[layer].index_copy_(1, position, k.to(self.k.dtype))
-            self.v[layer].index_copy_(1, position, v.to(self.v.dtype))
-            y = F.scaled_dot_product_attention(q, self.k[layer], self.v[layer], attn_mask=visible)
-            x = x + attn.c_proj(y.transpose(0, 1).reshape(1, embd))
-            x = x + mlp.c_proj(self.act(mlp.c_fc(block.ln_2(x))))
-        return self.model.lm_head(t.ln_f(x))
+        return self._blocks(self._token, self._position.view(1), self.n_ctx, visible)

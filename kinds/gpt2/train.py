@@ -120,18 +120,17 @@ class GPT2Adapter:
             loss = self._block_loss(x, x)
         loss.backward()
 
-    def _held_bytes(self, world: World) -> int:
-        """What training holds beside a pass's activations and gradients: AdamW's two moments of each trained weight,
-        and under DDP its gradient buckets, a copy of the gradients."""
-        trained = sum(p.numel() * p.element_size() for p in self.model.parameters() if p.requires_grad)
-        return trained * (3 if world.size > 1 else 2)
+    def _held_bytes(self) -> int:
+        """What training holds beside a pass's activations and gradients: AdamW's two moments of each trained weight
+        (DDP's gradient buckets are the gradients themselves: finetune.distributed makes them views)."""
+        return 2 * sum(p.numel() * p.element_size() for p in self.model.parameters() if p.requires_grad)
 
     def fit_memory(self, world: World) -> None:
         """--micro-batch auto on a GPU: as many blocks of this rank's share of a step per pass as every rank's card
         holds (each rank measures its own; they take the least)."""
         if self.options.micro_batch is not None:
             return
-        fits = memory.probe(self._training_pass, self.device, self._held_bytes(world))
+        fits = memory.probe(self._training_pass, self.device, self._held_bytes())
         if fits is None:  # the same answer on every rank: the same kind of device
             return
         micro = memory.largest_fitting(fits, self._share.stop - self._share.start)
