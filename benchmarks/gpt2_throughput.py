@@ -25,6 +25,7 @@ from _common import SHARED_CORPORA, fill_shape, setup
 TOKENIZER = SHARED_CORPORA.parent / "models" / "gpt2-tokenizer"
 GPU_SHAPE = {"n_layer": 12, "n_embd": 768, "n_head": 12, "block": 1024, "micro": 64}
 PLAIN_GPU_MICRO = 32  # the most blocks per pass that the plain loop fits in an 80 GB GPU's memory
+DENSE_BF16_PEAK = 989e12  # an H100 or H200 SXM's dense bf16 matrix throughput (FLOP/s), the MFU's denominator
 CPU_SHAPE = {"n_layer": 2, "n_embd": 128, "n_head": 4, "block": 128, "micro": 4}
 
 
@@ -133,9 +134,23 @@ def main() -> None:
     print(f"ours:  {fast:,.0f} tokens/s, peak memory {fast_mem or '-'} GiB   ({shape}, {args.device})")
     print(f"plain: {slow:,.0f} tokens/s, peak memory {slow_mem or '-'} GiB   (transformers as built, no compile, "
           f"{args.plain_micro} blocks per pass)")
+    flops = flops_per_token(args)
+    mfu = fast * flops / DENSE_BF16_PEAK if gpu else None
+    print(f"speedup x{fast / slow:.2f} (goal >= 4 on a GPU); model FLOPs per token 6N + 12 L d T = {flops / 1e9:.3f} GFLOP"
+          + (f", x {fast:,.0f} tokens/s = {fast * flops / 1e12:.0f} TFLOP/s of a dense bf16 peak of "
+             f"{DENSE_BF16_PEAK / 1e12:.0f}: MFU {mfu:.1%} (goal >= 55%)" if gpu else ""))
     print(json.dumps({"device": args.device, "shape": shape, "ours_tokens_per_s": round(fast),
                       "plain_tokens_per_s": round(slow), "speedup": round(fast / slow, 2),
-                      "ours_peak_gib": fast_mem, "plain_peak_gib": slow_mem}))
+                      "ours_peak_gib": fast_mem, "plain_peak_gib": slow_mem, "flops_per_token": flops,
+                      "mfu": round(mfu, 4) if mfu is not None else None}))
+
+
+def flops_per_token(args: argparse.Namespace) -> float:
+    """A training step's model FLOPs per token (PaLM's appendix B, as nanoGPT counts them): 6 per weight for the
+    forward and backward passes, plus attention's 12 x layers x width x block (scores and their use, both ways)."""
+    d, vocab = args.n_embd, 50_257
+    weights = args.n_layer * 12 * d * d + vocab * d  # the blocks' matrices and the (tied) output layer
+    return 6 * weights + 12 * args.n_layer * d * args.block
 
 
 if __name__ == "__main__":
