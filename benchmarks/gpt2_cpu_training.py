@@ -20,8 +20,8 @@ time per step does not depend on the weights' values.
 
     .venv/bin/python benchmarks/gpt2_cpu_training.py                       # GPT-2 small, 2 threads, 2 blocks of 256
     .venv/bin/python benchmarks/gpt2_cpu_training.py --n-layer 2 --n-embd 128 --n-head 4   # a quick look
-    .venv/bin/python benchmarks/gpt2_cpu_training.py --modes lora --repeats 2
-    .venv/bin/python benchmarks/gpt2_cpu_training.py --modes lora --repeats 2 --cpu-bf16   # ours in bf16 products
+    .venv/bin/python benchmarks/gpt2_cpu_training.py --modes lora --repeats 2   # ours at finetune's default precision
+    .venv/bin/python benchmarks/gpt2_cpu_training.py --modes lora --repeats 2 --no-cpu-bf16   # ours in float32
 """
 
 import argparse
@@ -154,7 +154,8 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=1, help="untimed steps first")
     parser.add_argument("--repeats", type=int, default=1, help="ours and plain alternated this often; the best of each")
     parser.add_argument("--threads", type=int, default=2, help="torch threads")
-    parser.add_argument("--cpu-bf16", action="store_true", help="ours with finetune --cpu-bf16 (bf16 products)")
+    parser.add_argument("--cpu-bf16", action=argparse.BooleanOptionalAction, default=None,
+                        help="ours with bf16 products, or float32 (default: finetune's, bf16 where the CPU has it)")
     parser.add_argument("--n-layer", type=int, default=12)
     parser.add_argument("--n-embd", type=int, default=768)
     parser.add_argument("--n-head", type=int, default=12)
@@ -163,8 +164,11 @@ def main() -> None:
     args = parser.parse_args()
     home = setup(args.threads)
     base = make_base(args, home)
+    from finetune.device import cpu_has_native_bf16
+
+    cpu_bf16 = args.cpu_bf16 if args.cpu_bf16 is not None else cpu_has_native_bf16()
     shape = (f"{args.n_layer}x{args.n_embd}, {args.micro} x {args.block} tokens per step, {args.threads} threads"
-             + (", ours with --cpu-bf16" if args.cpu_bf16 else ""))
+             + (", ours with bf16 products" if cpu_bf16 else ", float32"))
     results = {}
     for mode in args.modes.split(","):
         lora = mode == "lora"

@@ -11,7 +11,7 @@ from safetensors.torch import load_file, save_file
 from corpora import UserError
 from finetune.checkpoint import read_jsonl
 from finetune.config import FinetuneConfig
-from finetune.device import autocast, pick_device
+from finetune.device import autocast, cpu_has_native_bf16, pick_device
 from finetune.progress import Reporter
 from finetune.run import finetune
 from kinds.charlstm.options import CharOptions
@@ -23,6 +23,15 @@ def test_cuda_precision_is_bf16_autocast_and_cpu_is_float32():
     ctx = autocast(torch.device("cuda"))
     assert isinstance(ctx, torch.autocast) and ctx.fast_dtype == torch.bfloat16
     assert not isinstance(autocast(torch.device("cpu")), torch.autocast)
+
+
+@pytest.mark.parametrize(("avx512_bf16", "amx", "native"), [(False, False, False), (True, False, True), (False, True, True)])
+def test_a_cpu_has_native_bf16_with_avx512_bf16_or_amx(monkeypatch: pytest.MonkeyPatch, avx512_bf16: bool, amx: bool,
+                                                        native: bool):
+    """What GPT-2's default --cpu-bf16 follows: bf16 products only where the CPU does not emulate them."""
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: avx512_bf16)
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: amx)
+    assert cpu_has_native_bf16() is native
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message a machine without CUDA gives")

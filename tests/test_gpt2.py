@@ -374,13 +374,17 @@ def test_a_lora_adapted_output_layer_is_trained_through_its_adapter(gpt2_base: P
 
 def test_cpu_bf16_runs_the_products_in_bf16_and_trains_to_about_the_float32_loss(gpt2_base: Path, pkd_slice: Path,
                                                                                   tmp_path: Path):
+    from finetune.device import cpu_has_native_bf16
+
     curves = {}
-    for bf16 in (False, True):
+    for bf16 in (False, True, None):
         out = tmp_path / f"bf16-{bf16}"
         _train(pkd_slice, out, gpt2_base, {"lora": True, "cpu_bf16": bf16, "dropout": 0.0}, max_steps=4, eval_every=2,
                ghostwriting_every=0)
         curves[bf16] = [(r.get("train_loss"), r.get("val_loss")) for r in read_jsonl(out / "history.jsonl")]
-    assert json.loads((out / "config.json").read_text())["training"]["options"]["cpu_bf16"] is True  # kept for --resume
+        if bf16:
+            assert json.loads((out / "config.json").read_text())["training"]["options"]["cpu_bf16"] is True  # for --resume
+    assert curves[None] == curves[cpu_has_native_bf16()]  # the default: bf16 where the CPU has it in hardware
     assert curves[True] != curves[False]  # bf16 products round differently...
     pairs = [(a, b) for row_a, row_b in zip(curves[True], curves[False], strict=True)
              for a, b in zip(row_a, row_b, strict=True) if a is not None]

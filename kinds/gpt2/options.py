@@ -31,7 +31,7 @@ class GPT2Options:
     merge: bool = False
     compile: bool | None = None  # None: on for CUDA
     grad_checkpointing: bool = False
-    cpu_bf16: bool = False  # a CPU's matrix products in bf16 (autocast); weights and optimizer stay float32
+    cpu_bf16: bool | None = None  # a CPU's matrix products in bf16 (autocast), None: where it has bf16 in hardware
     test_split: bool = True  # half the held-out tenth is kept for testing; False: a run started before that, resumed
 
     @property

@@ -21,7 +21,7 @@ from corpora.files import replacing
 from finetune import memory
 from finetune.adapter import evaluating
 from finetune.amount import TextAmounts
-from finetune.device import autocast
+from finetune.device import autocast, cpu_has_native_bf16
 from finetune.distributed import SINGLE, World
 
 from ..modeldir import MERGED
@@ -91,6 +91,8 @@ class GPT2Adapter:
         self._body, self._head = lm.transformer, lm.lm_head
         residual_in_autocast_dtype(self._body)
         fuse_gelu(self._body)
+        bf16 = options.cpu_bf16 if options.cpu_bf16 is not None else cpu_has_native_bf16()
+        self._cpu_bf16 = device.type == "cpu" and bf16
         self._pad_to = 64 if device.type == "cuda" else 1  # a CPU gains nothing from it and would copy the logits
         self.data = TokenData(corpus, self.tokenizer, self.hp.block_size, self.hp.micro_batch, self.hp.split,
                               options.test_split)
@@ -103,10 +105,10 @@ class GPT2Adapter:
         self.index = 0
 
     def _autocast(self) -> contextlib.AbstractContextManager:
-        """The products' precision: bf16 autocast on CUDA; on a CPU float32, or bf16 with --cpu-bf16 (about 1.7x
-        faster on a CPU with AVX512-BF16 or AMX, slower on one without). Weights, gradients and AdamW stay float32,
-        and the loss is taken in float32 (loss.py)."""
-        if self.device.type == "cpu" and self.options.cpu_bf16:
+        """The products' precision: bf16 autocast on CUDA; on a CPU bf16 under --cpu-bf16 (by default where the CPU
+        has AVX512-BF16 or AMX: about 1.6x faster there, slower on one without), else float32. Weights, gradients and
+        AdamW stay float32, and the loss is taken in float32 (loss.py)."""
+        if self._cpu_bf16:
             return torch.autocast("cpu", dtype=torch.bfloat16)
         return autocast(self.device, self.cuda_dtype)
 
@@ -182,8 +184,9 @@ class GPT2Adapter:
             what = f"all weights of base {self.options.base!r} ({shape})"
         d = self.data
         ranks = f", {self.grad_accum} x {self._pass} on each of {self.world.size} processes" if self.world.size > 1 else ""
+        bf16 = ", bf16 products (--no-cpu-bf16: float32)" if self._cpu_bf16 else ""
         return (f"Training {what} on {d.split['train_tokens']:,} tokens in blocks of {self.hp.block_size}, "
-                f"{self.units_per_step:,} tokens per step ({d.micro_batch} x {self.hp.grad_accum} accumulated{ranks})")
+                f"{self.units_per_step:,} tokens per step ({d.micro_batch} x {self.hp.grad_accum} accumulated{ranks}){bf16}")
 
     def num_parameters(self) -> int:
         return sum(p.numel() for p in {id(p): p for p in self.model.parameters()}.values())
