@@ -4,7 +4,9 @@ Trains `--size small` (the preset a CPU user gets) through the real `finetune`
 path for `--seconds` with `--threads` threads, then, in the same run, a plain
 baseline: the same data and split, a 2x256 stateful LSTM with constant-lr Adam
 and no schedule, for the same time. Both are scored on the whole validation
-split. Goal: <= 1.55 nats/char for ours in 2 minutes on 2 threads.
+split. Goal (issue 18): <= 1.40 nats/char for ours in 2 minutes on 2 threads, and at least 0.25 below the
+baseline in the same run (the margin is the figure that counts: machines differ by a few hundredths). Ours
+trains at finetune's defaults, bf16 products included where the CPU has them in hardware; the baseline is float32.
 
     .venv/bin/python benchmarks/charlstm_cpu_quality.py            # the goal's setting
     .venv/bin/python benchmarks/charlstm_cpu_quality.py --device cuda --size medium --seconds 300 --threads 0
@@ -68,7 +70,8 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--corpus", default="shakespeare")
     parser.add_argument("--seed", type=int, default=1337)
-    parser.add_argument("--goal", type=float, default=1.55)
+    parser.add_argument("--goal", type=float, default=1.40)
+    parser.add_argument("--margin", type=float, default=0.25, help="how far below the baseline ours must be")
     parser.add_argument("--no-baseline", action="store_true")
     parser.add_argument("--quiet", action="store_true", help="hide the training progress")
     args = parser.parse_args()
@@ -78,7 +81,8 @@ def main() -> None:
               "val_loss": round(ours, 4), "goal": args.goal, "met": ours <= args.goal}
     if not args.no_baseline:
         base = train_baseline(args)
-        result.update(baseline_val_loss=round(base, 4), baseline_over_ours=round(base / ours, 3))
+        result.update(baseline_val_loss=round(base, 4), baseline_over_ours=round(base / ours, 3),
+                      below_baseline=round(base - ours, 4), margin_met=base - ours >= args.margin)
     print(json.dumps(result))
 
 

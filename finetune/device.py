@@ -2,7 +2,7 @@
 
 CUDA gets cuDNN autotuning, TF32 and autocast in the model kind's dtype
 (weights stay float32, so a checkpoint loads anywhere); the CPU trains in float32,
-or with bf16 products where it multiplies bf16 in hardware (GPT-2's --cpu-bf16).
+or with bf16 products where it multiplies bf16 in hardware (--cpu-bf16).
 """
 
 import contextlib
@@ -44,6 +44,22 @@ def cpu_has_native_bf16() -> bool:
     cpu = torch.cpu
     checks = (getattr(cpu, "_is_avx512_bf16_supported", None), getattr(cpu, "_is_amx_tile_supported", None))
     return any(check is not None and check() for check in checks)
+
+
+def cpu_bf16(device: torch.device, asked: bool | None) -> bool:
+    """Whether a run on `device` multiplies in bf16 on a CPU (--cpu-bf16/--no-cpu-bf16; None: where it has bf16 in
+    hardware). Weights, gradients and the optimizer stay float32, so a checkpoint is the same either way."""
+    return device.type == "cpu" and (asked if asked is not None else cpu_has_native_bf16())
+
+
+def cpu_autocast(on: bool) -> contextlib.AbstractContextManager:
+    """bf16 autocast on the CPU where `cpu_bf16` said so; nothing otherwise."""
+    return torch.autocast("cpu", dtype=torch.bfloat16) if on else contextlib.nullcontext()
+
+
+def describe_cpu_bf16(on: bool) -> str:
+    """What a run's first line adds when the CPU multiplies in bf16."""
+    return ", bf16 products (--no-cpu-bf16: float32)" if on else ""
 
 
 def autocast(device: torch.device, dtype: torch.dtype = torch.bfloat16) -> contextlib.AbstractContextManager:

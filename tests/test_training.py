@@ -335,3 +335,26 @@ def test_a_log_line_says_how_old_its_validation_figure_is():
     reporter.update(47, 47, 2.3, 2.4, 40, "1k chars/s", 9.0, force=True)
     first, second = log.getvalue().splitlines()
     assert "| val 2.400 |" in first and "| val 2.400 (step 40) |" in second
+
+
+@pytest.mark.parametrize("kind", ["char", "char-transformer"])
+def test_cpu_bf16_trains_a_char_model_to_about_the_float32_loss_and_resumes_in_float32(kind: str, pkd_slice: Path,
+                                                                                      tmp_path: Path):
+    """bf16 products (the default on a CPU with bf16 in hardware) round differently and land near float32's losses;
+    the weights and the carried state stay float32 on disk, so a bf16 run resumes with --no-cpu-bf16."""
+    from finetune.device import cpu_has_native_bf16
+
+    curves = {}
+    for bf16 in (False, True, None):
+        out = tmp_path / f"{kind}-{bf16}"
+        finetune(FinetuneConfig(corpus=str(pkd_slice), model=kind, out=out, seed=7, max_steps=30, eval_every=10,
+                                ghostwriting_every=0, options=CharOptions(size="tiny", cpu_bf16=bf16)), Reporter())
+        curves[bf16] = [(r.get("train_loss"), r.get("val_loss")) for r in read_jsonl(out / "history.jsonl")]
+    assert curves[None] == curves[cpu_has_native_bf16()]
+    assert curves[True] != curves[False]
+    pairs = [(a, b) for row_a, row_b in zip(curves[True], curves[False], strict=True)
+             for a, b in zip(row_a, row_b, strict=True) if a is not None]
+    assert pairs and max(abs(a - b) for a, b in pairs) < 0.05
+    resumed = finetune(FinetuneConfig(corpus=str(pkd_slice), model=kind, out=tmp_path / f"{kind}-True", max_steps=40,
+                                      resume=True, options=CharOptions(cpu_bf16=False)), Reporter())
+    assert resumed.steps == 40 and resumed.val_loss < curves[True][-1][1] + 0.05

@@ -177,8 +177,8 @@ def finetune(
                                                      rich_help_panel=GPT2)] = False,
     cpu_bf16: Annotated[bool | None, typer.Option(
         "--cpu-bf16/--no-cpu-bf16",
-        help="On a CPU, matrix products in bf16 (weights and optimizer stay float32): about 1.6x faster where the CPU "
-             "has AVX512-BF16 or AMX, slower where it has not (default: on where it has).", rich_help_panel=GPT2)] = None,
+        help="On a CPU, matrix products in bf16 (weights and optimizer stay float32): about 1.5x faster where the CPU "
+             "has AVX512-BF16 or AMX, slower where it has not (default: on where it has).")] = None,
     size: Annotated[str, typer.Option(help="auto, tiny, small, medium or large (auto: small on CPU, large on GPU).",
                                       rich_help_panel=CHAR)] = "auto",
     layers: Annotated[int | None, typer.Option(help="Layers (LSTM layers, or transformer blocks).", rich_help_panel=CHAR)] = None,

@@ -18,6 +18,7 @@ class CharOptions:
     seq_len: int | None = None
     batch_size: int | None = None
     lr: float | None = None
+    cpu_bf16: bool | None = None  # a CPU's matrix products in bf16 (autocast), None: where it has bf16 in hardware
 
     def validate(self) -> None:
         """Checked when the preset is resolved (presets.resolve), where the final values are known."""
@@ -27,7 +28,8 @@ class CharOptions:
 
     @classmethod
     def resumed(cls, card: Any, new: "CharOptions") -> "CharOptions":
-        """The options a run resolved on its first device (a checkpoint fixes its shape); only --lr may change."""
+        """The options a run resolved on its first device (a checkpoint fixes its shape); only --lr and the
+        precision (--cpu-bf16, which leaves the weights float32) may change."""
         hp = card.hparams
         saved = {k: hp[k] for k in ("layers", "hidden", "dropout", "seq_len", "batch_size", "lr")}
-        return cls(size=card.size, **{**saved, "lr": new.lr if new.lr is not None else hp["lr"]})
+        return cls(size=card.size, **{**saved, "lr": new.lr if new.lr is not None else hp["lr"]}, cpu_bf16=new.cpu_bf16)

@@ -11,6 +11,7 @@ from corpora import Corpus
 from finetune.adapter import evaluating
 from finetune.amount import TextAmounts
 from finetune.checkpoint import save_tensors
+from finetune.device import cpu_autocast, cpu_bf16, describe_cpu_bf16
 from finetune.distributed import SINGLE, World
 
 from ..modeldir import WEIGHTS
@@ -27,7 +28,7 @@ EVAL_CHUNK = 512
 def make_adapter(corpus: Corpus, options: CharOptions, seed: int, device: torch.device,
                  world: World = SINGLE) -> "CharLSTMAdapter":
     size, hp = presets.resolve(options, device.type)
-    return CharLSTMAdapter(corpus, size, hp, seed, device, world)
+    return CharLSTMAdapter(corpus, size, hp, seed, device, world, cpu_bf16(device, options.cpu_bf16))
 
 
 class CharLSTMAdapter:
@@ -39,7 +40,7 @@ class CharLSTMAdapter:
     chars_per_unit = 1.0
 
     def __init__(self, corpus: Corpus, size: str, hp: CharHParams, seed: int, device: torch.device,
-                 world: World = SINGLE):
+                 world: World = SINGLE, bf16: bool = False):
         text = corpus_text(corpus)
         self.vocab = Vocab.from_text(text)
         self.data = CharData(text, self.vocab, hp.seq_len, hp.batch_size)
@@ -54,6 +55,7 @@ class CharLSTMAdapter:
         self.epoch = 0
         self.index = 0
         self.state: State | None = None
+        self.bf16 = bf16  # training's products on a CPU; validation stays float32, the loss a writer reads exact
 
     def fit_memory(self, world: World) -> None:
         """A char model's batch is its preset's: small enough for any device, nothing to measure."""
@@ -61,7 +63,7 @@ class CharLSTMAdapter:
     def headline(self) -> str:
         hp = self.hp
         return (f"Training a {self.size} char-LSTM ({hp.layers}x{hp.hidden}, {self.model.num_parameters():,} parameters) "
-                f"on {self.data.split['train'][1]:,} characters, vocabulary {len(self.vocab)}")
+                f"on {self.data.split['train'][1]:,} characters, vocabulary {len(self.vocab)}{describe_cpu_bf16(self.bf16)}")
 
     def check_start(self, val_loss: float) -> None:
         """A char-LSTM always starts from random weights: any first loss is right."""
@@ -73,7 +75,8 @@ class CharLSTMAdapter:
         if self.index >= self.data.steps_per_epoch:
             self.epoch, self.index, self.state = self.epoch + 1, 0, None
         x, y = (t[self.streams].to(self.device, non_blocking=True) for t in self.data.batch(self.seed, self.epoch, self.index))
-        logits, state = self.model(x, self.state)
+        with cpu_autocast(self.bf16):
+            logits, state = self.model(x, self.state)
         self.state = (state[0].detach(), state[1].detach())
         self.index += 1
         return F.cross_entropy(logits.float().reshape(-1, logits.size(-1)), y.reshape(-1))

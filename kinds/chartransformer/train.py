@@ -16,7 +16,7 @@ from corpora import Corpus
 from finetune.adapter import evaluating
 from finetune.amount import TextAmounts
 from finetune.checkpoint import save_tensors
-from finetune.device import autocast
+from finetune.device import autocast, cpu_autocast, cpu_bf16, describe_cpu_bf16
 from finetune.distributed import SINGLE, World
 
 from ..charlstm.data import DOC_START, CharData, corpus_text
@@ -33,7 +33,7 @@ from .model import CharGPT, CharGPTConfig
 def make_adapter(corpus: Corpus, options: CharOptions, seed: int, device: torch.device,
                  world: World = SINGLE) -> "CharTransformerAdapter":
     size, hp = presets.resolve(options, device.type)
-    return CharTransformerAdapter(corpus, size, hp, seed, device, world)
+    return CharTransformerAdapter(corpus, size, hp, seed, device, world, cpu_bf16(device, options.cpu_bf16))
 
 
 class CharTransformerAdapter:
@@ -43,7 +43,7 @@ class CharTransformerAdapter:
     chars_per_unit = 1.0
 
     def __init__(self, corpus: Corpus, size: str, hp: CharHParams, seed: int, device: torch.device,
-                 world: World = SINGLE):
+                 world: World = SINGLE, bf16: bool = False):
         text = corpus_text(corpus)
         self.vocab = Vocab.from_text(text)
         self.data = CharData(text, self.vocab, hp.seq_len, hp.batch_size)
@@ -57,6 +57,7 @@ class CharTransformerAdapter:
         self.windows = world.rows(hp.batch_size, "--batch-size")  # this rank's windows of every batch
         self.epoch = 0
         self.index = 0
+        self.bf16 = bf16  # training's products on a CPU; validation stays float32, the loss a writer reads exact
 
     def fit_memory(self, world: World) -> None:
         """A char model's batch is its preset's: small enough for any device, nothing to measure."""
@@ -65,7 +66,7 @@ class CharTransformerAdapter:
         c = self.model.config
         return (f"Training a {self.size} char transformer ({c.layers}x{c.hidden}, {c.heads} head(s), context {c.block_size}, "
                 f"{self.model.num_parameters():,} parameters) on {self.data.split['train'][1]:,} characters, "
-                f"vocabulary {len(self.vocab)}")
+                f"vocabulary {len(self.vocab)}{describe_cpu_bf16(self.bf16)}")
 
     def check_start(self, val_loss: float) -> None:
         """It always starts from random weights: any first loss is right."""
@@ -81,7 +82,8 @@ class CharTransformerAdapter:
             self.epoch, self.index = self.epoch + 1, 0
         x, y = self.data.batch(self.seed, self.epoch, self.index)
         self.index += 1
-        return self._loss(x[self.windows], y[self.windows])
+        with cpu_autocast(self.bf16):
+            return self._loss(x[self.windows], y[self.windows])
 
     def evaluate(self, split: str, max_units: int) -> float:
         total, count = split_loss(self.model, *self.data.eval_streams(split, max_units), self.device, self.hp.seq_len)

@@ -21,7 +21,7 @@ from corpora.files import replacing
 from finetune import memory
 from finetune.adapter import evaluating
 from finetune.amount import TextAmounts
-from finetune.device import autocast, cpu_has_native_bf16
+from finetune.device import autocast, cpu_autocast, cpu_bf16, describe_cpu_bf16
 from finetune.distributed import SINGLE, World
 
 from ..modeldir import MERGED
@@ -91,8 +91,7 @@ class GPT2Adapter:
         self._body, self._head = lm.transformer, lm.lm_head
         residual_in_autocast_dtype(self._body)
         fuse_gelu(self._body)
-        bf16 = options.cpu_bf16 if options.cpu_bf16 is not None else cpu_has_native_bf16()
-        self._cpu_bf16 = device.type == "cpu" and bf16
+        self._cpu_bf16 = cpu_bf16(device, options.cpu_bf16)
         self._pad_to = 64 if device.type == "cuda" else 1  # a CPU gains nothing from it and would copy the logits
         self.data = TokenData(corpus, self.tokenizer, self.hp.block_size, self.hp.micro_batch, self.hp.split,
                               options.test_split)
@@ -109,7 +108,7 @@ class GPT2Adapter:
         has AVX512-BF16 or AMX: about 1.6x faster there, slower on one without), else float32. Weights, gradients and
         AdamW stay float32, and the loss is taken in float32 (loss.py)."""
         if self._cpu_bf16:
-            return torch.autocast("cpu", dtype=torch.bfloat16)
+            return cpu_autocast(True)
         return autocast(self.device, self.cuda_dtype)
 
     def _training_pass(self, blocks: int) -> None:
@@ -184,9 +183,9 @@ class GPT2Adapter:
             what = f"all weights of base {self.options.base!r} ({shape})"
         d = self.data
         ranks = f", {self.grad_accum} x {self._pass} on each of {self.world.size} processes" if self.world.size > 1 else ""
-        bf16 = ", bf16 products (--no-cpu-bf16: float32)" if self._cpu_bf16 else ""
         return (f"Training {what} on {d.split['train_tokens']:,} tokens in blocks of {self.hp.block_size}, "
-                f"{self.units_per_step:,} tokens per step ({d.micro_batch} x {self.hp.grad_accum} accumulated{ranks}){bf16}")
+                f"{self.units_per_step:,} tokens per step ({d.micro_batch} x {self.hp.grad_accum} accumulated{ranks})"
+                f"{describe_cpu_bf16(self._cpu_bf16)}")
 
     def num_parameters(self) -> int:
         return sum(p.numel() for p in {id(p): p for p in self.model.parameters()}.values())
