@@ -373,7 +373,8 @@ def test_a_lora_adapted_output_layer_is_trained_through_its_adapter(gpt2_base: P
 
 
 def test_cpu_bf16_runs_the_products_in_bf16_and_trains_to_about_the_float32_loss(gpt2_base: Path, pkd_slice: Path,
-                                                                                  tmp_path: Path):
+                                                                                  tmp_path: Path,
+                                                                                  capsys: pytest.CaptureFixture):
     from finetune.device import cpu_has_native_bf16
 
     curves = {}
@@ -383,9 +384,14 @@ def test_cpu_bf16_runs_the_products_in_bf16_and_trains_to_about_the_float32_loss
                ghostwriting_every=0)
         curves[bf16] = [(r.get("train_loss"), r.get("val_loss")) for r in read_jsonl(out / "history.jsonl")]
         if bf16:
-            assert json.loads((out / "config.json").read_text())["training"]["options"]["cpu_bf16"] is True  # for --resume
+            assert json.loads((out / "config.json").read_text())["training"]["options"]["cpu_bf16"] is True
     assert curves[None] == curves[cpu_has_native_bf16()]  # the default: bf16 where the CPU has it in hardware
     assert curves[True] != curves[False]  # bf16 products round differently...
     pairs = [(a, b) for row_a, row_b in zip(curves[True], curves[False], strict=True)
              for a, b in zip(row_a, row_b, strict=True) if a is not None]
     assert pairs and max(abs(a - b) for a, b in pairs) < 0.05  # ...to about the same losses
+    assert "bf16 products" in capsys.readouterr().err  # the first line of the bf16 run says so
+    _train(pkd_slice, tmp_path / "bf16-True", gpt2_base, {"cpu_bf16": False}, max_steps=6, eval_every=2,
+           ghostwriting_every=0, resume=True)  # the precision may change on resume: the weights are float32
+    told = capsys.readouterr().err
+    assert "Resuming at step 4" in told and "bf16 products" not in told
