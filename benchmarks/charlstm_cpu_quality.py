@@ -29,7 +29,7 @@ def train_ours(args: argparse.Namespace, home: Path) -> float:
     from kinds.charlstm.options import CharOptions
 
     config = FinetuneConfig(corpus=args.corpus, model="char", out=home / "ours", max_time=args.seconds, device=args.device,
-                            seed=args.seed, options=CharOptions(size=args.size),
+                            seed=args.seed, options=CharOptions(size=args.size, cpu_bf16=args.cpu_bf16),
                             ghostwriting_every=0)  # training alone: the baseline has no evaluation either
     summary = finetune(config, Reporter(Console(stderr=True, quiet=args.quiet)))
     print(f"ours: {summary.steps} steps, val {summary.val_loss:.4f} (best {summary.best_val:.4f}) nats/char")
@@ -73,6 +73,8 @@ def main() -> None:
     parser.add_argument("--goal", type=float, default=1.40)
     parser.add_argument("--margin", type=float, default=0.25, help="how far below the baseline ours must be")
     parser.add_argument("--no-baseline", action="store_true")
+    parser.add_argument("--cpu-bf16", action=argparse.BooleanOptionalAction, default=None,
+                        help="ours with bf16 products on a CPU, or float32 (default: finetune's, bf16 where it has them)")
     parser.add_argument("--quiet", action="store_true", help="hide the training progress")
     args = parser.parse_args()
     home = setup(args.threads)
