@@ -32,6 +32,18 @@ def _checkpoint_step(out: Path) -> int | None:
     return load_checkpoint(path)[1]["run"]["step"] if path.exists() else None
 
 
+def _polled_step(out: Path) -> int:
+    """The checkpoint's step while the run may be replacing it: safetensors reads the header through one handle and
+    torch maps the path again, so a read that straddles the atomic rename sees two files (a size mismatch, a
+    RuntimeError). Such a read is taken again at the next poll; the step read once the run is dead must load."""
+    try:
+        return _checkpoint_step(out) or 0
+    except RuntimeError as e:
+        if "mapping size" not in str(e):
+            raise
+        return 0
+
+
 def _in_a_checkpoint_write(out: Path) -> bool:
     """Whether a checkpoint is being written now: corpora.files writes it under a temporary name beside its own."""
     try:
@@ -42,7 +54,7 @@ def _in_a_checkpoint_write(out: Path) -> bool:
 
 def _kill_at(proc: subprocess.Popen, out: Path, step: int, extra_s: float, in_write: bool, deadline: float) -> None:
     """SIGKILL once the run has checkpointed `step`, then `extra_s` later, or at its next checkpoint write."""
-    while ((_checkpoint_step(out) or 0) < step and proc.poll() is None) and time.monotonic() < deadline:
+    while (_polled_step(out) < step and proc.poll() is None) and time.monotonic() < deadline:
         time.sleep(0.01)
     if in_write:
         while not _in_a_checkpoint_write(out) and proc.poll() is None and time.monotonic() < deadline:
