@@ -29,7 +29,8 @@ class CharOptions:
     @classmethod
     def resumed(cls, card: Any, new: "CharOptions") -> "CharOptions":
         """The options a run resolved on its first device (a checkpoint fixes its shape); only --lr and the
-        precision (--cpu-bf16, which leaves the weights float32) may change."""
+        precision (--cpu-bf16, which leaves the weights float32; not given again, the saved choice) may change."""
         hp = card.hparams
         saved = {k: hp[k] for k in ("layers", "hidden", "dropout", "seq_len", "batch_size", "lr")}
-        return cls(size=card.size, **{**saved, "lr": new.lr if new.lr is not None else hp["lr"]}, cpu_bf16=new.cpu_bf16)
+        bf16 = new.cpu_bf16 if new.cpu_bf16 is not None else card.training["options"].get("cpu_bf16")
+        return cls(size=card.size, **{**saved, "lr": new.lr if new.lr is not None else hp["lr"]}, cpu_bf16=bf16)

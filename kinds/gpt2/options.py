@@ -48,12 +48,13 @@ class GPT2Options:
     @classmethod
     def resumed(cls, card: Any, new: "GPT2Options") -> "GPT2Options":
         """The saved run's options with the batch shape it resolved pinned; --lr, --compile and --cpu-bf16 (the
-        products' precision: weights stay float32) may change."""
+        products' precision: weights stay float32; not given again, the saved choice) may change."""
         hp = card.hparams
         pinned = {"block_size": hp["block_size"], "micro_batch": hp["micro_batch"],
                   "lr": new.lr if new.lr is not None else hp["lr"],
                   "batch_tokens": hp["block_size"] * hp["micro_batch"] * hp["grad_accum"]}
-        return cls(**{**card.training["options"], **pinned, "compile": new.compile, "cpu_bf16": new.cpu_bf16,
+        return cls(**{**card.training["options"], **pinned, "compile": new.compile,
+                      **({"cpu_bf16": new.cpu_bf16} if new.cpu_bf16 is not None else {}),
                       "test_split": "test_tokens" in (card.split or {})})
 
     def validate(self) -> None:
