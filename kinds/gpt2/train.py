@@ -107,9 +107,7 @@ class GPT2Adapter:
         """The products' precision: bf16 autocast on CUDA; on a CPU bf16 under --cpu-bf16 (by default where the CPU
         has AVX512-BF16 or AMX: about 1.6x faster there, slower on one without), else float32. Weights, gradients and
         AdamW stay float32, and the loss is taken in float32 (loss.py)."""
-        if self._cpu_bf16:
-            return cpu_autocast(True)
-        return autocast(self.device, self.cuda_dtype)
+        return cpu_autocast(True) if self._cpu_bf16 else autocast(self.device, self.cuda_dtype)
 
     def _training_pass(self, blocks: int) -> None:
         """One forward and backward of `blocks` blocks, as a training step runs them: the memory probe's pass.
