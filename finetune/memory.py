@@ -16,12 +16,16 @@ A CPU is never probed: its memory is not what limits a micro-batch, time is
 (see the kinds' own defaults). Tests hand the kind a fake probe instead.
 """
 
+import re
 from collections.abc import Callable
 
 import torch
 
 Probe = Callable[[int], bool]  # blocks per pass -> whether a training pass of that many fits
 SLACK_BYTES = 512 * 2**20  # the allocator's fragmentation, an evaluation's and a sample's buffers
+# Running out outside PyTorch's caching allocator is a plain RuntimeError: cuBLAS or cuDNN failing to allocate its
+# handle or workspace ("CUBLAS_STATUS_ALLOC_FAILED"), a raw cudaMalloc ("CUDA error: out of memory").
+LIBRARY_OUT_OF_MEMORY = re.compile(r"out of memory|STATUS_ALLOC_FAILED", re.IGNORECASE)
 
 
 def largest_fitting(fits: Probe, blocks: int) -> int:
@@ -62,8 +66,10 @@ def _runs(one_pass: Callable[[int], None], blocks: int, device: torch.device, he
         one_pass(blocks)
         del held
         return True
-    except torch.OutOfMemoryError:
-        return False
+    except RuntimeError as error:  # torch.OutOfMemoryError is one
+        if isinstance(error, torch.OutOfMemoryError) or LIBRARY_OUT_OF_MEMORY.search(str(error)):
+            return False
+        raise
 
 
 def probe(one_pass: Callable[[int], None], device: torch.device, reserve_bytes: int) -> Probe | None:

@@ -62,7 +62,7 @@ def test_full_finetune_reaches_the_target_and_loads_with_plain_transformers(gpt2
     from transformers import AutoModelForCausalLM
 
     out = tmp_path / "pkd-gpt2"
-    summary = _train(pkd_slice, out, gpt2_base, target_loss=6.6, max_steps=300)
+    summary = _train(pkd_slice, out, gpt2_base, target_loss=6.6, max_steps=300, eval_samples=3)
     assert summary.stop_reason == "target" and summary.train_loss <= 6.6 and summary.steps < 300
     history = read_jsonl(out / "history.jsonl")
     vals = [r["val_loss"] for r in history if "val_loss" in r]
@@ -95,7 +95,9 @@ def test_lora_trains_an_adapter_and_merges_it(gpt2_base: Path, pkd_slice: Path, 
 
     out = tmp_path / "lora"
     summary = _train(pkd_slice, out, gpt2_base, {"lora": True, "lr": 3e-3, "merge": True}, target_loss=7.35,
-                     target_on="val", max_steps=60)  # the base starts at 7.49 on this text
+                     target_on="val", max_steps=60, eval_samples=3)  # the base starts at 7.49 on this text
+    chosen = {p.name for p in (out / "ghostwriting").iterdir()}
+    assert "adapter_model.safetensors" in chosen and "model.safetensors" not in chosen  # its checkpoints: adapters
     assert summary.stop_reason == "target"
     files = {p.name for p in out.iterdir()}
     assert {"adapter_model.safetensors", "adapter_config.json", "merged"} <= files and "model.safetensors" not in files
@@ -119,7 +121,7 @@ def test_lora_trains_an_adapter_and_merges_it(gpt2_base: Path, pkd_slice: Path, 
     with pytest.raises(UserError, match=r"nothing to resume: .* reached --target-loss 7.35; to go on, --resume with a lower"):
         _train(pkd_slice, out, gpt2_base, {"lora": True, "merge": True}, resume=True)  # a finished run says how to go on
     again = _train(pkd_slice, out, gpt2_base, {"lora": True, "merge": True}, resume=True, target_loss=1.0,
-                   max_steps=summary.steps + 2)
+                   max_steps=summary.steps + 2, eval_samples=3)
     assert again.steps == summary.steps + 2 and (out / "merged" / "model.safetensors").is_file()
     assert not [p for p in out.iterdir() if p.name.startswith(".")]
 

@@ -49,6 +49,18 @@ def test_the_probe_answers_out_of_memory_and_leaves_the_random_state_as_it_was()
     assert torch.equal(torch.rand(4), expected)
     with pytest.raises(ValueError):  # anything but running out of memory is a real failure, not a "no"
         memory.out_of_memory_probe(lambda blocks: int("x"), torch.device("cpu"), 0)(1)
+
+    def library_fails(message: str):
+        def one_pass(blocks: int) -> None:
+            raise RuntimeError(message)
+        return memory.out_of_memory_probe(one_pass, torch.device("cpu"), 0)
+
+    # cuBLAS or cuDNN running out raises a plain RuntimeError: still a "no"; another RuntimeError is still a failure
+    assert not library_fails("CUDA error: CUBLAS_STATUS_ALLOC_FAILED when calling `cublasCreate(handle)`")(1)
+    assert not library_fails("cuDNN error: CUDNN_STATUS_ALLOC_FAILED")(1)
+    assert not library_fails("CUDA error: out of memory")(1)
+    with pytest.raises(RuntimeError, match="size mismatch"):
+        library_fails("size mismatch, m1: [4 x 3], m2: [2 x 2]")(1)
     assert memory.probe(one_pass, torch.device("cpu"), 0) is None  # a CPU is never probed
 
 
