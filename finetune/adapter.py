@@ -66,6 +66,11 @@ class Adapter(Protocol):
         bounds measures it here, and the ranks agree on it (every rank takes part in the same collectives)."""
         ...
 
+    def less_memory(self, resumable: bool) -> str:
+        """How to go on after the device ran out of memory in a step: the flags that make a pass smaller, given
+        to --resume when the run has a checkpoint (`resumable`), else to a new run."""
+        ...
+
     def check_start(self, val_loss: float) -> None:
         """Raise a UserError when the loss before the first step says the run is not what was asked."""
         ...

@@ -60,6 +60,12 @@ def out_of_memory_probe(one_pass: Callable[[int], None], device: torch.device, r
     return fits
 
 
+def ran_out_of_memory(error: BaseException) -> bool:
+    """Whether `error` is a device running out of memory, in PyTorch's allocator or in a library it calls."""
+    return isinstance(error, torch.OutOfMemoryError) or (
+        isinstance(error, RuntimeError) and LIBRARY_OUT_OF_MEMORY.search(str(error)) is not None)
+
+
 def _runs(one_pass: Callable[[int], None], blocks: int, device: torch.device, held_bytes: int) -> bool:
     try:
         held = torch.empty(held_bytes, dtype=torch.uint8, device=device)
@@ -67,7 +73,7 @@ def _runs(one_pass: Callable[[int], None], blocks: int, device: torch.device, he
         del held
         return True
     except RuntimeError as error:  # torch.OutOfMemoryError is one
-        if isinstance(error, torch.OutOfMemoryError) or LIBRARY_OUT_OF_MEMORY.search(str(error)):
+        if ran_out_of_memory(error):
             return False
         raise
 

@@ -84,9 +84,11 @@ def merge_resumed(card: Card, new: FinetuneConfig) -> FinetuneConfig:
     again, either replaces both saved limits: `--resume --max-steps 900` after
     a run limited to 30 s trains to step 900, whatever the old time limit.
 
-    The architecture and batch shape cannot change under a checkpoint: the
+    The architecture and a step's size cannot change under a checkpoint: the
     kind's options pin them to what the run resolved on its first device. The
-    learning rate can change, which is how a diverged run is rescued.
+    learning rate can change, which is how a diverged run is rescued, and so
+    can how a GPT-2 step is cut into passes, which is how one that ran out of
+    memory is.
     """
     old = dict(card.training)
     kind = registry.get(card.kind)

@@ -24,6 +24,7 @@ from kinds.modeldir import Card
 from kinds.sampling import Sampling
 
 from . import checkpoint as ckpt
+from . import memory
 from .adapter import Adapter
 from .amount import after_training
 from .device import autocast
@@ -155,6 +156,7 @@ STOP_REASONS = {
     "overfit": "stopped on overfitting (--stop-on-overfit)",
     "interrupted": "interrupted; continue with --resume",
     "diverged": "diverged (loss is not finite)",
+    "out_of_memory": "ran out of device memory",
     "copying": "stopped on copying (--stop-on-copying)",
 }
 
@@ -252,8 +254,8 @@ class Trainer:
         if reason is not None and (self.run_dir.pending or not self.run_dir.has_checkpoint):
             self._checkpoint(final=True)  # stopped before the first step (Ctrl-C, or a target met at step 0): keep it all
         while reason is None:
-            if not self._timed_step(start):
-                return "diverged"
+            if (failed := self._timed_step(start)) is not None:
+                return failed
             evaluated = s.step % p.eval_every == 0
             if evaluated:
                 self._validate()
@@ -293,28 +295,39 @@ class Trainer:
     def _finish(self, reason: str) -> Summary:
         """Write the result into config.json; a diverged run then fails, saying how to rescue it."""
         summary = self._summary(reason)
-        if reason != "diverged":
+        failed = reason in ("diverged", "out_of_memory")
+        if not failed:
             self.run_dir.save_last()
         self.run_dir.write_result(summary.to_json())
+        if not failed:
+            return summary
+        kept = self.run_dir.has_checkpoint
+        where = (f"the last good checkpoint is intact in {self.run_dir.last}" if kept
+                 else "no checkpoint was written yet")
         if reason == "diverged":
-            then = (
-                f"the last good checkpoint is intact in {self.run_dir.last}: continue with --resume and a lower --lr"
-                if self.run_dir.has_checkpoint
-                else "no checkpoint was written yet: start again with --force and a lower --lr"
-            )
-            raise UserError(f"training diverged at step {self.state.step + 1}: the loss is not finite; {then}")
-        return summary
+            how = "continue with --resume and a lower --lr" if kept else "start again with --force and a lower --lr"
+            raise UserError(f"training diverged at step {self.state.step + 1}: the loss is not finite; {where}: {how}")
+        raise UserError(f"training ran out of {self.device.type} memory at step {self.state.step + 1}; {where}: "
+                        f"{self.adapter.less_memory(kept)}")
 
     # ---- a step ----------------------------------------------------------
-    def _timed_step(self, start: float) -> bool:
-        """A training step, timed for the rate and the ETA; False when its loss is not finite (nothing changed)."""
+    def _timed_step(self, start: float) -> str | None:
+        """A training step, timed for the rate and the ETA; when it cannot be taken (nothing changed), why not:
+        "diverged" (its loss is not finite) or "out_of_memory" (the device's memory, or a library's on it, ran out)."""
         t0 = time.monotonic()
-        if not math.isfinite(self._train_step()):
-            return False
+        try:
+            value = self._train_step()
+        except RuntimeError as error:
+            if not memory.ran_out_of_memory(error):
+                raise
+            self.optimizer.zero_grad(set_to_none=True)  # the step's partial gradients: gone, and their memory with them
+            return "out_of_memory"
+        if not math.isfinite(value):
+            return "diverged"
         dt = time.monotonic() - t0
         self.step_time = dt if self.step_time is None else 0.9 * self.step_time + 0.1 * dt
         self.state.elapsed = time.monotonic() - start
-        return True
+        return None
 
     def _train_step(self) -> float:
         """One optimizer step at the scheduled learning rate; its mean training loss, logged when the step is taken."""

@@ -107,3 +107,52 @@ def test_a_gpt2_run_takes_as_many_blocks_per_pass_as_the_card_holds(pkd_slice: P
     monkeypatch.setattr(memory, "probe", FakeCard(blocks=0).probe)
     with pytest.raises(UserError, match="does not fit in this GPU's memory even one block of 32 tokens"):
         GPT2Adapter(corpus, GPT2Options(**TINY), 7, torch.device("cpu")).fit_memory(SINGLE)
+
+
+def test_a_run_out_of_memory_resumes_on_a_smaller_card_and_trains_as_if_uninterrupted(
+        pkd_slice: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """A pass too big for the card stops the run in one line, saying how to go on; resumed on a card that holds less,
+    --micro-batch auto measures that card again: the step keeps its blocks, only its passes change, and the losses
+    are the uninterrupted run's."""
+    from finetune.checkpoint import read_jsonl
+    from finetune.config import FinetuneConfig
+    from finetune.progress import Reporter
+    from finetune.run import finetune
+    from kinds.modeldir import read
+
+    def run(out: Path, card: FakeCard, resume: bool = False, **given) -> object:
+        monkeypatch.setattr(memory, "probe", card.probe)
+        options = GPT2Options(**TINY, dropout=0.0, cpu_bf16=False, **given)  # no mask or rounding differs by pass
+        return finetune(FinetuneConfig(corpus=str(pkd_slice), out=out, seed=7, max_steps=6, eval_every=3,
+                                       sample_every=1000, checkpoint_every=1, ghostwriting_every=0, resume=resume,
+                                       options=options), Reporter())
+
+    def losses(out: Path) -> list[float]:
+        return [r["train_loss"] for r in read_jsonl(out / "history.jsonl") if "train_loss" in r]
+
+    run(tmp_path / "straight", FakeCard(blocks=16))
+    real, calls = GPT2Adapter.train_loss, []
+
+    def fourth_runs_out(self):
+        calls.append(1)
+        if len(calls) == 4:  # cuBLAS failing to allocate raises a plain RuntimeError
+            raise RuntimeError("CUDA error: CUBLAS_STATUS_ALLOC_FAILED when calling `cublasCreate(handle)`")
+        return real(self)
+
+    monkeypatch.setattr(GPT2Adapter, "train_loss", fourth_runs_out)
+    cut = tmp_path / "cut"
+    with pytest.raises(UserError, match=r"ran out of cpu memory at step 4; the last good checkpoint is intact in .*: "
+                                        r"continue with --resume --micro-batch 8 \(this run passes 16 blocks at a "
+                                        r"time\) or --resume --grad-checkpointing"):
+        run(cut, FakeCard(blocks=16))
+    monkeypatch.setattr(GPT2Adapter, "train_loss", real)
+    assert len(losses(cut)) == 3
+
+    with pytest.raises(UserError, match=r"--micro-batch 5 does not divide this run's step of 16 blocks: give one of "
+                                        r"1, 2, 4, 8, 16"):
+        run(cut, FakeCard(blocks=4), resume=True, micro_batch=5)
+    run(cut, FakeCard(blocks=4), resume=True, grad_checkpointing=True)  # a smaller card, and checkpointing turned on
+    saved = read(cut)
+    assert (saved.hparams["micro_batch"], saved.hparams["grad_accum"]) == (4, 4)
+    assert saved.hparams["grad_checkpointing"] and saved.training["options"]["grad_checkpointing"]
+    torch.testing.assert_close(losses(cut), losses(tmp_path / "straight"), rtol=1e-5, atol=1e-5)

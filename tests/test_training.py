@@ -113,6 +113,32 @@ def test_nan_guard_stops_with_a_clear_message_and_keeps_the_last_checkpoint(pkd_
     assert json.loads((out / "config.json").read_text())["result"]["stop_reason"] == "diverged"
 
 
+def test_running_out_of_memory_stops_in_one_line_and_keeps_the_last_checkpoint(pkd_slice: Path, tmp_path: Path,
+                                                                                 monkeypatch: pytest.MonkeyPatch):
+    import torch
+
+    from kinds.charlstm.train import CharLSTMAdapter
+
+    real, calls = CharLSTMAdapter.train_loss, []
+
+    def third_runs_out(self):
+        calls.append(1)
+        if len(calls) == 3:
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        return real(self)
+
+    monkeypatch.setattr(CharLSTMAdapter, "train_loss", third_runs_out)
+    out = tmp_path / "m"
+    char = CharOptions(size="tiny", batch_size=8, seq_len=16)
+    with pytest.raises(UserError, match=r"ran out of cpu memory at step 3; the last good checkpoint is intact in "
+                                        r".*: start again with --force and a smaller --batch-size \(this run's is 8\)"):
+        _train(pkd_slice, out, char=char, max_steps=10, checkpoint_every=1, ghostwriting_every=0)
+    assert _checkpoint_step(out) == 2
+    assert json.loads((out / "config.json").read_text())["result"]["stop_reason"] == "out_of_memory"
+    monkeypatch.setattr(CharLSTMAdapter, "train_loss", real)
+    assert _train(pkd_slice, out, char=char, resume=True).steps == 10  # and it resumes from there
+
+
 def _checkpoint_step(out: Path) -> int:
     try:
         with safe_open(str(out / "last" / "checkpoint.safetensors"), framework="pt") as f:

@@ -31,6 +31,12 @@ def make_adapter(corpus: Corpus, options: CharOptions, seed: int, device: torch.
     return CharLSTMAdapter(corpus, size, hp, seed, device, world, cpu_bf16(device, options.cpu_bf16))
 
 
+def smaller_batch(hp: CharHParams) -> str:
+    """Less memory for a char model: its batch shapes the streams its state is carried along, so a new run."""
+    return (f"start again with --force and a smaller --batch-size (this run's is {hp.batch_size}) "
+            f"or --seq-len (this run's is {hp.seq_len})")
+
+
 class CharLSTMAdapter:
     unit = "char"
     # Under autocast, torch runs cuDNN's LSTM in float16 whatever dtype is asked for,
@@ -59,6 +65,9 @@ class CharLSTMAdapter:
 
     def fit_memory(self, world: World) -> None:
         """A char model's batch is its preset's: small enough for any device, nothing to measure."""
+
+    def less_memory(self, resumable: bool) -> str:
+        return smaller_batch(self.hp)
 
     def headline(self) -> str:
         hp = self.hp

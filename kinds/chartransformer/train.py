@@ -23,7 +23,7 @@ from ..charlstm.data import DOC_START, CharData, corpus_text
 from ..charlstm.model import Vocab
 from ..charlstm.options import CharOptions
 from ..charlstm.presets import CharHParams
-from ..charlstm.train import char_amounts, describe_char_model
+from ..charlstm.train import char_amounts, describe_char_model, smaller_batch
 from ..modeldir import WEIGHTS
 from ..sampling import Sampling
 from . import presets
@@ -61,6 +61,9 @@ class CharTransformerAdapter:
 
     def fit_memory(self, world: World) -> None:
         """A char model's batch is its preset's: small enough for any device, nothing to measure."""
+
+    def less_memory(self, resumable: bool) -> str:
+        return smaller_batch(self.hp)
 
     def headline(self) -> str:
         c = self.model.config

@@ -47,13 +47,24 @@ class GPT2Options:
 
     @classmethod
     def resumed(cls, card: Any, new: "GPT2Options") -> "GPT2Options":
-        """The saved run's options with the batch shape it resolved pinned; --lr, --compile and --cpu-bf16 (the
-        products' precision: weights stay float32; not given again, the saved choice) may change."""
-        hp = card.hparams
-        pinned = {"block_size": hp["block_size"], "micro_batch": hp["micro_batch"],
-                  "lr": new.lr if new.lr is not None else hp["lr"],
-                  "batch_tokens": hp["block_size"] * hp["micro_batch"] * hp["grad_accum"]}
-        return cls(**{**card.training["options"], **pinned, "compile": new.compile,
+        """The saved run's options with its step pinned (block size and tokens per step); --lr, --compile,
+        --cpu-bf16 (the products' precision: weights stay float32; not given again, the saved choice) may change.
+
+        So may how a step is cut into passes, which changes no number, only the memory a pass takes: --micro-batch
+        given again (a divisor of the step's blocks), --grad-checkpointing turned on, and under --micro-batch auto
+        the card is measured again, so a run resumed on a smaller card, or on a CPU, takes what that one holds.
+        """
+        hp, saved = card.hparams, card.training["options"]
+        blocks = hp["micro_batch"] * hp["grad_accum"]
+        micro = new.micro_batch if new.micro_batch is not None else saved.get("micro_batch")
+        if micro is not None and blocks % micro:
+            divisors = ", ".join(str(d) for d in range(1, blocks + 1) if blocks % d == 0)
+            raise UserError(f"--micro-batch {micro} does not divide this run's step of {blocks} blocks: "
+                            f"give one of {divisors}")
+        pinned = {"block_size": hp["block_size"], "micro_batch": micro,
+                  "lr": new.lr if new.lr is not None else hp["lr"], "batch_tokens": hp["block_size"] * blocks,
+                  "grad_checkpointing": saved.get("grad_checkpointing", False) or new.grad_checkpointing}
+        return cls(**{**saved, **pinned, "compile": new.compile,
                       **({"cpu_bf16": new.cpu_bf16} if new.cpu_bf16 is not None else {}),
                       "test_split": "test_tokens" in (card.split or {})})
 

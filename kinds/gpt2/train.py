@@ -144,6 +144,17 @@ class GPT2Adapter:
         blocks = self.data.micro_batch * self.hp.grad_accum
         self._plan(replace(self.hp, micro_batch=micro, grad_accum=blocks // micro))
 
+    def less_memory(self, resumable: bool) -> str:
+        micro = self.data.micro_batch
+        smaller = max(d for d in range(1, micro // 2 + 1) if micro % d == 0) if micro > 1 else None
+        passes = [f"--micro-batch {smaller} (this run passes {micro} blocks at a time)"] if smaller else []
+        if not self.hp.grad_checkpointing:
+            passes.append("--grad-checkpointing")
+        if resumable and passes:  # a pass's size and checkpointing change no number of the run: it resumes
+            return "continue with --resume " + " or --resume ".join(passes)
+        shape = ["a smaller --block-size"] if self.options.lora else ["--lora", "a smaller --block-size"]
+        return "start again with --force and " + " or ".join([*passes, *shape])
+
     def _plan(self, hp: GPT2HParams) -> None:
         """The run's numbers for `hp`, and this rank's passes through each step.
 
@@ -243,10 +254,13 @@ class GPT2Adapter:
         return texts
 
     def data_state(self) -> tuple[dict[str, torch.Tensor], dict]:
-        return {}, {"epoch": self.epoch, "index": self.index}
+        # the place in the epoch in blocks too: a run resumed with another micro-batch (a smaller card's, or
+        # --micro-batch given again) counts its micro-batches in other units
+        return {}, {"epoch": self.epoch, "index": self.index, "blocks": self.index * self.data.micro_batch}
 
     def load_data_state(self, tensors: dict[str, torch.Tensor], meta: dict) -> None:
-        self.epoch, self.index = meta["epoch"], meta["index"]
+        self.epoch = meta["epoch"]
+        self.index = meta["blocks"] // self.data.micro_batch if "blocks" in meta else meta["index"]
 
     def amounts(self) -> TextAmounts:
         d = self.data
