@@ -248,14 +248,27 @@ class Trainer:
         self._ghostwrite(val)
 
     def _loop(self, start: float) -> str:
-        """Train until a stop reason comes up; leave the state evaluated and checkpointed; return the reason."""
+        """Train until a stop reason comes up; leave the state evaluated and checkpointed; return the reason.
+
+        A step, an evaluation or a sample that runs out of the device's memory (PyTorch's, or a library's on it)
+        ends the run as "out_of_memory": what it did since the last checkpoint is not saved.
+        """
+        try:
+            return self._steps(start)
+        except RuntimeError as error:
+            if not memory.ran_out_of_memory(error):
+                raise
+            self.optimizer.zero_grad(set_to_none=True)  # a step's partial gradients: gone, and their memory with them
+            return "out_of_memory"
+
+    def _steps(self, start: float) -> str:
         s, p = self.state, self.plan
         reason = self.world.decide(self._stop_reason())
         if reason is not None and (self.run_dir.pending or not self.run_dir.has_checkpoint):
             self._checkpoint(final=True)  # stopped before the first step (Ctrl-C, or a target met at step 0): keep it all
         while reason is None:
-            if (failed := self._timed_step(start)) is not None:
-                return failed
+            if not self._timed_step(start):
+                return "diverged"
             evaluated = s.step % p.eval_every == 0
             if evaluated:
                 self._validate()
@@ -307,27 +320,19 @@ class Trainer:
         if reason == "diverged":
             how = "continue with --resume and a lower --lr" if kept else "start again with --force and a lower --lr"
             raise UserError(f"training diverged at step {self.state.step + 1}: the loss is not finite; {where}: {how}")
-        raise UserError(f"training ran out of {self.device.type} memory at step {self.state.step + 1}; {where}: "
+        raise UserError(f"training ran out of {self.device.type} memory after step {self.state.step}; {where}: "
                         f"{self.adapter.less_memory(kept)}")
 
     # ---- a step ----------------------------------------------------------
-    def _timed_step(self, start: float) -> str | None:
-        """A training step, timed for the rate and the ETA; when it cannot be taken (nothing changed), why not:
-        "diverged" (its loss is not finite) or "out_of_memory" (the device's memory, or a library's on it, ran out)."""
+    def _timed_step(self, start: float) -> bool:
+        """A training step, timed for the rate and the ETA; False when its loss is not finite (nothing changed)."""
         t0 = time.monotonic()
-        try:
-            value = self._train_step()
-        except RuntimeError as error:
-            if not memory.ran_out_of_memory(error):
-                raise
-            self.optimizer.zero_grad(set_to_none=True)  # the step's partial gradients: gone, and their memory with them
-            return "out_of_memory"
-        if not math.isfinite(value):
-            return "diverged"
+        if not math.isfinite(self._train_step()):
+            return False
         dt = time.monotonic() - t0
         self.step_time = dt if self.step_time is None else 0.9 * self.step_time + 0.1 * dt
         self.state.elapsed = time.monotonic() - start
-        return None
+        return True
 
     def _train_step(self) -> float:
         """One optimizer step at the scheduled learning rate; its mean training loss, logged when the step is taken."""

@@ -1,6 +1,9 @@
 """The editor server, spoken to by a real LSP client (pytest-lsp) over stdio, with the tiny trained model."""
 
 import asyncio
+import json
+import re
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -203,6 +206,23 @@ async def test_bad_messages_get_errors_and_the_server_lives(client: LanguageClie
     assert failed.code == -32803 and "no-such-model" in failed.message
     client.workspace_did_change_configuration(types.DidChangeConfigurationParams({"ghostwriter": {"model": str(trained_model)}}))
     assert (await client.text_document_inline_completion_async(inline_params(here))).items
+
+
+def test_what_is_no_json_rpc_message_is_answered_and_logged_in_one_line(isolated_home: Path):
+    """A client's mistake below the LSP level: JSON without "jsonrpc", an array, bytes that are not JSON. Each is
+    answered as JSON-RPC says where it can be (InvalidRequest to an id, ParseError), logged in one line, and the
+    server reads on until the client's exit."""
+    bodies = [b'{"bad": 1}', b'{"id": 7, "method": "x"}', b'{"jsonrpc": "2.0", "id": 8, "method": ', b'[1, 2]',
+              b'{"jsonrpc": "2.0", "method": "exit"}']
+    stream = b"".join(b"Content-Length: %d\r\n\r\n%s" % (len(body), body) for body in bodies)
+    done = subprocess.run([sys.executable, "-m", "assistant", "lsp"], input=stream, capture_output=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    replies = [json.loads(body) for body in re.split(rb"Content-Length: \d+\r\n(?:[^\r\n]+\r\n)*\r\n", done.stdout)
+               if body]
+    assert [(r.get("id"), r["error"]["code"]) for r in replies] == [(7, -32600), (None, -32700)]
+    log = done.stderr.decode().splitlines()
+    assert "Traceback" not in done.stderr.decode() and len(log) == 4, log  # one line each, nothing shown to the writer
+    assert all(line.startswith("ghostwriter lsp: ") for line in log)
 
 
 async def test_a_bad_setting_is_refused_at_initialize(client: LanguageClient, trained_model: Path):

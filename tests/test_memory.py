@@ -141,7 +141,7 @@ def test_a_run_out_of_memory_resumes_on_a_smaller_card_and_trains_as_if_uninterr
 
     monkeypatch.setattr(GPT2Adapter, "train_loss", fourth_runs_out)
     cut = tmp_path / "cut"
-    with pytest.raises(UserError, match=r"ran out of cpu memory at step 4; the last good checkpoint is intact in .*: "
+    with pytest.raises(UserError, match=r"ran out of cpu memory after step 3; the last good checkpoint is intact in .*: "
                                         r"continue with --resume --micro-batch 8 \(this run passes 16 blocks at a "
                                         r"time\) or --resume --grad-checkpointing"):
         run(cut, FakeCard(blocks=16))

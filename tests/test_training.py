@@ -113,29 +113,33 @@ def test_nan_guard_stops_with_a_clear_message_and_keeps_the_last_checkpoint(pkd_
     assert json.loads((out / "config.json").read_text())["result"]["stop_reason"] == "diverged"
 
 
+@pytest.mark.parametrize("where", ["train_loss", "evaluate"])
 def test_running_out_of_memory_stops_in_one_line_and_keeps_the_last_checkpoint(pkd_slice: Path, tmp_path: Path,
-                                                                                 monkeypatch: pytest.MonkeyPatch):
+                                                                                 monkeypatch: pytest.MonkeyPatch,
+                                                                                 where: str):
+    """In a step (its third) or in a validation (the one after step 4; the first is before training)."""
     import torch
 
     from kinds.charlstm.train import CharLSTMAdapter
 
-    real, calls = CharLSTMAdapter.train_loss, []
+    real, calls = getattr(CharLSTMAdapter, where), []
 
-    def third_runs_out(self):
+    def runs_out(self, *args):
         calls.append(1)
         if len(calls) == 3:
             raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
-        return real(self)
+        return real(self, *args)
 
-    monkeypatch.setattr(CharLSTMAdapter, "train_loss", third_runs_out)
+    monkeypatch.setattr(CharLSTMAdapter, where, runs_out)
     out = tmp_path / "m"
     char = CharOptions(size="tiny", batch_size=8, seq_len=16)
-    with pytest.raises(UserError, match=r"ran out of cpu memory at step 3; the last good checkpoint is intact in "
-                                        r".*: start again with --force and a smaller --batch-size \(this run's is 8\)"):
-        _train(pkd_slice, out, char=char, max_steps=10, checkpoint_every=1, ghostwriting_every=0)
-    assert _checkpoint_step(out) == 2
+    after = 2 if where == "train_loss" else 4
+    with pytest.raises(UserError, match=rf"ran out of cpu memory after step {after}; the last good checkpoint is intact "
+                                        r"in .*: start again with --force and a smaller --batch-size \(this run's is 8\)"):
+        _train(pkd_slice, out, char=char, max_steps=10, eval_every=2, checkpoint_every=1, ghostwriting_every=0)
+    assert _checkpoint_step(out) == after - (where == "evaluate")  # a step taken, its validation not done: not saved
     assert json.loads((out / "config.json").read_text())["result"]["stop_reason"] == "out_of_memory"
-    monkeypatch.setattr(CharLSTMAdapter, "train_loss", real)
+    monkeypatch.setattr(CharLSTMAdapter, where, real)
     assert _train(pkd_slice, out, char=char, resume=True).steps == 10  # and it resumes from there
 
 

@@ -18,6 +18,7 @@ passes it to them as `ls`.
 import asyncio
 import functools
 import importlib.metadata
+import json
 import logging
 import os
 import threading
@@ -31,6 +32,7 @@ from pygls.exceptions import (
     JsonRpcException,
     JsonRpcInvalidParams,
     JsonRpcInvalidRequest,
+    JsonRpcParseError,
     JsonRpcServerNotInitialized,
 )
 from pygls.lsp.server import LanguageServer
@@ -64,6 +66,7 @@ def tell(ls: LanguageServer, e: UserError) -> None:
     ls.window_show_message(types.ShowMessageParams(types.MessageType.Error, f"ghostwriter: {e}"))
 
 
+log = logging.getLogger(__name__)
 REFUSED = object()  # a message refused (and answered, if it was a request) as it was read
 
 
@@ -103,8 +106,18 @@ class Protocol(LanguageServerProtocol):
             raise
 
     def handle_message(self, message: Any) -> None:
-        """After shutdown a request is answered with InvalidRequest, as the spec says; pygls would leave it unanswered."""
+        """After shutdown a request is answered with InvalidRequest, as the spec says; pygls would leave it unanswered.
+
+        So is JSON that is no JSON-RPC 2.0 message (no "jsonrpc" member, an array, a number), which pygls would pass
+        on as it is and fail on with a traceback: a client's mistake, told to the client, logged in one line.
+        """
         if message is REFUSED:  # answered already, by structure_message
+            return
+        if not hasattr(message, "jsonrpc"):
+            log.warning("not a JSON-RPC 2.0 message: %.200s", json.dumps(message))
+            if isinstance(message, dict) and isinstance(message.get("id"), int | str):
+                error = JsonRpcInvalidRequest('not a JSON-RPC 2.0 message: it needs "jsonrpc": "2.0"')
+                self._send_response(message["id"], error=error.to_response_error())
             return
         is_request = getattr(message, "method", None) is not None and getattr(message, "id", None) is not None
         if self._shutdown and is_request:  # `exit` is a notification: it still goes through
@@ -140,6 +153,16 @@ class Protocol(LanguageServerProtocol):
             tell(self._server, e)
 
 
+class NotJsonInOneLine(logging.Filter):
+    """A message that is not JSON is the client's mistake: one line in the log, not the JSON parser's traceback."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and isinstance(record.exc_info[1], json.JSONDecodeError):
+            record.msg, record.args = f"{record.getMessage()}: not JSON ({record.exc_info[1]})", ()
+            record.exc_info = record.exc_text = None
+        return True
+
+
 class GhostwriterServer(LanguageServer):
     def __init__(self) -> None:
         super().__init__("ghostwriter", importlib.metadata.version("ghostwriter"),
@@ -150,6 +173,14 @@ class GhostwriterServer(LanguageServer):
         self.suggestions = Suggestions()
         self._models: dict[tuple[str, str], TextModel] = {}  # by name and quantization
         self._sessions: OrderedDict[str, Session] = OrderedDict()  # by document, the most recently used last
+
+    def report_server_error(self, error: Exception, source: Any) -> None:
+        """A message that is not JSON is answered with ParseError and a null id, as JSON-RPC says, not shown to the
+        writer as a server error (pygls's way, kept for everything else)."""
+        if isinstance(error, json.JSONDecodeError):
+            self.protocol._send_response(None, error=JsonRpcParseError(f"not JSON: {error}").to_response_error())
+            return
+        super().report_server_error(error, source)
 
     def model(self, name: str | None, quantize: str) -> TextModel:
         """The model named in the settings (None: the newest trained), loaded once; on the worker thread only.
@@ -358,6 +389,8 @@ def accepted(suggestion: Suggestion) -> types.Command:
 def serve(model: str | None, device: str, quantize: str = "auto") -> None:
     """Answer LSP messages on stdin/stdout until the client says exit."""
     logging.basicConfig(level=logging.WARNING, format="ghostwriter lsp: %(levelname)s %(message)s")
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(NotJsonInOneLine())
     server.settings = Settings(model=model, quantize=quantize)
     server.settings.check()
     server.device = device
