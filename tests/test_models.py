@@ -7,10 +7,12 @@ import socket
 from pathlib import Path
 
 import pytest
+import torch
 
 from assistant import load_model
 from assistant.samples.recording import written
 from assistant.samples.store import Store
+from corpora import UserError
 
 from .conftest import run_cli
 from .test_cli import assert_one_line_error
@@ -125,3 +127,20 @@ def test_a_damaged_model_is_listed_with_how_to_remove_it(trained_model: Path, is
     assert rows["pkd-char"]["kind"] == "char" and "config.json is damaged" in rows["broken"]["damaged"]
     assert run_cli("models", "rm", "broken", "--yes").returncode == 0
     assert "damaged" not in run_cli("models").stderr
+
+
+@pytest.mark.parametrize("error", [torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 480.00 MiB"),
+                                   RuntimeError("CUDA error: out of memory"),
+                                   RuntimeError("Error(s) in loading state_dict: size mismatch for lstm.weight")])
+def test_weights_that_do_not_fit_are_told_apart_from_damaged_ones(trained_model: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                  error: RuntimeError):
+    """A full GPU is not a damaged model: the one-line error says which, and what to do."""
+    from kinds.charlstm import infer
+
+    def load(card, device):
+        raise error
+
+    monkeypatch.setattr(infer, "load", load)
+    damaged = "size mismatch" in str(error)
+    with pytest.raises(UserError, match="damaged" if damaged else r"do not fit in the cpu memory left .*--device cpu"):
+        load_model(trained_model, "cpu")
