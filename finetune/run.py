@@ -22,7 +22,7 @@ from corpora.load import listing
 from kinds import modeldir, registry
 from kinds.modeldir import Card
 
-from . import amount, distributed
+from . import amount, distributed, memory
 from . import device as devices
 from .adapter import Adapter, Schedule
 from .checkpoint import checkpoint_state
@@ -230,7 +230,13 @@ def train(config: FinetuneConfig, world: distributed.World, device: torch.device
         reporter.message(f"{adapter.headline()}; corpus {corpus.name} ({corpus.chars:,} characters), on {device}, into {path}")
         for warning in amount.before_training(adapter.amounts()):
             reporter.message(warning, style="yellow")
-        start_val = adapter.evaluate("val", plan.eval_units)
+        try:
+            start_val = adapter.evaluate("val", plan.eval_units)
+        except RuntimeError as error:  # nothing written yet: the model directory is made after this
+            if not memory.ran_out_of_memory(error):
+                raise
+            raise UserError(f"validation before training ran out of {device.type} memory: "
+                            f"{adapter.less_memory(False)}") from None
         reporter.message(f"Before training: validation loss {start_val:.3f} nats/{adapter.unit}.")
         adapter.check_start(start_val)
     try:

@@ -143,6 +143,20 @@ def test_running_out_of_memory_stops_in_one_line_and_keeps_the_last_checkpoint(p
     assert _train(pkd_slice, out, char=char, resume=True).steps == 10  # and it resumes from there
 
 
+def test_running_out_of_memory_before_training_writes_nothing(pkd_slice: Path, tmp_path: Path,
+                                                              monkeypatch: pytest.MonkeyPatch):
+    from kinds.charlstm.train import CharLSTMAdapter
+
+    def runs_out(self, *args):
+        raise RuntimeError("CUDA error: out of memory")
+
+    monkeypatch.setattr(CharLSTMAdapter, "evaluate", runs_out)
+    with pytest.raises(UserError, match=r"validation before training ran out of cpu memory: start again with --force "
+                                        r"and a smaller --batch-size"):
+        _train(pkd_slice, tmp_path / "m", max_steps=2)
+    assert not (tmp_path / "m").exists()
+
+
 def _checkpoint_step(out: Path) -> int:
     try:
         with safe_open(str(out / "last" / "checkpoint.safetensors"), framework="pt") as f:
