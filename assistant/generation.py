@@ -393,21 +393,11 @@ def _decoder(card: Card, device: torch.device) -> Decoder:
 
     try:
         return registry.get(card.kind).infer().load(card, device)
-    except RuntimeError as e:
-        if not ran_out_of_memory(e):
-            raise _damaged(card, e) from None
-        raise UserError(f"{card.path}: its weights do not fit in the {device.type} memory left "
-                        f"({_first_line(e)}): free some (another model or process holds it), or load it with "
-                        "--device cpu") from None
-    except (SafetensorError, OSError, ValueError, KeyError, TypeError) as e:
-        raise _damaged(card, e) from None
-
-
-def _first_line(error: Exception) -> str:
-    return (str(error).strip().splitlines() or [type(error).__name__])[0]
-
-
-def _damaged(card: Card, error: Exception) -> UserError:
-    return UserError(f"{card.path}: its weights cannot be loaded ({_first_line(error)}); the directory is damaged or "
-                     "not a ghostwriter model's: restore it from a copy, or train it again")
+    except (SafetensorError, OSError, RuntimeError, ValueError, KeyError, TypeError) as e:
+        reason = (str(e).strip().splitlines() or [type(e).__name__])[0]
+        if ran_out_of_memory(e):  # a full device, not a damaged directory
+            raise UserError(f"{card.path}: its weights do not fit in the {device.type} memory left ({reason}): free "
+                            "some (another model or process holds it), or load it with --device cpu") from None
+        raise UserError(f"{card.path}: its weights cannot be loaded ({reason}); the directory is damaged or not a "
+                        "ghostwriter model's: restore it from a copy, or train it again") from None
 

@@ -67,8 +67,8 @@ class Adapter(Protocol):
         ...
 
     def less_memory(self, resumable: bool) -> str:
-        """How to go on after the device ran out of memory in a step: the flags that make a pass smaller, given
-        to --resume when the run has a checkpoint (`resumable`), else to a new run."""
+        """How to go on after the device ran out of memory (in a step, an evaluation or a sample): the flags that
+        make a pass smaller, given to --resume when the run has a checkpoint (`resumable`), else to a new run."""
         ...
 
     def check_start(self, val_loss: float) -> None:
