@@ -20,6 +20,7 @@ from kinds.modeldir import Card
 from .overfit import memorizing_step
 
 FORMATS = (".png", ".svg")
+CURVE_NAMES = {"train_smooth": "training", "val_loss": "validation", "distinct_2": "distinct-2", "distinct_3": "distinct-3"}
 REPORT_PANELS = [("copying (share of samples)", ("copying",)), ("style (share attributed to the author)", ("style",)),
                  ("prompt-following", ("prompt_following",)), ("diversity (distinct n-grams)", ("distinct_2", "distinct_3"))]
 
@@ -103,7 +104,7 @@ def report_picture(runs: Sequence[Curves], out: Path) -> None:
             for style, key in zip(("-", "--"), keys, strict=False):
                 xs, ys = run.series(key)
                 if xs:
-                    ax.plot(xs, ys, style, color=colour, marker=".", label=f"{run.name} {key}")
+                    ax.plot(xs, ys, style, color=colour, marker=".", label=f"{run.name} {CURVE_NAMES.get(key, key)}")
             for step, line in ((run.best_step, "--"), (run.ghostwriting_step, ":")):
                 if step is not None:
                     ax.axvline(step, color=colour, linestyle=line, linewidth=1)
@@ -111,7 +112,9 @@ def report_picture(runs: Sequence[Curves], out: Path) -> None:
             if title != panels[0][0]:
                 ax.set_ylim(-0.02, 1.02)  # shares: the same scale at every checkpoint and for every model
             ax.set_xlabel("step")
-    axes[0].legend(fontsize=7)
+    for ax, (_, keys) in zip(axes, panels, strict=True):
+        if len(keys) > 1:  # which line is which: solid the first, dashed the second
+            ax.legend(fontsize=7)
     fig.suptitle("dashed line: best validation loss; dotted: the ghostwriting checkpoint", fontsize=9)
     _save(plt, fig, out)
 
