@@ -37,6 +37,9 @@ from .rundir import RunDir
 EMA_BETA = 0.98  # the smoothed training loss averages roughly the last 50 steps
 PROGRESS_TICKS = 1000
 GHOSTWRITING_BUDGET = 0.1  # by default the ghostwriting evaluation takes at most this share of the training time
+# Devices whose AdamW step is one fused kernel: on a CPU it is 10x faster than the per-tensor loop (2.2 -> 0.2 ms for
+# the char `small` preset, 4% of its step time), to within float rounding of it (tests/test_training.py)
+FUSED_ADAM = ("cuda", "cpu")
 
 
 @dataclass(frozen=True)
@@ -199,7 +202,7 @@ class Trainer:
             {"params": decay, "weight_decay": self.plan.weight_decay},
             {"params": no_decay, "weight_decay": 0.0},
         ]
-        fused = self.device.type == "cuda"
+        fused = self.device.type in FUSED_ADAM
         return torch.optim.AdamW(groups, lr=self.plan.lr, betas=(0.9, 0.99), fused=fused)
 
     # ---- the loop ------------------------------------------------------

@@ -16,7 +16,7 @@ from safetensors import safe_open
 
 from assistant import load_model
 from corpora import UserError
-from finetune.checkpoint import read_jsonl
+from finetune.checkpoint import checkpoint_state, read_jsonl
 from finetune.config import FinetuneConfig
 from finetune.progress import Reporter
 from finetune.run import finetune
@@ -223,6 +223,34 @@ def test_resume_takes_a_new_learning_rate_and_the_final_evaluation_is_logged(pkd
     _train(pkd_slice, out, max_steps=15, resume=True, char=CharOptions(lr=1e-4))
     assert json.loads((out / "config.json").read_text())["hparams"]["lr"] == 1e-4
     assert max(r["lr"] for r in read_jsonl(out / "history.jsonl")[11:]) <= 1e-4
+
+
+def test_the_fused_cpu_optimizer_trains_as_the_per_tensor_one_and_resumes_its_checkpoints(
+        pkd_slice: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """AdamW's fused kernel on a CPU (finetune.trainer.FUSED_ADAM) gives the per-tensor loop's losses to within
+    rounding, and a checkpoint the per-tensor optimizer wrote (as every CPU run before it did) resumes under it."""
+    import finetune.trainer
+
+    def losses(out: Path) -> list[float]:
+        return [r["train_loss"] for r in read_jsonl(out / "history.jsonl") if "train_loss" in r]
+
+    def fused_flags(out: Path) -> set[bool]:
+        return {group["fused"] for group in checkpoint_state(out / "last" / "checkpoint.safetensors")["optimizer"]["groups"]}
+
+    _train(pkd_slice, tmp_path / "fused", max_steps=8, eval_every=4)
+    monkeypatch.setattr(finetune.trainer, "FUSED_ADAM", ("cuda",))
+    _train(pkd_slice, tmp_path / "loop", max_steps=8, eval_every=4)
+    for run in ("resumed-fused", "resumed-loop"):  # 4 steps, then 4 more on a new schedule (max_steps changes)
+        _train(pkd_slice, tmp_path / run, max_steps=4, eval_every=4)
+    _train(pkd_slice, tmp_path / "resumed-loop", max_steps=8, resume=True)
+    monkeypatch.undo()
+    _train(pkd_slice, tmp_path / "resumed-fused", max_steps=8, resume=True)
+    fused = losses(tmp_path / "fused")
+    assert len(fused) == 8 and fused[-1] < fused[0] - 0.5  # it trains
+    assert fused_flags(tmp_path / "fused") == {True} and fused_flags(tmp_path / "loop") == {False}
+    assert losses(tmp_path / "loop") == pytest.approx(fused, abs=2e-3)
+    resumed = losses(tmp_path / "resumed-fused")
+    assert len(resumed) == 8 and resumed == pytest.approx(losses(tmp_path / "resumed-loop"), abs=2e-3)
 
 
 def test_max_time_bounds_a_run(pkd_slice: Path, tmp_path: Path):
