@@ -237,11 +237,11 @@ def test_the_fused_cpu_optimizer_trains_as_the_per_tensor_one_and_resumes_its_ch
     def fused_flags(out: Path) -> set[bool]:
         return {group["fused"] for group in checkpoint_state(out / "last" / "checkpoint.safetensors")["optimizer"]["groups"]}
 
-    _train(pkd_slice, tmp_path / "fused", max_steps=8, eval_every=4)
+    _train(pkd_slice, tmp_path / "fused", max_steps=8, eval_every=4, ghostwriting_every=0)
     monkeypatch.setattr(finetune.trainer, "FUSED_ADAM", ("cuda",))
-    _train(pkd_slice, tmp_path / "loop", max_steps=8, eval_every=4)
+    _train(pkd_slice, tmp_path / "loop", max_steps=8, eval_every=4, ghostwriting_every=0)
     for run in ("resumed-fused", "resumed-loop"):  # 4 steps, then 4 more on a new schedule (max_steps changes)
-        _train(pkd_slice, tmp_path / run, max_steps=4, eval_every=4)
+        _train(pkd_slice, tmp_path / run, max_steps=4, eval_every=4, ghostwriting_every=0)
     _train(pkd_slice, tmp_path / "resumed-loop", max_steps=8, resume=True)
     monkeypatch.undo()
     _train(pkd_slice, tmp_path / "resumed-fused", max_steps=8, resume=True)
