@@ -27,12 +27,14 @@ from .conftest import CORPORA, ROOT, TINY, ctrl_c_as_in_a_terminal, run_cli
 
 def _train(corpus: Path, out: Path, **kwargs) -> object:
     options = kwargs.pop("char", CharOptions(size="tiny"))
+    kwargs.setdefault("ghostwriting_every", 0)  # its set-up (corpus index, classifier) is most of a tiny run's time
     return finetune(FinetuneConfig(corpus=str(corpus), model="char", out=out, seed=7, options=options, **kwargs), Reporter())
 
 
 def test_target_loss_stops_training_and_writes_a_loadable_model(pkd_slice: Path, tmp_path: Path):
     out = tmp_path / "m"
-    summary = _train(pkd_slice, out, target_loss=2.6, max_steps=1000, eval_every=20, sample_every=50)
+    summary = _train(pkd_slice, out, target_loss=2.6, max_steps=1000, eval_every=20, sample_every=50,
+                     ghostwriting_every=None)  # finetune's default: the directory holds the ghostwriting checkpoint
     assert summary.stop_reason == "target" and summary.target_met
     assert summary.train_loss <= 2.6 and summary.steps < 1000
     files = {p.name for p in out.iterdir()}
@@ -136,7 +138,7 @@ def test_running_out_of_memory_stops_in_one_line_and_keeps_the_last_checkpoint(p
     after = 2 if where == "train_loss" else 4
     with pytest.raises(UserError, match=rf"ran out of cpu memory after step {after}; the last good checkpoint is intact "
                                         r"in .*: start again with --force and a smaller --batch-size \(this run's is 8\)"):
-        _train(pkd_slice, out, char=char, max_steps=10, eval_every=2, checkpoint_every=1, ghostwriting_every=0)
+        _train(pkd_slice, out, char=char, max_steps=10, eval_every=2, checkpoint_every=1)
     assert _checkpoint_step(out) == after - (where == "evaluate")  # a step taken, its validation not done: not saved
     assert json.loads((out / "config.json").read_text())["result"]["stop_reason"] == "out_of_memory"
     monkeypatch.setattr(CharLSTMAdapter, where, real)
@@ -237,11 +239,11 @@ def test_the_fused_cpu_optimizer_trains_as_the_per_tensor_one_and_resumes_its_ch
     def fused_flags(out: Path) -> set[bool]:
         return {group["fused"] for group in checkpoint_state(out / "last" / "checkpoint.safetensors")["optimizer"]["groups"]}
 
-    _train(pkd_slice, tmp_path / "fused", max_steps=8, eval_every=4, ghostwriting_every=0)
+    _train(pkd_slice, tmp_path / "fused", max_steps=8, eval_every=4)
     monkeypatch.setattr(finetune.trainer, "FUSED_ADAM", ("cuda",))
-    _train(pkd_slice, tmp_path / "loop", max_steps=8, eval_every=4, ghostwriting_every=0)
+    _train(pkd_slice, tmp_path / "loop", max_steps=8, eval_every=4)
     for run in ("resumed-fused", "resumed-loop"):  # 4 steps, then 4 more on a new schedule (max_steps changes)
-        _train(pkd_slice, tmp_path / run, max_steps=4, eval_every=4, ghostwriting_every=0)
+        _train(pkd_slice, tmp_path / run, max_steps=4, eval_every=4)
     _train(pkd_slice, tmp_path / "resumed-loop", max_steps=8, resume=True)
     monkeypatch.undo()
     _train(pkd_slice, tmp_path / "resumed-fused", max_steps=8, resume=True)
