@@ -21,6 +21,7 @@ from .amount import TextAmounts
 
 if TYPE_CHECKING:
     from .distributed import World
+    from .memory import Smaller
 
 
 @contextlib.contextmanager
@@ -66,9 +67,9 @@ class Adapter(Protocol):
         bounds measures it here, and the ranks agree on it (every rank takes part in the same collectives)."""
         ...
 
-    def less_memory(self, resumable: bool) -> str:
-        """How to go on after the device ran out of memory (in a step, an evaluation or a sample): the flags that
-        make a pass smaller, given to --resume when the run has a checkpoint (`resumable`), else to a new run."""
+    def less_memory(self) -> "Smaller":
+        """The flags that make this run need less device memory, for the one line said after it ran out (in a step,
+        an evaluation or a sample): memory.advice words it."""
         ...
 
     def check_start(self, val_loss: float) -> None:

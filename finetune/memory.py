@@ -18,10 +18,20 @@ A CPU is never probed: its memory is not what limits a micro-batch, time is
 
 import re
 from collections.abc import Callable
+from typing import NamedTuple
 
 import torch
 
 Probe = Callable[[int], bool]  # blocks per pass -> whether a training pass of that many fits
+
+
+class Smaller(NamedTuple):
+    """A kind's flags that make a run need less device memory: those a resumed run takes (they change no number of
+    the run, only how a step is cut into passes) and those only a new run can take (any of them)."""
+
+    resuming: list[str]
+    new_run: list[str]
+
 SLACK_BYTES = 512 * 2**20  # the allocator's fragmentation, an evaluation's and a sample's buffers
 # Running out outside PyTorch's caching allocator is a plain RuntimeError: cuBLAS or cuDNN failing to allocate its
 # handle or workspace ("CUBLAS_STATUS_ALLOC_FAILED"), a raw cudaMalloc ("CUDA error: out of memory").
@@ -64,6 +74,15 @@ def ran_out_of_memory(error: BaseException) -> bool:
     """Whether `error` is a device running out of memory, in PyTorch's allocator or in a library it calls."""
     return isinstance(error, torch.OutOfMemoryError) or (
         isinstance(error, RuntimeError) and LIBRARY_OUT_OF_MEMORY.search(str(error)) is not None)
+
+
+def advice(smaller: "Smaller", checkpoint: bool, written: bool) -> str:
+    """How to go on after running out of memory, from a kind's ways to need less (Adapter.less_memory): resume in
+    smaller passes when there is a checkpoint and the kind has such flags, else a new run with any of its ways
+    (`--force` only where a model directory was `written`, to be replaced)."""
+    if checkpoint and smaller.resuming:
+        return "continue with --resume " + " or --resume ".join(smaller.resuming)
+    return ("start again with --force and " if written else "run it again with ") + " or ".join(smaller.new_run)
 
 
 def _runs(one_pass: Callable[[int], None], blocks: int, device: torch.device, held_bytes: int) -> bool:

@@ -236,7 +236,7 @@ def train(config: FinetuneConfig, world: distributed.World, device: torch.device
             if not memory.ran_out_of_memory(error):
                 raise
             raise UserError(f"validation before training ran out of {device.type} memory: "
-                            f"{adapter.less_memory(False)}") from None
+                            f"{memory.advice(adapter.less_memory(), checkpoint=False, written=False)}") from None
         reporter.message(f"Before training: validation loss {start_val:.3f} nats/{adapter.unit}.")
         adapter.check_start(start_val)
     try:

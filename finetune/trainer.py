@@ -325,7 +325,7 @@ class Trainer:
             how = "continue with --resume and a lower --lr" if kept else "start again with --force and a lower --lr"
             raise UserError(f"training diverged at step {self.state.step + 1}: the loss is not finite; {where}: {how}")
         raise UserError(f"training ran out of {self.device.type} memory after step {self.state.step}; {where}: "
-                        f"{self.adapter.less_memory(kept)}")
+                        f"{memory.advice(self.adapter.less_memory(), checkpoint=kept, written=True)}")
 
     # ---- a step ----------------------------------------------------------
     def _timed_step(self, start: float) -> bool:

@@ -97,6 +97,12 @@ def test_a_gpt2_run_takes_as_many_blocks_per_pass_as_the_card_holds(pkd_slice: P
     assert card.held == [2 * 4 * trained]  # AdamW's two float32 moments of every trained weight
     assert all(p.grad is None for p in adapter.model.parameters())  # the probe's gradients are not the first step's
     assert torch.isfinite(adapter.train_loss())
+    # what is said when it runs out all the same: passes a resume takes, a new run's shapes only without a checkpoint
+    passes = "--micro-batch 2 (this run passes 4 blocks at a time) or --resume --grad-checkpointing"
+    assert memory.advice(adapter.less_memory(), checkpoint=True, written=True) == f"continue with --resume {passes}"
+    new_run = "--micro-batch 2 (this run passes 4 blocks at a time) or --grad-checkpointing or --lora or a smaller --block-size"
+    assert memory.advice(adapter.less_memory(), checkpoint=False, written=True) == f"start again with --force and {new_run}"
+    assert memory.advice(adapter.less_memory(), checkpoint=False, written=False) == f"run it again with {new_run}"
 
     given = FakeCard(blocks=5)
     monkeypatch.setattr(memory, "probe", given.probe)

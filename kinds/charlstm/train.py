@@ -13,6 +13,7 @@ from finetune.amount import TextAmounts
 from finetune.checkpoint import save_tensors
 from finetune.device import cpu_autocast, cpu_bf16, describe_cpu_bf16
 from finetune.distributed import SINGLE, World
+from finetune.memory import Smaller
 
 from ..modeldir import WEIGHTS
 from ..sampling import Sampling
@@ -31,10 +32,9 @@ def make_adapter(corpus: Corpus, options: CharOptions, seed: int, device: torch.
     return CharLSTMAdapter(corpus, size, hp, seed, device, world, cpu_bf16(device, options.cpu_bf16))
 
 
-def smaller_batch(hp: CharHParams) -> str:
+def smaller_batch(hp: CharHParams) -> Smaller:
     """Less memory for a char model: its batch shapes the streams its state is carried along, so a new run."""
-    return (f"start again with --force and a smaller --batch-size (this run's is {hp.batch_size}) "
-            f"or --seq-len (this run's is {hp.seq_len})")
+    return Smaller([], [f"a smaller --batch-size (this run's is {hp.batch_size})", f"--seq-len (this run's is {hp.seq_len})"])
 
 
 class CharLSTMAdapter:
@@ -66,7 +66,7 @@ class CharLSTMAdapter:
     def fit_memory(self, world: World) -> None:
         """A char model's batch is its preset's: small enough for any device, nothing to measure."""
 
-    def less_memory(self, resumable: bool) -> str:
+    def less_memory(self) -> Smaller:
         return smaller_batch(self.hp)
 
     def headline(self) -> str:

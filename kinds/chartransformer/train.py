@@ -18,6 +18,7 @@ from finetune.amount import TextAmounts
 from finetune.checkpoint import save_tensors
 from finetune.device import autocast, cpu_autocast, cpu_bf16, describe_cpu_bf16
 from finetune.distributed import SINGLE, World
+from finetune.memory import Smaller
 
 from ..charlstm.data import DOC_START, CharData, corpus_text
 from ..charlstm.model import Vocab
@@ -62,7 +63,7 @@ class CharTransformerAdapter:
     def fit_memory(self, world: World) -> None:
         """A char model's batch is its preset's: small enough for any device, nothing to measure."""
 
-    def less_memory(self, resumable: bool) -> str:
+    def less_memory(self) -> Smaller:
         return smaller_batch(self.hp)
 
     def headline(self) -> str:

@@ -144,16 +144,14 @@ class GPT2Adapter:
         blocks = self.data.micro_batch * self.hp.grad_accum
         self._plan(replace(self.hp, micro_batch=micro, grad_accum=blocks // micro))
 
-    def less_memory(self, resumable: bool) -> str:
+    def less_memory(self) -> memory.Smaller:
         micro = self.data.micro_batch
         smaller = max(d for d in range(1, micro // 2 + 1) if micro % d == 0) if micro > 1 else None
         passes = [f"--micro-batch {smaller} (this run passes {micro} blocks at a time)"] if smaller else []
         if not self.hp.grad_checkpointing:
             passes.append("--grad-checkpointing")
-        if resumable and passes:  # a pass's size and checkpointing change no number of the run: it resumes
-            return "continue with --resume " + " or --resume ".join(passes)
         shape = ["a smaller --block-size"] if self.options.lora else ["--lora", "a smaller --block-size"]
-        return "start again with --force and " + " or ".join([*passes, *shape])
+        return memory.Smaller(passes, [*passes, *shape])  # a pass's size and checkpointing change no number: they resume
 
     def _plan(self, hp: GPT2HParams) -> None:
         """The run's numbers for `hp`, and this rank's passes through each step.
