@@ -23,6 +23,10 @@ from typing import NamedTuple
 import torch
 
 Probe = Callable[[int], bool]  # blocks per pass -> whether a training pass of that many fits
+SLACK_BYTES = 512 * 2**20  # the allocator's fragmentation, an evaluation's and a sample's buffers
+# Running out outside PyTorch's caching allocator is a plain RuntimeError: cuBLAS or cuDNN failing to allocate its
+# handle or workspace ("CUBLAS_STATUS_ALLOC_FAILED"), a raw cudaMalloc ("CUDA error: out of memory").
+LIBRARY_OUT_OF_MEMORY = re.compile(r"out of memory|STATUS_ALLOC_FAILED", re.IGNORECASE)
 
 
 class Smaller(NamedTuple):
@@ -31,11 +35,6 @@ class Smaller(NamedTuple):
 
     resuming: list[str]
     new_run: list[str]
-
-SLACK_BYTES = 512 * 2**20  # the allocator's fragmentation, an evaluation's and a sample's buffers
-# Running out outside PyTorch's caching allocator is a plain RuntimeError: cuBLAS or cuDNN failing to allocate its
-# handle or workspace ("CUBLAS_STATUS_ALLOC_FAILED"), a raw cudaMalloc ("CUDA error: out of memory").
-LIBRARY_OUT_OF_MEMORY = re.compile(r"out of memory|STATUS_ALLOC_FAILED", re.IGNORECASE)
 
 
 def largest_fitting(fits: Probe, blocks: int) -> int:
@@ -76,7 +75,7 @@ def ran_out_of_memory(error: BaseException) -> bool:
         isinstance(error, RuntimeError) and LIBRARY_OUT_OF_MEMORY.search(str(error)) is not None)
 
 
-def advice(smaller: "Smaller", checkpoint: bool, written: bool) -> str:
+def advice(smaller: Smaller, checkpoint: bool, written: bool) -> str:
     """How to go on after running out of memory, from a kind's ways to need less (Adapter.less_memory): resume in
     smaller passes when there is a checkpoint and the kind has such flags, else a new run with any of its ways
     (`--force` only where a model directory was `written`, to be replaced)."""

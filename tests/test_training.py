@@ -251,6 +251,7 @@ def test_the_fused_cpu_optimizer_trains_as_the_per_tensor_one_and_resumes_its_ch
     fused = losses(tmp_path / "fused")
     assert len(fused) == 8 and fused[-1] < fused[0] - 0.5  # it trains
     assert fused_flags(tmp_path / "fused") == {True} and fused_flags(tmp_path / "loop") == {False}
+    assert fused_flags(tmp_path / "resumed-fused") == {True}  # the per-tensor checkpoint's flags are not taken over
     assert losses(tmp_path / "loop") == pytest.approx(fused, abs=2e-3)
     resumed = losses(tmp_path / "resumed-fused")
     assert len(resumed) == 8 and resumed == pytest.approx(losses(tmp_path / "resumed-loop"), abs=2e-3)
