@@ -47,7 +47,8 @@ def train_baseline(args: argparse.Namespace) -> float:
 
     torch.manual_seed(args.seed)
     hp = CharHParams(2, 256, 0.0, 64, 64, 2e-3, 0, 0, 0, 0)
-    adapter = CharLSTMAdapter(load_corpus(args.corpus), "baseline", hp, args.seed, pick_device(args.device))
+    # one share: the batch on all the threads, as a plain loop runs it (finetune.cores is ours)
+    adapter = CharLSTMAdapter(load_corpus(args.corpus), "baseline", hp, args.seed, pick_device(args.device), shares=1)
     optimizer = torch.optim.Adam(adapter.model.parameters(), lr=hp.lr)
     start, steps = time.monotonic(), 0
     while time.monotonic() - start < args.seconds:

@@ -4,6 +4,9 @@ Ours is the real training core (`finetune`), which on CUDA means cuDNN's fused
 LSTM under autocast (float16 with loss scaling: torch runs
 cuDNN's LSTM in float16 under any autocast) and fused AdamW. The naive loop is what a first attempt
 looks like: an `nn.LSTMCell` per layer stepped in Python, float32, plain Adam.
+On a CPU it also runs ours with the whole batch as one share on all the threads,
+as it trained before finetune.cores shared the streams out between the cores:
+the ratio is what that sharing buys.
 Goal on an H100: >= 2.5M chars/s for 3x1024, batch 256, seq 256 in mixed precision.
 
     .venv/bin/python benchmarks/charlstm_throughput.py                  # CPU shapes: 2x256, batch 64 x 64
@@ -21,7 +24,7 @@ GPU_SHAPE = {"layers": 3, "hidden": 1024, "batch": 256, "seq": 256}
 CPU_SHAPE = {"layers": 2, "hidden": 256, "batch": 64, "seq": 64}
 
 
-def ours(args: argparse.Namespace, home: Path) -> float:
+def ours(args: argparse.Namespace, home: Path, name: str = "ours") -> float:
     from rich.console import Console
 
     from finetune.checkpoint import read_jsonl
@@ -33,14 +36,26 @@ def ours(args: argparse.Namespace, home: Path) -> float:
     total = args.warmup + args.steps
     char = CharOptions(size="tiny", layers=args.layers, hidden=args.hidden, dropout=0.0, seq_len=args.seq,
                        batch_size=args.batch, lr=1e-3)
-    config = FinetuneConfig(corpus="shakespeare", model="char", out=home / "ours", max_steps=total, device=args.device,
+    config = FinetuneConfig(corpus="shakespeare", model="char", out=home / name, max_steps=total, device=args.device,
                             eval_every=10**9, sample_every=10**9, checkpoint_every=10**9, warmup_steps=1, options=char,
                             ghostwriting_every=0)
     finetune(config, Reporter(Console(stderr=True, quiet=True)))
-    history = {r["step"]: r for r in read_jsonl(home / "ours" / "history.jsonl")}
+    history = {r["step"]: r for r in read_jsonl(home / name / "history.jsonl")}
     # elapsed at step k is recorded before step k's own time is added: measure whole steps in between
     seconds = history[total]["elapsed"] - history[args.warmup + 1]["elapsed"]
     return (total - args.warmup - 1) * args.batch * args.seq / seconds
+
+
+def ours_one_share(args: argparse.Namespace, home: Path) -> float:
+    """Ours with the batch as one share, its products split between the threads instead."""
+    from kinds.charlstm import train
+
+    shares_for = train.shares_for
+    train.shares_for = lambda *_, **__: 1  # the only switch there is: a user has no reason to want one share
+    try:
+        return ours(args, home, "one-share")
+    finally:
+        train.shares_for = shares_for
 
 
 def naive(args: argparse.Namespace) -> float:
@@ -99,12 +114,18 @@ def main() -> None:
     args.steps = args.steps or (50 if gpu else 20)
     home = setup(None if gpu else args.threads)
     fast = ours(args, home)
+    one = None if gpu else ours_one_share(args, home)
     slow = naive(args)
     shape = f"{args.layers}x{args.hidden}, batch {args.batch} x seq {args.seq}"
     print(f"ours:  {fast:,.0f} chars/s   ({shape}, {args.device})")
+    if one is not None:
+        print(f"ours, the batch as one share: {one:,.0f} chars/s (sharing x{fast / one:.2f})")
     print(f"naive: {slow:,.0f} chars/s")
-    print(json.dumps({"device": args.device, "shape": shape, "ours_chars_per_s": round(fast),
-                      "naive_chars_per_s": round(slow), "speedup": round(fast / slow, 2)}))
+    figures = {"device": args.device, "shape": shape, "ours_chars_per_s": round(fast),
+               "naive_chars_per_s": round(slow), "speedup": round(fast / slow, 2)}
+    if one is not None:
+        figures.update(one_share_chars_per_s=round(one), sharing_speedup=round(fast / one, 2))
+    print(json.dumps(figures))
 
 
 if __name__ == "__main__":

@@ -45,6 +45,7 @@ class Schedule(Protocol):
     sample_every: int
     checkpoint_every: int | None  # None: at every evaluation
     eval_units: int | None  # a kind's cap on the validation units per evaluation
+    weight_decay: float  # AdamW's on the matrices, unless FinetuneConfig gives one
 
 
 class Adapter(Protocol):

@@ -36,7 +36,7 @@ class FinetuneConfig:
     stop_on_overfit: bool = False
     overfit_patience: int = 3
     # optimisation shared by every kind
-    weight_decay: float = 0.01
+    weight_decay: float | None = None  # None: the kind's preset's
     grad_clip: float = 1.0
     warmup_steps: int | None = None
     min_lr_ratio: float = 0.1

@@ -29,6 +29,7 @@ class CharHParams:
     sample_every: int
     checkpoint_every: int | None = None  # None: at every evaluation
     eval_units: int | None = None  # None: FinetuneConfig.eval_chars
+    weight_decay: float = 0.01  # AdamW's, on the matrices and the embedding
 
 
 PRESETS: dict[str, CharHParams] = {

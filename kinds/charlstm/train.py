@@ -11,6 +11,7 @@ from corpora import Corpus
 from finetune.adapter import evaluating
 from finetune.amount import TextAmounts
 from finetune.checkpoint import save_tensors
+from finetune.cores import Cores, shares_for
 from finetune.device import cpu_autocast, cpu_bf16, describe_cpu_bf16
 from finetune.distributed import SINGLE, World
 from finetune.memory import Smaller
@@ -46,7 +47,7 @@ class CharLSTMAdapter:
     chars_per_unit = 1.0
 
     def __init__(self, corpus: Corpus, size: str, hp: CharHParams, seed: int, device: torch.device,
-                 world: World = SINGLE, bf16: bool = False):
+                 world: World = SINGLE, bf16: bool = False, shares: int | None = None):
         text = corpus_text(corpus)
         self.vocab = Vocab.from_text(text)
         self.data = CharData(text, self.vocab, hp.seq_len, hp.batch_size)
@@ -62,6 +63,11 @@ class CharLSTMAdapter:
         self.index = 0
         self.state: State | None = None
         self.bf16 = bf16  # training's products on a CPU; validation stays float32, the loss a writer reads exact
+        # On a CPU each core takes a share of the streams (finetune.cores; a rank under torchrun has one thread).
+        # Not with dropout: the shares would draw its masks from the one generator in whatever order they ran.
+        if shares is None:
+            shares = shares_for(device, len(range(hp.batch_size)[self.streams])) if hp.dropout == 0 else 1
+        self.cores = Cores(shares)
 
     def fit_memory(self, world: World) -> None:
         """A char model's batch is its preset's: small enough for any device, nothing to measure."""
@@ -84,15 +90,34 @@ class CharLSTMAdapter:
         if self.index >= self.data.steps_per_epoch:
             self.epoch, self.index, self.state = self.epoch + 1, 0, None
         x, y = (t[self.streams].to(self.device, non_blocking=True) for t in self.data.batch(self.seed, self.epoch, self.index))
-        with cpu_autocast(self.bf16):
-            logits, state = self.model(x, self.state)
-        self.state = (state[0].detach(), state[1].detach())
+        n = self.cores.n
+        xs, ys = x.chunk(n), y.chunk(n)
+        starts: list[State | None] = [None] * n
+        if self.state is not None:
+            starts = list(zip(self.state[0].chunk(n, 1), self.state[1].chunk(n, 1), strict=True))
+        ends: dict[int, State] = {}  # each share's state after the window
+
+        def share_loss(i: int) -> torch.Tensor:
+            with cpu_autocast(self.bf16):
+                logits, (h, c) = self.model(xs[i], starts[i])
+            ends[i] = (h.detach(), c.detach())
+            return F.cross_entropy(logits.float().reshape(-1, logits.size(-1)), ys[i].reshape(-1))
+
+        loss = self.cores.loss(share_loss, [p for p in self.model.parameters() if p.requires_grad])
+        self.state = (torch.cat([ends[i][0] for i in range(n)], 1), torch.cat([ends[i][1] for i in range(n)], 1))
         self.index += 1
-        return F.cross_entropy(logits.float().reshape(-1, logits.size(-1)), y.reshape(-1))
+        return loss
 
     def evaluate(self, split: str, max_units: int) -> float:
-        total, count = split_loss(self.model, *self.data.eval_streams(split, max_units), self.device, self.hp.seq_len)
-        return total / count
+        """The split's streams shared out between the cores as in training, their sums added in a fixed order."""
+        xs, ys = (torch.tensor_split(t, self.cores.n) for t in self.data.eval_streams(split, max_units))
+
+        def share(i: int) -> tuple[float, int]:
+            return split_loss(self.model, xs[i], ys[i], self.device, self.hp.seq_len) if len(xs[i]) else (0.0, 0)
+
+        with evaluating(self.model):  # here, not in each thread: a thread putting the model back would race another
+            parts = self.cores.map(share)
+        return sum(total for total, _ in parts) / sum(count for _, count in parts)
 
     def sample(self, n_units: int, seed: int) -> str:
         generator = torch.Generator().manual_seed(seed)

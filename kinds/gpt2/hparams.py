@@ -36,6 +36,7 @@ class GPT2HParams:
     compile: bool
     grad_checkpointing: bool
     split: str
+    weight_decay: float = 0.01  # AdamW's, on the matrices: fine-tuning's usual
 
 
 CPU_MICRO_TOKENS = 2_048  # a CPU's pass: larger ones are no faster per token, and a step's progress shows sooner
