@@ -90,6 +90,8 @@ class FinetuneConfig:
                             ("--checkpoint-every", self.checkpoint_every)):
             if value is not None and value < 1:
                 raise UserError(f"{flag} must be at least 1, got {value}")
+        if self.weight_decay is not None and not (0 <= self.weight_decay < 1):
+            raise UserError(f"--weight-decay must be in [0, 1), got {self.weight_decay}")
         if not 0 <= self.seed <= MAX_SEED:
             raise UserError(f"--seed must be between 0 and {MAX_SEED}, got {self.seed}")
         for flag, rate in (("--max-copying", self.max_copying), ("--stop-on-copying", self.stop_on_copying)):

@@ -67,6 +67,7 @@ def test_corpus_list_and_show():
          ["corpus too short for the sequence length"]),
         (None, ["finetune", "pkd", "--max-time", "ten minutes"], ["cannot read 'ten minutes' as a duration"]),
         (None, ["finetune", "pkd", "--model", "char", "--size", "huge"], ["unknown --size 'huge'"]),
+        (None, ["finetune", "pkd", "--model", "char", "--weight-decay", "-0.1"], ["--weight-decay must be in [0, 1)"]),
         (None, ["finetune", "pkd", "--size", "small"], ["--size is not for --model gpt2 models"]),
         (None, ["finetune", "pkd", "--model", "char", "--lora"], ["--lora is not for --model char models"]),
         (None, ["finetune", "pkd", "--n-layer", "2"], ["--n-layer shapes a new model: it needs --from-scratch"]),

@@ -228,6 +228,22 @@ def test_resume_takes_a_new_learning_rate_and_the_final_evaluation_is_logged(pkd
     assert max(r["lr"] for r in read_jsonl(out / "history.jsonl")[11:]) <= 1e-4
 
 
+def test_weight_decay_is_the_size_presets_unless_the_flag_gives_one(pkd_slice: Path, tmp_path: Path):
+    """AdamW decays the matrices by the preset's rate (small: 0.15, tiny: 0.01), or by --weight-decay; never the
+    biases and norms."""
+    def decays(out: Path) -> list[float]:
+        return [g["weight_decay"] for g in checkpoint_state(out / "last" / "checkpoint.safetensors")["optimizer"]["groups"]]
+
+    _train(pkd_slice, tmp_path / "small", max_steps=1, char=CharOptions(size="small"))
+    _train(pkd_slice, tmp_path / "tiny", max_steps=1)
+    flagged = run_cli("finetune", str(pkd_slice), "--model", "char", "--size", "small", "--weight-decay", "0.3",
+                      "--max-steps", "1", "--ghostwriting-every", "0", "--out", str(tmp_path / "flag"))
+    assert flagged.returncode == 0, flagged.stderr
+    assert decays(tmp_path / "small") == [0.15, 0.0]
+    assert decays(tmp_path / "tiny") == [0.01, 0.0]
+    assert decays(tmp_path / "flag") == [0.3, 0.0]
+
+
 def test_the_fused_cpu_optimizer_trains_as_the_per_tensor_one_and_resumes_its_checkpoints(
         pkd_slice: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     """AdamW's fused kernel on a CPU (finetune.trainer.FUSED_ADAM) gives the per-tensor loop's losses to within

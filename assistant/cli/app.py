@@ -107,6 +107,8 @@ def finetune(
     name: Annotated[str | None, typer.Option(help="Model name (default CORPUS-KIND).")] = None,
     out_dir: Annotated[Path | None, typer.Option("--out", help="Model directory (default: data dir/models/NAME).")] = None,
     lr: Annotated[float | None, typer.Option(help="Peak learning rate.")] = None,
+    weight_decay: Annotated[float | None, typer.Option(
+        help="AdamW's weight decay on the matrices (default: the model size's own).")] = None,
     dropout: Annotated[float | None, typer.Option(help="Dropout (GPT-2: the base's own when not given).")] = None,
     target_loss: Annotated[float | None, typer.Option(help="Stop when the loss reaches this (nats per char or token).")] = None,
     target_on: Annotated[
@@ -205,7 +207,7 @@ def finetune(
     given = {k: v for k, v in flags.items() if v != KIND_FLAG_DEFAULTS[k]}  # a kind's options take only these
     config = FinetuneConfig(
         corpus=corpus, model=model, name=name, out=out_dir, encoding=encoding,
-        max_steps=max_steps, max_time=parse_duration(max_time) if max_time else None,
+        max_steps=max_steps, max_time=parse_duration(max_time) if max_time else None, weight_decay=weight_decay,
         target_loss=target_loss, target_on=target_on, stop_on_overfit=stop_on_overfit,  # type: ignore[arg-type]
         eval_every=eval_every, sample_every=sample_every, checkpoint_every=checkpoint_every,
         seed=seed, device=device, fsdp=fsdp, resume=resume, force=force, options=registry.get(model).make_options(given),
