@@ -80,7 +80,8 @@ def char(args: argparse.Namespace) -> None:
     adapter = make_adapter(corpus, CharOptions(size="small"), 1, torch.device("cpu"))
     step_s = step_time(adapter, args.steps)
     setup_s, eval_s, figures = evaluation_time(adapter, corpus)
-    report("char small (2x192) on pkd", step_s, adapter.schedule.eval_every, setup_s, eval_s, figures)
+    hp = adapter.hp
+    report(f"char small ({hp.layers}x{hp.hidden}) on pkd", step_s, adapter.schedule.eval_every, setup_s, eval_s, figures)
     _, naive_s, _ = evaluation_time(adapter, corpus, batched=False)
     print(f"  baseline, each sample written on its own: {naive_s:.2f} s per evaluation (batched x{naive_s / eval_s:.1f})")
 

@@ -46,6 +46,7 @@ class Schedule(Protocol):
     checkpoint_every: int | None  # None: at every evaluation
     eval_units: int | None  # a kind's cap on the validation units per evaluation
     weight_decay: float  # AdamW's on the matrices, unless FinetuneConfig gives one
+    min_lr_ratio: float  # where the cosine ends, a share of lr, unless FinetuneConfig gives one
 
 
 class Adapter(Protocol):

@@ -39,7 +39,7 @@ class FinetuneConfig:
     weight_decay: float | None = None  # None: the kind's preset's
     grad_clip: float = 1.0
     warmup_steps: int | None = None
-    min_lr_ratio: float = 0.1
+    min_lr_ratio: float | None = None  # None: the kind's preset's
     # what is watched and kept
     eval_every: int | None = None
     eval_chars: int = 200_000

@@ -119,7 +119,8 @@ def make_plan(cfg: FinetuneConfig, hp: Schedule) -> Plan:
         target_loss=cfg.target_loss, target_on=cfg.target_on or "train", stop_on_overfit=cfg.stop_on_overfit,
         overfit_patience=cfg.overfit_patience, grad_clip=cfg.grad_clip,
         weight_decay=hp.weight_decay if cfg.weight_decay is None else cfg.weight_decay,
-        min_lr_ratio=cfg.min_lr_ratio, seed=cfg.seed, ghostwriting_every=cfg.ghostwriting_every,
+        min_lr_ratio=hp.min_lr_ratio if cfg.min_lr_ratio is None else cfg.min_lr_ratio,
+        seed=cfg.seed, ghostwriting_every=cfg.ghostwriting_every,
         max_copying=cfg.max_copying, stop_on_copying=cfg.stop_on_copying,
     )
 

@@ -228,14 +228,18 @@ def test_resume_takes_a_new_learning_rate_and_the_final_evaluation_is_logged(pkd
     assert max(r["lr"] for r in read_jsonl(out / "history.jsonl")[11:]) <= 1e-4
 
 
-def test_weight_decay_is_the_size_presets_unless_the_flag_gives_one(pkd_slice: Path, tmp_path: Path):
+def test_weight_decay_and_the_lr_floor_are_the_size_presets_unless_given(pkd_slice: Path, tmp_path: Path):
     """AdamW decays the matrices by the preset's rate (small: 0.15, tiny: 0.01), or by --weight-decay; never the
-    biases and norms."""
+    biases and norms. The cosine ends at the preset's share of the peak learning rate: 0 for small, 0.1 for tiny."""
     def decays(out: Path) -> list[float]:
         return [g["weight_decay"] for g in checkpoint_state(out / "last" / "checkpoint.safetensors")["optimizer"]["groups"]]
 
-    _train(pkd_slice, tmp_path / "small", max_steps=1, char=CharOptions(size="small"))
-    _train(pkd_slice, tmp_path / "tiny", max_steps=1)
+    def last_lr_share(out: Path, peak: float) -> float:
+        return [r["lr"] for r in read_jsonl(out / "history.jsonl") if "lr" in r][-1] / peak
+
+    _train(pkd_slice, tmp_path / "small", max_steps=12, eval_every=12, char=CharOptions(size="small"))
+    _train(pkd_slice, tmp_path / "tiny", max_steps=12, eval_every=12)
+    assert last_lr_share(tmp_path / "small", 1.2e-2) < 0.05 < 0.1 < last_lr_share(tmp_path / "tiny", 3e-3) < 0.15
     flagged = run_cli("finetune", str(pkd_slice), "--model", "char", "--size", "small", "--weight-decay", "0.3",
                       "--max-steps", "1", "--ghostwriting-every", "0", "--out", str(tmp_path / "flag"))
     assert flagged.returncode == 0, flagged.stderr

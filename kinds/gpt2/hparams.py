@@ -37,6 +37,7 @@ class GPT2HParams:
     grad_checkpointing: bool
     split: str
     weight_decay: float = 0.01  # AdamW's, on the matrices: fine-tuning's usual
+    min_lr_ratio: float = 0.1  # where the cosine ends, a share of lr
 
 
 CPU_MICRO_TOKENS = 2_048  # a CPU's pass: larger ones are no faster per token, and a step's progress shows sooner
