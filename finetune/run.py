@@ -176,7 +176,9 @@ def make_card(path: Path, config: FinetuneConfig, corpus: Corpus, adapter: Adapt
               saved: Card | None) -> Card:
     """config.json as the run starts: what the model is, the corpus exactly, the settings and plan it runs with.
 
-    A resumed run keeps the date its model was first created.
+    A resumed run keeps the date its model was first created. The settings are saved as resolved (a preset's
+    weight decay and learning-rate floor in place of None), so a resume keeps them when a later version's presets
+    change.
     """
     return modeldir.from_json({
         **adapter.describe(),
@@ -187,7 +189,7 @@ def make_card(path: Path, config: FinetuneConfig, corpus: Corpus, adapter: Adapt
         "code_version": code_version(),
         "corpus": {"name": corpus.name, "source": corpus.source, "checksum": corpus.checksum,
                    "documents": len(corpus.documents), "characters": corpus.chars},
-        "training": config.to_json(),
+        "training": replace(config, weight_decay=plan.weight_decay, min_lr_ratio=plan.min_lr_ratio).to_json(),
         "plan": dict(plan.__dict__),
         "device": str(device),
     }, path)

@@ -246,6 +246,8 @@ def test_weight_decay_and_the_lr_floor_are_the_size_presets_unless_given(pkd_sli
     assert decays(tmp_path / "small") == [0.15, 0.0]
     assert decays(tmp_path / "tiny") == [0.01, 0.0]
     assert decays(tmp_path / "flag") == [0.3, 0.0]
+    saved = json.loads((tmp_path / "small" / "config.json").read_text())["training"]  # what a resume takes
+    assert (saved["weight_decay"], saved["min_lr_ratio"]) == (0.15, 0.0)
 
 
 def test_the_fused_cpu_optimizer_trains_as_the_per_tensor_one_and_resumes_its_checkpoints(
