@@ -27,6 +27,7 @@ from .models import register as register_models
 from .options import QuantizeOpt
 from .report import register as register_report
 from .samples import DEFAULT_MIN_SPAN, MinSpanOpt, register
+from .serve import register as register_serve
 from .views import register as register_views
 
 app = typer.Typer(
@@ -338,6 +339,7 @@ def cells(
 register(app)  # samples, memorization, compare, repl
 register_models(app)  # models, models rm, models rename
 register_lsp(app)  # the editor server
+register_serve(app)  # the HTTP API for writers' tools
 register_report(app)  # which checkpoint ghostwrites
 register_views(app)  # eval, plot, evolution
 

@@ -32,10 +32,13 @@ class StoreWarning(UserWarning):
     """A sample could not be stored; the text was still shown."""
 
 
-def record(result: "Generation", source: str) -> int | None:
-    """Store a generation with its corpus check; its id, or None (and a warning) when it could not be stored."""
+def record(result: "Generation", source: str, client: str | None = None) -> int | None:
+    """Store a generation with its corpus check; its id, or None (and a warning) when it could not be stored.
+
+    `client`: the program that asked for it, for the HTTP API's samples.
+    """
     try:
-        return store_sample(sample_row(result, source), result.model.card)
+        return store_sample({**sample_row(result, source), "client": client}, result.model.card)
     except Exception as e:  # whatever goes wrong here, the writer keeps the text already shown
         warnings.warn(f"the sample was not stored: {type(e).__name__}: {e}", StoreWarning, stacklevel=2)
         return None

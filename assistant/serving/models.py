@@ -24,8 +24,8 @@ from collections import OrderedDict
 from kinds import modeldir
 
 from ..generation import Session, TextModel, load_model
+from . import DEFAULT_MEMORY
 
-DEFAULT_MEMORY = 4 * 2**30  # bytes of weights kept loaded
 SESSIONS = 4  # sessions kept: a GPT-2 small's cache takes 75 MB
 
 
