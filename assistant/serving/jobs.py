@@ -115,6 +115,7 @@ class Jobs:
     def __init__(self, slots: int = 1, queue: int | None = None) -> None:
         self.slots, self.queue = slots, queue
         self._turns: deque[Job] = deque()  # the jobs taking turns, the next one first
+        self._stepping: Job | None = None  # the one taking its turn now
         self._waiting: deque[Job] = deque()
         self._keys: dict[str, Job] = {}  # the newest job of each key (event loop only)
         self._lock = threading.Condition()
@@ -130,7 +131,7 @@ class Jobs:
         with self._lock:
             if self._closed:
                 raise Stopped
-            if self.queue is not None and len(self._turns) + len(self._waiting) >= self.slots + self.queue:
+            if self.queue is not None and sum(self._load()) >= self.slots + self.queue:
                 raise Busy(f"{self.slots} generations are running and {self.queue} are waiting")
             job: Job[T] = Job(make, key, self._release)
             self._waiting.append(job)
@@ -167,13 +168,16 @@ class Jobs:
     def load(self) -> tuple[int, int]:
         """How many jobs take turns now, and how many wait."""
         with self._lock:
-            return len(self._turns), len(self._waiting)
+            return self._load()
+
+    def _load(self) -> tuple[int, int]:
+        return len(self._turns) + (self._stepping is not None), len(self._waiting)
 
     def close(self) -> None:
         """Stop every job and let the worker go once it has closed them."""
         with self._lock:
             self._closed = True
-            for job in (*self._turns, *self._waiting):
+            for job in (*self._turns, *self._waiting, *([self._stepping] if self._stepping else [])):
                 job.stop.set()
             self._lock.notify()
 
@@ -191,9 +195,11 @@ class Jobs:
                     self._lock.wait(IDLE_CHECK_S)
                 while len(self._turns) < self.slots and self._waiting:
                     self._turns.append(self._waiting.popleft())
-                job = self._turns.popleft()
-            if job.step():
-                with self._lock:
+                job = self._stepping = self._turns.popleft()
+            goes_on = job.step()
+            with self._lock:
+                self._stepping = None
+                if goes_on:
                     self._turns.append(job)
 
 
