@@ -128,8 +128,8 @@ def steps(settings: Settings, model_name: str, service: Service, client: str | N
                 stream.close()
                 result = stream.result
                 assert result is not None
-                sample_id = recording.record(result, "api", client)
-            span = recording.copied_span(result, sample_id)
+                sample_id = recording.record(result, "api", client, service.store)
+            span = recording.copied_span(result, sample_id, service.store.get() if sample_id is not None else None)
             copied = None if span is None or span.length < service.options.min_span else {
                 "chars": span.length, "document": span.document, "offset": span.offset,
                 "text": result.text[span.sample_offset : span.sample_offset + span.length]}

@@ -6,6 +6,7 @@ with weights) and the one the server was started with, by the name it was given.
 
 from kinds import modeldir
 
+from ..samples import recording
 from ..serving.jobs import Jobs
 from ..serving.models import Models
 from .errors import ApiError
@@ -21,6 +22,7 @@ class Service:
         self.default = options.model or modeldir.newest()
         self.jobs = Jobs(options.slots, options.queue)
         self.models = Models(options.device, options.max_memory, sessions=options.slots)
+        self.store = recording.Kept()  # the worker's, which records every sample
 
     def load(self) -> None:
         """Load the default model now, before the server listens: a wrong name is one line at once, and the first

@@ -336,7 +336,7 @@ def read(body: Any, dialect: str) -> Settings:
     if dialect == "kobold":  # KoboldCpp's memory comes before the prompt, and is kept when the prompt is cut
         values["prompts"] = ((body.get("memory") or "") + (body.get("prompt") or ""),)
     named = [name for name in unknown if FIELD_NAME.fullmatch(name)]
-    not_applied += named[:MAX_NAMED] + (["…"] if len(named) > MAX_NAMED or len(named) < len(unknown) else [])
+    not_applied += named[:MAX_NAMED] + (["..."] if len(named) > MAX_NAMED or len(named) < len(unknown) else [])
     return _bounded(replace(DEFAULTS[dialect], **values, not_applied=tuple(not_applied)))
 
 

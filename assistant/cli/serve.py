@@ -39,12 +39,14 @@ def serve(
     quantize: QuantizeOpt = Options.quantize,
 ) -> None:
     """Serve your models to writing tools over HTTP: an OpenAI-compatible API (/v1) and a KoboldAI one (/api)."""
+    options = Options(model=model, device=device, quantize=quantize, host=host, port=port,
+                      api_key=api_key if api_key is not None else os.environ.get(API_KEY_VARIABLE) or None,
+                      cors_origins=tuple(cors_origin or ()), allow_hosts=tuple(allow_host or ()), slots=parallel,
+                      queue=queue, max_memory=int(max_memory * 1e9), min_span=min_span)
+    options.check()  # before torch is imported: a refused address is answered at once
     from finetune.device import pick_device
 
     from ..api.server import serve as run
 
     pick_device(device)  # a bad --device is an error now, not at every request
-    run(Options(model=model, device=device, quantize=quantize, host=host, port=port,
-                api_key=api_key if api_key is not None else os.environ.get(API_KEY_VARIABLE) or None,
-                cors_origins=tuple(cors_origin or ()), allow_hosts=tuple(allow_host or ()), slots=parallel, queue=queue,
-                max_memory=int(max_memory * 1e9), min_span=min_span))
+    run(options)
