@@ -38,10 +38,7 @@ async def models(request: Request) -> JSONResponse:
 
 async def model(request: Request) -> JSONResponse:
     service: Service = request.app.state.service
-    name = request.path_params["name"]
-    if name not in service.names():
-        service.resolve(name)  # the 404, naming the models there are
-    return JSONResponse(_model(name))
+    return JSONResponse(_model(service.resolve(request.path_params["name"])))  # 404 for one it does not have
 
 
 def _model(name: str) -> dict[str, Any]:
