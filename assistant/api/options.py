@@ -4,7 +4,6 @@ A server bound beyond this machine without an API key is refused in one
 line, as is a CORS origin of `*`.
 """
 
-import ipaddress
 from dataclasses import dataclass
 
 from corpora import UserError
@@ -20,6 +19,8 @@ LOOPBACK_NAMES = ("localhost", "ip6-localhost")
 
 def is_loopback(host: str) -> bool:
     """Whether binding `host` keeps the server on this machine."""
+    import ipaddress  # here: the command line imports this module for its defaults, and --help stays fast
+
     if host in LOOPBACK_NAMES:
         return True
     try:
