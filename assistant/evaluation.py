@@ -10,11 +10,11 @@ two is what the network knows beyond counting.
 from dataclasses import dataclass
 
 from corpora import UserError, load_corpus
+from corpora.ngram import NGramModel
 from kinds import registry
 from kinds.scoring import Score
 
 from .generation import TextModel
-from .ngram import NGramModel
 from .report import corpus_of
 
 SPLITS = ("val", "test")

@@ -33,8 +33,8 @@ def main() -> None:
     args = parser.parse_args()
     home = setup(args.threads)
 
-    from assistant.ngram import NGramModel
     from corpora import load_corpus
+    from corpora.ngram import NGramModel
     from kinds.charlstm.data import corpus_text, split_points
 
     corpus = load_corpus(args.corpus)

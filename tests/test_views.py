@@ -10,8 +10,8 @@ import pytest
 
 from assistant import load_model
 from assistant.evaluation import evaluate
-from assistant.ngram import NGramModel
 from corpora import UserError
+from corpora.ngram import NGramModel
 from finetune.checkpoint import read_jsonl
 from finetune.overfit import memorizing_step
 from finetune.plot import Curves, loss_picture

@@ -279,6 +279,7 @@ def _figures(models: list, samples: int, temperature: float) -> None:
     """Both models measured against the corpus of the one that has one (a base has none of its own)."""
     from rich.table import Table
 
+    from finetune.ghostwriting.choice import share_text
     from finetune.ghostwriting.evaluate import GhostwritingOptions
     from kinds.sampling import Sampling
 
@@ -294,7 +295,7 @@ def _figures(models: list, samples: int, temperature: float) -> None:
                         f"temperature {temperature:g}", title_justify="left")
     for model in models:
         found, _ = evaluate_model(model, options, against)
-        pct = ["-" if found[k] is None else f"{found[k]:.0%}" for k in ("copying", "style", "prompt_following")]
+        pct = [share_text(found, k) for k in ("copying", "style", "prompt_following")]
         span = "-" if found["copied_span"] is None else f"{found['copied_span']:.0f}"
         table.add_row(model.name, pct[0], span, pct[1], pct[2], *(f"{found[k]:.3f}" if found[k] is not None else "-"
                                                                    for k in ("distinct_2", "distinct_3")))

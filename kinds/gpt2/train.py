@@ -50,6 +50,7 @@ def make_adapter(corpus: Corpus, options: GPT2Options, seed: int, device: torch.
 class GPT2Adapter:
     unit = "token"
     cuda_dtype = torch.bfloat16
+    ghostwriting_samples = 16  # written one after another
 
     def __init__(self, corpus: Corpus, options: GPT2Options, seed: int, device: torch.device, world: World = SINGLE):
         self.options = options
@@ -238,6 +239,9 @@ class GPT2Adapter:
         with evaluating(self.model), self._autocast():
             tokens = [next(ids) for _ in range(n_units)]
         return self.tokenizer.decode(tokens)
+
+    def text(self, split: str, max_units: int | None = None) -> str:
+        return self.data.text(split, self.tokenizer, max_units)
 
     def write(self, prompts: list[str], n_units: int, seed: int, sampling: Sampling) -> list[str]:
         """Continuations of each prompt (an empty one: an unconditional sample) of `n_units` tokens, one after the other."""
