@@ -31,7 +31,7 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 demo: install
-	$(BIN)/assistant finetune pkd --model char --size small --target-loss 1.4 --max-time 5m --name pkd-demo --force
+	$(BIN)/assistant finetune pkd --model char --size small --target-loss 1.5 --target-on val --max-time 4m --name pkd-demo --force
 	@echo; echo "--- prompted sample ---"
 	$(BIN)/assistant generate pkd-demo --prompt "The robot looked at the man and said" --length 400 --seed 1
 	@echo; echo "--- unconditional sample ---"

@@ -1,11 +1,13 @@
 """The ghostwriting evaluation: its measures on real text, and a tiny char model trained until it copies its corpus."""
 
+import json
 from pathlib import Path
 
 import pytest
 
 from corpora import load_corpus
-from finetune.ghostwriting.choice import choose, explain, wilson
+from finetune.checkpoint import read_jsonl
+from finetune.ghostwriting.choice import choose, evaluated, explain, wilson
 from finetune.ghostwriting.evaluate import split_text
 from finetune.ghostwriting.prompting import distinct, prompt_following
 from finetune.ghostwriting.style import passages
@@ -94,6 +96,83 @@ def test_older_rows_without_intervals_are_read_as_points():
     assert choose(old, 0.05).step == 100  # no interval: any difference counts, as before
 
 
+def test_a_late_measurement_is_merged_into_its_steps_row():
+    rows = [{"step": 100, "train_smooth": 2.0, "val_loss": 1.9}, {"step": 200, "val_loss": 1.95},
+            {"step": 100, "val_loss": 1.9, "copying": 0.0, "measured_late": True}]
+    assert evaluated(rows) == [{"step": 100, "train_smooth": 2.0, "val_loss": 1.9, "copying": 0.0, "measured_late": True},
+                               {"step": 200, "val_loss": 1.95}]
+
+
+def test_a_default_model_behind_counting_is_warned_about(tmp_path: Path):
+    from finetune.trainer import Summary, behind_counting
+
+    def summary(val: float, per_unit: float = 1.0) -> Summary:
+        return Summary(tmp_path, "char", per_unit, 500, 60.0, 1.2, val, val, 500, None, "train", False, "max_time", False,
+                       baseline={"order": 7, "val_per_char": 1.601})
+
+    assert "does not beat counting: a 7-gram model gives 1.601" in behind_counting(summary(1.665))[0]
+    assert behind_counting(summary(1.55)) == []
+    assert behind_counting(summary(4.0, per_unit=3.8)) == []  # a GPT-2's loss is per token: 1.05 nats/char
+
+
+def _finetune(corpus: str | Path, out: Path, **kwargs) -> tuple[object, list[str]]:
+    """A tiny char-LSTM run, the ghostwriting evaluation at every evaluation unless asked; its summary and closing lines."""
+    from finetune.config import FinetuneConfig
+    from finetune.progress import Reporter
+    from finetune.run import finetune
+    from finetune.trainer import describe_summary
+    from kinds.charlstm.options import CharOptions
+
+    kwargs = {"options": CharOptions(size="tiny"), "ghostwriting_every": 1, **kwargs}
+    config = FinetuneConfig(corpus=str(corpus), model="char", out=out, sample_every=10_000, seed=7, eval_samples=8, **kwargs)
+    summary = finetune(config, Reporter())
+    return summary, describe_summary(summary)
+
+
+def test_when_style_saturates_and_nothing_copies_the_best_val_checkpoint_ghostwrites(tmp_path: Path):
+    """A names list reads as nobody's prose from the first checkpoints on: style is 100% everywhere, copying 0%, and
+    only the validation loss tells the checkpoints apart. This little model also loses to a 4-gram model."""
+    summary, lines = _finetune(CORPORA / "names" / "names.txt", tmp_path / "names", max_steps=120, eval_every=40)
+    rows = [r for r in evaluated(read_jsonl(tmp_path / "names" / "history.jsonl")) if r.get("style") is not None]
+    assert [r["step"] for r in rows] == [0, 40, 80, 120]
+    assert all(r["style"] == 1.0 and r["copying"] == 0.0 for r in rows[2:]) and rows[-1]["style_ci"][0] > 0.75
+    assert summary.ghostwriting_step == summary.best_step == 120
+    assert "  the ghostwriting checkpoint is the best-val one (step 120)" in lines
+    assert summary.baseline["order"] >= 3
+    assert any(line.startswith("Warning: the model that loads by default (step 120") for line in lines)
+
+
+def test_a_best_val_that_copies_leaves_ghostwriting_to_an_earlier_checkpoint(tmp_path: Path):
+    """A corpus of one passage four times over: its validation text is in its training text, so validation loss
+    falls all the while the model learns to copy, and the best-val checkpoint copies every sample. The rule passes
+    it over for the last checkpoint whose copying is not credibly over the limit, and the summary says why."""
+    from kinds.charlstm.options import CharOptions
+
+    passage = (CORPORA / "pkd" / "the-eyes-have-it.txt").read_text(encoding="utf-8-sig")[3000:7000]
+    corpus = tmp_path / "again.txt"
+    corpus.write_text((passage + "\n\n") * 4)
+    out = tmp_path / "again"
+    summary, lines = _finetune(corpus, out, max_steps=1200, eval_every=100, copy_span=30, stop_on_copying=0.5,
+                               ghostwriting_every=2, options=CharOptions(size="tiny", hidden=256, batch_size=8, seq_len=32))
+    rows = {r["step"]: r for r in evaluated(read_jsonl(out / "history.jsonl")) if r.get("copying") is not None}
+    best, chosen = rows[summary.best_step], rows[summary.ghostwriting_step]
+    assert summary.stop_reason == "copying" and summary.best_step == summary.steps  # validation fell to the end
+    assert best["copying_ci"][0] > 0.05 and chosen["copying_ci"][0] <= 0.05
+    assert summary.ghostwriting_step < summary.best_step
+    assert (f"  step {summary.ghostwriting_step} instead of best-val {summary.best_step}: at {summary.best_step} copying is "
+            f"{best['copying']:.0%}") in "\n".join(lines)
+    # the report shows the intervals and the reason; a history written before intervals still reports
+    report = run_cli("report", str(out), "--out", str(tmp_path / "r.png"))
+    assert report.returncode == 0, report.stderr
+    assert "%–" in report.stdout and f"why: step {summary.ghostwriting_step} instead of best-val" in report.stdout
+    old = [{k: v for k, v in r.items() if not k.endswith("_ci")} for r in read_jsonl(out / "history.jsonl")]
+    (out / "history.jsonl").write_text("".join(json.dumps(r) + "\n" for r in old))
+    report = run_cli("report", str(out), "--out", str(tmp_path / "r.svg"))
+    assert report.returncode == 0, report.stderr
+    table = report.stdout.split("ghostwriting checkpoint (gw")[0]
+    assert "%–" not in table and "100%" in table
+
+
 @pytest.fixture(scope="module")
 def memorizer(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, object]:
     """A char-LSTM far too big for its corpus (a few thousand characters), trained until it copies whole lines:
@@ -118,8 +197,6 @@ def memorizer(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, object]:
 
 
 def test_a_model_that_memorizes_is_seen_copying_and_its_earlier_checkpoint_is_kept(memorizer):
-    from finetune.checkpoint import read_jsonl
-
     path, summary = memorizer
     rows = [r for r in read_jsonl(path / "history.jsonl") if "copying" in r]
     assert rows[0]["step"] == 0 and rows[0]["copying"] == 0 and len(rows) >= 5
@@ -128,7 +205,13 @@ def test_a_model_that_memorizes_is_seen_copying_and_its_earlier_checkpoint_is_ke
     assert rows[-1]["val_loss"] > summary.best_val  # validation loss rose while copying rose: memorizing
     assert rows[-1]["copied_span"] > rows[0]["copied_span"] + 20
     assert summary.ghostwriting_step is not None and summary.ghostwriting_step < summary.steps
-    assert summary.ghostwriting["copying"] <= 0.05
+    assert summary.ghostwriting["copying_ci"][0] <= 0.05
+    # earlier than best-val only where best-val copies credibly over the limit, and the summary says which
+    best = next(r for r in rows if r["step"] == summary.best_step)
+    if summary.ghostwriting_step == summary.best_step:
+        assert summary.ghostwriting_reason == f"the ghostwriting checkpoint is the best-val one (step {summary.best_step})"
+    else:
+        assert best["copying_ci"][0] > 0.05 and "over the 5% limit" in summary.ghostwriting_reason
     for key in ("style", "prompt_following", "distinct_2", "distinct_3"):
         assert key in rows[-1]
     assert {p.name for p in (path / "ghostwriting").iterdir()} == {"model.safetensors"}
