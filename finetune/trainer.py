@@ -635,7 +635,7 @@ class Trainer:
             target_on=p.target_on, target_met=met, stop_reason=reason, overfit_warned=s.overfit_warned,
             ghostwriting_step=s.ghostwriting["step"] if s.ghostwriting else None, ghostwriting=s.ghostwriting,
             ghostwriting_reason=explain(choose(s.measured, p.max_copying), s.ghostwriting["step"] if s.ghostwriting else None,
-                                        s.best_step) if s.measured else None,
+                                        s.best_step) if any(r["step"] > 0 for r in s.measured) else None,
             baseline=self.baseline,
         )
 

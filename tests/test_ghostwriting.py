@@ -162,13 +162,16 @@ def test_a_best_val_that_copies_leaves_ghostwriting_to_an_earlier_checkpoint(tmp
     assert (f"  step {summary.ghostwriting_step} instead of best-val {summary.best_step}: at {summary.best_step} copying is "
             f"{best['copying']:.0%}") in "\n".join(lines)
     # the report shows the intervals and the reason; a history written before intervals still reports
-    report = run_cli("report", str(out), "--out", str(tmp_path / "r.png"))
-    assert report.returncode == 0, report.stderr
-    assert "%–" in report.stdout and f"why: step {summary.ghostwriting_step} instead of best-val" in report.stdout
-    old = [{k: v for k, v in r.items() if not k.endswith("_ci")} for r in read_jsonl(out / "history.jsonl")]
-    (out / "history.jsonl").write_text("".join(json.dumps(r) + "\n" for r in old))
     report = run_cli("report", str(out), "--out", str(tmp_path / "r.svg"))
     assert report.returncode == 0, report.stderr
+    assert "%–" in report.stdout and f"why: step {summary.ghostwriting_step} instead of best-val" in report.stdout
+    picture = (tmp_path / "r.svg").read_text()
+    assert all(f'id="band-{key}-again"' in picture for key in ("copying", "style", "prompt_following"))
+    old = [{k: v for k, v in r.items() if not k.endswith("_ci")} for r in read_jsonl(out / "history.jsonl")]
+    (out / "history.jsonl").write_text("".join(json.dumps(r) + "\n" for r in old))
+    report = run_cli("report", str(out), "--out", str(tmp_path / "old.svg"))
+    assert report.returncode == 0, report.stderr
+    assert 'id="band-' not in (tmp_path / "old.svg").read_text()
     table = report.stdout.split("ghostwriting checkpoint (gw")[0]
     assert "%–" not in table and "100%" in table
 

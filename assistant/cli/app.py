@@ -124,8 +124,9 @@ def finetune(
     ghostwriting_every: Annotated[int | None, typer.Option(
         help="Evaluations between two ghostwriting evaluations (copying, style, prompt-following, diversity); 0 turns them "
              "off; by default as often as takes at most a tenth of the training time.", rich_help_panel=GW)] = None,
-    eval_samples: Annotated[int, typer.Option(help="Prompted continuations per ghostwriting evaluation, and as many "
-                                              "unconditional samples.", rich_help_panel=GW)] = 16,
+    eval_samples: Annotated[int | None, typer.Option(help="Prompted continuations per ghostwriting evaluation, and as many "
+                                                     "unconditional samples; by default 32 for a char-LSTM (it writes "
+                                                     "them in one batch), 16 for the others.", rich_help_panel=GW)] = None,
     copy_span: Annotated[int, typer.Option(help="A sample holding this many characters of the corpus verbatim copies.",
                                            rich_help_panel=GW)] = 50,
     max_copying: Annotated[float, typer.Option(help="The most copying (share of samples) the ghostwriting checkpoint may "
