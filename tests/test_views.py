@@ -116,7 +116,7 @@ def test_where_memorizing_began():
 
 def test_evolution_of_samples(quoted_model: Path, tmp_path: Path):
     page = tmp_path / "evolution.html"
-    result = run_cli("evolution", str(quoted_model), "--html", str(page))
+    result = run_cli("evolution", str(quoted_model), "-o", str(page))
     assert result.returncode == 0, result.stderr
     samples = read_jsonl(quoted_model / modeldir.SAMPLES)
     assert [s["step"] for s in samples] == [40, 80, 120]
