@@ -9,8 +9,8 @@ two is what the network knows beyond counting.
 
 from dataclasses import dataclass
 
+from contract import registry
 from corpora import UserError, load_corpus
-from kinds import registry
 from kinds.scoring import Score
 
 from .generation import TextModel

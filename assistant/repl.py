@@ -24,9 +24,9 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
+from contract import modeldir
 from corpora import UserError
 from corpora.home import data_home
-from kinds import modeldir
 
 from .compare import compare
 from .generation import DEFAULT_CHARS, QUANTIZE, STOP_AT, Params, Session, TextModel, load_model

@@ -49,8 +49,8 @@ def step_time(adapter, steps: int) -> float:
 
 def evaluation_time(adapter, corpus, batched: bool = True) -> tuple[float, float, dict]:
     """(seconds to set the evaluation up once, seconds per evaluation, its figures)."""
+    from contract.modeldir import CorpusRecord, from_json
     from finetune.ghostwriting.evaluate import Ghostwriting, GhostwritingOptions
-    from kinds.modeldir import CorpusRecord, from_json
 
     t0 = time.perf_counter()
     card = from_json({"kind": "char", "name": "bench", "corpus": CorpusRecord(corpus.name, corpus.source,

@@ -11,11 +11,11 @@ import pytest
 from assistant import load_model
 from assistant.evaluation import evaluate
 from assistant.ngram import NGramModel
+from contract import modeldir
 from corpora import UserError
 from finetune.checkpoint import read_jsonl
 from finetune.overfit import memorizing_step
 from finetune.plot import Curves, loss_picture
-from kinds import modeldir
 
 from .conftest import run_cli
 

@@ -19,9 +19,9 @@ from rich.table import Table
 from rich.text import Text
 from typer._click.exceptions import ClickException, NoArgsIsHelpError, UsageError  # Typer's own click
 
+from contract import registry
 from corpora import CATALOGUE, UserError, load_corpus
 from finetune.config import MAX_SEED  # no torch: --help stays fast
-from kinds import registry
 
 from .lsp import register as register_lsp
 from .models import register as register_models
@@ -120,7 +120,7 @@ def _kind_flag(help: str, panel: str | None, *decls: str) -> typer.models.Option
     return typer.Option(*decls, help=help, rich_help_panel=panel)
 
 
-# The flags that belong to a model kind (the fields of its options class, see kinds/registry.py), each declared once:
+# The flags that belong to a model kind (the fields of its options class, see contract/registry.py), each declared once:
 # name: (type with its option, default). `finetune` takes them as keyword arguments, and passes a kind those given.
 KIND_FLAGS: dict[str, tuple[object, object]] = {
     "lr": (Annotated[float | None, _kind_flag("Peak learning rate.", None)], None),

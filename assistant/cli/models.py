@@ -39,8 +39,8 @@ def models(ctx: typer.Context,
     """The trained models in the data directory (rm and rename act on them)."""
     if ctx.invoked_subcommand is not None:
         return
+    from contract import modeldir
     from corpora.home import models_dir
-    from kinds import modeldir
 
     from ..samples.views import local_time
 

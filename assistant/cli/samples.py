@@ -282,8 +282,8 @@ def _figures(models: list, samples: int, temperature: float) -> None:
     """Both models measured against the corpus of the one that has one (a base has none of its own)."""
     from rich.table import Table
 
+    from contract.sampling import Sampling
     from finetune.ghostwriting.evaluate import GhostwritingOptions
-    from kinds.sampling import Sampling
 
     from ..report import evaluate_model
 

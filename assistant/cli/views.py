@@ -46,9 +46,9 @@ def plot(
 ) -> None:
     """Training and validation loss against steps and training time: the target, the best checkpoint, where
     memorizing began."""
+    from contract import modeldir
     from finetune.checkpoint import read_jsonl
     from finetune.plot import Curves, check_output, loss_picture
-    from kinds import modeldir
 
     from ..report import model_card
 

@@ -22,9 +22,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from statistics import fmean
 
+from contract.sampling import Sampling
 from corpora import Corpus, UserError
 from corpora.index import CorpusIndex
-from kinds.sampling import Sampling
 
 from .prompting import distinct, prompt_following
 from .style import StyleClassifier, build_classifier, passages

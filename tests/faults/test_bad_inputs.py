@@ -126,7 +126,7 @@ def _finetune(*extra: str, corpus: Path = CORPORA / "pkd" / "the-eyes-have-it.tx
 
 def _resume(w: World) -> list[str]:
     """`finetune --resume` of the tiny model, on the corpus it was trained on."""
-    from kinds import modeldir
+    from contract import modeldir
 
     card = modeldir.read(w.model)
     assert card.corpus is not None
@@ -177,8 +177,8 @@ def _token_cache(w: World) -> None:
 
 
 def _index_cache(w: World) -> None:
+    from contract import modeldir
     from corpora.index import CorpusIndex, cached_index, corpus_index, index_folder
-    from kinds import modeldir
 
     card = modeldir.read(w.model)
     assert card.corpus is not None
