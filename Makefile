@@ -46,4 +46,4 @@ test: install
 
 # The documentation site in site/ (docs/, mkdocs.yml), strictly: a broken link, a missing page or figure fails it.
 docs: install
-	$(BIN)/mkdocs build --strict
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict

@@ -17,7 +17,7 @@ What it showed (the 2-core machine, 5 held-out prompts, chance 0.2): following
 (step 1,050, where 6% of samples copied), 0.8 at step 3,000 with every sample
 copying. The model learns to carry the noun just as it starts to recall the
 corpus, and keeps it: for a char model trained from scratch, copying, not
-prompt-following, marks memorizing (README, "Which checkpoint ghostwrites").
+prompt-following, marks memorizing (docs/choosing-a-checkpoint.md).
 
     .venv/bin/python benchmarks/prompt_following_char.py     # about 3 minutes on 2 cores
 """
