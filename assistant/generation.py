@@ -6,7 +6,7 @@ cut by a length or stop string, or closed early), holds a `Generation`: the
 text, the prompt, the parameters, the seed, whether it was cancelled, and how
 long it took. `.generate(...)` returns the whole text. Stop strings, length
 limits, seeding and the parameters are handled here once; a model kind only
-supplies a decoder (see kinds.sampling.Decoder) that yields the decoded text
+supplies a decoder (see contract.sampling.Decoder) that yields the decoded text
 of each new token.
 
 Nothing is stored here, and nothing is written on the model, which the REPL
@@ -32,11 +32,11 @@ from pathlib import Path
 
 import torch
 
+from contract import modeldir, registry
+from contract.modeldir import Card
+from contract.sampling import Decoder, Sampling
 from corpora import UserError
 from finetune.memory import ran_out_of_memory
-from kinds import modeldir, registry
-from kinds.modeldir import Card
-from kinds.sampling import Decoder, Sampling
 
 DEFAULT_CHARS = 500
 QUANTIZE = ("auto", "int8", "none")  # load_model's choices: int8 where it is checked and allowed, int8 or else an error, as saved

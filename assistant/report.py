@@ -10,15 +10,15 @@ as it is now, at any sampling settings: `--sweep` and `assistant compare` use it
 
 from dataclasses import dataclass, replace
 
+from contract import modeldir
+from contract.modeldir import Card
+from contract.sampling import Sampling
 from corpora import UserError
 from corpora.load import find_trained_corpus
 from finetune.checkpoint import read_jsonl
 from finetune.ghostwriting.choice import evaluated, share_text
 from finetune.ghostwriting.evaluate import Ghostwriting, GhostwritingOptions
 from finetune.plot import Curves
-from kinds import modeldir
-from kinds.modeldir import Card
-from kinds.sampling import Sampling
 
 from .generation import TextModel
 

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Protocol
 import torch
 from torch import nn
 
-from kinds.sampling import Sampling
+from contract.sampling import Sampling
 
 from .amount import TextAmounts
 

@@ -2,7 +2,7 @@
 
 The training loop options (bounds, target loss, evaluation, checkpoints) are
 shared by every model kind; each kind brings its own options dataclass (its
-`options.py`, see kinds.registry), which the CLI fills from the flags given. A
+`options.py`, see contract.registry), which the CLI fills from the flags given. A
 flag of one kind given to another is an error, never silently ignored.
 """
 
@@ -11,8 +11,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+from contract import modeldir, registry
 from corpora import UserError
-from kinds import modeldir, registry
 
 if TYPE_CHECKING:
     from .ghostwriting.evaluate import GhostwritingOptions
@@ -105,7 +105,7 @@ class FinetuneConfig:
 
     def ghostwriting(self, kind_samples: int = 16) -> "GhostwritingOptions":
         """The ghostwriting evaluation's options; `kind_samples`: the kind's K when --eval-samples is not given."""
-        from kinds.sampling import Sampling
+        from contract.sampling import Sampling
 
         from .ghostwriting.evaluate import GhostwritingOptions
 

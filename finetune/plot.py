@@ -13,9 +13,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from contract.modeldir import Card
 from corpora import UserError
 from corpora.files import write_bytes
-from kinds.modeldir import Card
 
 from .ghostwriting.choice import evaluated
 from .overfit import memorizing_step

@@ -17,12 +17,12 @@ from typing import Any
 import torch
 from rich.console import Console
 
+from contract import modeldir, registry
+from contract.modeldir import Card
 from corpora import Corpus, UserError, load_corpus
 from corpora.home import models_dir
 from corpora.load import listing
 from corpora.ngram import NGramModel
-from kinds import modeldir, registry
-from kinds.modeldir import Card
 
 from . import amount, distributed, memory
 from . import device as devices

@@ -18,10 +18,10 @@ from pathlib import Path
 
 import torch
 
+from contract.modeldir import Card
+from contract.sampling import Sampling
 from corpora import UserError
 from corpora.home import models_dir
-from kinds.modeldir import Card
-from kinds.sampling import Sampling
 
 from . import checkpoint as ckpt
 from . import memory

@@ -264,10 +264,10 @@ def test_compare_prints_the_figures_of_both(memorizer):
 def test_with_enough_text_the_style_is_measured_and_a_trained_checkpoint_chosen(pkd_slice: Path, tmp_path: Path):
     """Two PKD stories (20,000 characters) are enough author text to fit the classifier, too little to trust it on the
     author's side: the run records both accuracies (on all of PKD it is over 95% on each, tests/test_style.py)."""
+    from contract import modeldir
     from finetune.config import FinetuneConfig
     from finetune.progress import Reporter
     from finetune.run import finetune
-    from kinds import modeldir
     from kinds.charlstm.options import CharOptions
 
     out = tmp_path / "styled"

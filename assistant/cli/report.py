@@ -8,6 +8,8 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 
+from .options import CopySpanOpt, DeviceOpt, EvalSamplesOpt, QuantizeOpt, out_option
+
 out = Console()
 err = Console(stderr=True)
 
@@ -18,12 +20,13 @@ def register(app: typer.Typer) -> None:
 
 def report(
     models: Annotated[list[str], typer.Argument(help="Models (names or directories); several share one picture.")],
-    out_file: Annotated[Path, typer.Option("--out", help="The picture of the curves (.png or .svg).")] = Path("report.png"),
+    out_file: Annotated[Path, out_option("The picture of the curves (.png or .svg).")] = Path("report.png"),
     sweep: Annotated[bool, typer.Option(help="Copying and style over temperature and top-p, for the chosen checkpoint.")]
     = False,
-    samples: Annotated[int, typer.Option("--eval-samples", "-k", help="Samples per setting in the sweep (prompted; as many "
-                                                                         "unconditional).")] = 16,
-    min_span: Annotated[int, typer.Option("--copy-span", help="Characters a copied passage has at least.")] = 50,
+    samples: EvalSamplesOpt = 16,
+    min_span: CopySpanOpt = 50,
+    device: DeviceOpt = "auto",
+    quantize: QuantizeOpt = "auto",
 ) -> None:
     """Per checkpoint: losses, copying, style, prompt-following and diversity; the best-val and ghostwriting ones marked."""
     from finetune.ghostwriting.evaluate import GhostwritingOptions
@@ -57,16 +60,16 @@ def report(
     report_picture([curves(h) for h in histories], out_file)
     out.print(f"wrote {out_file}")
     if sweep:
-        _sweep(models[0], GhostwritingOptions(samples=samples, min_span=min_span))
+        _sweep(models[0], GhostwritingOptions(samples=samples, min_span=min_span), device, quantize)
 
 
-def _sweep(name: str, options) -> None:
+def _sweep(name: str, options, device: str, quantize: str) -> None:
     from finetune.ghostwriting.choice import share_text
 
     from ..generation import load_model
     from ..report import sweep as run
 
-    model = load_model(name)
+    model = load_model(name, device, quantize)
     table = Table("temperature", "top-p", "copying", "span", "style", "prompts",
                   title=f"{model.name}@{model.card.checkpoint}: sampling settings", title_justify="left")
     for temperature, top_p, figures in run(model, options):

@@ -38,8 +38,8 @@ from pygls.exceptions import (
 from pygls.lsp.server import LanguageServer
 from pygls.protocol import LanguageServerProtocol, lsp_method
 
+from contract import modeldir
 from corpora import UserError
-from kinds import modeldir
 
 from ..generation import Generation, Params, Session, TextModel, cpu_threads, load_model
 from ..samples import recording

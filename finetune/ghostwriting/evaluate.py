@@ -23,9 +23,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from statistics import fmean
 
+from contract.sampling import Sampling
 from corpora import Corpus, UserError
 from corpora.index import CorpusIndex
-from kinds.sampling import Sampling
 
 from .choice import wilson
 from .prompting import distinct, prompt_following

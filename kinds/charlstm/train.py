@@ -7,6 +7,8 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from contract.modeldir import WEIGHTS
+from contract.sampling import Sampling
 from corpora import Corpus
 from finetune.adapter import evaluating
 from finetune.amount import TextAmounts
@@ -16,8 +18,6 @@ from finetune.device import cpu_autocast, cpu_bf16, describe_cpu_bf16
 from finetune.distributed import SINGLE, World
 from finetune.memory import Smaller
 
-from ..modeldir import WEIGHTS
-from ..sampling import Sampling
 from . import presets
 from .data import DOC_START, CharData, corpus_text
 from .model import CharLSTM, CharLSTMConfig, State, Vocab

@@ -12,6 +12,8 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from contract.modeldir import WEIGHTS
+from contract.sampling import Sampling
 from corpora import Corpus
 from finetune.adapter import evaluating
 from finetune.amount import TextAmounts
@@ -25,8 +27,6 @@ from ..charlstm.model import Vocab
 from ..charlstm.options import CharOptions
 from ..charlstm.presets import CharHParams
 from ..charlstm.train import char_amounts, describe_char_model, smaller_batch
-from ..modeldir import WEIGHTS
-from ..sampling import Sampling
 from . import presets
 from .model import CharGPT, CharGPTConfig
 

@@ -1,7 +1,7 @@
 """Token-by-token sampling from a GPT-2 with its KV cache.
 
 Shared by the samples shown during training and by `assistant generate`, so
-both draw the same way (kinds.sampling picks each token).
+both draw the same way (contract.sampling picks each token).
 """
 
 import contextlib
@@ -13,7 +13,8 @@ import torch
 from torch import nn
 from transformers import GPT2LMHeadModel
 
-from ..sampling import sample_next
+from contract.sampling import sample_next
+
 from .fast import KVCache, supports
 
 # transformers 5.2x renamed `past_key_values` (argument and output) to `cache`; support both spellings

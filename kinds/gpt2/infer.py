@@ -13,11 +13,11 @@ from pathlib import Path
 
 import torch
 
+from contract.modeldir import ADAPTER_CONFIG, MERGED, Card
+from contract.sampling import Sampling
 from corpora import UserError
 from corpora.load import find_trained_corpus
 
-from ..modeldir import ADAPTER_CONFIG, MERGED, Card
-from ..sampling import Sampling
 from . import base as bases
 from . import quantize as int8
 from .generate import Cache, TextDecoder, generate_ids, new_cache, precision_for

@@ -16,6 +16,8 @@ from pathlib import Path
 
 import torch
 
+from contract.modeldir import MERGED
+from contract.sampling import Sampling
 from corpora import Corpus, UserError
 from corpora.files import replacing
 from finetune import memory
@@ -24,8 +26,6 @@ from finetune.amount import TextAmounts
 from finetune.device import autocast, cpu_autocast, cpu_bf16, describe_cpu_bf16
 from finetune.distributed import SINGLE, World
 
-from ..modeldir import MERGED
-from ..sampling import Sampling
 from . import base as bases
 from .activation import fuse_gelu
 from .attention import use_causal_attention
