@@ -352,26 +352,36 @@ def load_model(name_or_path: str | Path, device: str = "auto", quantize: str = "
     torch_device = pick_device(device)
     if torch_device.type == "cpu":
         cpu_threads()
+    card = find_card(name_or_path)
+    if card is None:
+        from kinds.gpt2.infer import load_base
+
+        card, decoder = load_base(str(name_or_path), torch_device)
+        return _quantized(TextModel(card, decoder, torch_device), quantize)
+    return _quantized(TextModel(card, _decoder(card, torch_device), torch_device), quantize)
+
+
+def find_card(name_or_path: str | Path) -> Card | None:
+    """The card of a trained model by name or path, at the checkpoint its name asks for (see load_model), with
+    weights to load; None for a GPT-2 base (a hub name or a save_pretrained directory)."""
     name, path, checkpoint = str(name_or_path), modeldir.find(name_or_path), None  # a directory's own name may hold an @
     if path is None and "@" in name:
         name, _, checkpoint = name.rpartition("@")
         path = modeldir.find(name)
     if path is None:
         from kinds.gpt2 import base as bases
-        from kinds.gpt2.infer import load_base
 
         # only a GPT-2 base goes past here: a hub name or a save_pretrained directory; a mistyped name of the
         # writer's own model is answered at once with the nearest name, not after a trip to the hub
         if not (bases.is_hub_name(str(name_or_path)) or Path(name_or_path).expanduser().is_dir()):
             raise modeldir.no_model(name, bases.HUB_GPT2)
-        card, decoder = load_base(str(name_or_path), torch_device)
-        return _quantized(TextModel(card, decoder, torch_device), quantize)
+        return None
     card = modeldir.read(path).at(checkpoint)
     if card.kind not in registry.KINDS:
         raise UserError(f"{path}: unknown model kind {card.kind!r}; this version loads {', '.join(registry.KINDS)}")
     if not card.has_weights:
         raise UserError(f"{path} has no weights yet: its training was stopped before the first evaluation")
-    return _quantized(TextModel(card, _decoder(card, torch_device), torch_device), quantize)
+    return card
 
 
 def _quantized(model: TextModel, mode: str) -> TextModel:

@@ -22,6 +22,7 @@ from corpora import CATALOGUE, UserError, load_corpus
 from finetune.config import MAX_SEED  # no torch: --help stays fast
 from kinds import registry
 
+from .export import register as register_export
 from .lsp import register as register_lsp
 from .models import register as register_models
 from .options import QuantizeOpt
@@ -340,6 +341,7 @@ register_models(app)  # models, models rm, models rename
 register_lsp(app)  # the editor server
 register_report(app)  # which checkpoint ghostwrites
 register_views(app)  # eval, plot, evolution
+register_export(app)  # a GPT-2 as a GGUF file
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
