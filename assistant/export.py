@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from corpora import CATALOGUE, UserError
+from corpora import UserError
 from kinds import registry
 from kinds.modeldir import Card
 
@@ -44,9 +44,9 @@ class Exported:
 
 
 def export(name: str, fmt: str = "gguf", quant: str | None = None, out: Path | None = None,
-           progress: Callable[[int, int], None] = lambda done, total: None) -> Exported:
+           progress: Callable[[int, int], None] = lambda done, total: None, companions: bool = True) -> Exported:
     """Write `name` (a model name or directory, with @checkpoint, or a GPT-2 base) as GGUF at `out` (default:
-    NAME.gguf here) in the `quant` file type, and its Modelfile and engine page beside it."""
+    NAME.gguf here) in the `quant` file type, and (with `companions`) its Modelfile and engine page beside it."""
     from .generation import find_card, load_model
 
     if fmt not in FORMATS:
@@ -80,8 +80,9 @@ def export(name: str, fmt: str = "gguf", quant: str | None = None, out: Path | N
     stem = path.name.removesuffix(".gguf")
     modelfile, readme = path.with_name(f"{stem}.Modelfile"), path.with_name(f"{stem}.README.md")
     name = Path(model.name).name  # a base's path or OWNER/NAME: its last part
-    modelfile.write_text(engines.modelfile(path.name, name, about, values, n_ctx), encoding="utf-8")
-    readme.write_text(engines.instructions(path.name, name, about, values, n_ctx), encoding="utf-8")
+    if companions:
+        modelfile.write_text(engines.modelfile(path.name, name, about, values, n_ctx), encoding="utf-8")
+        readme.write_text(engines.instructions(path.name, name, about, values, n_ctx), encoding="utf-8")
     return Exported(path, modelfile, readme, name, None if card is None else card.checkpoint, chosen.name,
                     time.perf_counter() - started)
 
@@ -105,26 +106,24 @@ def _target(out: Path | None, model: str, checkpoint: str | None, quant: str, de
 def describe(card: Card) -> str:
     """One line on what the model is, for the file's description and the pages beside it."""
     if card.corpus is None:
-        return f"GPT-2 {card.name}, as published"
-    corpus = card.corpus.name + (f" ({entry.author})" if (entry := CATALOGUE.get(card.corpus.name)) else "")
-    how = "a LoRA adapter merged into GPT-2" if card.extra.get("lora") else "GPT-2"
-    return f"{how} retrained by ghostwriter on {corpus}, its {card.checkpoint} checkpoint"
+        return f"GPT-2 {Path(card.name).name}, as published"
+    how = ("GPT-2 with a LoRA adapter (merged) trained" if card.extra.get("lora") else
+           "GPT-2 trained from scratch" if card.extra.get("init") == "scratch" else "GPT-2 retrained")
+    return f"{how} by ghostwriter on the corpus {card.corpus.name}, its {card.checkpoint} checkpoint"
 
 
 def _add_metadata(gguf, card: Card, about: str, values: dict[str, float]) -> None:
     """The model's name and corpus in the general.* keys engines show, ghostwriter's record under ghostwriter.*,
     and the sampling settings as the file's defaults."""
-    gguf.add_name(card.name)
+    gguf.add_name(Path(card.name).name)
     gguf.add_description(about)
     gguf.add_tags(["ghostwriter", "text-generation"])
-    if base := card.extra.get("base"):
+    if card.extra.get("init") == "pretrained":  # retrained from a base's weights
         gguf.add_base_model_count(1)
-        gguf.add_base_model_name(0, Path(base).name)
-    if card.corpus is not None:
+        gguf.add_base_model_name(0, Path(card.extra.get("base") or "gpt2").name)
+    if card.corpus is not None:  # a model ghostwriter trained (a base exported as it is has none)
         gguf.add_dataset_count(1)
         gguf.add_dataset_name(0, card.corpus.name)
-        if entry := CATALOGUE.get(card.corpus.name):
-            gguf.add_dataset_author(0, entry.author)
         gguf.add_string("ghostwriter.corpus", card.corpus.name)
         gguf.add_string("ghostwriter.corpus_checksum", card.corpus.checksum)
         gguf.add_string("ghostwriter.checkpoint", card.checkpoint)
@@ -133,3 +132,26 @@ def _add_metadata(gguf, card: Card, about: str, values: dict[str, float]) -> Non
     for setting in engines.SETTINGS:
         value = values[setting.name]
         (gguf.add_int32 if setting.integer else gguf.add_float32)(setting.gguf_key, value)
+
+
+def engine_file(card: Card, quant: str) -> tuple[Path, str]:
+    """The GGUF file `--backend llama.cpp` writes with: the card's checkpoint exported once beside its weights, and
+    again whenever they change (the record beside it names the weights it was written from, see
+    kinds.gpt2.quantize.weights_key). Returns the file and its type."""
+    import json
+    import sys
+
+    from corpora.files import write_text
+    from kinds.gpt2.quantize import weights_key
+
+    folder = card.weights("")
+    path, record = folder / f"llama.cpp-{quant}.gguf", folder / f"llama.cpp-{quant}.json"
+    key = weights_key(folder)
+    with contextlib.suppress(OSError, ValueError):
+        if path.is_file() and json.loads(record.read_text())["weights"] == key:
+            return path, quant
+    print(f"writing {card.name}@{card.checkpoint} as a llama.cpp file ({quant}; once for these weights)",
+          file=sys.stderr, flush=True)
+    export(f"{card.path}@{card.checkpoint}", quant=quant, out=path, companions=False)
+    write_text(record, json.dumps({"weights": key}) + "\n")
+    return path, quant

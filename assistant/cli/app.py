@@ -25,7 +25,7 @@ from kinds import registry
 from .export import register as register_export
 from .lsp import register as register_lsp
 from .models import register as register_models
-from .options import QuantizeOpt
+from .options import BackendOpt, QuantizeOpt
 from .report import register as register_report
 from .samples import DEFAULT_MIN_SPAN, MinSpanOpt, register
 from .views import register as register_views
@@ -255,6 +255,7 @@ def generate(
                                             "writes).")] = True,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
     quantize: QuantizeOpt = "auto",
+    backend: BackendOpt = None,
     no_log: Annotated[bool, typer.Option("--no-log", help="Do not keep the samples in the sample store.")] = False,
     min_span: MinSpanOpt = DEFAULT_MIN_SPAN,
 ) -> None:
@@ -268,7 +269,7 @@ def generate(
     prompt = _read_text_option(prompt, prompt_file, "prompt")
     if n < 1:
         raise UserError(f"-n must be at least 1, got {n}")
-    text_model = load_model(model, device, quantize)
+    text_model = load_model(model, device, quantize, backend)
     prompt = prompt or ""
     for i in range(n):
         if n > 1:

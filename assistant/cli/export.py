@@ -32,7 +32,7 @@ def export(
     from ..export import export as run
 
     with Progress(TextColumn("converting"), BarColumn(), MofNCompleteColumn(), TextColumn("tensors"), console=err,
-                  transient=True) as bar:
+                  transient=True, disable=not err.is_terminal) as bar:
         task = bar.add_task("", total=None)
         done = run(model, fmt, quant, out_file, lambda n, total: bar.update(task, completed=n, total=total))
     at = f"@{done.checkpoint}, " if done.checkpoint else ""
