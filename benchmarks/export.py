@@ -45,9 +45,10 @@ def main() -> None:
     torch.manual_seed(0)
     model = GPT2LMHeadModel(GPT2Config()).eval()
     params = sum(p.numel() for p in model.parameters())
-    start = time.perf_counter()
-    model.save_pretrained(work / "small")
-    saved = time.perf_counter() - start
+    with base.quiet_transformers():
+        start = time.perf_counter()
+        model.save_pretrained(work / "small")
+        saved = time.perf_counter() - start
     base.load_tokenizer(str(SHARED / "models" / "gpt2-tokenizer")).save_pretrained(work / "small")
     print(f"GPT-2 small shape, {params / 1e6:.1f}M parameters, random weights; {args.threads} threads")
     print(f"baseline save_pretrained (float32 safetensors): {saved:5.1f} s")
