@@ -59,31 +59,29 @@ def export(name: str, fmt: str = "gguf", quant: str | None = None, out: Path | N
                         "export a gpt2 model")
     writer = kind.view("export", name)
     chosen = writer.quant(quant or writer.DEFAULT_QUANT)
+    short = card.name if card is not None else Path(name).name  # a base's directory or OWNER/NAME: its last part
+    path = _target(out, short, None if card is None or card.checkpoint == card.at(None).checkpoint else card.checkpoint,
+                   chosen.name, writer.DEFAULT_QUANT)
     started = time.perf_counter()
     model = load_model(name, "cpu", "none")  # float32 as saved: the file's own type is the only rounding
-    path = _target(out, Path(model.name).name, None if card is None or card.checkpoint == card.at(None).checkpoint
-                   else card.checkpoint, chosen.name, writer.DEFAULT_QUANT)
-    about = describe(model.card)
-    values = engines.recorded(model.card)
+    about, values, n_ctx = describe(model.card), engines.recorded(model.card), model.decoder.n_ctx
+    stem = path.name.removesuffix(".gguf")
+    modelfile, readme = path.with_name(f"{stem}.Modelfile"), path.with_name(f"{stem}.README.md")
     partial = path.with_name(f".{path.name}.partial")
     try:
         gguf = writer.writer(partial, model.decoder.model, model.decoder.tokenizer, chosen, progress)
         _add_metadata(gguf, model.card, about, values)
         writer.finish(gguf)
         os.replace(partial, path)
+        if companions:
+            modelfile.write_text(engines.modelfile(path.name, short, about, values, n_ctx), encoding="utf-8")
+            readme.write_text(engines.instructions(path.name, short, about, values, n_ctx), encoding="utf-8")
     except OSError as e:
-        raise UserError(f"cannot write {path}: {e.strerror or e}") from None
+        raise UserError(f"cannot write {e.filename or path}: {e.strerror or e}") from None
     finally:
         with contextlib.suppress(FileNotFoundError):
             partial.unlink()
-    n_ctx = model.decoder.n_ctx
-    stem = path.name.removesuffix(".gguf")
-    modelfile, readme = path.with_name(f"{stem}.Modelfile"), path.with_name(f"{stem}.README.md")
-    name = Path(model.name).name  # a base's path or OWNER/NAME: its last part
-    if companions:
-        modelfile.write_text(engines.modelfile(path.name, name, about, values, n_ctx), encoding="utf-8")
-        readme.write_text(engines.instructions(path.name, name, about, values, n_ctx), encoding="utf-8")
-    return Exported(path, modelfile, readme, name, None if card is None else card.checkpoint, chosen.name,
+    return Exported(path, modelfile, readme, short, None if card is None else card.checkpoint, chosen.name,
                     time.perf_counter() - started)
 
 
