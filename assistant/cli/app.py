@@ -23,9 +23,10 @@ from contract import registry
 from corpora import CATALOGUE, UserError, load_corpus
 from finetune.config import MAX_SEED  # no torch: --help stays fast
 
+from .export import register as register_export
 from .lsp import register as register_lsp
 from .models import register as register_models
-from .options import DeviceOpt, JsonOpt, QuantizeOpt, copy_span_option, eval_samples_option, out_option
+from .options import BackendOpt, DeviceOpt, JsonOpt, QuantizeOpt, copy_span_option, eval_samples_option, out_option
 from .report import register as register_report
 from .samples import DEFAULT_MIN_SPAN, MinSpanOpt, register
 from .views import register as register_views
@@ -278,6 +279,7 @@ def generate(
                                             "writes).")] = True,
     device: DeviceOpt = "auto",
     quantize: QuantizeOpt = "auto",
+    backend: BackendOpt = None,
     no_log: Annotated[bool, typer.Option("--no-log", help="Do not keep the samples in the sample store.")] = False,
     min_span: MinSpanOpt = DEFAULT_MIN_SPAN,
 ) -> None:
@@ -291,7 +293,7 @@ def generate(
     prompt = _read_text_option(prompt, prompt_file, "prompt")
     if n < 1:
         raise UserError(f"-n must be at least 1, got {n}")
-    text_model = load_model(model, device, quantize)
+    text_model = load_model(model, device, quantize, backend)
     prompt = prompt or ""
     for i in range(n):
         if n > 1:
@@ -366,6 +368,7 @@ register_models(app)  # models, models rm, models rename
 register_lsp(app)  # the editor server
 register_report(app)  # which checkpoint ghostwrites
 register_views(app)  # eval, plot, evolution
+register_export(app)  # a GPT-2 as a GGUF file
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:

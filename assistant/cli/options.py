@@ -34,3 +34,6 @@ def out_option(help: str) -> typer.models.OptionInfo:
     """`-o/--out FILE`, the one spelling of where a command writes."""
     return typer.Option("--out", "-o", help=help)
 
+BackendOpt = Annotated[str | None, typer.Option(
+    help="GPT-2 on a CPU: torch, or llama.cpp (its GGUF export, written once; needs pip install "
+         "'ghostwriter[llamacpp]'). Default: $ASSISTANT_BACKEND, else torch.")]

@@ -84,7 +84,7 @@ def writing_autocast(device: torch.device) -> contextlib.AbstractContextManager:
 
 
 def generate_ids(
-    model: nn.Module,
+    model: nn.Module | None,
     prime: list[int],
     generator: torch.Generator,
     n_ctx: int,
@@ -101,9 +101,12 @@ def generate_ids(
     the text: one longer forward pass every n_ctx/2 tokens instead of one per token.
     A `cache` passed in may hold an earlier generation's ids: the prefix the
     prime shares with them is kept and only the rest is fed (see KVCache.keep).
+    `model` is None for a cache that computes elsewhere (kinds.gpt2.llamacpp).
     """
-    cache = cache if cache is not None else new_cache(model, fast)
-    device = next(model.parameters()).device
+    if cache is None:
+        assert model is not None
+        cache = new_cache(model, fast)
+    device = next(model.parameters()).device if model is not None else torch.device("cpu")
     context = list(prime)
     feed = cache.keep(context[-(n_ctx - 1) :])
     while True:
