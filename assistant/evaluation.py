@@ -2,19 +2,19 @@
 
 The model is measured by its kind's `evaluate` view, the way training
 measures its validation loss, on as much text as training validated on. The
-baseline (assistant.ngram) is fitted to the same training text, its n chosen
+baseline (corpora.ngram) is fitted to the same training text, its n chosen
 on the validation split, and scores the same characters: the gap between the
 two is what the network knows beyond counting.
 """
 
 from dataclasses import dataclass
 
+from contract import registry
 from corpora import UserError, load_corpus
-from kinds import registry
+from corpora.ngram import NGramModel
 from kinds.scoring import Score
 
 from .generation import TextModel
-from .ngram import NGramModel
 from .report import corpus_of
 
 SPLITS = ("val", "test")

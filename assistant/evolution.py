@@ -8,9 +8,9 @@ turns of phrase: in the terminal, or as a page that opens offline.
 
 from html import escape
 
+from contract import modeldir
+from contract.modeldir import Card
 from finetune.checkpoint import read_jsonl
-from kinds import modeldir
-from kinds.modeldir import Card
 
 from .report import model_card
 

@@ -6,7 +6,7 @@ cut by a length or stop string, or closed early), holds a `Generation`: the
 text, the prompt, the parameters, the seed, whether it was cancelled, and how
 long it took. `.generate(...)` returns the whole text. Stop strings, length
 limits, seeding and the parameters are handled here once; a model kind only
-supplies a decoder (see kinds.sampling.Decoder) that yields the decoded text
+supplies a decoder (see contract.sampling.Decoder) that yields the decoded text
 of each new token.
 
 Nothing is stored here, and nothing is written on the model, which the REPL
@@ -32,14 +32,17 @@ from pathlib import Path
 
 import torch
 
+from contract import modeldir, registry
+from contract.modeldir import Card
+from contract.sampling import Decoder, Sampling
 from corpora import UserError
 from finetune.memory import ran_out_of_memory
-from kinds import modeldir, registry
-from kinds.modeldir import Card
-from kinds.sampling import Decoder, Sampling
 
 DEFAULT_CHARS = 500
 QUANTIZE = ("auto", "int8", "none")  # load_model's choices: int8 where it is checked and allowed, int8 or else an error, as saved
+# What computes a GPT-2's forward pass: torch, or llama.cpp over the model's GGUF export (an optional extra); the
+# backend of a front end without a --backend flag is ASSISTANT_BACKEND's
+BACKENDS = ("torch", "llama.cpp")
 # A bound in characters is a bound in tokens too: a byte-level token holds at least one byte of UTF-8 and a character
 # at most four, so N characters take at most 4N tokens. Without it a model whose tokens decode to nothing (a broken
 # tokenizer, a run of partial characters) would never reach its length, and the generation would never end.
@@ -372,7 +375,8 @@ def cpu_threads(reserve: int = 0) -> int:
     return threads
 
 
-def load_model(name_or_path: str | Path, device: str = "auto", quantize: str = "auto") -> TextModel:
+def load_model(name_or_path: str | Path, device: str = "auto", quantize: str = "auto",
+               backend: str | None = None) -> TextModel:
     """A trained model by name (in the data directory) or path, or a GPT-2 base, ready to write.
 
     `NAME@best-val` and `NAME@last` load those checkpoints; a plain name the
@@ -380,32 +384,70 @@ def load_model(name_or_path: str | Path, device: str = "auto", quantize: str = "
     else the best validation loss. `quantize`: "auto" writes in int8 on a CPU
     where the model's kind can and its recorded loss check allows it, "int8"
     insists (a one-line error says why it cannot), "none" keeps the weights as saved.
+    `backend` "llama.cpp" writes with a trained GPT-2's GGUF export on the CPU
+    (q8_0, or f32 with quantize "none"; see kinds.gpt2.llamacpp); None: $ASSISTANT_BACKEND, else torch.
     """
     from finetune.device import pick_device
 
+    backend = backend or os.environ.get("ASSISTANT_BACKEND") or "torch"
+    if backend not in BACKENDS:
+        raise UserError(f"unknown backend {backend!r}: choose {', '.join(BACKENDS)}")
+    if backend == "llama.cpp":
+        return _through_llama_cpp(name_or_path, device, quantize)
     torch_device = pick_device(device)
     if torch_device.type == "cpu":
         cpu_threads()
+    card = find_card(name_or_path)
+    if card is None:
+        from kinds.gpt2.infer import load_base
+
+        card, decoder = load_base(str(name_or_path), torch_device)
+        return _quantized(TextModel(card, decoder, torch_device), quantize)
+    return _quantized(TextModel(card, _decoder(card, torch_device), torch_device), quantize)
+
+
+def find_card(name_or_path: str | Path) -> Card | None:
+    """The card of a trained model by name or path, at the checkpoint its name asks for (see load_model), with
+    weights to load; None for a GPT-2 base (a hub name or a save_pretrained directory)."""
     name, path, checkpoint = str(name_or_path), modeldir.find(name_or_path), None  # a directory's own name may hold an @
     if path is None and "@" in name:
         name, _, checkpoint = name.rpartition("@")
         path = modeldir.find(name)
     if path is None:
         from kinds.gpt2 import base as bases
-        from kinds.gpt2.infer import load_base
 
         # only a GPT-2 base goes past here: a hub name or a save_pretrained directory; a mistyped name of the
         # writer's own model is answered at once with the nearest name, not after a trip to the hub
         if not (bases.is_hub_name(str(name_or_path)) or Path(name_or_path).expanduser().is_dir()):
             raise modeldir.no_model(name, bases.HUB_GPT2)
-        card, decoder = load_base(str(name_or_path), torch_device)
-        return _quantized(TextModel(card, decoder, torch_device), quantize)
+        return None
     card = modeldir.read(path).at(checkpoint)
     if card.kind not in registry.KINDS:
         raise UserError(f"{path}: unknown model kind {card.kind!r}; this version loads {', '.join(registry.KINDS)}")
     if not card.has_weights:
         raise UserError(f"{path} has no weights yet: its training was stopped before the first evaluation")
-    return _quantized(TextModel(card, _decoder(card, torch_device), torch_device), quantize)
+    return card
+
+
+def _through_llama_cpp(name_or_path: str | Path, device: str, quantize: str) -> TextModel:
+    """A trained GPT-2 written through llama.cpp: its export for these weights, made once (see assistant.export)."""
+    from kinds.gpt2.infer import tokenizer_source
+    from kinds.gpt2.llamacpp import LlamaCppDecoder, library
+
+    from .export import engine_file
+
+    library()  # installed, before anything is written for it
+    if device not in ("auto", "cpu"):
+        raise UserError(f"--backend llama.cpp writes on the CPU, not {device}")
+    if quantize not in QUANTIZE:
+        raise UserError(f"unknown quantization {quantize!r}: choose {', '.join(QUANTIZE)}")
+    card = find_card(name_or_path)
+    if card is None:
+        raise UserError(f"--backend llama.cpp writes with a model you trained; {name_or_path} is a GPT-2 base "
+                        "(assistant export writes a base's file for an engine of yours)")
+    path, quant = engine_file(card, "f32" if quantize == "none" else "q8_0")
+    decoder = LlamaCppDecoder(path, tokenizer_source(card), card.extra.get("n_positions", 1024), cpu_threads(), quant)
+    return TextModel(card, decoder, torch.device("cpu"))
 
 
 def _quantized(model: TextModel, mode: str) -> TextModel:

@@ -14,9 +14,9 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
+from contract import modeldir
+from contract.modeldir import Card
 from corpora import UserError
-from kinds import modeldir
-from kinds.modeldir import Card
 
 from .samples.store import Store
 

@@ -24,9 +24,9 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
+from contract import modeldir
 from corpora import UserError
 from corpora.home import data_home
-from kinds import modeldir
 
 from .compare import compare
 from .generation import DEFAULT_CHARS, QUANTIZE, STOP_AT, Params, Session, TextModel, load_model
@@ -81,10 +81,11 @@ class Settings:
 
 
 class Repl:
-    def __init__(self, model: str | None, min_span: int, quantize: str = "auto"):
+    def __init__(self, model: str | None, min_span: int, quantize: str = "auto", device: str = "auto"):
         self.min_span = min_span  # samples copying this many characters of their corpus are flagged
         self.console = Console(highlight=False)
         self.quantize = quantize
+        self.device = device
         self.models: dict[str, TextModel] = {}
         self._session: Session | None = None
         self.model = self._load(model or modeldir.newest())
@@ -219,7 +220,7 @@ class Repl:
 
     def _load(self, name: str) -> TextModel:
         if name not in self.models:
-            self.models[name] = load_model(name, quantize=self.quantize)
+            self.models[name] = load_model(name, self.device, self.quantize)
         return self.models[name]
 
     def set_quantize(self, arg: str) -> None:
@@ -228,7 +229,7 @@ class Repl:
             if arg not in QUANTIZE:
                 raise UserError(f"/quantize takes {', '.join(QUANTIZE)}, got {arg!r}")
             name = next(n for n, m in self.models.items() if m is self.model)
-            model = load_model(name, quantize=arg)
+            model = load_model(name, self.device, arg)
             self.quantize, self.models, self.model = arg, {name: model}, model
         self.console.print(f"quantize: {self.quantize} ({escape(self.model.name)} writes in {self.model.precision})")
 

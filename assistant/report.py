@@ -10,14 +10,15 @@ as it is now, at any sampling settings: `--sweep` and `assistant compare` use it
 
 from dataclasses import dataclass, replace
 
+from contract import modeldir
+from contract.modeldir import Card
+from contract.sampling import Sampling
 from corpora import UserError
 from corpora.load import find_trained_corpus
 from finetune.checkpoint import read_jsonl
+from finetune.ghostwriting.choice import evaluated, share_text
 from finetune.ghostwriting.evaluate import Ghostwriting, GhostwritingOptions
 from finetune.plot import Curves
-from kinds import modeldir
-from kinds.modeldir import Card
-from kinds.sampling import Sampling
 
 from .generation import TextModel
 
@@ -47,16 +48,14 @@ def model_card(name_or_path: str) -> Card:
 def history(name_or_path: str) -> History:
     """A model's evaluations."""
     card = model_card(name_or_path)
-    rows = [r for r in read_jsonl(card.file(modeldir.HISTORY)) if r.get("val_loss") is not None]
+    rows = [r for r in evaluated(read_jsonl(card.file(modeldir.HISTORY))) if r.get("val_loss") is not None]
     if not rows:
         raise UserError(f"{card.name} has no evaluations yet")
     return History(card.name, card, rows, card.result.get("best_step"), card.result.get("ghostwriting_step"))
 
 
-def _fmt(value: float | None, percent: bool = False) -> str:
-    if value is None:
-        return "-"
-    return f"{value:.0%}" if percent else f"{value:.3f}"
+def _fmt(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3f}"
 
 
 def table_rows(h: History) -> list[list[str]]:
@@ -64,9 +63,9 @@ def table_rows(h: History) -> list[list[str]]:
     out = []
     for r in h.rows:
         marks = ("val " if r["step"] == h.best_step else "") + ("gw" if r["step"] == h.ghostwriting_step else "")
-        out.append([str(r["step"]), _fmt(r.get("train_smooth")), _fmt(r["val_loss"]), _fmt(r.get("copying"), True),
-                    "-" if r.get("copied_span") is None else f"{r['copied_span']:.0f}", _fmt(r.get("style"), True),
-                    _fmt(r.get("prompt_following"), True), _fmt(r.get("distinct_2")), _fmt(r.get("distinct_3")),
+        out.append([str(r["step"]), _fmt(r.get("train_smooth")), _fmt(r["val_loss"]), share_text(r, "copying"),
+                    "-" if r.get("copied_span") is None else f"{r['copied_span']:.0f}", share_text(r, "style"),
+                    share_text(r, "prompt_following"), _fmt(r.get("distinct_2")), _fmt(r.get("distinct_3")),
                     marks.strip()])
     return out
 

@@ -1,7 +1,11 @@
 """Shared set-up for the benchmarks: corpora location, threads, a scratch data directory."""
 
 import argparse
+import contextlib
+import datetime
+import json
 import os
+import sys
 import tempfile
 from pathlib import Path
 
@@ -31,6 +35,62 @@ def fill_shape(args: argparse.Namespace, gpu_shape: dict[str, int], cpu_shape: d
         if getattr(args, key) is None:
             setattr(args, key, value)
     return gpu
+
+
+# ---- figures for the documentation site --------------------------------------------------------------------------
+# A benchmark declares the figures it can report (FIGURES: key -> what it is; a nested result's keys joined with dots)
+# and passes its result to `emit`; `--json docs/figures/NAME.json` also writes them there, where the site's pages show
+# them (docs/_hooks/figures.py). tests/test_docs.py checks that each file's keys are among its benchmark's FIGURES.
+FIGURES_DIR = Path(__file__).resolve().parent.parent / "docs" / "figures"
+
+
+def add_json_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--json", type=Path, metavar="FILE",
+                        help="also write the figures, the command, the machine and the date here "
+                             f"(the site reads {FIGURES_DIR.parent.name}/{FIGURES_DIR.name}/NAME.json)")
+
+
+def flatten(result: dict, prefix: str = "") -> dict:
+    """{"lora": {"speedup": 1.6}} -> {"lora.speedup": 1.6}."""
+    flat = {}
+    for key, value in result.items():
+        if isinstance(value, dict):
+            flat.update(flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def machine() -> str:
+    """The CPU (or GPU), its cores and torch's version: what a figure was measured on."""
+    import platform
+
+    import torch
+
+    cpu = platform.processor() or platform.machine()
+    with contextlib.suppress(OSError):
+        names = [line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                 if line.startswith("model name")]
+        cpu = names[0] if names else cpu
+    gpu = f"{torch.cuda.get_device_name()}, " if torch.cuda.is_available() else ""
+    return f"{gpu}{cpu}, {len(os.sched_getaffinity(0))} cores, torch {torch.__version__}"
+
+
+def emit(result: dict, figures: dict[str, str], args: argparse.Namespace) -> None:
+    """Print the result as one JSON line; with --json, also write it for the site. Every figure must be declared."""
+    flat = flatten(result)
+    if undeclared := set(flat) - set(figures):
+        raise SystemExit(f"figures not in the benchmark's FIGURES: {', '.join(sorted(undeclared))}")
+    print(json.dumps(result))
+    if getattr(args, "json", None) is None:
+        return
+    record = {"benchmark": Path(sys.argv[0]).stem,
+              "command": " ".join([".venv/bin/python", f"benchmarks/{Path(sys.argv[0]).name}", *sys.argv[1:]]),
+              "date": datetime.date.today().isoformat(), "machine": machine(), "figures": flat,
+              "what": {key: figures[key] for key in flat}}
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")
+    print(f"wrote {args.json}", file=sys.stderr)
 
 
 def gpt2_small() -> str:

@@ -13,14 +13,21 @@ trains at finetune's defaults, bf16 products included where the CPU has them in 
 """
 
 import argparse
-import json
 import time
 from pathlib import Path
 
-from _common import setup
+from _common import add_json_option, emit, setup
+
+FIGURES = {
+    "corpus": "corpus", "seconds": "training time, s", "threads": "torch threads", "size": "the preset (ours)",
+    "device": "device", "val_loss": "ours: best validation loss, nats/char", "steps": "ours: steps",
+    "goal": "goal for ours, nats/char", "met": "goal met", "baseline_val_loss": "baseline: validation loss, nats/char",
+    "baseline_steps": "baseline: steps", "baseline_over_ours": "baseline / ours",
+    "below_baseline": "ours below the baseline, nats/char", "margin_met": "at least --margin below the baseline",
+}
 
 
-def train_ours(args: argparse.Namespace, home: Path) -> float:
+def train_ours(args: argparse.Namespace, home: Path) -> tuple[float, int]:
     from rich.console import Console
 
     from finetune.config import FinetuneConfig
@@ -33,10 +40,10 @@ def train_ours(args: argparse.Namespace, home: Path) -> float:
                             ghostwriting_every=0)  # training alone: the baseline has no evaluation either
     summary = finetune(config, Reporter(Console(stderr=True, quiet=args.quiet)))
     print(f"ours: {summary.steps} steps, val {summary.val_loss:.4f} (best {summary.best_val:.4f}) nats/char")
-    return summary.best_val
+    return summary.best_val, summary.steps
 
 
-def train_baseline(args: argparse.Namespace) -> float:
+def train_baseline(args: argparse.Namespace) -> tuple[float, int]:
     """A plain 2x256 stateful LSTM: Adam at a constant 2e-3, clipping 5, batch 64 x 64, no schedule."""
     import torch
 
@@ -60,7 +67,7 @@ def train_baseline(args: argparse.Namespace) -> float:
         steps += 1
     val = adapter.evaluate("val", 10**9)
     print(f"baseline: {steps} steps, val {val:.4f} nats/char")
-    return val
+    return val, steps
 
 
 def main() -> None:
@@ -77,16 +84,17 @@ def main() -> None:
     parser.add_argument("--cpu-bf16", action=argparse.BooleanOptionalAction, default=None,
                         help="ours with bf16 products on a CPU, or float32 (default: finetune's, bf16 where it has them)")
     parser.add_argument("--quiet", action="store_true", help="hide the training progress")
+    add_json_option(parser)
     args = parser.parse_args()
     home = setup(args.threads)
-    ours = train_ours(args, home)
-    result = {"seconds": args.seconds, "threads": args.threads, "size": args.size, "device": args.device,
-              "val_loss": round(ours, 4), "goal": args.goal, "met": ours <= args.goal}
+    ours, steps = train_ours(args, home)
+    result = {"corpus": args.corpus, "seconds": args.seconds, "threads": args.threads, "size": args.size,
+              "device": args.device, "val_loss": round(ours, 4), "steps": steps, "goal": args.goal, "met": ours <= args.goal}
     if not args.no_baseline:
-        base = train_baseline(args)
-        result.update(baseline_val_loss=round(base, 4), baseline_over_ours=round(base / ours, 3),
+        base, base_steps = train_baseline(args)
+        result.update(baseline_val_loss=round(base, 4), baseline_steps=base_steps, baseline_over_ours=round(base / ours, 3),
                       below_baseline=round(base - ours, 4), margin_met=base - ours >= args.margin)
-    print(json.dumps(result))
+    emit(result, FIGURES, args)
 
 
 if __name__ == "__main__":

@@ -11,9 +11,13 @@ the same. Goal: >= 5x on 2 threads.
 """
 
 import argparse
-import json
 import statistics
 import time
+
+from _common import add_json_option, emit
+
+FIGURES = {"shape": "model and run", "ours_ms": "ours (fused step), ms", "naive_ms": "per-step nn.LSTM, ms",
+           "speedup": "naive / ours"}
 
 
 def main() -> None:
@@ -24,6 +28,7 @@ def main() -> None:
     parser.add_argument("--prompt", type=int, default=64)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--threads", type=int, default=2)
+    add_json_option(parser)
     args = parser.parse_args()
 
     import torch
@@ -54,8 +59,8 @@ def main() -> None:
     print(f"ours (fused step):    {ours * 1e3:7.1f} ms  ({shape})")
     print(f"naive (nn.LSTM/step): {naive * 1e3:7.1f} ms")
     print(f"speedup x{naive / ours:.1f} (goal >= 5), same greedy text")
-    print(json.dumps({"shape": shape, "ours_ms": round(ours * 1e3, 1), "naive_ms": round(naive * 1e3, 1),
-                      "speedup": round(naive / ours, 2)}))
+    emit({"shape": shape, "ours_ms": round(ours * 1e3, 1), "naive_ms": round(naive * 1e3, 1),
+          "speedup": round(naive / ours, 2)}, FIGURES, args)
 
 
 if __name__ == "__main__":

@@ -23,7 +23,16 @@ import subprocess
 import sys
 from pathlib import Path
 
-from _common import SHARED_CORPORA, setup
+from _common import SHARED_CORPORA, add_json_option, emit, setup
+
+FIGURES = {
+    "device": "device", "threads_per_process": "threads per process", "steps": "timed steps",
+    **{f"{kind}.{key}": f"{what} ({kind})" for kind in ("char", "gpt2") for key, what in (
+        ("unit", "unit"), ("no_ddp", "no DDP"), ("overhead_at_1", "DDP's overhead on 1 process"),
+        *((f"ddp.{n}", f"DDP, {n} processes") for n in (1, 2, 4, 8, 16)),
+        *((f"efficiency.{n}", f"efficiency at {n} processes") for n in (1, 2, 4, 8, 16)))},
+}
+
 
 ROOT = Path(__file__).resolve().parent.parent
 TOKENIZER = SHARED_CORPORA.parent / "models" / "gpt2-tokenizer"
@@ -76,6 +85,7 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=3, help="untimed steps first")
     parser.add_argument("--threads", type=int, default=1, help="threads per process (OMP_NUM_THREADS)")
     parser.add_argument("--repeat", type=int, default=2, help="rounds of every run, interleaved; the best of each counts")
+    add_json_option(parser)
     args = parser.parse_args()
     home = setup(None)
     if args.procs is None:
@@ -87,7 +97,7 @@ def main() -> None:
         counts = [1, 2] if not args.device.startswith("cuda") else [n for n in (1, 2, 4, 8, 16) if n <= gpus]
     else:
         counts = [int(n) for n in args.procs.split(",")]
-    figures = []
+    figures = {}
     for kind in args.kinds.split(","):
         unit = "chars" if kind == "char" else "tokens"
         best: dict[int | None, float] = {}
@@ -100,12 +110,10 @@ def main() -> None:
         print(f"{kind}: no DDP {plain:,.0f} {unit}/s" + (f"; DDP overhead at 1 process {1 - one / plain:+.1%}" if one else ""))
         for n, rate in rates.items():
             print(f"  {n} process(es): {rate:,.0f} {unit}/s" + (f", efficiency {rate / (n * one):.0%}" if one else ""))
-        figures.append({"kind": kind, "unit": f"{unit}/s", "no_ddp": round(plain),
-                        "ddp": {str(n): round(r) for n, r in rates.items()},
-                        "overhead_at_1": round(1 - one / plain, 4) if one else None,
-                        "efficiency": {str(n): round(r / (n * one), 3) for n, r in rates.items()} if one else None})
-    print(json.dumps({"device": args.device, "threads_per_process": args.threads, "steps": args.steps,
-                      "figures": figures}))
+        figures[kind] = {"unit": f"{unit}/s", "no_ddp": round(plain), "ddp": {str(n): round(r) for n, r in rates.items()},
+                         "overhead_at_1": round(1 - one / plain, 4) if one else None,
+                         "efficiency": {str(n): round(r / (n * one), 3) for n, r in rates.items()} if one else None}
+    emit({"device": args.device, "threads_per_process": args.threads, "steps": args.steps, **figures}, FIGURES, args)
 
 
 if __name__ == "__main__":

@@ -19,7 +19,14 @@ preset's --eval-every steps). Goal: at most 10%.
 import argparse
 import time
 
-from _common import SHARED_CORPORA, setup
+from _common import SHARED_CORPORA, add_json_option, emit, setup
+
+FIGURES = {f"{model}.{key}": f"{what} ({model})" for model in ("char", "gpt2") for key, what in (
+    ("model", "model"), ("step_ms", "one training step, ms"), ("eval_every", "steps between evaluations"),
+    ("between_s", "training between two evaluations, s"), ("eval_s", "one evaluation, s"),
+    ("share", "the evaluation's share of the training time"), ("setup_s", "setting the evaluation up once, s"),
+    ("naive_eval_s", "baseline: each sample written on its own, s per evaluation"),
+    ("batched_speedup", "baseline / batched"))}
 
 TOKENIZER = SHARED_CORPORA.parent / "models" / "gpt2-tokenizer"
 
@@ -42,8 +49,8 @@ def step_time(adapter, steps: int) -> float:
 
 def evaluation_time(adapter, corpus, batched: bool = True) -> tuple[float, float, dict]:
     """(seconds to set the evaluation up once, seconds per evaluation, its figures)."""
+    from contract.modeldir import CorpusRecord, from_json
     from finetune.ghostwriting.evaluate import Ghostwriting, GhostwritingOptions
-    from kinds.modeldir import CorpusRecord, from_json
 
     t0 = time.perf_counter()
     card = from_json({"kind": "char", "name": "bench", "corpus": CorpusRecord(corpus.name, corpus.source,
@@ -62,14 +69,16 @@ def evaluation_time(adapter, corpus, batched: bool = True) -> tuple[float, float
     return setup_s, time.perf_counter() - t0, figures
 
 
-def report(name: str, step_s: float, eval_every: int, setup_s: float, eval_s: float, figures: dict) -> None:
+def report(name: str, step_s: float, eval_every: int, setup_s: float, eval_s: float, figures: dict) -> dict:
     between = step_s * eval_every
     print(f"{name}: step {step_s * 1000:.0f} ms, {eval_every} steps between evaluations = {between:.1f} s; "
           f"evaluation {eval_s:.2f} s = {eval_s / between:.1%} of training time (goal <= 10%); set-up once {setup_s:.1f} s")
     print(f"  figures of the untrained model: {figures}")
+    return {"model": name, "step_ms": round(step_s * 1000, 1), "eval_every": eval_every, "between_s": round(between, 1),
+            "eval_s": round(eval_s, 2), "share": round(eval_s / between, 4), "setup_s": round(setup_s, 1)}
 
 
-def char(args: argparse.Namespace) -> None:
+def char(args: argparse.Namespace) -> dict:
     import torch
 
     from corpora import load_corpus
@@ -81,12 +90,14 @@ def char(args: argparse.Namespace) -> None:
     step_s = step_time(adapter, args.steps)
     setup_s, eval_s, figures = evaluation_time(adapter, corpus)
     hp = adapter.hp
-    report(f"char small ({hp.layers}x{hp.hidden}) on pkd", step_s, adapter.schedule.eval_every, setup_s, eval_s, figures)
+    result = report(f"char small ({hp.layers}x{hp.hidden}) on pkd", step_s, adapter.schedule.eval_every, setup_s, eval_s,
+                    figures)
     _, naive_s, _ = evaluation_time(adapter, corpus, batched=False)
     print(f"  baseline, each sample written on its own: {naive_s:.2f} s per evaluation (batched x{naive_s / eval_s:.1f})")
+    return {**result, "naive_eval_s": round(naive_s, 2), "batched_speedup": round(naive_s / eval_s, 1)}
 
 
-def gpt2(args: argparse.Namespace) -> None:
+def gpt2(args: argparse.Namespace) -> dict:
     import torch
 
     from corpora import load_corpus
@@ -98,7 +109,7 @@ def gpt2(args: argparse.Namespace) -> None:
     adapter = make_adapter(corpus, options, 1, torch.device("cpu"))
     step_s = step_time(adapter, 1)
     setup_s, eval_s, figures = evaluation_time(adapter, corpus)
-    report(f"gpt2 small-shaped (12x768), {adapter.units_per_step:,} tokens per step", step_s, adapter.schedule.eval_every,
+    return report(f"gpt2 small-shaped (12x768), {adapter.units_per_step:,} tokens per step", step_s, adapter.schedule.eval_every,
            setup_s, eval_s, figures)
 
 
@@ -107,12 +118,15 @@ def main() -> None:
     parser.add_argument("--only", choices=("char", "gpt2"))
     parser.add_argument("--steps", type=int, default=20, help="Steps timed for the char model.")
     parser.add_argument("--threads", type=int, default=2)
+    add_json_option(parser)
     args = parser.parse_args()
     setup(args.threads)
+    result = {}
     if args.only in (None, "char"):
-        char(args)
+        result["char"] = char(args)
     if args.only in (None, "gpt2"):
-        gpt2(args)
+        result["gpt2"] = gpt2(args)
+    emit(result, FIGURES, args)
 
 
 if __name__ == "__main__":

@@ -25,12 +25,20 @@ time per step does not depend on the weights' values.
 """
 
 import argparse
-import json
 import time
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from _common import SHARED_CORPORA, setup
+from _common import SHARED_CORPORA, add_json_option, emit, setup
+
+FIGURES = {
+    "shape": "model, step and threads",
+    **{f"{mode}.{key}": f"{what} ({mode})" for mode in ("lora", "full") for key, what in (
+        ("ours_tokens_per_s", "ours, tokens/s"), ("plain_tokens_per_s", "plain peft/transformers, tokens/s"),
+        ("speedup", "ours / plain"), ("ours_tokens_per_cpu_s", "ours, tokens per CPU-second"),
+        ("plain_tokens_per_cpu_s", "plain, tokens per CPU-second"), ("cpu_speedup", "ours / plain in CPU time"))},
+}
+
 
 TOKENIZER = SHARED_CORPORA.parent / "models" / "gpt2-tokenizer"
 CORPUS = SHARED_CORPORA / "pkd" / "the-eyes-have-it.txt"
@@ -161,6 +169,7 @@ def main() -> None:
     parser.add_argument("--n-head", type=int, default=12)
     parser.add_argument("--block", type=int, default=256, help="tokens per block")
     parser.add_argument("--micro", type=int, default=2, help="blocks per step (one forward pass)")
+    add_json_option(parser)
     args = parser.parse_args()
     home = setup(args.threads)
     base = make_base(args, home)
@@ -182,7 +191,7 @@ def main() -> None:
         results[mode] = {"ours_tokens_per_s": round(fast.wall, 1), "plain_tokens_per_s": round(slow.wall, 1),
                          "speedup": round(fast.wall / slow.wall, 2), "ours_tokens_per_cpu_s": round(fast.cpu, 1),
                          "plain_tokens_per_cpu_s": round(slow.cpu, 1), "cpu_speedup": round(fast.cpu / slow.cpu, 2)}
-    print(json.dumps({"shape": shape, **results}))
+    emit({"shape": shape, **results}, FIGURES, args)
 
 
 if __name__ == "__main__":

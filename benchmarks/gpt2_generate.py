@@ -25,10 +25,19 @@ asserted. Goal: >= 4x `generate`.
 """
 
 import argparse
-import json
 import statistics
 import time
 from collections.abc import Callable
+
+from _common import add_json_option, emit
+
+FIGURES = {
+    "shape": "model, run and threads", "ours_ms": "ours (float32 on a CPU; CUDA graphs on a GPU), ms",
+    "int8_ms": "ours in int8, ms", "generate_ms": "transformers' generate, ms", "plain_ms": "plain forward loop, ms",
+    "no_graphs_ms": "ours without CUDA graphs (GPU), ms", "speedup_vs_generate": "generate / ours",
+    "int8_speedup_vs_generate": "generate / int8", "int8_loss_rise": "int8's validation loss rise, nats/token",
+    "int8_check_tokens": "validation tokens of the int8 check", "same_tokens": "greedy tokens the same as generate's (GPU)",
+}
 
 
 def main() -> None:
@@ -43,6 +52,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--model", help="a trained GPT-2 model directory instead of random weights")
     parser.add_argument("--corpus", default="pkd", help="whose validation tokens the random model's int8 check reads")
+    add_json_option(parser)
     args = parser.parse_args()
 
     import torch
@@ -84,10 +94,10 @@ def main() -> None:
     print(f"speedup over generate: float32 x{ms['generate'] / ms['ours']:.2f}, int8 x{ms['generate'] / ms['int8']:.2f} "
           "(goal >= 3); float32 gives generate's greedy tokens")
     print(f"int8 check: {check.describe()}: {'passes' if check.passed else 'FAILS'}")
-    print(json.dumps({"shape": shape, **{f"{k}_ms": round(v, 1) for k, v in ms.items()},
-                      "speedup_vs_generate": round(ms["generate"] / ms["ours"], 2),
-                      "int8_speedup_vs_generate": round(ms["generate"] / ms["int8"], 2),
-                      "int8_loss_rise": round(check.rise, 4), "int8_check_tokens": check.tokens}))
+    emit({"shape": shape, **{f"{k}_ms": round(v, 1) for k, v in ms.items()},
+          "speedup_vs_generate": round(ms["generate"] / ms["ours"], 2),
+          "int8_speedup_vs_generate": round(ms["generate"] / ms["int8"], 2),
+          "int8_loss_rise": round(check.rise, 4), "int8_check_tokens": check.tokens}, FIGURES, args)
 
 
 def timed(runs: dict[str, Callable[[], list[int]]], repeats: int,
@@ -140,8 +150,8 @@ def gpu(args: argparse.Namespace) -> None:
         print(f"{name + ':':12} {ms[name]:7.1f} ms  ({ms[name] / args.new:.2f} ms/token)")
     print(f"speedup over generate: x{ms['generate'] / ms['ours']:.2f} with CUDA graphs, "
           f"x{ms['generate'] / ms['no graphs']:.2f} without (goal >= 4); {same}/{args.new} greedy tokens as generate's")
-    print(json.dumps({"shape": shape, **{f"{k.replace(' ', '_')}_ms": round(v, 1) for k, v in ms.items()},
-                      "speedup_vs_generate": round(ms["generate"] / ms["ours"], 2), "same_tokens": same}))
+    emit({"shape": shape, **{f"{k.replace(' ', '_')}_ms": round(v, 1) for k, v in ms.items()},
+          "speedup_vs_generate": round(ms["generate"] / ms["ours"], 2), "same_tokens": same}, FIGURES, args)
 
 
 def load(args: argparse.Namespace):

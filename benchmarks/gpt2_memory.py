@@ -53,11 +53,11 @@ def run(label: str, name: str, extra: dict, micro: int | None, args: argparse.Na
     import torch
     from rich.console import Console
 
+    from contract import modeldir
     from finetune.checkpoint import read_jsonl
     from finetune.config import FinetuneConfig
     from finetune.progress import Reporter
     from finetune.run import finetune
-    from kinds import modeldir
     from kinds.gpt2.options import GPT2Options
 
     if extra.get("from_scratch"):

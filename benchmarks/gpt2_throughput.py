@@ -16,11 +16,18 @@ to time training. Peak GPU memory is reported for each. Goal on an H100:
 """
 
 import argparse
-import json
 import time
 from pathlib import Path
 
-from _common import SHARED_CORPORA, fill_shape, setup
+from _common import SHARED_CORPORA, add_json_option, emit, fill_shape, setup
+
+FIGURES = {
+    "device": "device", "shape": "model and step", "ours_tokens_per_s": "ours, tokens/s",
+    "plain_tokens_per_s": "plain transformers loop, tokens/s", "speedup": "ours / plain",
+    "ours_peak_gib": "ours, peak memory (GiB)", "plain_peak_gib": "plain, peak memory (GiB)",
+    "flops_per_token": "model FLOPs per token", "mfu": "model FLOPs utilization (GPU)",
+}
+
 
 TOKENIZER = SHARED_CORPORA.parent / "models" / "gpt2-tokenizer"
 GPU_SHAPE = {"n_layer": 12, "n_embd": 768, "n_head": 12, "block": 1024, "micro": 64}
@@ -120,6 +127,7 @@ def main() -> None:
                              f"(default: --micro on a CPU, {PLAIN_GPU_MICRO} on a GPU)")
     for key in CPU_SHAPE:
         parser.add_argument(f"--{key.replace('_', '-')}", dest=key, type=int, default=None)
+    add_json_option(parser)
     args = parser.parse_args()
     gpu = fill_shape(args, GPU_SHAPE, CPU_SHAPE)
     args.steps = args.steps or (40 if gpu else 10)
@@ -139,10 +147,9 @@ def main() -> None:
     print(f"speedup x{fast / slow:.2f} (goal >= 4 on a GPU); model FLOPs per token 6N + 12 L d T = {flops / 1e9:.3f} GFLOP"
           + (f", x {fast:,.0f} tokens/s = {fast * flops / 1e12:.0f} TFLOP/s of a dense bf16 peak of "
              f"{DENSE_BF16_PEAK / 1e12:.0f}: MFU {mfu:.1%} (goal >= 55%)" if gpu else ""))
-    print(json.dumps({"device": args.device, "shape": shape, "ours_tokens_per_s": round(fast),
-                      "plain_tokens_per_s": round(slow), "speedup": round(fast / slow, 2),
-                      "ours_peak_gib": fast_mem, "plain_peak_gib": slow_mem, "flops_per_token": flops,
-                      "mfu": round(mfu, 4) if mfu is not None else None}))
+    emit({"device": args.device, "shape": shape, "ours_tokens_per_s": round(fast), "plain_tokens_per_s": round(slow),
+          "speedup": round(fast / slow, 2), "ours_peak_gib": fast_mem, "plain_peak_gib": slow_mem,
+          "flops_per_token": flops, "mfu": round(mfu, 4) if mfu is not None else None}, FIGURES, args)
 
 
 def flops_per_token(args: argparse.Namespace) -> float:

@@ -17,15 +17,24 @@ client waiting). Goal: p50 <= 150 ms, p95 <= 300 ms, cancel <= 50 ms, on 2 threa
 
 import argparse
 import asyncio
-import json
 import os
 import sys
 import time
 
-from _common import gpt2_small, setup
+from _common import add_json_option, emit, gpt2_small, setup
 from lsprotocol import types
 from pygls.exceptions import JsonRpcException
 from pygls.lsp.client import LanguageClient
+
+FIGURES = {
+    "threads": "threads", "document_chars": "characters in the document",
+    **{f"{model}.{key}": f"{what} ({model})" for model in ("char", "gpt2_none", "gpt2_int8") for key, what in (
+        ("p50_ms", "inline completion p50, ms"), ("p95_ms", "inline completion p95, ms"),
+        ("bare_p50_ms", "the bare generate() call p50, ms"), ("bare_p95_ms", "the bare generate() call p95, ms"),
+        ("cancel_p50_ms", "$/cancelRequest to RequestCancelled p50, ms"),
+        ("cancel_max_ms", "$/cancelRequest to RequestCancelled at most, ms"))},
+}
+
 
 URI = "file:///bench/story.txt"
 SENTENCES = ("The robot looked at the man for a long time. Then it said that the door was open, and that nobody had "
@@ -156,6 +165,7 @@ def main() -> None:
     parser.add_argument("--cancels", type=int, default=20)
     parser.add_argument("--gpt2-requests", type=int, default=40, help="requests to GPT-2 small (0: leave it out)")
     parser.add_argument("--threads", type=int, default=2)
+    add_json_option(parser)
     args = parser.parse_args()
     setup(args.threads)
     os.environ["ASSISTANT_THREADS"] = str(args.threads)  # the server and the baseline alike
@@ -168,7 +178,7 @@ def main() -> None:
     if args.requests:
         model = args.model or train(args.train_seconds)
         figures["char"] = report(f"char model {model}", model, args.requests, args.cancels, 5000)
-    print(json.dumps({"threads": args.threads, "document_chars": len(PROSE), **figures}))
+    emit({"threads": args.threads, "document_chars": len(PROSE), **figures}, FIGURES, args)
 
 
 if __name__ == "__main__":

@@ -8,13 +8,22 @@ in the same run, on the same samples. Goal: a query in well under 100 ms.
     .venv/bin/python benchmarks/memorization_speed.py
 """
 
+import argparse
 import os
 import random
 import tempfile
 import time
 from pathlib import Path
 
-from _common import SHARED_CORPORA
+from _common import SHARED_CORPORA, add_json_option, emit
+
+SAMPLES = {"verbatim": "verbatim passage", "edited": "edited every 40 chars", "scrambled": "scrambled words"}
+FIGURES = {
+    "characters": "Austen's characters", "documents": "documents", "build_s": "index build (once per corpus), s",
+    "load_ms": "index load from the cache, ms",
+    **{f"{key}.{figure}": f"{what} ({label})" for key, label in SAMPLES.items() for figure, what in (
+        ("span", "longest copied span"), ("ours_ms", "ours, ms"), ("naive_ms", "naive `in` search, ms"))},
+}
 
 
 def naive_longest(text: str, sample: str) -> int:
@@ -26,6 +35,9 @@ def naive_longest(text: str, sample: str) -> int:
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_json_option(parser)
+    args = parser.parse_args()
     if "ASSISTANT_CORPORA" not in os.environ and SHARED_CORPORA.is_dir():
         os.environ["ASSISTANT_CORPORA"] = str(SHARED_CORPORA)
     os.environ["ASSISTANT_HOME"] = tempfile.mkdtemp(prefix="ghostwriter-bench-")
@@ -52,7 +64,10 @@ def main() -> None:
     # a sample in the author's words but not copied: every 40th character changed
     edited = "".join("§" if k % 40 == 39 else c for k, c in enumerate(copied))
     scrambled = " ".join(rng.sample(copied.split(), len(copied.split())))[:1000]
-    for label, sample in (("verbatim passage", copied), ("edited every 40 chars", edited), ("scrambled words", scrambled)):
+    result: dict = {"characters": len(index.text), "documents": len(corpus.documents), "build_s": round(build_s, 2),
+                    "load_ms": round(load_s * 1000, 1)}
+    for key, sample in (("verbatim", copied), ("edited", edited), ("scrambled", scrambled)):
+        label = SAMPLES[key]
         runs = []
         for _ in range(5):
             start = time.perf_counter()
@@ -65,6 +80,8 @@ def main() -> None:
         assert span is not None and span.length == naive, (span, naive)
         print(f"{label:>22}: longest span {span.length:4d} | ours {ours_ms:6.1f} ms | naive str search {naive_ms:8.0f} ms"
               f" | x{naive_ms / ours_ms:,.0f}")
+        result[key] = {"span": span.length, "ours_ms": round(ours_ms, 1), "naive_ms": round(naive_ms)}
+    emit(result, FIGURES, args)
 
 
 if __name__ == "__main__":

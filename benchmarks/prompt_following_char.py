@@ -17,17 +17,24 @@ What it showed (the 2-core machine, 5 held-out prompts, chance 0.2): following
 (step 1,050, where 6% of samples copied), 0.8 at step 3,000 with every sample
 copying. The model learns to carry the noun just as it starts to recall the
 corpus, and keeps it: for a char model trained from scratch, copying, not
-prompt-following, marks memorizing (README, "Which checkpoint ghostwrites").
+prompt-following, marks memorizing (docs/choosing-a-checkpoint.md).
 
     .venv/bin/python benchmarks/prompt_following_char.py     # about 3 minutes on 2 cores
 """
 
 import argparse
-import json
 import random
 from pathlib import Path
 
-from _common import setup
+from _common import add_json_option, emit, setup
+
+FIGURES = {
+    "prompts": "held-out prompts", "chance": "chance", "real": "the paragraphs' own continuations",
+    "shuffled": "continuations shuffled among the prompts",
+    **{f"{at}.{key}": f"{what} ({at})" for at in ("ghostwriting", "best-val", "last") for key, what in (
+        ("step", "step"), ("prompt_following", "prompt-following"))},
+}
+
 
 NOUNS = [
     "apple", "bridge", "candle", "dragon", "engine", "forest", "garden", "harbor", "island", "jacket", "kettle",
@@ -63,6 +70,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=3000)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--seed", type=int, default=1)
+    add_json_option(parser)
     args = parser.parse_args()
     home = setup(args.threads)
 
@@ -95,7 +103,7 @@ def main() -> None:
         model = load_model(f"{out}@{at}", "cpu")
         texts = [model.generate(p, max_new_chars=300, seed=i, temperature=0.8) for i, p in enumerate(prompts)]
         result[at] = {"step": step, "prompt_following": prompt_following(prompts, texts)}
-    print(json.dumps(result))
+    emit(result, FIGURES, args)
 
 
 if __name__ == "__main__":

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Protocol
 import torch
 from torch import nn
 
-from kinds.sampling import Sampling
+from contract.sampling import Sampling
 
 from .amount import TextAmounts
 
@@ -59,6 +59,9 @@ class Adapter(Protocol):
     units_per_step: int
     chars_per_unit: float  # characters of text per unit, to report bits per character
     cuda_dtype: torch.dtype  # autocast dtype on CUDA; float16 turns on loss scaling in the core
+    # K, the ghostwriting evaluation's prompted samples (and as many unconditional) unless --eval-samples says: a
+    # kind that writes them side by side in one batch affords more, and so narrower intervals on its figures
+    ghostwriting_samples: int
 
     def headline(self) -> str:
         """The run's first line: what is trained, how big, on how much."""
@@ -88,6 +91,11 @@ class Adapter(Protocol):
 
     def sample(self, n_units: int, seed: int) -> str:
         """An unconditional sample, without touching the global RNG."""
+        ...
+
+    def text(self, split: str, max_units: int | None = None) -> str:
+        """The text of a split ("train" or "val"; of its first max_units units, as `evaluate` reads them): the
+        n-gram baseline is fitted and scored on the very text the model is."""
         ...
 
     def write(self, prompts: list[str], n_units: int, seed: int, sampling: Sampling) -> list[str]:

@@ -2,7 +2,7 @@
 
 The training loop options (bounds, target loss, evaluation, checkpoints) are
 shared by every model kind; each kind brings its own options dataclass (its
-`options.py`, see kinds.registry), which the CLI fills from the flags given. A
+`options.py`, see contract.registry), which the CLI fills from the flags given. A
 flag of one kind given to another is an error, never silently ignored.
 """
 
@@ -11,8 +11,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+from contract import modeldir, registry
 from corpora import UserError
-from kinds import modeldir, registry
 
 if TYPE_CHECKING:
     from .ghostwriting.evaluate import GhostwritingOptions
@@ -48,7 +48,7 @@ class FinetuneConfig:
     checkpoint_every: int | None = None
     # the ghostwriting evaluation (finetune.ghostwriting) and the checkpoint it chooses
     ghostwriting_every: int | None = None  # evaluations between two; 0: off; None: as often as costs <10% of the time
-    eval_samples: int = 16
+    eval_samples: int | None = None  # None: the kind's (finetune.adapter.Adapter.ghostwriting_samples)
     copy_span: int = 50
     max_copying: float = 0.05
     stop_on_copying: float | None = None
@@ -103,12 +103,13 @@ class FinetuneConfig:
         if self.target_on not in (None, "train", "val"):
             raise UserError(f"--target-on must be 'train' or 'val', got {self.target_on!r}")
 
-    def ghostwriting(self) -> "GhostwritingOptions":
-        from kinds.sampling import Sampling
+    def ghostwriting(self, kind_samples: int = 16) -> "GhostwritingOptions":
+        """The ghostwriting evaluation's options; `kind_samples`: the kind's K when --eval-samples is not given."""
+        from contract.sampling import Sampling
 
         from .ghostwriting.evaluate import GhostwritingOptions
 
-        return GhostwritingOptions(samples=self.eval_samples, min_span=self.copy_span,
+        return GhostwritingOptions(samples=self.eval_samples or kind_samples, min_span=self.copy_span,
                                    sampling=Sampling(self.temperature, self.top_k, self.top_p))
 
     def to_json(self) -> dict:

@@ -13,10 +13,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from contract.modeldir import Card
 from corpora import UserError
 from corpora.files import write_bytes
-from kinds.modeldir import Card
 
+from .ghostwriting.choice import evaluated
 from .overfit import memorizing_step
 
 FORMATS = (".png", ".svg")
@@ -45,6 +46,7 @@ class Curves:
         unit = unit or result.get("unit") or ("char" if "vocab" in card.extra else "token")
         target = target if target is not None else result.get("target_loss", training.get("target_loss"))
         patience = training.get("overfit_patience") or card.plan.get("overfit_patience") or 3
+        rows = evaluated(rows)
         return cls(card.name, rows, unit, target, result.get("best_step"), result.get("ghostwriting_step"),
                    memorizing_step(rows, patience))
 
@@ -53,6 +55,11 @@ class Curves:
         points = [(r[x] / 60 if x == "elapsed" else r[x], r[key]) for r in self.rows
                   if r.get(key) is not None and r.get(x) is not None]
         return [p[0] for p in points], [p[1] for p in points]
+
+    def band(self, key: str) -> tuple[list[float], list[float], list[float]]:
+        """The steps where a share has its interval, and the interval's low and high ends there (older runs: none)."""
+        points = [(r["step"], *r[f"{key}_ci"]) for r in self.rows if r.get(f"{key}_ci")]
+        return [p[0] for p in points], [p[1] for p in points], [p[2] for p in points]
 
     def minutes_at(self, step: int) -> float | None:
         """The training time (minutes) at a step, for marking it on the time axis."""
@@ -94,8 +101,8 @@ def loss_picture(runs: Sequence[Curves], out: Path, title: str | None = None) ->
 
 
 def report_picture(runs: Sequence[Curves], out: Path) -> None:
-    """The ghostwriting report: loss, copying, style, prompt-following and diversity against steps, a colour per run;
-    dashed: the best validation loss, dotted: the ghostwriting checkpoint."""
+    """The ghostwriting report: loss, copying, style, prompt-following and diversity against steps, a colour per run,
+    each share in its 95% interval's band; dashed: the best validation loss, dotted: the ghostwriting checkpoint."""
     plt = _pyplot()
     panels = [("loss (nats)", ("train_smooth", "val_loss")), *REPORT_PANELS]
     fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.6), constrained_layout=True)
@@ -105,6 +112,9 @@ def report_picture(runs: Sequence[Curves], out: Path) -> None:
                 xs, ys = run.series(key)
                 if xs:
                     ax.plot(xs, ys, style, color=colour, marker=".", label=f"{run.name} {CURVE_NAMES.get(key, key)}")
+                steps, low, high = run.band(key)
+                if steps:  # the share's 95% interval: two checkpoints differ only where their bands part
+                    ax.fill_between(steps, low, high, color=colour, alpha=0.18, linewidth=0, gid=f"band-{key}-{run.name}")
             for step, line in ((run.best_step, "--"), (run.ghostwriting_step, ":")):
                 if step is not None:
                     ax.axvline(step, color=colour, linestyle=line, linewidth=1)

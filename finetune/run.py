@@ -9,6 +9,7 @@ training core.
 
 import datetime as dt
 import shutil
+import time
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -16,11 +17,12 @@ from typing import Any
 import torch
 from rich.console import Console
 
+from contract import modeldir, registry
+from contract.modeldir import Card
 from corpora import Corpus, UserError, load_corpus
 from corpora.home import models_dir
 from corpora.load import listing
-from kinds import modeldir, registry
-from kinds.modeldir import Card
+from corpora.ngram import NGramModel
 
 from . import amount, distributed, memory
 from . import device as devices
@@ -155,7 +157,7 @@ def ghostwriting(config: FinetuneConfig, corpus: Corpus, card: Card, adapter: Ad
     """
     if config.ghostwriting_every == 0:
         return None
-    options = config.ghostwriting()
+    options = config.ghostwriting(adapter.ghostwriting_samples)
     base_samples = ((saved.extra.get("ghostwriting") or {}).get("base_samples") if saved is not None else None)
     if base_samples is None and card.extra.get("init") == "pretrained":
         units = max(1, round(options.chars / adapter.chars_per_unit))
@@ -170,6 +172,20 @@ def ghostwriting(config: FinetuneConfig, corpus: Corpus, card: Card, adapter: Ad
                         f"{accuracy['reference']:.0%} of other writing" if accuracy
                         else f"style not measured ({evaluation.style_note})"))
     return evaluation
+
+
+def ngram_baseline(adapter: Adapter, eval_units: int, reporter: Reporter) -> dict:
+    """The Kneser-Ney n-gram model of `assistant eval`, fitted on the training text (its n chosen on validation) and
+    scored on the validation text the run measures: the figure a model must beat to have learnt more than counting.
+    It takes seconds, against the minutes of training it judges."""
+    started = time.monotonic()
+    model = NGramModel.fit(adapter.text("train"), adapter.text("val"))
+    nats, count = model.nats(adapter.text("val", eval_units))
+    figure = {"order": model.order, "val_per_char": round(nats / count, 4)}
+    reporter.message(f"Baseline: a {model.order}-gram model (Kneser-Ney) gives {figure['val_per_char']:.3f} nats/char on "
+                     f"the validation text ({time.monotonic() - started:.1f} s); the model must beat it to write better "
+                     "than counting.", style="dim")
+    return figure
 
 
 def make_card(path: Path, config: FinetuneConfig, corpus: Corpus, adapter: Adapter, plan: Plan, device: torch.device,
@@ -252,6 +268,9 @@ def train(config: FinetuneConfig, world: distributed.World, device: torch.device
         trainer = Trainer(adapter, card, plan, device, reporter, evaluation, world, config.fsdp)
         if saved is not None:
             trainer.resume()
+            trainer.check_unfinished()
+        if world.main:
+            trainer.baseline = ngram_baseline(adapter, plan.eval_units, reporter)
         world.seed(config.seed, trainer.state.step)
         summary = trainer.run(start_val)
         if world.main:

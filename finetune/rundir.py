@@ -17,8 +17,8 @@ from pathlib import Path
 
 import torch
 
-from kinds import modeldir
-from kinds.modeldir import Card
+from contract import modeldir
+from contract.modeldir import Card
 
 from . import checkpoint as ckpt
 from .adapter import Adapter

@@ -13,15 +13,15 @@ import signal
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 import torch
 
+from contract.modeldir import Card
+from contract.sampling import Sampling
 from corpora import UserError
 from corpora.home import models_dir
-from kinds.modeldir import Card
-from kinds.sampling import Sampling
 
 from . import checkpoint as ckpt
 from . import memory
@@ -29,7 +29,8 @@ from .adapter import Adapter
 from .amount import after_training
 from .device import autocast
 from .distributed import SINGLE, Engine, World, load_whole, plain, whole
-from .ghostwriting.evaluate import Ghostwriting, better
+from .ghostwriting.choice import choose, explain, share_text
+from .ghostwriting.evaluate import Ghostwriting
 from .overfit import memorizing
 from .progress import Reporter, format_duration, format_rate
 from .rundir import RunDir
@@ -97,10 +98,10 @@ class RunState:
     overfit_warned: bool = False
     evaluations: int = 0
     ghostwriting: dict | None = None  # the chosen checkpoint's step, validation loss and figures
+    measured: list[dict] = field(default_factory=list)  # every ghostwriting evaluation: step, validation loss, figures
     copying_over: int = 0  # ghostwriting evaluations in a row whose copying passed --stop-on-copying
     ghostwriting_cost: float = 0.0  # seconds the last ghostwriting evaluation took
     ghostwritten_at: float = 0.0  # the training time it ran at
-    ghostwritten_step: int = -1  # the step it ran at
     history_lines: int = 0
     sample_lines: int = 0
 
@@ -146,6 +147,8 @@ class Summary:
     overfit_warned: bool
     ghostwriting_step: int | None = None
     ghostwriting: dict | None = None  # the ghostwriting checkpoint's figures
+    ghostwriting_reason: str | None = None  # why that checkpoint, in one line with numbers
+    baseline: dict | None = None  # the n-gram baseline on the validation text: {"order", "val_per_char"}
 
     def to_json(self) -> dict:
         d = asdict(self)
@@ -190,6 +193,10 @@ class Trainer:
         self.optimizer = self._make_optimizer()
         self.step_time: float | None = None
         self.interrupted = False
+        self.baseline: dict | None = None  # the n-gram baseline's validation figure, for the summary (run.py sets it)
+        # the best-val weights while they wait for their ghostwriting figures (the evaluation's budget was spent when
+        # they came): a copy in the CPU's memory, measured at the next chance; (step, validation loss, tensors)
+        self.unmeasured: tuple[int, float, dict[str, torch.Tensor]] | None = None
         # float16 autocast needs loss scaling so that small gradients do not underflow; bf16 and fp32 do not
         fp16 = device.type == "cuda" and adapter.cuda_dtype == torch.float16
         self.scaler = torch.amp.GradScaler(device.type, enabled=fp16)
@@ -212,7 +219,6 @@ class Trainer:
         with self._ctrl_c_stops_at_a_step_boundary():
             s, p = self.state, self.plan
             if start_val is None:
-                self._check_unfinished()
                 self.reporter.message(f"Resuming at step {s.step} (best val {s.best_val:.3f} at step {s.best_step}).")
             else:
                 self._start(start_val)
@@ -223,7 +229,7 @@ class Trainer:
                 self.reporter.stop()
         return self._finish(reason)
 
-    def _check_unfinished(self) -> None:
+    def check_unfinished(self) -> None:
         """A resumed run that would stop before its first step says how to go on instead of doing nothing."""
         reason = self._stop_reason()
         if reason is None:
@@ -249,7 +255,8 @@ class Trainer:
         self.run_dir.save_best(s.step, val)
         self.run_dir.log_step({"step": 0, "val_loss": val, "elapsed": 0.0})
         s.evaluations = 1
-        self._ghostwrite(val)
+        if self.ghostwriting is not None:
+            self._ghostwrite(s.step, val)
 
     def _loop(self, start: float) -> str:
         """Train until a stop reason comes up; leave the state evaluated and checkpointed; return the reason.
@@ -283,8 +290,8 @@ class Trainer:
             if reason not in (None, "interrupted") and not evaluated:
                 self._validate()  # the run ends here: its final validation loss, and maybe its best weights
                 evaluated = True
-            if reason not in (None, "interrupted") and s.ghostwritten_step != s.step:
-                self._ghostwrite(s.last_val)  # and the weights it ends with are a candidate for ghostwriting
+            if reason not in (None, "interrupted"):
+                self._measure_candidates()  # the best-val and the last weights get figures before the choice is final
             if reason is not None or s.step % p.checkpoint_every == 0:
                 self._checkpoint(final=reason is not None)
             self._report(force=evaluated)
@@ -382,14 +389,64 @@ class Trainer:
         return value, norm_value
 
     def _validate(self) -> None:
-        """Evaluate after a step: log the loss, keep the weights when they are the best yet, watch for memorization."""
+        """Evaluate after a step: log the loss, keep the weights when they are the best yet, watch for memorization,
+        and measure what the model writes when the ghostwriting evaluation is due.
+
+        A new best validation loss is a candidate for ghostwriting that must not go unmeasured: when the budget has
+        no room for it now, its weights wait in memory and are measured first at the next chance.
+        """
+        s = self.state
         val = self.world.decide(self.adapter.evaluate("val", self.plan.eval_units))
         self.run_dir.log_val(val)
-        if self.state.record_val(val):
-            self.run_dir.save_best(self.state.step, val)
+        best = s.record_val(val)
+        if best:
+            self.run_dir.save_best(s.step, val)
         self._check_overfit()
+        if self.ghostwriting is None:
+            return
         if self._ghostwriting_due():
-            self._ghostwrite(val)
+            if self.unmeasured is not None and not best:
+                self._measure_waiting_best()
+            else:
+                self._ghostwrite(s.step, val)
+        if best:
+            self.unmeasured = None if self._measured(s.step) else (s.step, val, self._weights_now())
+
+    def _measured(self, step: int) -> bool:
+        return any(r["step"] == step for r in self.state.measured)
+
+    def _weights_now(self) -> dict[str, torch.Tensor]:
+        """A copy of the trained weights (this rank's shard under FSDP) in the CPU's memory."""
+        return {n: p.detach().to("cpu", copy=True) for n, p in self.adapter.model.named_parameters() if p.requires_grad}
+
+    def _put_weights(self, weights: dict[str, torch.Tensor]) -> None:
+        params = dict(self.adapter.model.named_parameters())
+        with torch.no_grad():
+            for name, value in weights.items():
+                params[name].copy_(value)
+
+    def _measure_waiting_best(self) -> None:
+        """The ghostwriting evaluation of the best-val weights kept in memory: swapped in, measured (and saved as the
+        ghostwriting checkpoint if chosen), swapped out; the run goes on from the weights it had."""
+        assert self.unmeasured is not None
+        step, val, weights = self.unmeasured
+        self.unmeasured = None
+        now = self._weights_now()
+        self._put_weights(weights)
+        try:
+            self._ghostwrite(step, val)
+        finally:
+            self._put_weights(now)
+
+    def _measure_candidates(self) -> None:
+        """At the end of a run: the best-val weights and the last ones, measured if they have no figures yet."""
+        if self.ghostwriting is None:
+            return
+        if self.unmeasured is not None:
+            self._measure_waiting_best()
+        s = self.state
+        if not self._measured(s.step) and s.last_val is not None:
+            self._ghostwrite(s.step, s.last_val)
 
     def _ghostwriting_due(self) -> bool:
         """Every --ghostwriting-every evaluations; by default whenever the last one took at most a tenth of the time since.
@@ -406,10 +463,14 @@ class Trainer:
             return s.evaluations % every == 0
         return self.world.decide(s.elapsed - s.ghostwritten_at >= s.ghostwriting_cost / GHOSTWRITING_BUDGET)
 
-    def _ghostwrite(self, val: float) -> None:
-        """The ghostwriting evaluation of the weights now: logged, said, and kept when they write best."""
-        if self.ghostwriting is None:
-            return
+    def _ghostwrite(self, step: int, val: float) -> None:
+        """The ghostwriting evaluation of the weights in the model, those of `step` (now, or the best-val ones swapped
+        in): logged, said, and kept as the ghostwriting checkpoint when the rule (ghostwriting.choice) picks them.
+
+        The rule sets its bars by every checkpoint measured, and chooses among those whose weights the run still
+        has: these and the ghostwriting checkpoint's own.
+        """
+        assert self.ghostwriting is not None
         s, p = self.state, self.plan
         units = max(1, round(self.ghostwriting.options.chars / self.adapter.chars_per_unit))
 
@@ -417,17 +478,23 @@ class Trainer:
             return self.adapter.write(prompts, units, seed, sampling)
 
         started = time.monotonic()
-        figures = self.ghostwriting.evaluate(write, seed=p.seed + s.step)
-        s.ghostwriting_cost, s.ghostwritten_at, s.ghostwritten_step = time.monotonic() - started, s.elapsed, s.step
-        self.run_dir.log_figures(figures)
-        copying = figures["copying"]
-        s.copying_over = s.copying_over + 1 if p.stop_on_copying is not None and (copying or 0) > p.stop_on_copying else 0
-        # the starting weights are measured for the curves, never chosen: an untrained model writes noise
-        chosen = self.world.decide(s.step > 0 and better({**figures, "val_loss": val}, s.ghostwriting, p.max_copying))
+        figures = self.ghostwriting.evaluate(write, seed=p.seed + step)  # the seed of its step, however late
+        s.ghostwriting_cost, s.ghostwritten_at = time.monotonic() - started, s.elapsed
+        row = {"step": step, "val_loss": val, **figures}
+        if step == s.step:
+            self.run_dir.log_figures(figures)
+            copying = figures["copying"]
+            s.copying_over = (s.copying_over + 1 if p.stop_on_copying is not None and (copying or 0) > p.stop_on_copying
+                              else 0)
+        else:  # measured late: a row of its own, which readers merge with its step's (ghostwriting.choice.evaluated)
+            self.run_dir.log_step({**row, "measured_late": True})
+        s.measured.append(row)
+        held = {step} | ({s.ghostwriting["step"]} if s.ghostwriting else set())
+        chosen = self.world.decide(choose(s.measured, p.max_copying, held).step == step)
         if chosen:
-            s.ghostwriting = {"step": s.step, "val_loss": val, **figures}
+            s.ghostwriting = row
             self.run_dir.save_ghostwriting()
-        self.reporter.message(describe_figures(s.step, figures) + (" (kept as the ghostwriting checkpoint)" if chosen else ""),
+        self.reporter.message(describe_figures(step, figures) + (" (kept as the ghostwriting checkpoint)" if chosen else ""),
                               style="dim")
 
     def _check_overfit(self) -> None:
@@ -492,7 +559,8 @@ class Trainer:
             torch.cuda.set_rng_state(tensors["rng.cuda"], self.device)
         if self.scaler.is_enabled() and meta.get("scaler"):
             self.scaler.load_state_dict(meta["scaler"])
-        self.state = RunState(**meta["run"])
+        known = {f.name for f in fields(RunState)}  # a checkpoint of an older version may hold keys since dropped
+        self.state = RunState(**{k: v for k, v in meta["run"].items() if k in known})
         self.run_dir.truncate_logs(self.state.history_lines, self.state.sample_lines)
 
     def _load_optimizer(self, saved: dict) -> None:
@@ -566,6 +634,9 @@ class Trainer:
             val_loss=s.last_val, best_val=s.best_val, best_step=s.best_step, target_loss=p.target_loss,
             target_on=p.target_on, target_met=met, stop_reason=reason, overfit_warned=s.overfit_warned,
             ghostwriting_step=s.ghostwriting["step"] if s.ghostwriting else None, ghostwriting=s.ghostwriting,
+            ghostwriting_reason=explain(choose(s.measured, p.max_copying), s.ghostwriting["step"] if s.ghostwriting else None,
+                                        s.best_step) if any(r["step"] > 0 for r in s.measured) else None,
+            baseline=self.baseline,
         )
 
 
@@ -586,10 +657,8 @@ def trainable_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
 
 def describe_figures(step: int, figures: dict) -> str:
     """One line of a ghostwriting evaluation, as the run says it."""
-    def pct(key: str) -> str:
-        return "-" if figures.get(key) is None else f"{figures[key]:.0%}"
-
-    return (f"step {step}: copying {pct('copying')}, style {pct('style')}, prompt-following {pct('prompt_following')}, "
+    return (f"step {step}: copying {share_text(figures, 'copying')}, style {share_text(figures, 'style')}, "
+            f"prompt-following {share_text(figures, 'prompt_following')}, "
             f"distinct-3 {figures['distinct_3'] if figures.get('distinct_3') is not None else '-'}")
 
 
@@ -612,6 +681,27 @@ def describe_summary(summary: Summary) -> list[str]:
     if summary.ghostwriting is not None:
         lines.append(f"  ghostwriting checkpoint (what the model writes by default): "
                      f"{describe_figures(summary.ghostwriting['step'], summary.ghostwriting)}")
+    if summary.ghostwriting_reason:
+        lines.append(f"  {summary.ghostwriting_reason}")
+    if summary.baseline is not None:
+        lines.append(f"  n-gram baseline ({summary.baseline['order']}-gram Kneser-Ney) on the same validation text: "
+                     f"{summary.baseline['val_per_char']:.3f} nats/char")
     lines.append(f"  model: {summary.path}")
     name = summary.path.name if summary.path.parent == models_dir() else str(summary.path)
-    return lines + after_training(summary.steps, summary.best_step, name)
+    return lines + behind_counting(summary) + after_training(summary.steps, summary.best_step, name)
+
+
+def behind_counting(summary: Summary) -> list[str]:
+    """A warning when the model a writer gets by default does not beat the n-gram baseline: it has learnt less
+    than counting the corpus's characters does, so it writes worse than it could."""
+    default = summary.ghostwriting or ({"step": summary.best_step, "val_loss": summary.best_val}
+                                       if summary.best_val is not None else None)
+    if summary.baseline is None or default is None or summary.steps == 0:
+        return []
+    per_char = default["val_loss"] / summary.chars_per_unit
+    if per_char < summary.baseline["val_per_char"]:
+        return []
+    return [f"Warning: the model that loads by default (step {default['step']}, {per_char:.3f} nats/char) does not beat "
+            f"counting: a {summary.baseline['order']}-gram model gives {summary.baseline['val_per_char']:.3f} on the same "
+            "validation text. Train longer (--resume with a higher --max-time or --max-steps), use a bigger --size, or "
+            "add text."]

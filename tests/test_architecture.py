@@ -1,4 +1,5 @@
-"""The shape of the code: no import cycles, every module importable alone, and directories of earlier releases.
+"""The shape of the code: one direction between the packages, no import cycles, every module importable alone, and
+directories of earlier releases.
 
 Release 0.1's files in tests/fixtures/release-0.1 were written by that
 release (its char model and GPT-2 directories, both tiny, and its sample store
@@ -20,7 +21,12 @@ import pytest
 
 from .conftest import CORPORA, GPT2_TOKENIZER, ROOT, run_cli
 
-PACKAGES = ("assistant", "corpora", "finetune", "kinds")
+# The packages from the bottom up. A module imports only from its own package and the ones before it in this order:
+# the text (corpora); what training and writing agree on about a model (contract: the model directory, the kinds'
+# table, sampling); the training core (finetune); the model kinds, which train through it (kinds); what a writer
+# uses (assistant). A package's `__main__` is a command, not a module, and may import any of them.
+LAYERS = ("corpora", "contract", "finetune", "kinds", "assistant")
+PACKAGES = LAYERS
 RELEASE = Path(__file__).parent / "fixtures" / "release-0.1"
 
 
@@ -55,6 +61,29 @@ def _imports_at_load(name: str, path: Path, modules: dict[str, Path]) -> set[str
     return found
 
 
+def _every_import(name: str, path: Path) -> set[str]:
+    """The top-level packages `name` imports anywhere in it: at load, inside functions, for type checking."""
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            found |= {a.name.split(".")[0] for a in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            found.add(package.split(".")[0] if node.level else (node.module or "").split(".")[0])
+    return found & set(LAYERS)
+
+
+def test_each_package_imports_only_from_itself_and_the_packages_below_it():
+    wrong = []
+    for name, path in _modules().items():
+        if name.endswith("__main__"):
+            continue
+        own = LAYERS.index(name.split(".")[0])
+        wrong += [f"{name} imports {other}" for other in sorted(_every_import(name, path))
+                  if LAYERS.index(other) > own]
+    assert wrong == [], f"the order is {' < '.join(LAYERS)}"
+
+
 def test_no_module_imports_itself_back_through_others():
     modules = _modules()
     graph = {name: _imports_at_load(name, path, modules) for name, path in modules.items()}
@@ -82,7 +111,7 @@ import importlib, os, sys
 import numpy, torch, safetensors, typer, rich, pygls, lsprotocol, prompt_toolkit, sqlite_utils, peft, sklearn, uvicorn
 import starlette.applications, starlette.middleware.cors
 from transformers import AutoModelForCausalLM, AutoTokenizer, GPT2Config, GPT2LMHeadModel
-assert not any(m.split(".")[0] in ("assistant", "corpora", "finetune", "kinds") for m in sys.modules)
+assert not any(m.split(".")[0] in ("assistant", "contract", "corpora", "finetune", "kinds") for m in sys.modules)
 for name in sys.argv[1:]:
     pid = os.fork()
     if pid == 0:
@@ -109,7 +138,7 @@ def test_every_module_imports_on_its_own_in_a_fresh_interpreter():
 
 
 def test_each_kind_is_one_package_with_its_training_and_inference_side_by_side():
-    from kinds import registry
+    from contract import registry
 
     for kind in registry.KINDS.values():
         folder = ROOT / kind.package.replace(".", "/")
@@ -133,7 +162,7 @@ def release_models(isolated_home: Path) -> Path:
 
 
 def test_release_directories_are_read_as_this_release_writes_them(release_models: Path):
-    from kinds import modeldir
+    from contract import modeldir
 
     raw = json.loads((release_models / "release-char" / "config.json").read_text())
     assert raw["kind"] == "char-lstm" and "char" in raw["training"] and "options" not in raw["training"]
@@ -168,7 +197,7 @@ def test_a_release_run_resumes(release_models: Path, tmp_path: Path):
     result = run_cli("finetune", str(corpus), "--model", "char", "--name", "release-char", "--resume", "--max-steps", "40")
     assert result.returncode == 0, result.stderr
     assert "Resuming at step 30" in result.stderr and "Stopped after 40 steps" in result.stderr
-    from kinds import modeldir
+    from contract import modeldir
 
     card = modeldir.read(release_models / "release-char")
     assert card.kind == "char" and card.result["steps"] == 40 and card.training["options"]["hidden"] == 32
@@ -181,8 +210,8 @@ def test_loading_builds_no_index_and_a_check_never_downloads(trained_model: Path
     from assistant import load_model
     from assistant.generation import TextModel
     from assistant.samples.recording import written
+    from contract import modeldir
     from corpora import download
-    from kinds import modeldir
 
     model = load_model(trained_model, "cpu")
     assert "indexing" not in capfd.readouterr().err

@@ -121,7 +121,7 @@ def test_a_cell_tracks_quotations_in_a_quoted_corpus(quoted_model: Path):
 
 
 def test_cells_of_a_gpt2_is_a_one_line_error():
-    from kinds import registry
+    from contract import registry
 
     with pytest.raises(UserError, match="pkd-gpt2 is a gpt2 model: cell pictures are for char models"):
         registry.get("gpt2").view("cells", "pkd-gpt2")

@@ -11,6 +11,7 @@ import torch
 from safetensors.torch import load_file
 
 from assistant import load_model
+from contract.sampling import PromptWarning
 from corpora import UserError
 from finetune.checkpoint import read_jsonl
 from finetune.config import FinetuneConfig
@@ -20,7 +21,6 @@ from finetune.trainer import Summary
 from kinds.charlstm.options import CharOptions
 from kinds.chartransformer import presets
 from kinds.chartransformer.model import CharGPT, CharGPTConfig
-from kinds.sampling import PromptWarning
 
 from .conftest import run_cli
 

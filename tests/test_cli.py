@@ -49,6 +49,61 @@ def test_corpus_list_and_show():
     # each document by its title, with its size: 15,063 characters and 2,677 words
     assert re.search(r"Beyond Lies the Wub +15,063 +2,677", show.stdout) and "The Hanging Stranger" in show.stdout
     assert run_cli("corpus", "prepare", "shakespeare").stdout.strip().endswith("ready")
+    listed = [json.loads(line) for line in run_cli("corpus", "list", "--json").stdout.splitlines()]
+    assert {row["name"] for row in listed} >= {"pkd", "austen", "shakespeare"}
+    figures, *documents = [json.loads(line) for line in run_cli("corpus", "show", "pkd", "--json").stdout.splitlines()]
+    assert figures["corpus"] == "pkd" and figures["characters"] == 592_194 and figures["documents"] == len(documents) == 13
+    assert {"document": "Beyond Lies the Wub", "characters": 15_063, "words": 2_677} in documents
+
+
+def _commands(group=None, path: tuple[str, ...] = ()):
+    """Every command of the app, by its path (`samples export`), with its click command."""
+    import typer
+
+    from assistant.cli import app
+
+    group = group or typer.main.get_command(app)
+    for name, command in group.commands.items():
+        if hasattr(command, "commands"):  # a group: `models` is a listing itself, `samples` only holds commands
+            if command.callback is not None and command.invoke_without_command:
+                yield (*path, name), command
+            yield from _commands(command, (*path, name))
+        else:
+            yield (*path, name), command
+
+
+# The commands whose output is a listing (each takes --json), and those that write a file they are told (-o/--out).
+LISTINGS = {"corpus list", "corpus show", "models", "samples list"}
+WRITE_A_FILE = {"finetune", "cells", "plot", "report", "evolution", "samples export"}
+READ_A_MODEL = {"generate", "cells", "memorization", "compare", "repl", "lsp", "serve", "eval", "report"}
+
+
+def test_one_convention_per_flag_across_commands():
+    """-o/--out for a file written, the same --device and --quantize wherever a model's weights are read, --json for
+    a listing: each declared once (assistant/cli/options.py), so its name, help and default are the same everywhere.
+    A command that calls load_model reads a model, whether or not it is listed above."""
+    import inspect
+
+    commands = {" ".join(path): command for path, command in _commands()}
+    assert set(commands) >= LISTINGS | WRITE_A_FILE | READ_A_MODEL
+    seen: dict[str, tuple] = {}
+    for name, command in commands.items():
+        options = {decl: p for p in command.params for decl in p.opts if decl.startswith("-")}
+        for flag in ("--device", "--quantize", "--json", "--out"):
+            if flag in options:  # one help and one default for a flag, whichever command declares it
+                p = options[flag]
+                described = (tuple(sorted(p.opts)), p.default if flag != "--out" else None,
+                             p.help if flag != "--out" else None)
+                assert seen.setdefault(flag, described) == described, (name, flag)
+        assert not {"--output", "--html", "--file"} & set(options), name
+        if name in WRITE_A_FILE:
+            assert {"-o", "--out"} <= set(options), name
+        reads = name in READ_A_MODEL or "load_model(" in inspect.getsource(command.callback)
+        if reads:
+            assert {"--device", "--quantize"} <= set(options), name
+        if name in LISTINGS:
+            assert "--json" in options, name
+    assert set(seen) == {"--device", "--quantize", "--json", "--out"}
 
 
 @pytest.mark.parametrize(

@@ -8,6 +8,7 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
+from contract.modeldir import CHECKPOINT, LAST
 from corpora import UserError
 from finetune.checkpoint import read_jsonl
 from finetune.config import FinetuneConfig
@@ -15,7 +16,6 @@ from finetune.device import autocast, cpu_has_native_bf16, pick_device
 from finetune.progress import Reporter
 from finetune.run import finetune
 from kinds.charlstm.options import CharOptions
-from kinds.modeldir import CHECKPOINT, LAST
 
 
 @pytest.mark.filterwarnings("ignore:CUDA is not available")

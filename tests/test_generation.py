@@ -7,8 +7,8 @@ import pytest
 
 from assistant import load_model
 from assistant.generation import SENTENCE_END, STOP_AT, _until_end, _until_stop
+from contract.sampling import PromptWarning
 from corpora import UserError
-from kinds.sampling import PromptWarning
 
 
 def test_seeded_generation_is_deterministic(trained_model: Path):

@@ -13,9 +13,9 @@ from rich.console import Console
 
 from assistant.samples.store import Store
 from assistant.samples.views import sample_table
+from contract import modeldir
 from corpora import load_corpus, suffixarray
 from corpora.index import CorpusIndex, MemorizationWarning, cached_index, index_folder
-from kinds import modeldir
 
 from .conftest import run_cli
 from .test_store import row

@@ -120,11 +120,11 @@ def test_a_run_out_of_memory_resumes_on_a_smaller_card_and_trains_as_if_uninterr
     """A pass too big for the card stops the run in one line, saying how to go on; resumed on a card that holds less,
     --micro-batch auto measures that card again: the step keeps its blocks, only its passes change, and the losses
     are the uninterrupted run's."""
+    from contract.modeldir import read
     from finetune.checkpoint import read_jsonl
     from finetune.config import FinetuneConfig
     from finetune.progress import Reporter
     from finetune.run import finetune
-    from kinds.modeldir import read
 
     def run(out: Path, card: FakeCard, resume: bool = False, **given) -> object:
         monkeypatch.setattr(memory, "probe", card.probe)

@@ -10,12 +10,12 @@ import pytest
 
 from assistant import load_model
 from assistant.evaluation import evaluate
-from assistant.ngram import NGramModel
+from contract import modeldir
 from corpora import UserError
+from corpora.ngram import NGramModel
 from finetune.checkpoint import read_jsonl
 from finetune.overfit import memorizing_step
 from finetune.plot import Curves, loss_picture
-from kinds import modeldir
 
 from .conftest import run_cli
 
@@ -116,7 +116,7 @@ def test_where_memorizing_began():
 
 def test_evolution_of_samples(quoted_model: Path, tmp_path: Path):
     page = tmp_path / "evolution.html"
-    result = run_cli("evolution", str(quoted_model), "--html", str(page))
+    result = run_cli("evolution", str(quoted_model), "-o", str(page))
     assert result.returncode == 0, result.stderr
     samples = read_jsonl(quoted_model / modeldir.SAMPLES)
     assert [s["step"] for s in samples] == [40, 80, 120]

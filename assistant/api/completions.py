@@ -21,7 +21,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from kinds import modeldir
+from contract import modeldir
 
 from ..serving.jobs import Stopped
 from .errors import failure

@@ -4,7 +4,7 @@ The models a client can name are the ones `assistant models` lists (those
 with weights) and the one the server was started with, by the name it was given.
 """
 
-from kinds import modeldir
+from contract import modeldir
 
 from ..samples import recording
 from ..serving.jobs import Jobs

@@ -100,17 +100,21 @@ def integer(low: int, high: int | None = None) -> Check:
     return check
 
 
-def flag(name: str, value: Any) -> bool:
-    if not isinstance(value, bool):
-        raise Invalid(f"{name} must be true or false, got {_show(value)}", name)
-    return value
+def of_type(kind: type, what: str) -> Check:
+    """A value of this JSON type (`what`, for the message)."""
+    def check(name: str, value: Any) -> Any:
+        if not isinstance(value, kind):
+            raise Invalid(f"{name} must be {what}, got {_show(value)}", name)
+        return value
+    return check
+
+
+flag, mapping = of_type(bool, "true or false"), of_type(dict, "a JSON object")
 
 
 def text(longest: int) -> Check:
     def check(name: str, value: Any) -> str:
-        if not isinstance(value, str):
-            raise Invalid(f"{name} must be a string, got {_show(value)}", name)
-        if len(value) > longest:
+        if len(of_type(str, "a string")(name, value)) > longest:
             raise Invalid(f"{name} is {len(value):,} characters long: at most {longest:,}", name)
         return value
     return check
@@ -140,12 +144,6 @@ def one_of(*allowed: Any) -> Check:
             raise Invalid(f"{name} must be one of {', '.join(map(str, allowed))}, got {_show(value)}", name)
         return value
     return check
-
-
-def mapping(name: str, value: Any) -> dict:
-    if not isinstance(value, dict):
-        raise Invalid(f"{name} must be a JSON object, got {_show(value)}", name)
-    return value
 
 
 def _show(value: Any) -> str:

@@ -6,6 +6,7 @@ becomes one line on stderr and exit status 2.
 """
 
 import inspect
+import json
 import sys
 import warnings
 from pathlib import Path
@@ -18,13 +19,14 @@ from rich.table import Table
 from rich.text import Text
 from typer._click.exceptions import ClickException, NoArgsIsHelpError, UsageError  # Typer's own click
 
+from contract import registry
 from corpora import CATALOGUE, UserError, load_corpus
 from finetune.config import MAX_SEED  # no torch: --help stays fast
-from kinds import registry
 
+from .export import register as register_export
 from .lsp import register as register_lsp
 from .models import register as register_models
-from .options import QuantizeOpt
+from .options import BackendOpt, DeviceOpt, JsonOpt, QuantizeOpt, copy_span_option, eval_samples_option, out_option
 from .report import register as register_report
 from .samples import DEFAULT_MIN_SPAN, MinSpanOpt, register
 from .serve import register as register_serve
@@ -49,8 +51,12 @@ EncodingOpt = Annotated[
 
 # ---- corpora -----------------------------------------------------------------
 @corpus_app.command("list")
-def corpus_list() -> None:
+def corpus_list(as_json: JsonOpt = False) -> None:
     """The corpora ghostwriter can fetch by name."""
+    if as_json:
+        for e in CATALOGUE.values():
+            _json_line({"name": e.name, "author": e.author, "documents": len(e.documents), "what": e.description})
+        return
     table = Table("name", "author", "documents", "what")
     for e in CATALOGUE.values():
         table.add_row(e.name, e.author, str(len(e.documents)), e.description)
@@ -58,10 +64,22 @@ def corpus_list() -> None:
     out.print("Any text file, or a folder of .txt and .md files, works too: assistant finetune path/to/my-novel.txt")
 
 
-def _print_stats(name: str, encoding: str | None, documents: bool = False) -> None:
-    """The corpus's figures; with `documents`, each document's title and size, and each file left out and why."""
+def _json_line(row: dict) -> None:
+    sys.stdout.write(json.dumps(row) + "\n")
+
+
+def _print_stats(name: str, encoding: str | None, documents: bool = False, as_json: bool = False) -> None:
+    """The corpus's figures; with `documents`, each document's title and size, and each file left out and why
+    (`as_json`: the figures as one JSON line, then one per document and one per file left out)."""
     corpus = load_corpus(name, encoding)
     stats = corpus.stats()
+    if as_json:
+        _json_line({"corpus": corpus.name, "source": corpus.source, **stats, "checksum": corpus.checksum})
+        for doc in corpus.documents if documents else []:
+            _json_line({"document": doc.title or doc.name, "characters": len(doc.text), "words": len(doc.text.split())})
+        for skipped in corpus.skipped if documents else []:
+            _json_line({"left_out": skipped.name, "why": skipped.reason})
+        return
     table = Table(show_header=False, box=None)
     table.add_row("corpus", corpus.name)
     table.add_row("source", corpus.source)
@@ -81,9 +99,9 @@ def _print_stats(name: str, encoding: str | None, documents: bool = False) -> No
 
 
 @corpus_app.command("show")
-def corpus_show(name: str, encoding: EncodingOpt = None) -> None:
+def corpus_show(name: str, encoding: EncodingOpt = None, as_json: JsonOpt = False) -> None:
     """A corpus's figures (characters, vocabulary, words) and its documents, with the size of each."""
-    _print_stats(name, encoding, documents=True)
+    _print_stats(name, encoding, documents=True, as_json=as_json)
 
 
 @corpus_app.command("prepare")
@@ -100,17 +118,71 @@ CHAR = "char model options (char, char-transformer)"
 DIST = "Several processes (torchrun: DDP, FSDP)"
 
 
+def _kind_flag(help: str, panel: str | None, *decls: str) -> typer.models.OptionInfo:
+    return typer.Option(*decls, help=help, rich_help_panel=panel)
+
+
+# The flags that belong to a model kind (the fields of its options class, see contract/registry.py), each declared once:
+# name: (type with its option, default). `finetune` takes them as keyword arguments, and passes a kind those given.
+KIND_FLAGS: dict[str, tuple[object, object]] = {
+    "lr": (Annotated[float | None, _kind_flag("Peak learning rate.", None)], None),
+    "dropout": (Annotated[float | None, _kind_flag("Dropout (GPT-2: the base's own when not given).", None)], None),
+    "cpu_bf16": (Annotated[bool | None, _kind_flag(
+        "On a CPU, matrix products in bf16 (weights and optimizer stay float32): about 1.5x faster where the CPU has "
+        "AVX512-BF16 or AMX, slower where it has not (default: on where it has).", None,
+        "--cpu-bf16/--no-cpu-bf16")], None),
+    "base": (Annotated[str, _kind_flag("Hub name (gpt2, gpt2-medium) or save_pretrained directory.", GPT2)], "gpt2"),
+    "from_scratch": (Annotated[bool, _kind_flag("Random weights instead of a trained base.", GPT2)], False),
+    "n_layer": (Annotated[int | None, _kind_flag("Layers (--from-scratch only).", GPT2)], None),
+    "n_embd": (Annotated[int | None, _kind_flag("Width (--from-scratch only).", GPT2)], None),
+    "n_head": (Annotated[int | None, _kind_flag("Attention heads (--from-scratch only).", GPT2)], None),
+    "block_size": (Annotated[int | None, _kind_flag("Tokens per block (default 1024, capped by the context).", GPT2)],
+                   None),
+    "batch_tokens": (Annotated[int | None, _kind_flag("Tokens per optimizer step (32k on GPU, 8k on CPU).", GPT2)], None),
+    "micro_batch": (Annotated[str | None, _kind_flag(
+        "Blocks per forward pass, the rest accumulated; auto (default): as many as the GPU's memory holds, measured "
+        "before training (2,048 tokens' worth on a CPU).", GPT2)], None),
+    "split": (Annotated[str, _kind_flag("Validation: contiguous (last 10%) or document (every 10th).", GPT2)],
+              "contiguous"),
+    "lora": (Annotated[bool, _kind_flag("Train a LoRA adapter instead of all weights.", GPT2)], False),
+    "lora_r": (Annotated[int, _kind_flag("LoRA rank.", GPT2)], 8),
+    "lora_alpha": (Annotated[int, _kind_flag("LoRA alpha.", GPT2)], 16),
+    "lora_dropout": (Annotated[float, _kind_flag("LoRA dropout.", GPT2)], 0.05),
+    "lora_targets": (Annotated[str, _kind_flag("Modules LoRA adapts.", GPT2)], "c_attn,c_proj"),
+    "merge": (Annotated[bool, _kind_flag("Also save the adapter merged into its base (merged/).", GPT2)], False),
+    "compile": (Annotated[bool | None, _kind_flag("torch.compile (default: on CUDA).", GPT2, "--compile/--no-compile")],
+                None),
+    "grad_checkpointing": (Annotated[bool, _kind_flag("Recompute activations to save memory.", GPT2)], False),
+    "size": (Annotated[str, _kind_flag("auto, tiny, small, medium or large (auto: small on CPU, large on GPU).", CHAR)],
+             "auto"),
+    "layers": (Annotated[int | None, _kind_flag("Layers (LSTM layers, or transformer blocks).", CHAR)], None),
+    "hidden": (Annotated[int | None, _kind_flag("Width (LSTM cells, or the embedding width).", CHAR)], None),
+    "seq_len": (Annotated[int | None, _kind_flag("Characters per training window (a transformer's context).", CHAR)],
+                None),
+    "batch_size": (Annotated[int | None, _kind_flag("Parallel streams per step.", CHAR)], None),
+}
+
+
+def _taking_kind_flags(command):
+    """`command`'s signature with the KIND_FLAGS after its own parameters, so Typer offers them as options."""
+    signature = inspect.signature(command)
+    own = [p for p in signature.parameters.values() if p.kind is not inspect.Parameter.VAR_KEYWORD]
+    flags = [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, annotation=option, default=default)
+             for name, (option, default) in KIND_FLAGS.items()]
+    command.__signature__ = signature.replace(parameters=[*own, *flags])
+    return command
+
+
 @app.command()
+@_taking_kind_flags
 def finetune(
     corpus: Annotated[str, typer.Argument(help="A corpus name (see `assistant corpus list`) or a .txt path.")],
     model: Annotated[str, typer.Option(help="Model kind to train: " + "; ".join(
         f"{k.name} ({k.help})" for k in registry.KINDS.values()) + ".")] = "gpt2",
     name: Annotated[str | None, typer.Option(help="Model name (default CORPUS-KIND).")] = None,
-    out_dir: Annotated[Path | None, typer.Option("--out", help="Model directory (default: data dir/models/NAME).")] = None,
-    lr: Annotated[float | None, typer.Option(help="Peak learning rate.")] = None,
+    out_dir: Annotated[Path | None, out_option("Model directory (default: data dir/models/NAME).")] = None,
     weight_decay: Annotated[float | None, typer.Option(
         help="AdamW's weight decay on the matrices (default: the model size's own).")] = None,
-    dropout: Annotated[float | None, typer.Option(help="Dropout (GPT-2: the base's own when not given).")] = None,
     target_loss: Annotated[float | None, typer.Option(help="Stop when the loss reaches this (nats per char or token).")] = None,
     target_on: Annotated[
         str | None, typer.Option(help="Which loss --target-loss watches: train (smoothed, the default) or val.")
@@ -125,10 +197,8 @@ def finetune(
     ghostwriting_every: Annotated[int | None, typer.Option(
         help="Evaluations between two ghostwriting evaluations (copying, style, prompt-following, diversity); 0 turns them "
              "off; by default as often as takes at most a tenth of the training time.", rich_help_panel=GW)] = None,
-    eval_samples: Annotated[int, typer.Option(help="Prompted continuations per ghostwriting evaluation, and as many "
-                                              "unconditional samples.", rich_help_panel=GW)] = 16,
-    copy_span: Annotated[int, typer.Option(help="A sample holding this many characters of the corpus verbatim copies.",
-                                           rich_help_panel=GW)] = 50,
+    eval_samples: Annotated[int | None, eval_samples_option(GW)] = None,
+    copy_span: Annotated[int, copy_span_option(GW)] = 50,
     max_copying: Annotated[float, typer.Option(help="The most copying (share of samples) the ghostwriting checkpoint may "
                                                "show.", rich_help_panel=GW)] = 0.05,
     stop_on_copying: Annotated[float | None, typer.Option(help="Stop once copying passes this share at two evaluations "
@@ -137,7 +207,7 @@ def finetune(
                                                rich_help_panel=GW)] = 0.8,
     top_k: Annotated[int | None, typer.Option(help="Top-k of the evaluation's samples.", rich_help_panel=GW)] = None,
     top_p: Annotated[float | None, typer.Option(help="Top-p of the evaluation's samples.", rich_help_panel=GW)] = None,
-    device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
+    device: DeviceOpt = "auto",
     nproc: Annotated[int | None, typer.Option(help="Train on this many processes per node (one per GPU), started by "
                                                    "torchrun; --batch-tokens stays the global step.",
                                               rich_help_panel=DIST)] = None,
@@ -152,43 +222,7 @@ def finetune(
     resume: Annotated[bool, typer.Option(help="Continue a stopped run exactly where it left off.")] = False,
     force: Annotated[bool, typer.Option(help="Delete an existing model of this name and start over.")] = False,
     encoding: EncodingOpt = None,
-    base: Annotated[str, typer.Option(help="Hub name (gpt2, gpt2-medium) or save_pretrained directory.",
-                                      rich_help_panel=GPT2)] = "gpt2",
-    from_scratch: Annotated[bool, typer.Option(help="Random weights instead of a trained base.", rich_help_panel=GPT2)] = False,
-    n_layer: Annotated[int | None, typer.Option(help="Layers (--from-scratch only).", rich_help_panel=GPT2)] = None,
-    n_embd: Annotated[int | None, typer.Option(help="Width (--from-scratch only).", rich_help_panel=GPT2)] = None,
-    n_head: Annotated[int | None, typer.Option(help="Attention heads (--from-scratch only).", rich_help_panel=GPT2)] = None,
-    block_size: Annotated[int | None, typer.Option(help="Tokens per block (default 1024, capped by the context).",
-                                                   rich_help_panel=GPT2)] = None,
-    batch_tokens: Annotated[int | None, typer.Option(help="Tokens per optimizer step (32k on GPU, 8k on CPU).",
-                                                     rich_help_panel=GPT2)] = None,
-    micro_batch: Annotated[str | None, typer.Option(
-        help="Blocks per forward pass, the rest accumulated; auto (default): as many as the GPU's memory holds, "
-             "measured before training (2,048 tokens' worth on a CPU).", rich_help_panel=GPT2)] = None,
-    split: Annotated[str, typer.Option(help="Validation: contiguous (last 10%) or document (every 10th).",
-                                       rich_help_panel=GPT2)] = "contiguous",
-    lora: Annotated[bool, typer.Option(help="Train a LoRA adapter instead of all weights.", rich_help_panel=GPT2)] = False,
-    lora_r: Annotated[int, typer.Option(help="LoRA rank.", rich_help_panel=GPT2)] = 8,
-    lora_alpha: Annotated[int, typer.Option(help="LoRA alpha.", rich_help_panel=GPT2)] = 16,
-    lora_dropout: Annotated[float, typer.Option(help="LoRA dropout.", rich_help_panel=GPT2)] = 0.05,
-    lora_targets: Annotated[str, typer.Option(help="Modules LoRA adapts.", rich_help_panel=GPT2)] = "c_attn,c_proj",
-    merge: Annotated[bool, typer.Option(help="Also save the adapter merged into its base (merged/).",
-                                        rich_help_panel=GPT2)] = False,
-    compile_model: Annotated[bool | None, typer.Option("--compile/--no-compile", help="torch.compile (default: on CUDA).",
-                                                       rich_help_panel=GPT2)] = None,
-    grad_checkpointing: Annotated[bool, typer.Option(help="Recompute activations to save memory.",
-                                                     rich_help_panel=GPT2)] = False,
-    cpu_bf16: Annotated[bool | None, typer.Option(
-        "--cpu-bf16/--no-cpu-bf16",
-        help="On a CPU, matrix products in bf16 (weights and optimizer stay float32): about 1.5x faster where the CPU "
-             "has AVX512-BF16 or AMX, slower where it has not (default: on where it has).")] = None,
-    size: Annotated[str, typer.Option(help="auto, tiny, small, medium or large (auto: small on CPU, large on GPU).",
-                                      rich_help_panel=CHAR)] = "auto",
-    layers: Annotated[int | None, typer.Option(help="Layers (LSTM layers, or transformer blocks).", rich_help_panel=CHAR)] = None,
-    hidden: Annotated[int | None, typer.Option(help="Width (LSTM cells, or the embedding width).", rich_help_panel=CHAR)] = None,
-    seq_len: Annotated[int | None, typer.Option(help="Characters per training window (a transformer's context).",
-                                                 rich_help_panel=CHAR)] = None,
-    batch_size: Annotated[int | None, typer.Option(help="Parallel streams per step.", rich_help_panel=CHAR)] = None,
+    **kind_flags: object,
 ) -> None:
     """Train a model on a corpus until a target loss, a step or time bound."""
     from finetune import launch
@@ -199,13 +233,8 @@ def finetune(
     from finetune.run import finetune as run
     from finetune.trainer import describe_summary
 
-    flags = {"lr": lr, "dropout": dropout, "base": base, "from_scratch": from_scratch, "n_layer": n_layer,
-             "n_embd": n_embd, "n_head": n_head, "block_size": block_size, "batch_tokens": batch_tokens,
-             "micro_batch": _micro_batch(micro_batch), "split": split, "lora": lora, "lora_r": lora_r, "lora_alpha": lora_alpha,
-             "lora_dropout": lora_dropout, "lora_targets": lora_targets, "merge": merge, "compile": compile_model,
-             "grad_checkpointing": grad_checkpointing, "cpu_bf16": cpu_bf16, "size": size, "layers": layers, "hidden": hidden,
-             "seq_len": seq_len, "batch_size": batch_size}
-    given = {k: v for k, v in flags.items() if v != KIND_FLAG_DEFAULTS[k]}  # a kind's options take only these
+    kind_flags["micro_batch"] = _micro_batch(kind_flags["micro_batch"])  # type: ignore[arg-type]
+    given = {k: v for k, v in kind_flags.items() if v != KIND_FLAGS[k][1]}  # a kind's options take only these
     config = FinetuneConfig(
         corpus=corpus, model=model, name=name, out=out_dir, encoding=encoding,
         max_steps=max_steps, max_time=parse_duration(max_time) if max_time else None, weight_decay=weight_decay,
@@ -231,10 +260,6 @@ def _micro_batch(value: str | None) -> int | None:
     return int(value)
 
 
-KIND_FLAG_DEFAULTS = {("compile" if p.name == "compile_model" else p.name): p.default
-                      for p in inspect.signature(finetune).parameters.values()}
-
-
 # ---- writing -----------------------------------------------------------------
 @app.command()
 def generate(
@@ -253,8 +278,9 @@ def generate(
         help="End at the end of the first sentence, line or paragraph (the length still bounds it).")] = None,
     echo: Annotated[bool, typer.Option(help="Print the prompt before its continuation (--no-echo: only what the model "
                                             "writes).")] = True,
-    device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
+    device: DeviceOpt = "auto",
     quantize: QuantizeOpt = "auto",
+    backend: BackendOpt = None,
     no_log: Annotated[bool, typer.Option("--no-log", help="Do not keep the samples in the sample store.")] = False,
     min_span: MinSpanOpt = DEFAULT_MIN_SPAN,
 ) -> None:
@@ -268,7 +294,7 @@ def generate(
     prompt = _read_text_option(prompt, prompt_file, "prompt")
     if n < 1:
         raise UserError(f"-n must be at least 1, got {n}")
-    text_model = load_model(model, device, quantize)
+    text_model = load_model(model, device, quantize, backend)
     prompt = prompt or ""
     for i in range(n):
         if n > 1:
@@ -306,15 +332,17 @@ def cells(
                                                   "with quotations in it, else a sample the model writes).")] = None,
     text_file: Annotated[Path | None, typer.Option(help="Read the text from a file.")] = None,
     top: Annotated[int, typer.Option(help="How many cells to show.")] = 4,
-    out_file: Annotated[Path, typer.Option("--out", help="The HTML page to write.")] = Path("cells.html"),
+    out_file: Annotated[Path, out_option("The HTML page to write.")] = Path("cells.html"),
     seed: Annotated[int, typer.Option(help="Seed for the default sample.", min=0, max=MAX_SEED)] = 0,
+    device: DeviceOpt = "auto",
+    quantize: QuantizeOpt = "auto",
 ) -> None:
     """Picture what the LSTM's cells track as an HTML page: one cell at a time, the next-character guesses, the cells
     ranked by feature (quotes, brackets, line position...), gate saturation."""
     from ..generation import load_model
 
     source = _read_text_option(text, text_file, "text")
-    char_model = load_model(model, "cpu")
+    char_model = load_model(model, device, quantize)
     view = registry.get(char_model.kind).view("cells", model)
     if top < 1:
         raise UserError(f"--top must be at least 1, got {top}")
@@ -342,6 +370,7 @@ register_lsp(app)  # the editor server
 register_serve(app)  # the HTTP API for writers' tools
 register_report(app)  # which checkpoint ghostwrites
 register_views(app)  # eval, plot, evolution
+register_export(app)  # a GPT-2 as a GGUF file
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:

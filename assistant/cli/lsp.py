@@ -4,7 +4,7 @@ from typing import Annotated
 
 import typer
 
-from .options import QuantizeOpt
+from .options import DeviceOpt, QuantizeOpt
 
 
 def register(app: typer.Typer) -> None:
@@ -13,7 +13,7 @@ def register(app: typer.Typer) -> None:
 
 def lsp(
     model: Annotated[str | None, typer.Option(help="Model name or directory (default: the newest trained model).")] = None,
-    device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
+    device: DeviceOpt = "auto",
     quantize: QuantizeOpt = "auto",
 ) -> None:
     """Serve continuations to editors over the Language Server Protocol on stdin/stdout."""

@@ -18,6 +18,8 @@ from rich.measure import Measurement
 from rich.table import Table
 from rich.text import Text
 
+from .options import JsonOpt
+
 models_app = typer.Typer(help="The models you have trained: list them (the default), rm, rename.")
 out = Console()
 err = Console(stderr=True)
@@ -33,12 +35,12 @@ def register(app: typer.Typer) -> None:
 
 @models_app.callback(invoke_without_command=True)
 def models(ctx: typer.Context,
-           as_json: Annotated[bool, typer.Option("--json", help="One JSON object per model.")] = False) -> None:
+           as_json: JsonOpt = False) -> None:
     """The trained models in the data directory (rm and rename act on them)."""
     if ctx.invoked_subcommand is not None:
         return
+    from contract import modeldir
     from corpora.home import models_dir
-    from kinds import modeldir
 
     from ..samples.views import local_time
 

@@ -8,6 +8,8 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 
+from .options import CopySpanOpt, DeviceOpt, EvalSamplesOpt, QuantizeOpt, out_option
+
 out = Console()
 err = Console(stderr=True)
 
@@ -18,12 +20,13 @@ def register(app: typer.Typer) -> None:
 
 def report(
     models: Annotated[list[str], typer.Argument(help="Models (names or directories); several share one picture.")],
-    out_file: Annotated[Path, typer.Option("--out", help="The picture of the curves (.png or .svg).")] = Path("report.png"),
+    out_file: Annotated[Path, out_option("The picture of the curves (.png or .svg).")] = Path("report.png"),
     sweep: Annotated[bool, typer.Option(help="Copying and style over temperature and top-p, for the chosen checkpoint.")]
     = False,
-    samples: Annotated[int, typer.Option("--eval-samples", "-k", help="Samples per setting in the sweep (prompted; as many "
-                                                                         "unconditional).")] = 16,
-    min_span: Annotated[int, typer.Option("--copy-span", help="Characters a copied passage has at least.")] = 50,
+    samples: EvalSamplesOpt = 16,
+    min_span: CopySpanOpt = 50,
+    device: DeviceOpt = "auto",
+    quantize: QuantizeOpt = "auto",
 ) -> None:
     """Per checkpoint: losses, copying, style, prompt-following and diversity; the best-val and ghostwriting ones marked."""
     from finetune.ghostwriting.evaluate import GhostwritingOptions
@@ -42,32 +45,35 @@ def report(
         out.print(table)
         out.print(f"ghostwriting checkpoint (gw, what {h.name} writes with by default): step {h.ghostwriting_step}; "
                   f"best validation loss (val, {h.name}@best-val): step {h.best_step}", highlight=False)
+        if reason := h.card.result.get("ghostwriting_reason"):
+            out.print(f"why: {reason}", highlight=False)
         accuracy = (h.card.extra.get("ghostwriting") or {}).get("style_accuracy")
         if accuracy:
             out.print(f"style: the classifier recognises {accuracy['author']:.0%} of held-out passages of the author and "
                       f"{accuracy['reference']:.0%} of other writing as not the author's", highlight=False)
     out.print("copy: share of samples copying --copy-span characters of the corpus or more; span: mean longest copied span; "
               "style: share of samples the classifier attributes to the author; prompt: share of continuations about their "
-              "own prompt (chance 1/K); d-2, d-3: distinct word 2- and 3-grams", highlight=False)
+              "own prompt (chance 1/K); in brackets each share's 95% interval; d-2, d-3: distinct word 2- and 3-grams. "
+              "The ghostwriting checkpoint is the best-val one unless best-val copies credibly over the limit or writes "
+              "credibly less like the author or less to the prompt than another (their intervals do not overlap)",
+              highlight=False)
     report_picture([curves(h) for h in histories], out_file)
     out.print(f"wrote {out_file}")
     if sweep:
-        _sweep(models[0], GhostwritingOptions(samples=samples, min_span=min_span))
+        _sweep(models[0], GhostwritingOptions(samples=samples, min_span=min_span), device, quantize)
 
 
-def _sweep(name: str, options) -> None:
+def _sweep(name: str, options, device: str, quantize: str) -> None:
+    from finetune.ghostwriting.choice import share_text
+
     from ..generation import load_model
     from ..report import sweep as run
 
-    model = load_model(name)
+    model = load_model(name, device, quantize)
     table = Table("temperature", "top-p", "copying", "span", "style", "prompts",
                   title=f"{model.name}@{model.card.checkpoint}: sampling settings", title_justify="left")
     for temperature, top_p, figures in run(model, options):
         span = "-" if figures["copied_span"] is None else f"{figures['copied_span']:.0f}"
-        table.add_row(f"{temperature:g}", "off" if top_p is None else f"{top_p:g}", _pct(figures["copying"]), span,
-                      _pct(figures["style"]), _pct(figures["prompt_following"]))
+        table.add_row(f"{temperature:g}", "off" if top_p is None else f"{top_p:g}", share_text(figures, "copying"), span,
+                      share_text(figures, "style"), share_text(figures, "prompt_following"))
     out.print(table)
-
-
-def _pct(value: float | None) -> str:
-    return "-" if value is None else f"{value:.0%}"

@@ -18,7 +18,7 @@ from rich.text import Text
 from corpora import UserError
 from finetune.config import MAX_SEED
 
-from .options import QuantizeOpt
+from .options import DeviceOpt, EvalSamplesOpt, JsonOpt, QuantizeOpt, out_option
 
 if TYPE_CHECKING:
     from ..samples.store import Store
@@ -75,7 +75,7 @@ def samples_list(
     search: Annotated[str | None, typer.Option(help="Only samples whose prompt or text has these words.")] = None,
     since: Annotated[str | None, typer.Option(help="Only samples since a date or time, or an age: 30m, 12h, 7d.")] = None,
     limit: Annotated[int, typer.Option(help="At most this many, newest first.")] = 20,
-    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per sample.")] = False,
+    as_json: JsonOpt = False,
     min_span: MinSpanOpt = DEFAULT_MIN_SPAN,
 ) -> None:
     """The stored samples, newest first; those that copy their corpus are flagged."""
@@ -172,7 +172,7 @@ def samples_export(
     model: Annotated[str | None, typer.Option(help="Only samples by this model.")] = None,
     fmt: Annotated[str, typer.Option("--format", help="markdown, txt (the texts alone, to paste into a manuscript) or "
                                                      "jsonl.")] = "markdown",
-    out_file: Annotated[Path | None, typer.Option("--out", help="Write here instead of to stdout.")] = None,
+    out_file: Annotated[Path | None, out_option("Write here instead of to stdout.")] = None,
 ) -> None:
     """The samples, oldest first, as Markdown (who wrote each, from what prompt), plain text (the texts alone, a scene
     break between two) or JSON lines. Nothing to export is said, with exit status 1, and no file is written."""
@@ -220,6 +220,8 @@ def memorization(
     seed: Annotated[int, typer.Option(help="Seed of the first sample; the others follow.", min=0, max=MAX_SEED)] = 0,
     min_span: MinSpanOpt = DEFAULT_MIN_SPAN,
     no_log: Annotated[bool, typer.Option("--no-log", help="Do not keep the samples in the sample store.")] = False,
+    device: DeviceOpt = "auto",
+    quantize: QuantizeOpt = "auto",
 ) -> None:
     """How much a model copies its corpus: the share of N unconditional samples with a long verbatim span."""
     from statistics import median
@@ -229,7 +231,7 @@ def memorization(
 
     if n < 1:
         raise UserError(f"-n must be at least 1, got {n}")
-    text_model = load_model(model)
+    text_model = load_model(model, device, quantize)
     index = text_model.card.corpus_index()
     if index is None:
         raise UserError(f"{text_model.name} has no corpus to check against")
@@ -256,16 +258,17 @@ def compare(
     seed: Annotated[int | None, typer.Option(help="The same seed for both models.", min=0, max=MAX_SEED)] = None,
     no_log: Annotated[bool, typer.Option("--no-log", help="Do not keep the samples in the sample store.")] = False,
     figures: Annotated[bool, typer.Option(help="Also measure both: copying, style, prompt-following, diversity.")] = True,
-    samples: Annotated[int, typer.Option("--eval-samples", "-k", help="Samples for the figures (prompted; as many "
-                                                                         "unconditional).")] = 16,
+    samples: EvalSamplesOpt = 16,
     min_span: MinSpanOpt = DEFAULT_MIN_SPAN,
+    device: DeviceOpt = "auto",
+    quantize: QuantizeOpt = "auto",
 ) -> None:
     """The same prompt through two models, written side by side in two columns (each flagged when it copies its
     corpus), and the ghostwriting figures of each."""
     from ..compare import compare as run
     from ..generation import load_model
 
-    models = [load_model(model_a), load_model(model_b)]
+    models = [load_model(model_a, device, quantize), load_model(model_b, device, quantize)]
     _, stopped = run(models, prompt, out, source="cli", min_span=min_span, log=not no_log, max_new_chars=length,
                      temperature=temperature, seed=seed)
     if stopped:
@@ -279,8 +282,9 @@ def _figures(models: list, samples: int, temperature: float) -> None:
     """Both models measured against the corpus of the one that has one (a base has none of its own)."""
     from rich.table import Table
 
+    from contract.sampling import Sampling
+    from finetune.ghostwriting.choice import share_text
     from finetune.ghostwriting.evaluate import GhostwritingOptions
-    from kinds.sampling import Sampling
 
     from ..report import evaluate_model
 
@@ -294,7 +298,7 @@ def _figures(models: list, samples: int, temperature: float) -> None:
                         f"temperature {temperature:g}", title_justify="left")
     for model in models:
         found, _ = evaluate_model(model, options, against)
-        pct = ["-" if found[k] is None else f"{found[k]:.0%}" for k in ("copying", "style", "prompt_following")]
+        pct = [share_text(found, k) for k in ("copying", "style", "prompt_following")]
         span = "-" if found["copied_span"] is None else f"{found['copied_span']:.0f}"
         table.add_row(model.name, pct[0], span, pct[1], pct[2], *(f"{found[k]:.3f}" if found[k] is not None else "-"
                                                                    for k in ("distinct_2", "distinct_3")))
@@ -304,9 +308,10 @@ def _figures(models: list, samples: int, temperature: float) -> None:
 def repl(
     model: Annotated[str | None, typer.Argument(help="Model to start with (default: the newest).")] = None,
     min_span: MinSpanOpt = DEFAULT_MIN_SPAN,
+    device: DeviceOpt = "auto",
     quantize: QuantizeOpt = "auto",
 ) -> None:
     """Write interactively: prompts, streamed continuations, slash commands (/help)."""
     from ..repl import Repl
 
-    Repl(model, min_span, quantize).run()
+    Repl(model, min_span, quantize, device).run()

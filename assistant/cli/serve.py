@@ -6,7 +6,8 @@ from typing import Annotated
 import typer
 
 from ..api.options import Options  # torch-free: its defaults are the flags'
-from .options import QuantizeOpt
+from .options import DeviceOpt, QuantizeOpt
+from .samples import MinSpanOpt
 
 API_KEY_VARIABLE = "ASSISTANT_API_KEY"
 
@@ -33,9 +34,8 @@ def serve(
     queue: Annotated[int, typer.Option(help="Requests that may wait beyond those; more are answered 503.")] = Options.queue,
     max_memory: Annotated[float, typer.Option(help="GB of model weights kept loaded; past it the least recently used "
                                                    "model is let go.")] = Options.max_memory / 1e9,
-    min_span: Annotated[int, typer.Option(help="Report a sample as copied when it copies this many characters of its "
-                                               "corpus.")] = Options.min_span,
-    device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = Options.device,
+    min_span: MinSpanOpt = Options.min_span,
+    device: DeviceOpt = Options.device,
     quantize: QuantizeOpt = Options.quantize,
 ) -> None:
     """Serve your models to writing tools over HTTP: an OpenAI-compatible API (/v1) and a KoboldAI one (/api)."""

@@ -9,6 +9,8 @@ from rich.markup import escape
 
 from corpora import UserError
 
+from .options import DeviceOpt, QuantizeOpt, out_option
+
 out = Console()
 err = Console(stderr=True)
 
@@ -25,27 +27,28 @@ def evaluate(
                                                     "own split.")] = None,
     split: Annotated[str, typer.Option(help="The model's own split: val or test (which training never read).")] = "val",
     encoding: Annotated[str | None, typer.Option(help="Read --corpus's text files in this encoding.")] = None,
-    device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
+    device: DeviceOpt = "auto",
+    quantize: QuantizeOpt = "auto",
 ) -> None:
     """The loss in nats and bits per character and the perplexity, beside a Kneser-Ney n-gram model of the same text."""
     from ..evaluation import evaluate as run
     from ..evaluation import lines
     from ..generation import load_model
 
-    text_model = load_model(model, device)
+    text_model = load_model(model, device, quantize)
     for line in lines(run(text_model, split, corpus, encoding)):
         out.print(escape(line), highlight=False)
 
 
 def plot(
     models: Annotated[list[str], typer.Argument(help="Models (names or directories); several share one chart.")],
-    out_file: Annotated[Path, typer.Option("--out", "-o", help="The picture: .png or .svg.")] = Path("loss.png"),
+    out_file: Annotated[Path, out_option("The picture: .png or .svg.")] = Path("loss.png"),
 ) -> None:
     """Training and validation loss against steps and training time: the target, the best checkpoint, where
     memorizing began."""
+    from contract import modeldir
     from finetune.checkpoint import read_jsonl
     from finetune.plot import Curves, check_output, loss_picture
-    from kinds import modeldir
 
     from ..report import model_card
 
@@ -63,7 +66,7 @@ def plot(
 
 def evolution(
     model: Annotated[str, typer.Argument(help="A model's name or directory.")],
-    html: Annotated[Path | None, typer.Option("--html", help="Also write the samples as a page.")] = None,
+    html: Annotated[Path | None, out_option("Also write the samples as an HTML page.")] = None,
 ) -> None:
     """The samples kept during training, step by step: how the model learned to write."""
     from ..evolution import heading, render_html, samples

@@ -13,10 +13,10 @@ import warnings
 from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
+from contract import modeldir
+from contract.modeldir import Card
 from corpora import UserError
 from corpora.index import CorpusIndex, Span
-from kinds import modeldir
-from kinds.modeldir import Card
 
 from .store import Sample, Store, database_path
 

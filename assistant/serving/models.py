@@ -21,7 +21,7 @@ Both are used on the worker thread only (see jobs.py), so nothing here locks.
 import itertools
 from collections import OrderedDict
 
-from kinds import modeldir
+from contract import modeldir
 
 from ..generation import Session, TextModel, load_model
 from . import DEFAULT_MEMORY

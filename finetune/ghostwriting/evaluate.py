@@ -2,7 +2,8 @@
 
 At a checkpoint the model writes K continuations of prompts cut from the
 held-out end of its corpus and K unconditional samples, at the sampling
-settings the writer uses, and four numbers are taken from them:
+settings the writer uses, and four numbers are taken from them (each share
+with its 95% interval, which the choice of checkpoint reads: choice.py):
 
 - copying: the share of samples holding a verbatim span of at least L
   characters of the corpus (the suffix-array index of the memorization check),
@@ -22,10 +23,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from statistics import fmean
 
+from contract.sampling import Sampling
 from corpora import Corpus, UserError
 from corpora.index import CorpusIndex
-from kinds.sampling import Sampling
 
+from .choice import wilson
 from .prompting import distinct, prompt_following
 from .style import StyleClassifier, build_classifier, passages
 
@@ -38,7 +40,7 @@ HELD_OUT = 0.1  # the corpus's last tenth gives the prompts and the classifier's
 class GhostwritingOptions:
     """How the evaluation runs; the finetune flags fill it."""
 
-    samples: int = 16  # K prompted continuations, and K unconditional samples
+    samples: int = 16  # K prompted continuations, and K unconditional samples (a run takes its kind's default)
     min_span: int = 50  # L: a sample copying this many characters of the corpus copies
     chars: int = 300  # the length of each sample
     prompt_chars: int = 200
@@ -102,22 +104,9 @@ class Ghostwriting:
             figures["copied_span"] = fmean(spans)
         else:
             figures["copying"] = figures["copied_span"] = None
-        return {k: (round(v, 4) if isinstance(v, float) else v) for k, v in figures.items()}
+        figures = {k: (round(v, 4) if isinstance(v, float) else v) for k, v in figures.items()}
+        # each share with its 95% interval: copying and style are shares of every sample, prompt-following of the prompts
+        trials = {"copying": len(texts), "style": len(texts), "prompt_following": len(continuations)}
+        figures.update({f"{k}_ci": list(wilson(figures[k], n)) for k, n in trials.items() if figures[k] is not None})
+        return figures
 
-
-def better(candidate: dict, best: dict | None, max_copying: float) -> bool:
-    """Whether a checkpoint's figures make it the new ghostwriting checkpoint.
-
-    The highest style among checkpoints that copy no more than `max_copying`,
-    ties going to the lower validation loss. Without a style score (no reference
-    corpus on this machine) the lowest validation loss among those that do not copy.
-    """
-    copying = candidate.get("copying")
-    if copying is not None and copying > max_copying:
-        return False
-    if best is None:
-        return True
-    style, best_style = candidate.get("style"), best.get("style")
-    if style is not None and best_style is not None and style != best_style:
-        return style > best_style
-    return candidate["val_loss"] < best["val_loss"]

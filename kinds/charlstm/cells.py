@@ -22,11 +22,11 @@ from html import escape
 
 import torch
 
+from contract.modeldir import Card
 from corpora import UserError
 from corpora.load import find_trained_corpus
 from finetune.plot import saturation_svg
 
-from ..modeldir import Card
 from .data import DOC_START, corpus_text
 from .fast import Stepper, fused
 from .infer import CharDecoder

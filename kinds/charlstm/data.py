@@ -70,6 +70,11 @@ class CharData:
         """A split cut into parallel streams (B', L') for a stateful evaluation pass."""
         return eval_streams(self.ids[split], self.batch_size, self.seq_len, max_chars)
 
+    def text(self, split: str, max_chars: int | None = None) -> str:
+        """A split's text (its first max_chars + 1 characters: what an evaluation of max_chars reads)."""
+        ids = self.ids[split] if max_chars is None else self.ids[split][: max_chars + 1]
+        return self.vocab.decode(ids.tolist())
+
 
 def eval_streams(ids: torch.Tensor, batch_size: int, seq_len: int, max_chars: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Inputs and targets of a text's first max_chars (+1) ids, cut into parallel streams (B', L'): how training

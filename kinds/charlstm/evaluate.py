@@ -7,10 +7,10 @@ validates with, over the same parallel streams.
 
 import torch
 
+from contract import registry
+from contract.modeldir import Card
 from corpora import Corpus
 
-from .. import registry
-from ..modeldir import Card
 from ..scoring import Passage, Score
 from .data import corpus_text, eval_streams
 from .infer import CharDecoder

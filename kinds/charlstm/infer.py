@@ -5,8 +5,9 @@ from collections.abc import Iterator
 import torch
 from safetensors.torch import load_file
 
-from ..modeldir import WEIGHTS, Card
-from ..sampling import Sampling, warn_dropped
+from contract.modeldir import WEIGHTS, Card
+from contract.sampling import Sampling, warn_dropped
+
 from .model import CharLSTM, CharLSTMConfig, Prefix, Vocab
 
 

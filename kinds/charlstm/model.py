@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import nn
 
-from ..sampling import Sampling, sample_next
+from contract.sampling import Sampling, sample_next
 
 State = tuple[torch.Tensor, torch.Tensor]
 

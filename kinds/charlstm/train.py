@@ -7,6 +7,8 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from contract.modeldir import WEIGHTS
+from contract.sampling import Sampling
 from corpora import Corpus
 from finetune.adapter import evaluating
 from finetune.amount import TextAmounts
@@ -16,8 +18,6 @@ from finetune.device import cpu_autocast, cpu_bf16, describe_cpu_bf16
 from finetune.distributed import SINGLE, World
 from finetune.memory import Smaller
 
-from ..modeldir import WEIGHTS
-from ..sampling import Sampling
 from . import presets
 from .data import DOC_START, CharData, corpus_text
 from .model import CharLSTM, CharLSTMConfig, State, Vocab
@@ -43,6 +43,7 @@ class CharLSTMAdapter:
     # Under autocast, torch runs cuDNN's LSTM in float16 whatever dtype is asked for,
     # so say so: the core then scales the loss as float16 needs.
     cuda_dtype = torch.float16
+    ghostwriting_samples = 32  # written side by side in one batch: 64 samples cost little more than 32
     grad_accum = 1
     chars_per_unit = 1.0
 
@@ -124,6 +125,9 @@ class CharLSTMAdapter:
         ids = self.model.generate_ids(self.vocab.encode(DOC_START), generator, temperature=0.8)
         with evaluating(self.model):
             return self.vocab.decode([next(ids) for _ in range(n_units)])
+
+    def text(self, split: str, max_units: int | None = None) -> str:
+        return self.data.text(split, max_units)
 
     def write(self, prompts: list[str], n_units: int, seed: int, sampling: Sampling) -> list[str]:
         """Continuations of each prompt (an empty one: an unconditional sample), written side by side in one batch."""

@@ -5,8 +5,9 @@ A prompt longer than the model's block keeps only its end (the model's `generate
 
 import torch
 
+from contract.modeldir import Card
+
 from ..charlstm.infer import CharDecoder
-from ..modeldir import Card
 from .model import CharGPT, CharGPTConfig
 
 

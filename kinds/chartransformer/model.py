@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..sampling import sample_next
+from contract.sampling import sample_next
 
 HEAD_WIDTH = 64  # width of one attention head: heads = hidden // HEAD_WIDTH, as in GPT-2
 INIT_STD = 0.02

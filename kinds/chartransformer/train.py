@@ -12,6 +12,8 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from contract.modeldir import WEIGHTS
+from contract.sampling import Sampling
 from corpora import Corpus
 from finetune.adapter import evaluating
 from finetune.amount import TextAmounts
@@ -25,8 +27,6 @@ from ..charlstm.model import Vocab
 from ..charlstm.options import CharOptions
 from ..charlstm.presets import CharHParams
 from ..charlstm.train import char_amounts, describe_char_model, smaller_batch
-from ..modeldir import WEIGHTS
-from ..sampling import Sampling
 from . import presets
 from .model import CharGPT, CharGPTConfig
 
@@ -40,6 +40,7 @@ def make_adapter(corpus: Corpus, options: CharOptions, seed: int, device: torch.
 class CharTransformerAdapter:
     unit = "char"
     cuda_dtype = torch.bfloat16  # no loss scaling needed, and flash attention runs in it
+    ghostwriting_samples = 16  # written one after another
     grad_accum = 1
     chars_per_unit = 1.0
 
@@ -98,6 +99,9 @@ class CharTransformerAdapter:
         ids = self.model.generate_ids(self.vocab.encode(DOC_START), generator, temperature=0.8)
         with evaluating(self.model), autocast(self.device, self.cuda_dtype):
             return self.vocab.decode([next(ids) for _ in range(n_units)])
+
+    def text(self, split: str, max_units: int | None = None) -> str:
+        return self.data.text(split, max_units)
 
     def write(self, prompts: list[str], n_units: int, seed: int, sampling: Sampling) -> list[str]:
         """Continuations of each prompt (an empty one: an unconditional sample), one after the other."""

@@ -137,6 +137,11 @@ class TokenData:
     def batch(self, seed: int, epoch: int, index: int) -> tuple[torch.Tensor, torch.Tensor]:
         return self.rows(self.block_starts(seed, epoch, index))
 
+    def text(self, split: str, tokenizer, max_tokens: int | None = None) -> str:
+        """A split's text (its first max_tokens + 1 tokens: what an evaluation of max_tokens reads)."""
+        ids = self.train if split == "train" else self.val
+        return tokenizer.decode((ids if max_tokens is None else ids[: max_tokens + 1]).tolist(), skip_special_tokens=True)
+
     def eval_blocks(self, split: str, max_tokens: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
         """The split (up to max_tokens) as batches of whole blocks, the last one possibly shorter."""
         return eval_blocks(self.train if split == "train" else self.val, self.block_size, self.micro_batch, max_tokens)

@@ -10,9 +10,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from contract.modeldir import Card
 from corpora import Corpus
 
-from ..modeldir import Card
 from ..scoring import Passage, Score
 from .data import eval_blocks, held_out, tokenize, val_test
 from .infer import GPT2Decoder

@@ -1,7 +1,7 @@
 """Token-by-token sampling from a GPT-2 with its KV cache.
 
 Shared by the samples shown during training and by `assistant generate`, so
-both draw the same way (kinds.sampling picks each token).
+both draw the same way (contract.sampling picks each token).
 """
 
 import contextlib
@@ -13,7 +13,8 @@ import torch
 from torch import nn
 from transformers import GPT2LMHeadModel
 
-from ..sampling import sample_next
+from contract.sampling import sample_next
+
 from .fast import KVCache, supports
 
 # transformers 5.2x renamed `past_key_values` (argument and output) to `cache`; support both spellings
@@ -83,7 +84,7 @@ def writing_autocast(device: torch.device) -> contextlib.AbstractContextManager:
 
 
 def generate_ids(
-    model: nn.Module,
+    model: nn.Module | None,
     prime: list[int],
     generator: torch.Generator,
     n_ctx: int,
@@ -101,9 +102,12 @@ def generate_ids(
     A `cache` passed in may hold an earlier generation's ids: the prefix the
     prime shares with them is kept and only the rest is fed (see KVCache.keep).
     A prime longer than the context is read from a `window` of its end.
+    `model` is None for a cache that computes elsewhere (kinds.gpt2.llamacpp).
     """
-    cache = cache if cache is not None else new_cache(model, fast)
-    device = next(model.parameters()).device
+    if cache is None:
+        assert model is not None
+        cache = new_cache(model, fast)
+    device = next(model.parameters()).device if model is not None else torch.device("cpu")
     context = list(prime)
     feed = cache.keep(window(context, n_ctx))
     while True:

@@ -13,11 +13,11 @@ from pathlib import Path
 
 import torch
 
+from contract.modeldir import ADAPTER_CONFIG, MERGED, Card
+from contract.sampling import Sampling
 from corpora import UserError
 from corpora.load import find_trained_corpus
 
-from ..modeldir import ADAPTER_CONFIG, MERGED, Card
-from ..sampling import Sampling
 from . import base as bases
 from . import quantize as int8
 from .generate import Cache, TextDecoder, generate_ids, new_cache, precision_for
@@ -92,7 +92,7 @@ class GPT2Decoder:
         prime = [eos, *self.tokenizer.encode(prompt)]
         decoder = TextDecoder(self.tokenizer)
         for token in generate_ids(self.model, prime, generator, self.n_ctx, sampling.temperature, sampling.top_k,
-                                  sampling.top_p, cache=state):
+                                  sampling.top_p, cache=state if state is not None else self.new_state()):
             if token == eos:
                 return
             yield decoder.push(token)
@@ -106,10 +106,16 @@ def load(card: Card, device: torch.device) -> GPT2Decoder:
         raise e.for_writing() from None
 
 
+def tokenizer_source(card: Card) -> str:
+    """The folder whose tokenizer the card's checkpoint writes with: its merged copy's, or its own."""
+    path = card.weights("")
+    return str(path / MERGED if (path / MERGED).is_dir() else path)
+
+
 def _load(card: Card, device: torch.device) -> GPT2Decoder:
     path = card.weights("")
     if (path / MERGED).is_dir():
-        return GPT2Decoder(bases.load_pretrained(str(path / MERGED), {}), str(path / MERGED), device)
+        return GPT2Decoder(bases.load_pretrained(str(path / MERGED), {}), tokenizer_source(card), device)
     if (path / ADAPTER_CONFIG).is_file():
         from peft import PeftModel
 

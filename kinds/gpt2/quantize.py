@@ -26,9 +26,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from contract.modeldir import CHECKPOINT, MERGED
 from corpora.files import write_text
-
-from ..modeldir import CHECKPOINT, MERGED
 
 MAX_RISE = 0.02  # nats per token that int8 may add to the validation loss
 CHECK_TOKENS = 2048  # validation tokens the check reads: the same ones in both precisions, so the difference is tight

@@ -16,6 +16,8 @@ from pathlib import Path
 
 import torch
 
+from contract.modeldir import MERGED
+from contract.sampling import Sampling
 from corpora import Corpus, UserError
 from corpora.files import replacing
 from finetune import memory
@@ -24,8 +26,6 @@ from finetune.amount import TextAmounts
 from finetune.device import autocast, cpu_autocast, cpu_bf16, describe_cpu_bf16
 from finetune.distributed import SINGLE, World
 
-from ..modeldir import MERGED
-from ..sampling import Sampling
 from . import base as bases
 from .activation import fuse_gelu
 from .attention import use_causal_attention
@@ -50,6 +50,7 @@ def make_adapter(corpus: Corpus, options: GPT2Options, seed: int, device: torch.
 class GPT2Adapter:
     unit = "token"
     cuda_dtype = torch.bfloat16
+    ghostwriting_samples = 16  # written one after another
 
     def __init__(self, corpus: Corpus, options: GPT2Options, seed: int, device: torch.device, world: World = SINGLE):
         self.options = options
@@ -238,6 +239,9 @@ class GPT2Adapter:
         with evaluating(self.model), self._autocast():
             tokens = [next(ids) for _ in range(n_units)]
         return self.tokenizer.decode(tokens)
+
+    def text(self, split: str, max_units: int | None = None) -> str:
+        return self.data.text(split, self.tokenizer, max_units)
 
     def write(self, prompts: list[str], n_units: int, seed: int, sampling: Sampling) -> list[str]:
         """Continuations of each prompt (an empty one: an unconditional sample) of `n_units` tokens, one after the other."""

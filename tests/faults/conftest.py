@@ -18,7 +18,7 @@ def size(ci: int, long: int) -> int:
 
 
 def figure(line: str) -> None:
-    """Report one figure of the suite (the long form's are the README's and the issue's)."""
+    """Report one figure of the suite (the long form's are on the site's Reliability page, docs/reliability.md)."""
     text = f"FIGURE {'long' if LONG else 'ci'}: {line}"
     print(text)
     if path := os.environ.get("FAULTS_FIGURES"):

@@ -8,7 +8,7 @@ UserError of one line; and nothing on disk changed. A few inputs are not
 errors at all and are marked so: a damaged cache is built again, a prompt in
 characters the model never saw is written from with a warning.
 
-The README's table of bad inputs is made from CASES:
+The site's table of bad inputs (docs/reliability.md) is made from CASES:
 `.venv/bin/python -m tests.faults.test_bad_inputs` rewrites it, and
 test_the_readme_table_is_this_list checks it.
 """
@@ -32,7 +32,7 @@ from corpora import UserError
 from ..conftest import CORPORA, GPT2_TOKENIZER, ROOT
 
 MODEL = "tiny"
-README = ROOT / "README.md"
+PAGE = ROOT / "docs" / "reliability.md"
 BEGIN, END = "<!-- bad-inputs: made by tests/faults/test_bad_inputs.py -->", "<!-- /bad-inputs -->"
 
 
@@ -63,7 +63,7 @@ class World:
 @dataclass(frozen=True)
 class Case:
     front: str  # CLI, REPL or API
-    what: str  # the bad input, as the README's table says it
+    what: str  # the bad input, as the site's table says it
     run: Callable[[World], Any]  # CLI: the arguments; REPL: the line typed; API: a function to call
     answer: str  # a fragment of the error line (or, when it recovers, of the warning; "" for none)
     setup: Callable[[World], None] = lambda w: None
@@ -126,7 +126,7 @@ def _finetune(*extra: str, corpus: Path = CORPORA / "pkd" / "the-eyes-have-it.tx
 
 def _resume(w: World) -> list[str]:
     """`finetune --resume` of the tiny model, on the corpus it was trained on."""
-    from kinds import modeldir
+    from contract import modeldir
 
     card = modeldir.read(w.model)
     assert card.corpus is not None
@@ -177,8 +177,8 @@ def _token_cache(w: World) -> None:
 
 
 def _index_cache(w: World) -> None:
+    from contract import modeldir
     from corpora.index import CorpusIndex, cached_index, corpus_index, index_folder
-    from kinds import modeldir
 
     card = modeldir.read(w.model)
     assert card.corpus is not None
@@ -399,7 +399,7 @@ def test_bad_input(case: Case, world: World, tmp_path: Path, capsys: pytest.Capt
 
 
 def table() -> str:
-    """The README's table of bad inputs, made from CASES."""
+    """The site's table of bad inputs, made from CASES."""
     rows = ["| # | where | bad input | answer |", "|---|---|---|---|"]
     for i, case in enumerate(CASES, 1):
         answer = "goes on" if case.recovers else ("`error:` line, exit status 2" if case.front == "CLI"
@@ -409,16 +409,16 @@ def table() -> str:
     return "\n".join([BEGIN, *rows, END])
 
 
-def test_the_readme_table_is_this_list():
-    text = README.read_text(encoding="utf-8")
-    assert BEGIN in text and END in text, "README has no bad-inputs table: run python -m tests.faults.test_bad_inputs"
+def test_the_sites_table_is_this_list():
+    text = PAGE.read_text(encoding="utf-8")
+    assert BEGIN in text and END in text, f"{PAGE.name} has no bad-inputs table: run python -m tests.faults.test_bad_inputs"
     start, end = text.index(BEGIN), text.index(END) + len(END)
-    assert text[start:end] == table(), "README's bad-inputs table is stale: run python -m tests.faults.test_bad_inputs"
+    assert text[start:end] == table(), f"{PAGE.name}'s bad-inputs table is stale: run python -m tests.faults.test_bad_inputs"
 
 
-if __name__ == "__main__":  # rewrite the README's table from CASES
-    text = README.read_text(encoding="utf-8")
+if __name__ == "__main__":  # rewrite the site's table from CASES
+    text = PAGE.read_text(encoding="utf-8")
     with contextlib.suppress(ValueError):
         text = text[: text.index(BEGIN)] + table() + text[text.index(END) + len(END):]
-        README.write_text(text, encoding="utf-8")
-        print(f"{README}: table of {len(CASES)} bad inputs rewritten")
+        PAGE.write_text(text, encoding="utf-8")
+        print(f"{PAGE}: table of {len(CASES)} bad inputs rewritten")

@@ -94,8 +94,8 @@ def listening_sockets(pid: int) -> list[str]:
 
 @pytest.mark.parametrize("name", ["../../etc", "../escape", "/tmp/elsewhere", ".."])
 def test_a_model_name_cannot_leave_the_data_directory(name: str, isolated_home: Path):
+    from contract import modeldir
     from finetune.config import FinetuneConfig
-    from kinds import modeldir
     from kinds.charlstm.options import CharOptions
 
     with pytest.raises(UserError, match="plain name"):

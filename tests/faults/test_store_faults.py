@@ -26,7 +26,7 @@ ROW = {"created": "2026-01-01T00:00:00.000+00:00", "model": "m", "model_path": "
 WRITER = """
 import sys, time
 from assistant.samples.recording import store_sample
-from kinds.modeldir import Card
+from contract.modeldir import Card
 
 writer, count, start = int(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3])
 card = Card(kind="char", name="m")

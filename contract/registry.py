@@ -7,11 +7,15 @@ A kind is a package under `kinds/` with three modules:
 - `train.py`: `make_adapter(corpus, options, seed, device, world)`, the training
   core's adapter (see `finetune.adapter.Adapter`; `world`: this process's rank, see finetune.distributed);
 - `infer.py`: `load(card, device)`, a decoder for the generation API (see
-  `kinds.sampling.Decoder`).
+  `contract.sampling.Decoder`).
 
 Its entry below gives the one name it has on the command line (`--model NAME`)
 and in config.json (`"kind"`), the weight files that make a directory of it
 loadable, and the views it supports. Adding a kind is one package and one line.
+
+The table names each kind's modules by their import path and imports them only
+when asked (`options`, `train()`, `infer()`, `view()`), so that this module,
+below training and the kinds in the package order, imports none of them.
 """
 
 import importlib
@@ -21,21 +25,24 @@ from typing import Any
 
 from corpora import UserError
 
-from .charlstm.options import CharOptions
-from .gpt2.options import GPT2Options
-
 
 @dataclass(frozen=True)
 class Kind:
     name: str  # --model NAME and config.json "kind"
     help: str  # what it is, for --help
-    package: str  # holds options.py, train.py and infer.py
-    options: type  # the options dataclass the CLI fills from flags
+    package: str  # holds train.py and infer.py, and the views
+    options_class: str  # "module:Class", the options dataclass the CLI fills from flags (torch-free)
     weights: tuple[str, ...]  # files (or folders) of a model directory, any of which it loads from
     # the views it supports, each a module of its package: "evaluate" (its loss on any text, for `assistant eval`),
-    # "cells" (an LSTM's cell states)
+    # "cells" (an LSTM's cell states), "export" (a GGUF file for llama.cpp and the engines on it, `assistant export`)
     views: frozenset[str] = frozenset()
     aliases: tuple[str, ...] = ()  # older spellings of its name in config.json files, read as this one
+
+    @property
+    def options(self) -> type:
+        """The options dataclass (importing it imports no torch)."""
+        module, name = self.options_class.split(":")
+        return getattr(importlib.import_module(module), name)
 
     def train(self) -> ModuleType:
         """The module with `make_adapter` (imports torch)."""
@@ -62,14 +69,14 @@ class Kind:
 
 
 KINDS: dict[str, Kind] = {k.name: k for k in (
-    Kind("gpt2", "GPT-2 retrained (all weights or LoRA)", "kinds.gpt2", GPT2Options,
-         ("model.safetensors", "adapter_model.safetensors", "merged"), frozenset({"evaluate"})),
-    Kind("char", "a character-level LSTM", "kinds.charlstm", CharOptions, ("model.safetensors",),
+    Kind("gpt2", "GPT-2 retrained (all weights or LoRA)", "kinds.gpt2", "kinds.gpt2.options:GPT2Options",
+         ("model.safetensors", "adapter_model.safetensors", "merged"), frozenset({"evaluate", "export"})),
+    Kind("char", "a character-level LSTM", "kinds.charlstm", "kinds.charlstm.options:CharOptions", ("model.safetensors",),
          frozenset({"evaluate", "cells"}), aliases=("char-lstm",)),
-    Kind("char-transformer", "a small character-level transformer (nanoGPT's)", "kinds.chartransformer", CharOptions,
-         ("model.safetensors",), frozenset({"evaluate"})),
+    Kind("char-transformer", "a small character-level transformer (nanoGPT's)", "kinds.chartransformer",
+         "kinds.charlstm.options:CharOptions", ("model.safetensors",), frozenset({"evaluate"})),
 )}
-VIEWS = {"evaluate": "evaluations", "cells": "cell pictures"}  # each view's name in an error
+VIEWS = {"evaluate": "evaluations", "cells": "cell pictures", "export": "GGUF exports"}  # each view's name in an error
 ALIASES = {alias: k.name for k in KINDS.values() for alias in (k.name, *k.aliases)}
 
 
