@@ -94,6 +94,12 @@ class Generation:
     cancelled: bool  # closed before it ended by itself (Ctrl-C, a newer request, an error)
     created: str  # when it started, ISO 8601 UTC
     duration_s: float
+    tokens: int = 0  # the model's tokens it took (a char model's are characters), text held back or cut included
+
+    @property
+    def reached_bound(self) -> bool:
+        """Whether it ended because it took as many tokens as it was allowed (rather than at a stop, or cancelled)."""
+        return not self.cancelled and self.tokens >= token_bound(self.params)
 
     @property
     def seed(self) -> int:
@@ -104,9 +110,10 @@ class Generation:
 class Stream:
     """The pieces of one generation as they come; `result` once it has ended or been closed."""
 
-    def __init__(self, model: "TextModel", prompt: str, params: Params, pieces: Iterator[str]):
+    def __init__(self, model: "TextModel", prompt: str, params: Params, pieces: Iterator[str], count: "_Count"):
         self._model, self._prompt, self._params = model, prompt, params
         self._pieces = pieces
+        self._count = count
         self._parts: list[str] = []
         self._created = datetime.now(UTC).isoformat(timespec="seconds")
         self._start = time.perf_counter()
@@ -143,7 +150,22 @@ class Stream:
 
     def _end(self, cancelled: bool) -> None:
         self.result = Generation(self._model, self._prompt, "".join(self._parts), self._params, cancelled,
-                                 self._created, time.perf_counter() - self._start)
+                                 self._created, time.perf_counter() - self._start, self._count.n)
+
+
+@dataclass
+class _Count:
+    """How many pieces (tokens) the decoder gave a stream, before stop strings and ends cut the text."""
+
+    n: int = 0
+
+
+def _counted(pieces: Iterator[str], count: _Count) -> Iterator[str]:
+    """The pieces, counted as they come; only the count is kept, so that closing the stream closes the decoder's
+    generator as it did without it (its `finally` gives a session back)."""
+    for piece in pieces:
+        count.n += 1
+        yield piece
 
 
 class Session:
@@ -155,6 +177,8 @@ class Session:
     longest common prefix, and an edit before that point recomputes from there.
     What it writes is what a fresh run with the same seed writes. One stream
     at a time uses it: a second one started while it runs goes without.
+    `prompt` is the last prompt it was used for, by which a server picks, for a
+    client that names no document, the session a new prompt shares most with.
     """
 
     def __init__(self, model: "TextModel"):
@@ -162,12 +186,17 @@ class Session:
         new_state = getattr(model.decoder, "new_state", None)
         self._state = new_state() if new_state is not None else None
         self._busy = False
+        self.prompt = ""
 
-    def borrow(self) -> object | None:
-        """The state for one stream, or None (nothing to reuse, or another stream has it)."""
+    @property
+    def busy(self) -> bool:
+        return self._busy
+
+    def borrow(self, prompt: str) -> object | None:
+        """The state for one stream of `prompt`, or None (nothing to reuse, or another stream has it)."""
         if self._state is None or self._busy:
             return None
-        self._busy = True
+        self._busy, self.prompt = True, prompt
         return self._state
 
     def give_back(self) -> None:
@@ -235,9 +264,10 @@ class TextModel:
         params.check()
         generator = torch.Generator().manual_seed(seed)
         sampling = Sampling(temperature, top_k, top_p)
-        pieces = itertools.islice(self._pieces(prompt, sampling, generator, session), token_bound(params))
+        count = _Count()
+        pieces = itertools.islice(_counted(self._pieces(prompt, sampling, generator, session), count), token_bound(params))
         pieces = _until_stop(pieces, params.max_new_chars, stops)
-        return Stream(self, prompt, params, pieces if stop_at is None else _until_end(pieces, STOP_AT[stop_at]))
+        return Stream(self, prompt, params, pieces if stop_at is None else _until_end(pieces, STOP_AT[stop_at]), count)
 
     def generate(self, prompt: str = "", **kwargs) -> str:
         return "".join(self.stream(prompt, **kwargs))
@@ -246,11 +276,15 @@ class TextModel:
         """A session for a document or conversation: pass it to each of its `stream` calls."""
         return Session(self)
 
+    def tokens(self, text: str) -> list[int]:
+        """The ids the model reads `text` as (a char model's: one per character it knows), for counting."""
+        return self.decoder.encode(text)
+
     def _pieces(self, prompt: str, sampling: Sampling, generator: torch.Generator,
                 session: Session | None) -> Iterator[str]:
         if session is not None and session.model is not self:
             raise ValueError(f"a session of {session.model.name} used with {self.name}")
-        state = session.borrow() if session is not None else None
+        state = session.borrow(prompt) if session is not None else None
         if state is None:
             yield from self.decoder.pieces(prompt, sampling, generator)
             return

@@ -63,6 +63,9 @@ class Sampling:
 class Decoder(Protocol):
     """A trained model loaded for writing: what a kind's `infer.load(card, device)` returns.
 
+    `encode` gives the ids it reads a text as, so that front ends can count
+    tokens as the model does (an API's usage, a client's budget).
+
     A decoder that can reuse a prompt's prefix also has `new_state()`, an
     object its `pieces` takes as `state=` and keeps the model's state in
     between generations (see assistant.generation.Session). One that can
@@ -78,6 +81,8 @@ class Decoder(Protocol):
         strings are the generation API's.
         """
         ...
+
+    def encode(self, text: str) -> list[int]: ...
 
 
 class PromptWarning(UserWarning):

@@ -75,7 +75,7 @@ def _commands(group=None, path: tuple[str, ...] = ()):
 # The commands whose output is a listing (each takes --json), and those that write a file they are told (-o/--out).
 LISTINGS = {"corpus list", "corpus show", "models", "samples list"}
 WRITE_A_FILE = {"finetune", "cells", "plot", "report", "evolution", "samples export"}
-READ_A_MODEL = {"generate", "cells", "memorization", "compare", "repl", "lsp", "eval", "report"}
+READ_A_MODEL = {"generate", "cells", "memorization", "compare", "repl", "lsp", "serve", "eval", "report"}
 
 
 def test_one_convention_per_flag_across_commands():

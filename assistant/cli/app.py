@@ -29,6 +29,7 @@ from .models import register as register_models
 from .options import BackendOpt, DeviceOpt, JsonOpt, QuantizeOpt, copy_span_option, eval_samples_option, out_option
 from .report import register as register_report
 from .samples import DEFAULT_MIN_SPAN, MinSpanOpt, register
+from .serve import register as register_serve
 from .views import register as register_views
 
 app = typer.Typer(
@@ -366,6 +367,7 @@ def cells(
 register(app)  # samples, memorization, compare, repl
 register_models(app)  # models, models rm, models rename
 register_lsp(app)  # the editor server
+register_serve(app)  # the HTTP API for writers' tools
 register_report(app)  # which checkpoint ghostwrites
 register_views(app)  # eval, plot, evolution
 register_export(app)  # a GPT-2 as a GGUF file

@@ -117,3 +117,9 @@ def m005_editor_events(db: Database) -> None:
         )
     """)
     db["editor_events"].create_index(["created"])
+
+
+@migration
+def m006_client(db: Database) -> None:
+    """Which program asked for each sample through the HTTP API (its User-Agent); NULL for the others."""
+    db["samples"].add_column("client", str)

@@ -51,6 +51,7 @@ class Sample:
     copied_document: str | None = None
     copied_offset: int | None = None
     copied_sample_offset: int | None = None
+    client: str | None = None  # the program that asked for it through the HTTP API (its User-Agent)
     tags: list[str] = field(default_factory=list)
 
     def copies(self, min_span: int) -> bool:

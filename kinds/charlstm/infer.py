@@ -22,6 +22,10 @@ class CharDecoder:
         self.model.to(device).eval()
         self.device = device
 
+    def encode(self, text: str) -> list[int]:
+        """One id per character the model knows, as a prompt is read: typographic ones mapped, unknown ones left out."""
+        return self.vocab.encode_lenient(text)[0]
+
     def new_state(self) -> Prefix | None:
         """The char-LSTM's state after the last prompt, to start the next one from (the char transformer: none)."""
         return Prefix() if isinstance(self.model, CharLSTM) else None

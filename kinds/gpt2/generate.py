@@ -101,6 +101,7 @@ def generate_ids(
     the text: one longer forward pass every n_ctx/2 tokens instead of one per token.
     A `cache` passed in may hold an earlier generation's ids: the prefix the
     prime shares with them is kept and only the rest is fed (see KVCache.keep).
+    A prime longer than the context is read from a `window` of its end.
     `model` is None for a cache that computes elsewhere (kinds.gpt2.llamacpp).
     """
     if cache is None:
@@ -108,7 +109,7 @@ def generate_ids(
         cache = new_cache(model, fast)
     device = next(model.parameters()).device if model is not None else torch.device("cpu")
     context = list(prime)
-    feed = cache.keep(context[-(n_ctx - 1) :])
+    feed = cache.keep(window(context, n_ctx))
     while True:
         with writing_autocast(device):
             logits = cache.feed(feed)
@@ -120,6 +121,22 @@ def generate_ids(
             feed = cache.keep(context[-(n_ctx // 2) :])
         else:
             feed = [next_id]
+
+
+def window(ids: list[int], n_ctx: int) -> list[int]:
+    """The end of `ids` a generation reads: all of it when it fits the context (with room for one new token), else
+    from a start that moves in steps of a quarter of the context (so between 3/4 of it and all of it).
+
+    A story sent again with a few more words keeps its window's start, and so
+    its cache (see KVCache.keep): a start that slid with every token would
+    change every position and make each resent story cost a whole context.
+    """
+    room = n_ctx - 1
+    if len(ids) <= room:
+        return ids
+    step = max(1, n_ctx // 4)
+    start = -(-(len(ids) - room) // step) * step  # rounded up: never more than `room`
+    return ids[start:]
 
 
 class TextDecoder:

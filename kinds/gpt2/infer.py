@@ -78,6 +78,9 @@ class GPT2Decoder:
         int8.record(folder, check)
         return check
 
+    def encode(self, text: str) -> list[int]:
+        return self.tokenizer.encode(text)
+
     def new_state(self) -> Cache:
         """A KV cache that keeps the prefix shared with the next prompt (see generate_ids)."""
         return new_cache(self.model)
