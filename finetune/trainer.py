@@ -287,10 +287,12 @@ class Trainer:
                 self._sample()
             s.elapsed = time.monotonic() - start
             reason = self.world.decide(self._stop_reason())
-            if reason not in (None, "interrupted") and not evaluated:
-                self._validate()  # the run ends here: its final validation loss, and maybe its best weights
+            if reason is not None and not evaluated:
+                # the run ends here, however it stops (a Ctrl-C too): its final validation loss, and maybe its best
+                # weights; a run stopped before its first scheduled evaluation would otherwise keep the untrained ones
+                self._validate()
                 evaluated = True
-            if reason not in (None, "interrupted"):
+            if reason is not None:
                 self._measure_candidates()  # the best-val and the last weights get figures before the choice is final
             if reason is not None or s.step % p.checkpoint_every == 0:
                 self._checkpoint(final=reason is not None)
@@ -615,7 +617,8 @@ class Trainer:
             if self.interrupted:
                 raise KeyboardInterrupt
             self.interrupted = True
-            self.reporter.message("Stopping after this step (Ctrl-C again to abort without saving)...")
+            self.reporter.message("Stopping after this step, once the weights it ends with are measured "
+                                  "(Ctrl-C again to abort without saving)...")
 
         previous = {signum: signal.signal(signum, handler) for signum in (signal.SIGINT, signal.SIGTERM)}
         try:

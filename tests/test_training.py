@@ -303,6 +303,30 @@ def test_ctrl_c_saves_and_the_run_resumes(pkd_slice: Path, tmp_path: Path):
     assert resumed.returncode == 0 and f"Stopped after {stopped + 5} steps" in resumed.stderr
 
 
+def test_ctrl_c_before_the_first_validation_keeps_the_trained_weights(pkd_slice: Path, isolated_home: Path):
+    """A writer's Ctrl-C at step ~20 of a run that validates every 100,000 steps: the stop measures the weights it ends
+    with, so the model kept (and the ghostwriting checkpoint) is the trained one, not the untrained start."""
+    out = isolated_home / "models" / "m"
+    args = ["finetune", str(pkd_slice), "--model", "char", "--size", "tiny", "--seed", "7", "--eval-every", "100000",
+            "--max-steps", "100000", "--checkpoint-every", "10", "--ghostwriting-every", "1000", "--eval-samples", "2",
+            "--name", "m"]
+    proc = subprocess.Popen([sys.executable, "-m", "assistant", *args], cwd=ROOT, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=os.environ.copy(), preexec_fn=ctrl_c_as_in_a_terminal)
+    deadline = time.monotonic() + 120
+    while _checkpoint_step(out) < 20 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 130, stderr
+    stopped = _checkpoint_step(out)
+    result = json.loads((out / "config.json").read_text())["result"]
+    assert result["best_step"] == stopped > 0 and result["best_val"] < 3.5, stderr  # not the untrained step 0
+    assert "did not learn" not in stderr
+    assert result["ghostwriting_step"] == stopped
+    assert read_jsonl(out / "history.jsonl")[-1]["val_loss"] == result["best_val"]
+    assert json.loads(run_cli("models", "--json").stdout.splitlines()[0])["status"] == "interrupted"
+
+
 def test_jsonl_rows_survive_unicode_line_separators(tmp_path: Path):
     from finetune.checkpoint import append_jsonl, truncate_jsonl
 
