@@ -118,7 +118,7 @@ class Repl:
             history=FileHistory(str(home / HISTORY)), multiline=True, key_bindings=_keys(),
             completer=SlashCompleter(), bottom_toolbar=self.toolbar, prompt_continuation="  ",
         )
-        self.console.print(f"[bold]{escape(self.model.name)}[/bold] is ready. {KEYS} /help for commands.")
+        self.console.print(f"[bold]{escape(self.model.card.named)}[/bold] is ready. {KEYS} /help for commands.")
         while not self.done:
             try:
                 line = session.prompt("> ")
@@ -152,7 +152,7 @@ class Repl:
         length = f"{s.max_new_tokens} tokens" if s.max_new_tokens is not None else s.max_new_chars
         optional = "".join(f" | {label} {value}" for label, value in (("stop-at", s.stop_at), ("seed", s.seed))
                            if value is not None)
-        return (f" {self.model.name} ({self.model.kind}) | temperature {s.temperature:g} | length {length}"
+        return (f" {self.model.card.label} ({self.model.kind}) | temperature {s.temperature:g} | length {length}"
                 f"{optional} | top-k {s.top_k or 'off'} | top-p {s.top_p or 'off'} | n {s.n}    /help")
 
     def quit(self, _: str) -> None:
@@ -208,7 +208,7 @@ class Repl:
     def set_model(self, arg: str) -> None:
         if arg:
             self.model = self._load(arg)
-        self.console.print(f"model: {escape(self.model.name)} ({self.model.kind}, {self.model.path})")
+        self.console.print(f"model: {escape(self.model.card.named)} ({self.model.kind}, {self.model.path})")
 
     @property
     def session(self) -> Session:
@@ -315,7 +315,7 @@ class Repl:
 
     def history(self, _: str) -> None:
         with Store() as store:
-            self.console.print(sample_table(store.find(limit=10), self.min_span))
+            self.console.print(sample_table(store.find(limit=10), self.min_span, self.console))
 
     def help(self, _: str) -> None:
         """The commands in two columns; a description too long for the terminal wraps within its own column."""

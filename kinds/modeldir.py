@@ -41,6 +41,8 @@ GHOSTWRITING = "ghostwriting"
 # The checkpoints a directory can hold, and the folder of each one's weights: the ghostwriting checkpoint (the best
 # style among those that do not copy), the best validation loss (the directory itself), and the end of the last run.
 CHECKPOINTS = {GHOSTWRITING: GHOSTWRITING, "best-val": "", "last": LAST}
+# the key of config.json's `result` that says which step each checkpoint's weights are of
+CHECKPOINT_STEPS = {GHOSTWRITING: "ghostwriting_step", "best-val": "best_step", "last": "steps"}
 ADAPTER_CONFIG = "adapter_config.json"
 
 
@@ -114,6 +116,23 @@ class Card:
         elif checkpoint not in held:
             raise UserError(f"{self.name} has no @{checkpoint} checkpoint" + (f" (it has @{', @'.join(held)})" if held else ""))
         return replace(self, checkpoint=checkpoint)
+
+    @property
+    def step(self) -> int | None:
+        """The training step of the weights this card loads (see `at`); None for a base, or a card that does not say."""
+        if self.path is None:
+            return None
+        return self.result.get(CHECKPOINT_STEPS[self.checkpoint])
+
+    @property
+    def label(self) -> str:
+        """`NAME@CHECKPOINT`, the name that loads these very weights again; a base's is its name."""
+        return self.name if self.path is None else f"{self.name}@{self.checkpoint}"
+
+    @property
+    def named(self) -> str:
+        """`NAME@CHECKPOINT, step N`: which weights a front end is writing with (or measuring), said in full."""
+        return self.label + (f", step {self.step}" if self.step is not None else "")
 
     @property
     def status(self) -> str | None:

@@ -3,6 +3,7 @@
 import io
 import json
 import random
+import re
 import shutil
 import time
 import warnings
@@ -128,7 +129,7 @@ def test_copying_samples_are_flagged_in_listings():
         store.add(row(" own", copied_chars=12))
         samples = store.find()
     console = Console(file=io.StringIO(), width=200)
-    console.print(sample_table(samples, 50))
+    console.print(sample_table(samples, 50, console))
     flagged = [line for line in console.file.getvalue().splitlines() if "copies" in line]
     assert len(flagged) == 1 and "copies 73" in flagged[0] and "copied" in flagged[0]
 
@@ -136,7 +137,8 @@ def test_copying_samples_are_flagged_in_listings():
 def test_memorization_and_check_commands(trained_model: Path):
     report = run_cli("memorization", str(trained_model), "-n", "3", "-l", "200", "--seed", "4")
     assert report.returncode == 0, report.stderr
-    assert "tiny-pkd: 0 of 3 samples (0%) copy 50 or more characters of pkd-slice0" in report.stdout
+    assert re.search(r"tiny-pkd@ghostwriting, step \d+: 0 of 3 samples \(0%\) copy 50 or more characters of pkd-slice0",
+                     " ".join(report.stdout.split()))
     assert report.stderr.count("longest copied span") == 3
     listed = [json.loads(line) for line in run_cli("samples", "list", "--json").stdout.splitlines()]
     assert len(listed) == 3 and all(s["mode"] == "unconditional" and 0 < s["copied_chars"] < 50 for s in listed)

@@ -89,7 +89,7 @@ def samples_list(
     if as_json:
         sys.stdout.write(jsonl(found))
     elif found:
-        out.print(sample_table(found, min_span))
+        out.print(sample_table(found, min_span, out))
     else:
         err.print(Text(nothing or ""), soft_wrap=True)
 
@@ -242,7 +242,7 @@ def memorization(
         err.print(f"sample {i + 1}/{n}: longest copied span {spans[-1]} characters", highlight=False)
     copying = sum(s >= min_span for s in spans)
     index_corpus = text_model.card.corpus.name if text_model.card.corpus else "-"
-    out.print(f"{text_model.name}: {copying} of {n} samples ({copying / n:.0%}) copy {min_span} or more characters "
+    out.print(f"{text_model.card.named}: {copying} of {n} samples ({copying / n:.0%}) copy {min_span} or more characters "
               f"of {index_corpus}; longest copied span: median {median(spans):g}, "
               f"max {max(spans)} characters", highlight=False)
 
@@ -297,7 +297,7 @@ def _figures(models: list, samples: int, temperature: float) -> None:
         found, _ = evaluate_model(model, options, against)
         pct = [share_text(found, k) for k in ("copying", "style", "prompt_following")]
         span = "-" if found["copied_span"] is None else f"{found['copied_span']:.0f}"
-        table.add_row(model.name, pct[0], span, pct[1], pct[2], *(f"{found[k]:.3f}" if found[k] is not None else "-"
+        table.add_row(model.card.label, pct[0], span, pct[1], pct[2], *(f"{found[k]:.3f}" if found[k] is not None else "-"
                                                                    for k in ("distinct_2", "distinct_3")))
     out.print(table)
 
