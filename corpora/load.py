@@ -31,6 +31,7 @@ class Document:
     name: str  # the file, relative to the corpus
     text: str
     title: str | None = None  # a catalogue document's title; a writer's file is known by its name
+    encoding: str = "utf-8"  # what its bytes were read as: UTF-8, or --encoding for a file that is not UTF-8
 
 
 @dataclass(frozen=True)
@@ -56,6 +57,23 @@ class Corpus:
     @property
     def chars(self) -> int:
         return sum(len(d.text) for d in self.documents)
+
+    @property
+    def encoded(self) -> dict[str, list[str]]:
+        """The documents read in another encoding than UTF-8 (--encoding), by encoding: the files that are not UTF-8."""
+        found: dict[str, list[str]] = {}
+        for d in self.documents:
+            if d.encoding != "utf-8":
+                found.setdefault(d.encoding, []).append(d.name)
+        return found
+
+    def reading(self) -> str | None:
+        """Which files --encoding applied to, in one line; None when every file is UTF-8."""
+        if not self.encoded:
+            return None
+        read = "; ".join(f"{few(names)} as {enc}" for enc, names in self.encoded.items())
+        others = sum(map(len, self.encoded.values())) < len(self.documents)
+        return f"Read {read} (--encoding)" + ("; the other files are UTF-8, and read as UTF-8" if others else "")
 
     @property
     def checksum(self) -> str:
@@ -98,8 +116,8 @@ def load_corpus(name_or_path: str, encoding: str | None = None, *, allow_downloa
 
 def _documents(files: list[tuple[str, bytes]], name: str, encoding: str | None,
                titles: dict[str, str] | None = None) -> tuple[Document, ...]:
-    docs = tuple(Document(doc_name, clean(decode(data, doc_name, encoding)), (titles or {}).get(doc_name))
-                 for doc_name, data in files)
+    docs = tuple(Document(doc_name, clean(text), (titles or {}).get(doc_name), used)
+                 for doc_name, data in files for text, used in [decode(data, doc_name, encoding)])
     docs = tuple(d for d in docs if d.text)
     if not docs:
         raise UserError(f"corpus {name!r} is empty: no text left after cleaning")
@@ -141,8 +159,12 @@ def _folder_files(folder: Path) -> tuple[list[Path], list[Skipped]]:
 
 def listing(skipped: "list[Skipped] | tuple[Skipped, ...]", most: int = 5) -> str:
     """Skipped files as one short phrase (the first few, and how many more), for a one-line message."""
-    shown = "; ".join(map(str, skipped[:most]))
-    return shown + (f"; and {len(skipped) - most} more" if len(skipped) > most else "")
+    return few(list(map(str, skipped)), most, "; ")
+
+
+def few(names: list[str], most: int = 5, between: str = ", ") -> str:
+    """The first few names and how many more, as a phrase."""
+    return between.join(names[:most]) + (f"{between}and {len(names) - most} more" if len(names) > most else "")
 
 
 def _read(path: Path) -> bytes:
@@ -210,7 +232,7 @@ def _download(entry: Entry) -> list[tuple[str, bytes]]:
     return raw
 
 
-def find_trained_corpus(name: str, source: str, checksum: str) -> tuple[Corpus | None, str]:
+def find_trained_corpus(name: str, source: str, checksum: str, encoding: str | None = None) -> tuple[Corpus | None, str]:
     """The corpus a model was trained on (as its card records it), exactly, never downloaded; else None and why not.
 
     A catalogue corpus is found by its name (its source may be a cache or a shared folder), a file by its path.
@@ -219,7 +241,7 @@ def find_trained_corpus(name: str, source: str, checksum: str) -> tuple[Corpus |
     changed = False
     for candidate in candidates:  # a file may share its name with a catalogue corpus: try both
         try:
-            corpus = load_corpus(candidate, allow_download=False)
+            corpus = load_corpus(candidate, encoding, allow_download=False)
         except UserError:
             continue
         if corpus.checksum == checksum:

@@ -204,7 +204,7 @@ def make_card(path: Path, config: FinetuneConfig, corpus: Corpus, adapter: Adapt
         "created": saved.created if saved is not None else dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "code_version": code_version(),
         "corpus": {"name": corpus.name, "source": corpus.source, "checksum": corpus.checksum,
-                   "documents": len(corpus.documents), "characters": corpus.chars},
+                   "documents": len(corpus.documents), "characters": corpus.chars, "encoding": config.encoding},
         "training": replace(config, weight_decay=plan.weight_decay, min_lr_ratio=plan.min_lr_ratio).to_json(),
         "plan": dict(plan.__dict__),
         "device": str(device),
@@ -231,6 +231,8 @@ def train(config: FinetuneConfig, world: distributed.World, device: torch.device
         corpus = load_corpus(config.corpus, config.encoding)
     if corpus.skipped:  # a writer's folder: say which files the model will not learn from, and why
         reporter.message(f"Left out of corpus {corpus.name}: {listing(corpus.skipped)}")
+    if read := corpus.reading():
+        reporter.message(f"{read}.")
     path = model_path(config, corpus)
     check_model_dir(path, config.resume, config.force)
     saved = modeldir.read(path) if config.resume else None

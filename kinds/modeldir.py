@@ -55,6 +55,7 @@ class CorpusRecord:
     checksum: str
     documents: int | None = None
     characters: int | None = None
+    encoding: str | None = None  # --encoding, for the files that are not UTF-8
 
 
 @dataclass
@@ -86,7 +87,7 @@ class Card:
             return None
         from corpora.index import corpus_index
 
-        return corpus_index(self.corpus.name, self.corpus.source, self.corpus.checksum)
+        return corpus_index(self.corpus.name, self.corpus.source, self.corpus.checksum, self.corpus.encoding)
 
     def file(self, name: str) -> Path:
         if self.path is None:

@@ -68,6 +68,8 @@ def _print_stats(name: str, encoding: str | None, documents: bool = False) -> No
         table.add_row(key, f"{value:,}")
     table.add_row("checksum", corpus.checksum[:16])
     out.print(table)
+    if read := corpus.reading():  # which files --encoding applied to: the others are UTF-8
+        out.print(Text(f"{read}."))
     if documents:
         listing = Table("document", "characters", "words", box=None, pad_edge=False)
         for doc in corpus.documents:
