@@ -18,6 +18,7 @@ import torch
 from rich.console import Console
 
 from corpora import Corpus, UserError, load_corpus
+from corpora import unwrap as unwrapping
 from corpora.home import models_dir
 from corpora.load import listing
 from corpora.ngram import NGramModel
@@ -204,7 +205,8 @@ def make_card(path: Path, config: FinetuneConfig, corpus: Corpus, adapter: Adapt
         "created": saved.created if saved is not None else dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "code_version": code_version(),
         "corpus": {"name": corpus.name, "source": corpus.source, "checksum": corpus.checksum,
-                   "documents": len(corpus.documents), "characters": corpus.chars, "encoding": config.encoding},
+                   "documents": len(corpus.documents), "characters": corpus.chars, "encoding": config.encoding,
+                   "unwrap": unwrapping.setting(config.unwrap)},
         "training": replace(config, weight_decay=plan.weight_decay, min_lr_ratio=plan.min_lr_ratio).to_json(),
         "plan": dict(plan.__dict__),
         "device": str(device),
@@ -228,17 +230,22 @@ def finetune(config: FinetuneConfig, reporter: Reporter | None = None) -> Summar
 
 def train(config: FinetuneConfig, world: distributed.World, device: torch.device, reporter: Reporter) -> Summary:
     with world.node_main_first():
-        corpus = load_corpus(config.corpus, config.encoding)
+        corpus = load_corpus(config.corpus, config.encoding, config.unwrap)
     if corpus.skipped:  # a writer's folder: say which files the model will not learn from, and why
         reporter.message(f"Left out of corpus {corpus.name}: {listing(corpus.skipped)}")
-    if read := corpus.reading():
-        reporter.message(f"{read}.")
+    for note in (corpus.reading(), corpus.unwrapping()):  # how its files were read: --encoding, joined lines
+        if note:
+            reporter.message(f"{note}.")
     path = model_path(config, corpus)
     check_model_dir(path, config.resume, config.force)
     saved = modeldir.read(path) if config.resume else None
     if saved is not None:
+        reading = (saved.training.get("encoding"), unwrapping.SETTINGS[saved.corpus.unwrap if saved.corpus else "off"])
+        if reading != (config.encoding, config.unwrap):  # read as the run read it, whatever the flags say now
+            with world.node_main_first():
+                corpus = load_corpus(config.corpus, *reading)
         check_same_corpus(saved, corpus, path)
-        config = merge_resumed(saved, config)
+        config = replace(merge_resumed(saved, config), encoding=reading[0], unwrap=reading[1])
     devices.prepare(device)
     torch.manual_seed(config.seed)
     with world.node_main_first():

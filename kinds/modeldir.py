@@ -56,6 +56,7 @@ class CorpusRecord:
     documents: int | None = None
     characters: int | None = None
     encoding: str | None = None  # --encoding, for the files that are not UTF-8
+    unwrap: str = "off"  # how hard-wrapped lines were joined (corpora.unwrap.SETTINGS): a record without it, never
 
 
 @dataclass
@@ -87,7 +88,8 @@ class Card:
             return None
         from corpora.index import corpus_index
 
-        return corpus_index(self.corpus.name, self.corpus.source, self.corpus.checksum, self.corpus.encoding)
+        return corpus_index(self.corpus.name, self.corpus.source, self.corpus.checksum, self.corpus.encoding,
+                            self.corpus.unwrap)
 
     def file(self, name: str) -> Path:
         if self.path is None:

@@ -42,8 +42,11 @@ out = Console()
 err = Console(stderr=True)
 
 EncodingOpt = Annotated[
-    str | None, typer.Option("--encoding", help="Read text files in this encoding instead of UTF-8.")
+    str | None, typer.Option("--encoding", help="Read the text files that are not UTF-8 in this encoding.")
 ]
+UnwrapOpt = Annotated[bool | None, typer.Option(
+    "--unwrap/--no-unwrap", help="Join lines broken at a fixed width inside paragraphs (default: in the files whose "
+                                 "lines are all wrapped so, such as Gutenberg's; verse stays as it is).")]
 
 
 # ---- corpora -----------------------------------------------------------------
@@ -57,9 +60,9 @@ def corpus_list() -> None:
     out.print("Any text file, or a folder of .txt and .md files, works too: assistant finetune path/to/my-novel.txt")
 
 
-def _print_stats(name: str, encoding: str | None, documents: bool = False) -> None:
+def _print_stats(name: str, encoding: str | None, unwrap: bool | None, documents: bool = False) -> None:
     """The corpus's figures; with `documents`, each document's title and size, and each file left out and why."""
-    corpus = load_corpus(name, encoding)
+    corpus = load_corpus(name, encoding, unwrap)
     stats = corpus.stats()
     table = Table(show_header=False, box=None)
     table.add_row("corpus", corpus.name)
@@ -68,8 +71,9 @@ def _print_stats(name: str, encoding: str | None, documents: bool = False) -> No
         table.add_row(key, f"{value:,}")
     table.add_row("checksum", corpus.checksum[:16])
     out.print(table)
-    if read := corpus.reading():  # which files --encoding applied to: the others are UTF-8
-        out.print(Text(f"{read}."))
+    for note in (corpus.reading(), corpus.unwrapping()):  # which files --encoding applied to; joined lines
+        if note:
+            out.print(Text(f"{note}."))
     if documents:
         listing = Table("document", "characters", "words", box=None, pad_edge=False)
         for doc in corpus.documents:
@@ -82,15 +86,15 @@ def _print_stats(name: str, encoding: str | None, documents: bool = False) -> No
 
 
 @corpus_app.command("show")
-def corpus_show(name: str, encoding: EncodingOpt = None) -> None:
+def corpus_show(name: str, encoding: EncodingOpt = None, unwrap: UnwrapOpt = None) -> None:
     """A corpus's figures (characters, vocabulary, words) and its documents, with the size of each."""
-    _print_stats(name, encoding, documents=True)
+    _print_stats(name, encoding, unwrap, documents=True)
 
 
 @corpus_app.command("prepare")
-def corpus_prepare(name: str, encoding: EncodingOpt = None) -> None:
+def corpus_prepare(name: str, encoding: EncodingOpt = None, unwrap: UnwrapOpt = None) -> None:
     """Fetch (or find) and clean a corpus now, so training starts at once."""
-    _print_stats(name, encoding)
+    _print_stats(name, encoding, unwrap)
     out.print("ready")
 
 
@@ -153,6 +157,7 @@ def finetune(
     resume: Annotated[bool, typer.Option(help="Continue a stopped run exactly where it left off.")] = False,
     force: Annotated[bool, typer.Option(help="Delete an existing model of this name and start over.")] = False,
     encoding: EncodingOpt = None,
+    unwrap: UnwrapOpt = None,
     base: Annotated[str, typer.Option(help="Hub name (gpt2, gpt2-medium) or save_pretrained directory.",
                                       rich_help_panel=GPT2)] = "gpt2",
     from_scratch: Annotated[bool, typer.Option(help="Random weights instead of a trained base.", rich_help_panel=GPT2)] = False,
@@ -208,7 +213,7 @@ def finetune(
              "seq_len": seq_len, "batch_size": batch_size}
     given = {k: v for k, v in flags.items() if v != KIND_FLAG_DEFAULTS[k]}  # a kind's options take only these
     config = FinetuneConfig(
-        corpus=corpus, model=model, name=name, out=out_dir, encoding=encoding,
+        corpus=corpus, model=model, name=name, out=out_dir, encoding=encoding, unwrap=unwrap,
         max_steps=max_steps, max_time=parse_duration(max_time) if max_time else None, weight_decay=weight_decay,
         target_loss=target_loss, target_on=target_on, stop_on_overfit=stop_on_overfit,  # type: ignore[arg-type]
         eval_every=eval_every, sample_every=sample_every, checkpoint_every=checkpoint_every,
