@@ -11,7 +11,6 @@ as it is now, at any sampling settings: `--sweep` and `assistant compare` use it
 from dataclasses import dataclass, replace
 
 from corpora import UserError
-from corpora.load import find_trained_corpus
 from finetune.checkpoint import read_jsonl
 from finetune.ghostwriting.choice import evaluated, share_text
 from finetune.ghostwriting.evaluate import Ghostwriting, GhostwritingOptions
@@ -79,7 +78,7 @@ def corpus_of(card: Card):
     """The corpus a model was trained on, from this machine only, exactly as it was."""
     if card.corpus is None:
         raise UserError(f"{card.name} was trained on no corpus: nothing to measure it against")
-    corpus, missing = find_trained_corpus(card.corpus.name, card.corpus.source, card.corpus.checksum)
+    corpus, missing = card.corpus.find()
     if corpus is None:
         raise UserError(f"{missing}: {card.name} cannot be measured against it")
     return corpus

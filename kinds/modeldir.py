@@ -27,6 +27,7 @@ from . import registry
 
 if TYPE_CHECKING:
     from corpora.index import CorpusIndex
+    from corpora.load import Corpus
 
 FORMAT_VERSION = 1
 CONFIG = "config.json"
@@ -57,6 +58,13 @@ class CorpusRecord:
     characters: int | None = None
     encoding: str | None = None  # --encoding, for the files that are not UTF-8
     unwrap: str = "off"  # how hard-wrapped lines were joined (corpora.unwrap.SETTINGS): a record without it, never
+
+    def find(self) -> "tuple[Corpus | None, str]":
+        """This very corpus, read as the model read it, from this machine only; else None and why not."""
+        from corpora.load import find_trained_corpus
+        from corpora.unwrap import SETTINGS
+
+        return find_trained_corpus(self.name, self.source, self.checksum, self.encoding, SETTINGS[self.unwrap])
 
 
 @dataclass

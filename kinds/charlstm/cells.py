@@ -23,7 +23,6 @@ from html import escape
 import torch
 
 from corpora import UserError
-from corpora.load import find_trained_corpus
 from finetune.plot import saturation_svg
 
 from ..modeldir import Card
@@ -64,7 +63,7 @@ def validation_passage(card: Card, chars: int = 800) -> str | None:
     """
     if card.corpus is None or not (card.split or {}).get("val"):
         return None
-    corpus, _ = find_trained_corpus(card.corpus.name, card.corpus.source, card.corpus.checksum)
+    corpus, _ = card.corpus.find()
     if corpus is None:
         return None
     text = corpus_text(corpus)
