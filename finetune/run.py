@@ -32,7 +32,7 @@ from .checkpoint import checkpoint_state
 from .config import FinetuneConfig
 from .ghostwriting.evaluate import Ghostwriting
 from .progress import Reporter
-from .trainer import Plan, Summary, Trainer
+from .trainer import Plan, RunState, Summary, Trainer, check_unfinished
 
 
 def code_version() -> str:
@@ -231,11 +231,6 @@ def finetune(config: FinetuneConfig, reporter: Reporter | None = None) -> Summar
 def train(config: FinetuneConfig, world: distributed.World, device: torch.device, reporter: Reporter) -> Summary:
     with world.node_main_first():
         corpus = load_corpus(config.corpus, config.encoding, config.unwrap)
-    if corpus.skipped:  # a writer's folder: say which files the model will not learn from, and why
-        reporter.message(f"Left out of corpus {corpus.name}: {listing(corpus.skipped)}")
-    for note in (corpus.reading(), corpus.unwrapping()):  # how its files were read: --encoding, joined lines
-        if note:
-            reporter.message(f"{note}.")
     path = model_path(config, corpus)
     check_model_dir(path, config.resume, config.force)
     saved = modeldir.read(path) if config.resume else None
@@ -254,6 +249,13 @@ def train(config: FinetuneConfig, world: distributed.World, device: torch.device
     if saved is not None:
         check_same_base(saved, adapter, config.options, path)
     plan = make_plan(config, adapter.schedule)
+    if saved is not None:  # a finished run is refused here, before the ghostwriting evaluation's set-up and the rest
+        check_unfinished(plan, RunState.of(checkpoint_state(path / modeldir.LAST / modeldir.CHECKPOINT)["run"]))
+    if corpus.skipped:  # a writer's folder: say which files the model will not learn from, and why
+        reporter.message(f"Left out of corpus {corpus.name}: {listing(corpus.skipped)}")
+    for note in (corpus.reading(), corpus.unwrapping()):  # how its files were read: --encoding, joined lines
+        if note:
+            reporter.message(f"{note}.")
     start_val = None
     if saved is None:
         reporter.message(f"{adapter.headline()}; corpus {corpus.name} ({corpus.chars:,} characters), on {device}, into {path}")
@@ -277,7 +279,6 @@ def train(config: FinetuneConfig, world: distributed.World, device: torch.device
         trainer = Trainer(adapter, card, plan, device, reporter, evaluation, world, config.fsdp)
         if saved is not None:
             trainer.resume()
-            trainer.check_unfinished()
         if world.main:
             trainer.baseline = ngram_baseline(adapter, plan.eval_units, reporter)
         world.seed(config.seed, trainer.state.step)

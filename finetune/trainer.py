@@ -105,6 +105,12 @@ class RunState:
     history_lines: int = 0
     sample_lines: int = 0
 
+    @classmethod
+    def of(cls, saved: dict) -> "RunState":
+        """The run state a checkpoint saved (one of an older version may hold keys since dropped)."""
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in saved.items() if k in known})
+
     @property
     def smoothed(self) -> float | None:
         return self.ema / (1 - EMA_BETA**self.ema_steps) if self.ema_steps else None
@@ -125,6 +131,42 @@ class RunState:
         self.evals.append([self.step, self.smoothed, val])
         self.evaluations += 1
         return best
+
+
+def stop_reason(p: Plan, s: RunState) -> str | None:
+    """Why a run in state `s` stops under plan `p` (a Ctrl-C aside), or None to go on."""
+    if p.target_loss is not None:
+        current = s.smoothed if p.target_on == "train" else s.last_val
+        if current is not None and current <= p.target_loss and (p.target_on == "val" or s.step > 0):
+            return "target"
+    if p.stop_on_overfit and s.overfit_warned:
+        return "overfit"
+    if s.copying_over >= 2:
+        return "copying"
+    if p.max_steps is not None and s.step >= p.max_steps:
+        return "max_steps"
+    if p.max_time is not None and s.elapsed >= p.max_time:
+        return "max_time"
+    return None
+
+
+def check_unfinished(p: Plan, s: RunState) -> None:
+    """A resumed run that would stop before its first step says how to go on instead of doing nothing: called with
+    the checkpoint's run state before any work (the ghostwriting evaluation's set-up, the baseline)."""
+    reason = stop_reason(p, s)
+    if reason is None:
+        return
+    how = {
+        "target": lambda: f"it reached --target-loss {p.target_loss}; to go on, --resume with a lower --target-loss",
+        "max_steps": lambda: f"it reached --max-steps {p.max_steps}; to go on, --resume with a higher --max-steps",
+        "max_time": lambda: f"it reached --max-time {p.max_time:g}s of training; to go on, --resume with a higher "
+                            "--max-time (or a --max-steps)",
+        "overfit": lambda: "it had started to memorize its corpus (--stop-on-overfit): training on would only "
+                           "memorize more; train a new model with more text",
+        "copying": lambda: "its samples copied the corpus (--stop-on-copying): training on would only copy more; "
+                           "train a new model with more text",
+    }[reason]()
+    raise UserError(f"nothing to resume: training stopped at step {s.step} because {how}")
 
 
 @dataclass
@@ -229,23 +271,9 @@ class Trainer:
                 self.reporter.stop()
         return self._finish(reason)
 
-    def check_unfinished(self) -> None:
-        """A resumed run that would stop before its first step says how to go on instead of doing nothing."""
-        reason = self._stop_reason()
-        if reason is None:
-            return
-        p, s = self.plan, self.state
-        how = {
-            "target": lambda: f"it reached --target-loss {p.target_loss}; to go on, --resume with a lower --target-loss",
-            "max_steps": lambda: f"it reached --max-steps {p.max_steps}; to go on, --resume with a higher --max-steps",
-            "max_time": lambda: f"it reached --max-time {p.max_time:g}s of training; to go on, --resume with a higher "
-                                "--max-time (or a --max-steps)",
-            "overfit": lambda: "it had started to memorize its corpus (--stop-on-overfit): training on would only "
-                               "memorize more; train a new model with more text",
-            "copying": lambda: "its samples copied the corpus (--stop-on-copying): training on would only copy more; "
-                               "train a new model with more text",
-        }[reason]()
-        raise UserError(f"nothing to resume: training stopped at step {s.step} because {how}")
+    def _stop_reason(self) -> str | None:
+        """Why the run stops now, or None; a Ctrl-C comes first, whatever else holds."""
+        return "interrupted" if self.interrupted else stop_reason(self.plan, self.state)
 
     def _start(self, val: float) -> None:
         """A new run: config.json says it is running, and the starting weights are the best so far."""
@@ -298,25 +326,6 @@ class Trainer:
                 self._checkpoint(final=reason is not None)
             self._report(force=evaluated)
         return reason
-
-    def _stop_reason(self) -> str | None:
-        """Why the run stops now, or None; a Ctrl-C comes first, whatever else holds."""
-        s, p = self.state, self.plan
-        if self.interrupted:
-            return "interrupted"
-        if p.target_loss is not None:
-            current = s.smoothed if p.target_on == "train" else s.last_val
-            if current is not None and current <= p.target_loss and (p.target_on == "val" or s.step > 0):
-                return "target"
-        if p.stop_on_overfit and s.overfit_warned:
-            return "overfit"
-        if s.copying_over >= 2:
-            return "copying"
-        if p.max_steps is not None and s.step >= p.max_steps:
-            return "max_steps"
-        if p.max_time is not None and s.elapsed >= p.max_time:
-            return "max_time"
-        return None
 
     def _finish(self, reason: str) -> Summary:
         """Write the result into config.json; a diverged run then fails, saying how to rescue it."""
@@ -561,8 +570,7 @@ class Trainer:
             torch.cuda.set_rng_state(tensors["rng.cuda"], self.device)
         if self.scaler.is_enabled() and meta.get("scaler"):
             self.scaler.load_state_dict(meta["scaler"])
-        known = {f.name for f in fields(RunState)}  # a checkpoint of an older version may hold keys since dropped
-        self.state = RunState(**{k: v for k, v in meta["run"].items() if k in known})
+        self.state = RunState.of(meta["run"])
         self.run_dir.truncate_logs(self.state.history_lines, self.state.sample_lines)
 
     def _load_optimizer(self, saved: dict) -> None:

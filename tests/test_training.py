@@ -346,6 +346,16 @@ def test_a_target_met_before_the_first_step_still_leaves_a_full_model_dir(pkd_sl
     assert [r["step"] for r in read_jsonl(out / "history.jsonl")] == [0]
 
 
+def test_resuming_a_finished_run_is_refused_before_any_work(trained_model: Path, pkd_slice: Path):
+    """The run stopped at --max-steps: --resume says so in its one line, before the ghostwriting evaluation's set-up
+    (the style classifier's line) or anything else is said or done."""
+    before = (trained_model / "config.json").read_text()
+    again = run_cli("finetune", str(pkd_slice), "--model", "char", "--out", str(trained_model), "--resume")
+    assert again.returncode == 2 and again.stderr.count("\n") == 1, again.stderr
+    assert again.stderr.startswith("error: nothing to resume: training stopped at step 150")
+    assert (trained_model / "config.json").read_text() == before
+
+
 def test_limits_given_on_resume_replace_the_saved_ones(pkd_slice: Path, tmp_path: Path):
     out = tmp_path / "m"
     _train(pkd_slice, out, max_steps=10, eval_every=5)
