@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from corpora import UserError, load_corpus
 from corpora.ngram import NGramModel
+from corpora.suggest import did_you_mean
 from kinds import registry
 from kinds.scoring import Score
 
@@ -35,7 +36,8 @@ class Evaluation:
 def evaluate(model: TextModel, split: str = "val", corpus: str | None = None, encoding: str | None = None) -> Evaluation:
     """The model and the n-gram baseline on its `split` of its own corpus, or on all of another `corpus`."""
     if split not in SPLITS:
-        raise UserError(f"--split must be one of {', '.join(SPLITS)}, got {split!r}")
+        raise UserError(f"--split must be one of {', '.join(SPLITS)}, got {split!r}"
+                        + did_you_mean(split, SPLITS, tail=True))
     card = model.card
     view = registry.get(model.kind).view("evaluate", model.name)
     own = view.splits(model.decoder, card, corpus_of(card))

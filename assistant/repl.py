@@ -7,7 +7,6 @@ Ctrl-D or /quit leaves. Lines that start with / are commands; /help lists
 them. A bad command or value prints one line and the session goes on.
 """
 
-import difflib
 import signal
 import sys
 from collections.abc import Callable, Iterator
@@ -26,6 +25,7 @@ from rich.text import Text
 
 from corpora import UserError
 from corpora.home import data_home
+from corpora.suggest import did_you_mean
 from kinds import modeldir
 
 from .compare import compare
@@ -142,8 +142,7 @@ class Repl:
             return
         name, _, arg = line.strip().partition(" ")
         if name not in self.commands:
-            close = difflib.get_close_matches(name, COMMANDS, n=1, cutoff=0.6)
-            raise UserError(f"unknown command {name}: " + (f"did you mean {close[0]}? " if close else "")
+            raise UserError(f"unknown command {name}: " + did_you_mean(name, COMMANDS, quote=False)
                             + "/help lists them")
         self.commands[name](arg.strip())
 

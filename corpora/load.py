@@ -8,7 +8,6 @@ and listed in `Corpus.skipped` with the reason, so a writer sees why their
 novel.docx is not in it.
 """
 
-import difflib
 import hashlib
 import json
 import os
@@ -22,6 +21,7 @@ from .errors import UserError
 from .files import write_bytes
 from .formats import TEXT_SUFFIXES, skip_reason
 from .home import corpora_cache_dir
+from .suggest import did_you_mean
 from .unwrap import unwrap as unwrapped
 
 CHECKSUMS = "checksums.json"
@@ -120,8 +120,7 @@ def load_corpus(name_or_path: str, encoding: str | None = None, unwrap: bool | N
         return _load_path(path, encoding, unwrap)
     if os.sep in name_or_path or name_or_path.endswith(".txt"):
         raise UserError(f"no such file or directory: {name_or_path}")
-    close = difflib.get_close_matches(name_or_path, list(CATALOGUE), n=1, cutoff=0.5)
-    hint = f"did you mean {close[0]!r}? " if close else ""
+    hint = did_you_mean(name_or_path, CATALOGUE)
     raise UserError(
         f"unknown corpus {name_or_path!r}: {hint}known corpora are {', '.join(CATALOGUE)}, "
         "or give a path to a .txt file or directory"

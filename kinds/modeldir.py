@@ -11,7 +11,6 @@ Directories written by earlier releases are migrated as they are read (see
 `_migrate`), so they load, generate and resume.
 """
 
-import difflib
 import json
 import os
 import socket
@@ -22,6 +21,7 @@ from typing import TYPE_CHECKING
 from corpora import UserError
 from corpora.files import write_text
 from corpora.home import models_dir
+from corpora.suggest import did_you_mean
 
 from . import registry
 
@@ -123,7 +123,8 @@ class Card:
         if checkpoint is None:
             checkpoint = GHOSTWRITING if GHOSTWRITING in held else "best-val"
         elif checkpoint not in CHECKPOINTS:
-            raise UserError(f"unknown checkpoint @{checkpoint}: choose @{', @'.join(CHECKPOINTS)}")
+            raise UserError(f"unknown checkpoint @{checkpoint}: {did_you_mean(checkpoint, CHECKPOINTS)}"
+                            f"choose @{', @'.join(CHECKPOINTS)}")
         elif checkpoint not in held:
             raise UserError(f"{self.name} has no @{checkpoint} checkpoint" + (f" (it has @{', @'.join(held)})" if held else ""))
         return replace(self, checkpoint=checkpoint)
@@ -311,8 +312,7 @@ def no_model(name: str, others: tuple[str, ...] = ()) -> UserError:
     """The error for a name that is no model here: the nearest name (of these models or `others`) and the models there
     are, since the name is what the writer must type."""
     known = names()
-    close = difflib.get_close_matches(name, [*known, *others], n=1, cutoff=0.6)
-    hint = f"did you mean {close[0]!r}? " if close else ""
+    hint = did_you_mean(name, [*known, *others])
     models = f"your models: {', '.join(known)}" if known else "no models trained yet (see `assistant finetune`)"
     return UserError(f"no model {name!r}: {hint}{models}")
 

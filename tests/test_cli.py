@@ -193,6 +193,24 @@ def test_a_mistyped_model_name_never_asks_the_hub_and_suggests_the_nearest(train
     assert "hub" not in result.stderr and "Hugging Face" not in result.stderr
 
 
+def test_every_name_and_choice_suggests_the_nearest_by_one_rule(trained_model: Path, isolated_home: Path):
+    """corpora.suggest: the closest spelling, else the one name it begins ("pkd" for "pkd-demo"); and `cells` on a
+    GPT-2 base says cells are for char models before anything loads (no hub)."""
+    from corpora.suggest import nearest
+
+    assert nearest("pkd", ["pkd-demo", "austen-char"]) == "pkd-demo"
+    assert nearest("pkd", ["pkd-demo", "pkd-char"]) is None  # begins two: which one is a guess
+    assert nearest("sentance", ["sentence", "line", "paragraph"]) == "sentence"
+    assert nearest("xy", ["xylophone"]) is None  # too short a stem to mean one
+    shutil.copytree(trained_model, isolated_home / "models" / "pkd-demo")
+    for args, fragments in ((["eval", "pkd"], ["no model 'pkd': did you mean 'pkd-demo'?"]),
+                            (["generate", "pkd-demo", "--stop-at", "sentance", "--no-log"],
+                             ["stop-at must be one of", "did you mean 'sentence'?"]),
+                            (["generate", "pkd-demo@lst", "--no-log"], ["unknown checkpoint @lst: did you mean 'last'?"]),
+                            (["cells", "gpt2"], ["gpt2 is a gpt2 model: cell pictures are for char models"])):
+        assert_one_line_error(run_cli(*args), *fragments)
+
+
 def test_a_hub_name_with_the_network_down_fails_in_seconds_and_says_what_to_do():
     with socket.socket() as closed:
         closed.bind(("127.0.0.1", 0))

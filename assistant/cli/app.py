@@ -317,11 +317,14 @@ def cells(
 ) -> None:
     """Picture what the LSTM's cells track as an HTML page: one cell at a time, the next-character guesses, the cells
     ranked by feature (quotes, brackets, line position...), gate saturation."""
-    from ..generation import load_model
+    from kinds import modeldir
+
+    from ..generation import load_model, resolve
 
     source = _read_text_option(text, text_file, "text")
+    path, _ = resolve(model)  # a kind without cell pictures (a GPT-2 base too) is refused before anything loads
+    view = registry.get(modeldir.read(path).kind if path else "gpt2").view("cells", model)
     char_model = load_model(model, "cpu")
-    view = registry.get(char_model.kind).view("cells", model)
     if top < 1:
         raise UserError(f"--top must be at least 1, got {top}")
     if not source:

@@ -5,7 +5,6 @@ them. Like cli.py, heavy imports (torch, numpy, sqlite-utils, prompt-toolkit)
 happen inside the commands, so `assistant --help` stays fast.
 """
 
-import difflib
 import shlex
 import sys
 from pathlib import Path
@@ -16,6 +15,7 @@ from rich.console import Console
 from rich.text import Text
 
 from corpora import UserError
+from corpora.suggest import did_you_mean, nearest
 from finetune.config import MAX_SEED
 
 from .options import QuantizeOpt
@@ -104,8 +104,8 @@ def _nothing_found(store: "Store", **filters: str | None) -> str:
     for key, value, known in (("tag", filters.get("tag"), store.tag_names()), ("model", filters.get("model"),
                                                                                store.model_names())):
         if value and value not in known:
-            close = difflib.get_close_matches(value, known, n=1, cutoff=0.6)
-            said.append(f"no sample has the {key} {value!r}" + (f" (did you mean {close[0]!r}?)" if close else "")
+            close = nearest(value, known)
+            said.append(f"no sample has the {key} {value!r}" + (f" (did you mean {close!r}?)" if close else "")
                         + (f"; the {key}s there are: {', '.join(known)}" if known else ""))
     return "; ".join(said)
 
@@ -180,7 +180,7 @@ def samples_export(
 
     formats = {"markdown": markdown, "txt": plain_text, "jsonl": jsonl}
     if fmt not in formats:
-        raise UserError(f"unknown --format {fmt!r}: {', '.join(formats)}")
+        raise UserError(f"unknown --format {fmt!r}: {did_you_mean(fmt, formats)}{', '.join(formats)}")
     with _store() as store:
         found = store.find(tag=tag, model=model, oldest_first=True)
         if not found:
