@@ -89,6 +89,22 @@ def test_overfit_warning_fires_on_a_tiny_corpus_trained_long(tmp_path: Path, cap
     assert capsys.readouterr().err.count("started to memorize its corpus") == 1
 
 
+def test_copying_raises_the_memorization_warning_before_validation_loss_turns(tmp_path: Path,
+                                                                             capsys: pytest.CaptureFixture):
+    """A corpus of one sentence said over and over: validation loss only falls (the validation text is that sentence
+    too), while the samples copy it word for word: copying over --max-copying warns, and --stop-on-overfit stops."""
+    from .conftest import PARROT
+
+    parrot = tmp_path / "parrot.txt"
+    parrot.write_text(PARROT * 60)
+    summary = _train(parrot, tmp_path / "m", char=CharOptions(size="tiny", lr=1e-2), max_steps=400, eval_every=10,
+                     stop_on_overfit=True, ghostwriting_every=1, eval_samples=4)
+    err = capsys.readouterr().err
+    assert summary.stop_reason == "overfit" and summary.steps < 400, err
+    assert summary.best_step == summary.steps  # validation loss had not turned
+    assert err.count("started to memorize its corpus") == 1 and "over the --max-copying 5% limit" in " ".join(err.split())
+
+
 def test_memorization_is_seen_through_a_jittery_validation_loss():
     from finetune.trainer import memorizing
 

@@ -122,7 +122,9 @@ def finetune(
     ] = None,
     max_steps: Annotated[int | None, typer.Option(help="Stop after this many steps.")] = None,
     max_time: Annotated[str | None, typer.Option(help="Stop after this long, e.g. 90s, 10m, 2h.")] = None,
-    stop_on_overfit: Annotated[bool, typer.Option(help="Stop when the model starts to memorize.")] = False,
+    stop_on_overfit: Annotated[bool, typer.Option(help="Stop when the model starts to memorize: validation loss turns "
+                                                       "while training loss falls, or its samples copy over "
+                                                       "--max-copying.")] = False,
     eval_every: Annotated[int | None, typer.Option(help="Steps between validation evaluations.")] = None,
     sample_every: Annotated[int | None, typer.Option(help="Steps between printed samples.")] = None,
     checkpoint_every: Annotated[int | None, typer.Option(help="Steps between resumable checkpoints.")] = None,
