@@ -9,6 +9,7 @@ as it is now, at any sampling settings: `--sweep` and `assistant compare` use it
 """
 
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 from corpora import UserError
 from finetune.checkpoint import read_jsonl
@@ -40,8 +41,14 @@ def model_card(name_or_path: str) -> Card:
     """A trained model's card, for what reads its run's files (NAME@CHECKPOINT reads as NAME: the files are the run's)."""
     path = modeldir.find(name_or_path) or modeldir.find(str(name_or_path).rpartition("@")[0] or name_or_path)
     if path is None:
-        raise UserError(f"no model {name_or_path!r}: assistant models lists them")
+        raise modeldir.no_model(str(name_or_path))
     return modeldir.read(path)
+
+
+def picture_path(given: Path | None, card: Card, default: str) -> Path:
+    """Where a picture goes: where -o/--out says, else into the model's own directory (never the current folder
+    unasked)."""
+    return given if given is not None else card.file(default)
 
 
 def history(name_or_path: str) -> History:

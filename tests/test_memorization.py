@@ -84,7 +84,7 @@ def test_a_random_string_is_not_found(slice_index):
 
 def test_the_index_is_cached_by_corpus_checksum(pkd_slice: Path, tmp_path: Path):
     corpus = load_corpus(str(pkd_slice))
-    config = {"corpus": {"name": corpus.name, "source": str(pkd_slice), "checksum": corpus.checksum}}
+    config = {"corpus": {"name": corpus.name, "source": str(pkd_slice), "checksum": corpus.checksum, "unwrap": "auto"}}
     built = index_of(_card(config))
     assert (index_folder(corpus.checksum) / "sa.npy").is_file()
     cached_index.cache_clear()
@@ -101,7 +101,8 @@ def test_a_missing_or_changed_corpus_skips_the_check_with_a_warning(pkd_slice: P
     (folder / "the-eyes-have-it.txt").write_text("Rewritten since.\n")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        assert index_of(_card({"corpus": {"name": "novel", "source": str(folder), "checksum": checksum}})) is None
+        assert index_of(_card({"corpus": {"name": "novel", "source": str(folder), "checksum": checksum,
+                                                "unwrap": "auto"}})) is None
         gone = {"name": "novel", "source": str(tmp_path / "nowhere"), "checksum": "0" * 64}
         assert index_of(_card({"corpus": gone})) is None
     messages = [str(w.message) for w in caught if w.category is MemorizationWarning]
