@@ -170,7 +170,9 @@ def ghostwriting(config: FinetuneConfig, corpus: Corpus, card: Card, adapter: Ad
                      + (f"samples every {config.ghostwriting_every} evaluation(s); " if config.ghostwriting_every
                         else "samples, as often as keeps it under a tenth of the training time; ")
                      + (f"the style classifier recognises {accuracy['author']:.0%} of held-out author passages and "
-                        f"{accuracy['reference']:.0%} of other writing" if accuracy
+                        f"{accuracy['reference']:.0%} of other writing"
+                        + (f" ({', '.join(accuracy['left_out_references'])} left out of that writing: it shares passages "
+                           "with the training text)" if accuracy.get("left_out_references") else "") if accuracy
                         else f"style not measured ({evaluation.style_note})"))
     return evaluation
 
