@@ -139,12 +139,12 @@ class Card:
     @property
     def label(self) -> str:
         """`NAME@CHECKPOINT`, the name that loads these very weights again; a base's is its name."""
-        return self.name if self.path is None else f"{self.name}@{self.checkpoint}"
+        return checkpoint_label(self.name, None if self.path is None else self.checkpoint, None)
 
     @property
     def named(self) -> str:
         """`NAME@CHECKPOINT, step N`: which weights a front end is writing with (or measuring), said in full."""
-        return self.label + (f", step {self.step}" if self.step is not None else "")
+        return checkpoint_label(self.name, None if self.path is None else self.checkpoint, self.step)
 
     @property
     def status(self) -> str | None:
@@ -170,6 +170,11 @@ class Card:
 
 
 NOT_SAVED = {"path", "extra", "checkpoint"}
+
+
+def checkpoint_label(name: str, checkpoint: str | None, step: int | None) -> str:
+    """`NAME@CHECKPOINT, step N`, as much of it as is known: how every front end names the weights that wrote."""
+    return name + (f"@{checkpoint}" if checkpoint else "") + (f", step {step}" if step is not None else "")
 
 
 def _alive(pid: int | None) -> bool:

@@ -300,17 +300,24 @@ def test_max_time_bounds_a_run(pkd_slice: Path, tmp_path: Path):
     assert summary.stop_reason == "max_time" and 2.0 <= summary.elapsed < 30 and summary.steps >= 1  # timing: a loaded CI
 
 
-def test_ctrl_c_saves_and_the_run_resumes(pkd_slice: Path, tmp_path: Path):
-    out = tmp_path / "m"
-    args = ["finetune", str(pkd_slice), *TINY, "--max-steps", "5000", "--checkpoint-every", "10", "--out", str(out)]
+def _ctrl_c_after_step_20(args: list[str], out: Path) -> str:
+    """Run `assistant ARGS` as a writer at a terminal does, press Ctrl-C once its checkpoint is past step 20, and
+    return what it said (it must exit with 130, as an interrupted command does)."""
     proc = subprocess.Popen([sys.executable, "-m", "assistant", *args], cwd=ROOT, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, env=os.environ.copy(), preexec_fn=ctrl_c_as_in_a_terminal)
     deadline = time.monotonic() + 120
     while _checkpoint_step(out) < 20 and time.monotonic() < deadline:
         time.sleep(0.02)
     proc.send_signal(signal.SIGINT)
-    _, stderr = proc.communicate(timeout=60)
+    _, stderr = proc.communicate(timeout=120)
     assert proc.returncode == 130, stderr
+    return stderr
+
+
+def test_ctrl_c_saves_and_the_run_resumes(pkd_slice: Path, tmp_path: Path):
+    out = tmp_path / "m"
+    args = ["finetune", str(pkd_slice), *TINY, "--max-steps", "5000", "--checkpoint-every", "10", "--out", str(out)]
+    stderr = _ctrl_c_after_step_20(args, out)
     assert "interrupted; continue with --resume" in stderr and "Traceback" not in stderr
     stopped = _checkpoint_step(out)
     assert f"Stopped after {stopped} steps" in stderr
@@ -326,14 +333,7 @@ def test_ctrl_c_before_the_first_validation_keeps_the_trained_weights(pkd_slice:
     args = ["finetune", str(pkd_slice), "--model", "char", "--size", "tiny", "--seed", "7", "--eval-every", "100000",
             "--max-steps", "100000", "--checkpoint-every", "10", "--ghostwriting-every", "1000", "--eval-samples", "2",
             "--name", "m"]
-    proc = subprocess.Popen([sys.executable, "-m", "assistant", *args], cwd=ROOT, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=os.environ.copy(), preexec_fn=ctrl_c_as_in_a_terminal)
-    deadline = time.monotonic() + 120
-    while _checkpoint_step(out) < 20 and time.monotonic() < deadline:
-        time.sleep(0.02)
-    proc.send_signal(signal.SIGINT)
-    _, stderr = proc.communicate(timeout=120)
-    assert proc.returncode == 130, stderr
+    stderr = _ctrl_c_after_step_20(args, out)
     stopped = _checkpoint_step(out)
     result = json.loads((out / "config.json").read_text())["result"]
     assert result["best_step"] == stopped > 0 and result["best_val"] < 3.5, stderr  # not the untrained step 0

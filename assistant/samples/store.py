@@ -21,6 +21,7 @@ from sqlite_utils import Database
 
 from corpora import UserError
 from corpora.home import data_home
+from kinds.modeldir import checkpoint_label
 
 from .migrations import migrate
 
@@ -58,12 +59,12 @@ class Sample:
     @property
     def label(self) -> str:
         """`NAME@CHECKPOINT`: the model and checkpoint that wrote it (the name alone where that was not recorded)."""
-        return self.model if self.checkpoint is None else f"{self.model}@{self.checkpoint}"
+        return checkpoint_label(self.model, self.checkpoint, None)
 
     @property
     def named(self) -> str:
         """`NAME@CHECKPOINT, step N`, as far as it was recorded."""
-        return self.label + (f", step {self.checkpoint_step}" if self.checkpoint_step is not None else "")
+        return checkpoint_label(self.model, self.checkpoint, self.checkpoint_step)
 
     def copies(self, min_span: int) -> bool:
         return self.copied_chars is not None and self.copied_chars >= min_span
