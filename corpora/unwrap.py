@@ -26,7 +26,8 @@ FULL = 0.9  # a line this share of the width long is full whatever comes next
 # without one was read before unwrapping existed, as "off"
 SETTINGS: dict[str, bool | None] = {"auto": None, "on": True, "off": False}
 _PARAGRAPHS = re.compile(r"(\n[ \t]*\n+)")
-_SENTENCE_END = re.compile(r"[.!?:;][\"'\u201d\u2019)\]_*]*\s*$")
+_ENDS = tuple(".!?:;")  # a line ending in one of these (before closing quotes and brackets) ends a sentence
+_CLOSERS = "\"'\u201d\u2019)]_*"
 _JOINED_BARE = re.compile(r"\S[-\u2013\u2014]$")  # a hyphen or dash ending a line: joined without a space
 
 
@@ -59,35 +60,43 @@ def _breaks(paragraph: str, wrapped_at: int) -> list[bool]:
     return [is_wrap(a, b, wrapped_at) for a, b in itertools.pairwise(lines)]
 
 
-def hard_wrapped(text: str) -> bool:
-    """Whether the text was broken at a fixed width throughout: nearly all its breaks inside paragraphs are wraps,
-    and most fall inside a sentence (lines of dialogue, or one sentence a line, end theirs at each break)."""
+def _ends_sentence(line: str) -> bool:
+    return line.rstrip().rstrip(_CLOSERS)[-1:] in _ENDS
+
+
+def _judged(text: str) -> tuple[int, list[str], list[list[bool]], bool]:
+    """The text's width, its paragraphs and separators (alternating), each paragraph's breaks, and whether the text
+    is hard-wrapped: nearly all its breaks inside paragraphs are wraps, and most fall inside a sentence (lines of
+    dialogue, or one sentence a line, end theirs at each break)."""
     wrapped_at = width(text)
-    if not 0 < wrapped_at <= MAX_WIDTH:
-        return False
-    paragraphs = [p.strip("\n") for p in _PARAGRAPHS.split(text)[::2]]
-    breaks = [b for paragraph in paragraphs for b in _breaks(paragraph, wrapped_at)]
-    ends = [bool(_SENTENCE_END.search(line)) for paragraph in paragraphs for line in paragraph.split("\n")[:-1]]
-    return (len(breaks) >= MIN_BREAKS and sum(breaks) >= WRAPPED_SHARE * len(breaks)
-            and sum(ends) <= SENTENCE_ENDS * len(ends))
+    parts = _PARAGRAPHS.split(text)
+    breaks = [_breaks(paragraph, wrapped_at) for paragraph in parts[::2]]
+    flat = [b for paragraph in breaks for b in paragraph]
+    ends = [_ends_sentence(line) for paragraph in parts[::2] for line in paragraph.split("\n")[:-1]]
+    wrapped = (0 < wrapped_at <= MAX_WIDTH and len(flat) >= MIN_BREAKS and sum(flat) >= WRAPPED_SHARE * len(flat)
+               and sum(ends) <= SENTENCE_ENDS * len(ends))
+    return wrapped_at, parts, breaks, wrapped
+
+
+def hard_wrapped(text: str) -> bool:
+    """Whether the text was broken at a fixed width throughout (see `_judged`)."""
+    return _judged(text.strip("\n"))[3]
 
 
 def unwrap(text: str, force: bool = False) -> tuple[str, bool]:
     """The text with each wrapped paragraph on one line, and whether any was joined; a text that is not hard-wrapped
     comes back as it is unless `force` (--unwrap): then every paragraph whose breaks are all wraps is joined."""
-    if not (force or hard_wrapped(text)):
-        return text, False
-    wrapped_at = width(text)
     body = text.rstrip("\n")
-    parts = _PARAGRAPHS.split(body)
+    _, parts, breaks, wrapped = _judged(body)
+    if not (force or wrapped):
+        return text, False
     joined = False
-    for i in range(0, len(parts), 2):
-        lines = parts[i].split("\n")
-        breaks = _breaks(parts[i], wrapped_at)
-        if len(lines) < 2 or not all(breaks):
+    for i, paragraph_breaks in zip(range(0, len(parts), 2), breaks, strict=True):
+        if not paragraph_breaks or not all(paragraph_breaks):
             continue
-        paragraph = lines[0].rstrip()
-        for line in lines[1:]:
-            paragraph += ("" if _JOINED_BARE.search(paragraph) else " ") + line.strip()
-        parts[i], joined = paragraph, True
+        lines = parts[i].split("\n")
+        pieces = [lines[0].rstrip()]
+        for before, line in itertools.pairwise(lines):
+            pieces.append(("" if _JOINED_BARE.search(before.rstrip()) else " ") + line.strip())
+        parts[i], joined = "".join(pieces), True
     return "".join(parts) + text[len(body) :], joined
