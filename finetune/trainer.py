@@ -505,7 +505,7 @@ class Trainer:
         chosen = self.world.decide(choose(s.measured, p.max_copying, held).step == step)
         if chosen:
             s.ghostwriting = row
-            self.run_dir.save_ghostwriting()
+            self.run_dir.save_ghostwriting(step)
         self.reporter.message(describe_figures(step, figures) + (" (kept as the ghostwriting checkpoint)" if chosen else ""),
                               style="dim")
 
