@@ -88,7 +88,7 @@ def test_rename_takes_the_samples_along(trained_model: Path, isolated_home: Path
     assert row["id"] == first and row["model"] == "pkd-noir" and row["model_path"] == str(new.resolve())
     assert run_cli("samples", "list", "--model", "pkd-char").stderr.startswith("no samples match --model pkd-char")
     shown = run_cli("samples", "show", str(first), env={"COLUMNS": "200"})
-    assert f"pkd-noir (char) {new.resolve()}" in shown.stdout
+    assert "pkd-noir@ghostwriting, step " in shown.stdout and f"(char) {new.resolve()}" in shown.stdout
     checked = run_cli("samples", "check", str(first))  # reads the corpus through the model's new directory
     assert checked.returncode == 0, checked.stderr
 
