@@ -36,6 +36,7 @@ from contract import modeldir, registry
 from contract.modeldir import Card
 from contract.sampling import Decoder, Sampling
 from corpora import UserError
+from corpora.suggest import did_you_mean
 from finetune.memory import ran_out_of_memory
 
 DEFAULT_CHARS = 500
@@ -79,7 +80,8 @@ class Params:
             if value is not None and value < 0:
                 raise UserError(f"{what} must be zero or more, got {value}")
         if self.stop_at is not None and self.stop_at not in STOP_AT:
-            raise UserError(f"stop-at must be one of {', '.join(STOP_AT)}, got {self.stop_at!r}")
+            raise UserError(f"stop-at must be one of {', '.join(STOP_AT)}, got {self.stop_at!r}"
+                            + did_you_mean(self.stop_at, STOP_AT, tail=True))
         Sampling(self.temperature, self.top_k, self.top_p).check()
 
 
@@ -409,17 +411,8 @@ def load_model(name_or_path: str | Path, device: str = "auto", quantize: str = "
 def find_card(name_or_path: str | Path) -> Card | None:
     """The card of a trained model by name or path, at the checkpoint its name asks for (see load_model), with
     weights to load; None for a GPT-2 base (a hub name or a save_pretrained directory)."""
-    name, path, checkpoint = str(name_or_path), modeldir.find(name_or_path), None  # a directory's own name may hold an @
-    if path is None and "@" in name:
-        name, _, checkpoint = name.rpartition("@")
-        path = modeldir.find(name)
+    path, checkpoint = resolve(name_or_path)
     if path is None:
-        from kinds.gpt2 import base as bases
-
-        # only a GPT-2 base goes past here: a hub name or a save_pretrained directory; a mistyped name of the
-        # writer's own model is answered at once with the nearest name, not after a trip to the hub
-        if not (bases.is_hub_name(str(name_or_path)) or Path(name_or_path).expanduser().is_dir()):
-            raise modeldir.no_model(name, bases.HUB_GPT2)
         return None
     card = modeldir.read(path).at(checkpoint)
     if card.kind not in registry.KINDS:
@@ -450,10 +443,26 @@ def _through_llama_cpp(name_or_path: str | Path, device: str, quantize: str) -> 
     return TextModel(card, decoder, torch.device("cpu"))
 
 
+def resolve(name_or_path: str | Path) -> tuple[Path | None, str | None]:
+    """The model directory and checkpoint a name means (`NAME@CHECKPOINT`; a directory's own name may hold an @), or
+    (None, None) for a GPT-2 base: a hub name or a save_pretrained directory. Anything else is answered at once with
+    the nearest name of the writer's models, not after a trip to the hub."""
+    name, path, checkpoint = str(name_or_path), modeldir.find(name_or_path), None
+    if path is None and "@" in name:
+        name, _, checkpoint = name.rpartition("@")
+        path = modeldir.find(name)
+    if path is None:
+        from kinds.gpt2 import base as bases
+
+        if not (bases.is_hub_name(str(name_or_path)) or Path(name_or_path).expanduser().is_dir()):
+            raise modeldir.no_model(name, bases.HUB_GPT2)
+    return path, checkpoint
+
+
 def _quantized(model: TextModel, mode: str) -> TextModel:
     """`model` in int8 where `mode` and its kind allow (a decoder that can has `quantize(card, mode)`)."""
     if mode not in QUANTIZE:
-        raise UserError(f"unknown quantization {mode!r}: choose {', '.join(QUANTIZE)}")
+        raise UserError(f"unknown quantization {mode!r}: {did_you_mean(mode, QUANTIZE)}choose {', '.join(QUANTIZE)}")
     quantize = getattr(model.decoder, "quantize", None)
     if quantize is not None:
         quantize(model.card, mode)

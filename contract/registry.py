@@ -24,6 +24,7 @@ from types import ModuleType
 from typing import Any
 
 from corpora import UserError
+from corpora.suggest import did_you_mean
 
 
 @dataclass(frozen=True)
@@ -83,5 +84,5 @@ ALIASES = {alias: k.name for k in KINDS.values() for alias in (k.name, *k.aliase
 def get(name: str) -> Kind:
     """The kind by its name (or an older spelling of it); a one-line error naming the known ones otherwise."""
     if name not in ALIASES:
-        raise UserError(f"unknown --model {name!r}: choose {', '.join(KINDS)}")
+        raise UserError(f"unknown --model {name!r}: {did_you_mean(name, ALIASES)}choose {', '.join(KINDS)}")
     return KINDS[ALIASES[name]]

@@ -64,6 +64,7 @@ def sample_row(result: "Generation", source: str) -> dict[str, Any]:
         "mode": "prompted" if result.prompt else "unconditional", "source": source, "prompt": result.prompt,
         "text": result.text, "params": asdict(result.params), "chars": len(result.text),
         "duration_s": round(result.duration_s, 3), "cancelled": result.cancelled,
+        "checkpoint": model.card.checkpoint if model.path is not None else None, "checkpoint_step": model.card.step,
     }
 
 

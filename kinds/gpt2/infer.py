@@ -16,7 +16,6 @@ import torch
 from contract.modeldir import ADAPTER_CONFIG, MERGED, Card
 from contract.sampling import Sampling
 from corpora import UserError
-from corpora.load import find_trained_corpus
 
 from . import base as bases
 from . import quantize as int8
@@ -68,7 +67,7 @@ class GPT2Decoder:
         check = int8.read_record(folder)
         if check is not None:
             return check
-        corpus, missing = find_trained_corpus(card.corpus.name, card.corpus.source, card.corpus.checksum)
+        corpus, missing = card.corpus.find()
         if corpus is None:
             return unavailable(f"{missing}, and int8 is checked on the model's own validation text")
         ids = int8.validation_ids(corpus, self.tokenizer, card.split)
