@@ -43,6 +43,16 @@ class Exported:
         return self.path.stat().st_size
 
 
+def exportable(name: str, card: Card | None) -> registry.Kind:
+    """The kind of `card` (None: a GPT-2 base) where GGUF can hold it; a one-line error saying why not elsewhere."""
+    kind = registry.get("gpt2" if card is None else card.kind)
+    if "export" not in kind.views:
+        raise UserError(f"{name} is a {kind.name} model ({kind.help}): GGUF engines (llama.cpp, Ollama, LM Studio, "
+                        "KoboldCpp) run GPT-style transformers with a subword tokenizer, not character-level models; "
+                        "export a gpt2 model")
+    return kind
+
+
 def export(name: str, fmt: str = "gguf", quant: str | None = None, out: Path | None = None,
            progress: Callable[[int, int], None] = lambda done, total: None, companions: bool = True) -> Exported:
     """Write `name` (a model name or directory, with @checkpoint, or a GPT-2 base) as GGUF at `out` (default:
@@ -52,11 +62,7 @@ def export(name: str, fmt: str = "gguf", quant: str | None = None, out: Path | N
     if fmt not in FORMATS:
         raise UserError(f"unknown --format {fmt!r}: choose {', '.join(FORMATS)}")
     card = find_card(name)
-    kind = registry.get("gpt2" if card is None else card.kind)
-    if "export" not in kind.views:
-        raise UserError(f"{name} is a {kind.name} model ({kind.help}): GGUF engines (llama.cpp, Ollama, LM Studio, "
-                        "KoboldCpp) run GPT-style transformers with a subword tokenizer, not character-level models; "
-                        "export a gpt2 model")
+    kind = exportable(name, card)
     writer = kind.view("export", name)
     chosen = writer.quant(quant or writer.DEFAULT_QUANT)
     short = card.name if card is not None else Path(name).name  # a base's directory or OWNER/NAME: its last part

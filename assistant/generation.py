@@ -427,9 +427,8 @@ def _through_llama_cpp(name_or_path: str | Path, device: str, quantize: str) -> 
     from kinds.gpt2.infer import tokenizer_source
     from kinds.gpt2.llamacpp import LlamaCppDecoder, library
 
-    from .export import engine_file
+    from .export import engine_file, exportable
 
-    library()  # installed, before anything is written for it
     if device not in ("auto", "cpu"):
         raise UserError(f"--backend llama.cpp writes on the CPU, not {device}")
     if quantize not in QUANTIZE:
@@ -438,6 +437,8 @@ def _through_llama_cpp(name_or_path: str | Path, device: str, quantize: str) -> 
     if card is None:
         raise UserError(f"--backend llama.cpp writes with a model you trained; {name_or_path} is a GPT-2 base "
                         "(assistant export writes a base's file for an engine of yours)")
+    exportable(str(name_or_path), card)
+    library()  # installed, before anything is written for it
     path, quant = engine_file(card, "f32" if quantize == "none" else "q8_0")
     decoder = LlamaCppDecoder(path, tokenizer_source(card), card.extra.get("n_positions", 1024), cpu_threads(), quant)
     return TextModel(card, decoder, torch.device("cpu"))
