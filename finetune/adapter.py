@@ -1,10 +1,10 @@
 """What the training core needs from a model kind.
 
-The core (`trainer.py`) owns everything that is the same for every kind:
-optimizer and schedule, the loss threshold, validation, the overfit warning,
-checkpoints, resume, progress and the summary. A kind only says how to get
-the next training loss, evaluate a split, sample text and carry its data
-position across a resume.
+The core (`trainer.py` and the modules beside it) owns everything that is the
+same for every kind: optimizer and schedule, the loss threshold, validation,
+the overfit warning, checkpoints, resume, progress and the summary. A kind
+only says how to get the next training loss, evaluate a split, sample text and
+carry its data position across a resume.
 """
 
 import contextlib

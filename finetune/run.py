@@ -31,8 +31,10 @@ from .adapter import Adapter, Schedule
 from .checkpoint import checkpoint_state
 from .config import FinetuneConfig
 from .ghostwriting.evaluate import Ghostwriting
+from .plan import Plan, RunState, check_unfinished
 from .progress import Reporter
-from .trainer import Plan, RunState, Summary, Trainer, check_unfinished
+from .summary import Summary
+from .trainer import Trainer
 
 
 def code_version() -> str:

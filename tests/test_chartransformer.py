@@ -17,7 +17,7 @@ from finetune.checkpoint import read_jsonl
 from finetune.config import FinetuneConfig
 from finetune.progress import Reporter
 from finetune.run import finetune
-from finetune.trainer import Summary
+from finetune.summary import Summary
 from kinds.charlstm.options import CharOptions
 from kinds.chartransformer import presets
 from kinds.chartransformer.model import CharGPT, CharGPTConfig

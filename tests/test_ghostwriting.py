@@ -105,7 +105,7 @@ def test_a_late_measurement_is_merged_into_its_steps_row():
 
 
 def test_a_default_model_behind_counting_is_warned_about(tmp_path: Path):
-    from finetune.trainer import Summary, behind_counting
+    from finetune.summary import Summary, behind_counting
 
     def summary(val: float, per_unit: float = 1.0) -> Summary:
         return Summary(tmp_path, "char", per_unit, 500, 60.0, 1.2, val, val, 500, None, "train", False, "max_time", False,
@@ -121,7 +121,7 @@ def _finetune(corpus: str | Path, out: Path, **kwargs) -> tuple[object, list[str
     from finetune.config import FinetuneConfig
     from finetune.progress import Reporter
     from finetune.run import finetune
-    from finetune.trainer import describe_summary
+    from finetune.summary import describe_summary
     from kinds.charlstm.options import CharOptions
 
     kwargs = {"options": CharOptions(size="tiny"), "ghostwriting_every": 1, **kwargs}

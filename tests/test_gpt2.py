@@ -23,7 +23,7 @@ from finetune.checkpoint import read_jsonl
 from finetune.config import FinetuneConfig
 from finetune.progress import Reporter
 from finetune.run import finetune
-from finetune.trainer import describe_summary
+from finetune.summary import describe_summary
 from kinds.gpt2.options import GPT2Options
 
 from .conftest import GPT2_TINY, GPT2_TOKENIZER, run_cli

@@ -106,7 +106,7 @@ def test_copying_raises_the_memorization_warning_before_validation_loss_turns(tm
 
 
 def test_memorization_is_seen_through_a_jittery_validation_loss():
-    from finetune.trainer import memorizing
+    from finetune.overfit import memorizing
 
     # [step, smoothed train, val]: best val at step 100, then up with a dip (2.36 -> 2.33), train falling
     evals = [[50, 3.0, 2.5], [100, 2.6, 2.3], [150, 2.3, 2.36], [200, 2.1, 2.33], [250, 1.9, 2.40]]

@@ -241,7 +241,7 @@ def finetune(
         launch.run_torchrun(sys.argv[1:], nproc, nnodes, node_rank, rdzv_endpoint)
     from finetune.config import FinetuneConfig, parse_duration
     from finetune.run import finetune as run
-    from finetune.trainer import describe_summary
+    from finetune.summary import describe_summary
 
     kind_flags["micro_batch"] = _micro_batch(kind_flags["micro_batch"])  # type: ignore[arg-type]
     given = {k: v for k, v in kind_flags.items() if v != KIND_FLAGS[k][1]}  # a kind's options take only these
