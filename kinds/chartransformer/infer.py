@@ -1,6 +1,6 @@
 """The char transformer loaded for writing: the char-LSTM's decoder over this kind's model.
 
-A prompt longer than the model's block keeps only its end (the model's `generate_ids` crops it).
+A prompt longer than the model's block keeps only its end (see WindowCursor).
 """
 
 import torch

@@ -83,6 +83,40 @@ def writing_autocast(device: torch.device) -> contextlib.AbstractContextManager:
     return torch.autocast(device.type, dtype=dtype) if dtype is not None else contextlib.nullcontext()
 
 
+class GPT2Cursor:
+    """GPT-2 after a prime, stepped one token at a time through a cache (see contract.sampling.Cursor).
+
+    When the context window fills, the cache is rebuilt from the last half of
+    the text: one longer forward pass every n_ctx/2 tokens instead of one per token.
+    A `cache` passed in may hold an earlier generation's ids: the prefix the
+    prime shares with them is kept and only the rest is fed (see KVCache.keep).
+    A rewind moves the cache's length back: the same `keep`, so only the last
+    id left is fed again.
+    """
+
+    def __init__(self, model: nn.Module, prime: list[int], n_ctx: int, cache: Cache):
+        self.cache, self.n_ctx = cache, n_ctx
+        self.device = next(model.parameters()).device
+        self.prompt_ids = list(prime)
+        self.context = list(prime)
+        self.logits = self._feed(cache.keep(self.context[-(n_ctx - 1) :]))
+
+    def _feed(self, ids: list[int]) -> torch.Tensor:
+        with writing_autocast(self.device):
+            return self.cache.feed(ids)
+
+    def feed(self, token: int) -> torch.Tensor:
+        self.context.append(token)
+        if len(self.cache.ids) + 1 >= self.n_ctx:
+            self.cache.ids.clear()
+            return self._feed(self.cache.keep(self.context[-(self.n_ctx // 2) :]))
+        return self._feed([token])
+
+    def rewind(self, n: int) -> torch.Tensor:
+        del self.context[len(self.context) - n :]
+        return self._feed(self.cache.keep(self.context[-(self.n_ctx - 1) :]))
+
+
 def generate_ids(
     model: nn.Module,
     prime: list[int],
@@ -95,41 +129,11 @@ def generate_ids(
     fast: bool = True,
     cache: Cache | None = None,
 ) -> Iterator[int]:
-    """Endless next-token ids after `prime`, each step feeding one token through the cache.
-
-    When the context window fills, the cache is rebuilt from the last half of
-    the text: one longer forward pass every n_ctx/2 tokens instead of one per token.
-    A `cache` passed in may hold an earlier generation's ids: the prefix the
-    prime shares with them is kept and only the rest is fed (see KVCache.keep).
-    """
-    cache = cache if cache is not None else new_cache(model, fast)
-    device = next(model.parameters()).device
-    context = list(prime)
-    feed = cache.keep(context[-(n_ctx - 1) :])
+    """Endless next-token ids after `prime` by temperature, top-k and top-p alone (training's samples, the tests'
+    reference); the generation API writes through contract.loop instead."""
+    cursor = GPT2Cursor(model, prime, n_ctx, cache if cache is not None else new_cache(model, fast))
+    logits = cursor.logits
     while True:
-        with writing_autocast(device):
-            logits = cache.feed(feed)
         next_id = sample_next(logits, generator, temperature, top_k, top_p)
         yield next_id
-        context.append(next_id)
-        if len(cache.ids) + 1 >= n_ctx:
-            cache.ids.clear()
-            feed = cache.keep(context[-(n_ctx // 2) :])
-        else:
-            feed = [next_id]
-
-
-class TextDecoder:
-    """Turns ids into text as they come, holding back bytes of a character not yet complete."""
-
-    def __init__(self, tokenizer):
-        self.tokenizer = tokenizer
-        self.pending: list[int] = []
-
-    def push(self, token_id: int) -> str:
-        self.pending.append(token_id)
-        text = self.tokenizer.decode(self.pending, clean_up_tokenization_spaces=False)
-        if text.endswith("\ufffd"):
-            return ""
-        self.pending = []
-        return text
+        logits = cursor.feed(next_id)
