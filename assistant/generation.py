@@ -26,6 +26,7 @@ import math
 import os
 import re
 import time
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -39,7 +40,7 @@ from contract.loop import Token, tokens
 from contract.modeldir import Card
 from contract.sampling import SAMPLING_FIELDS, Decoder, Sampling
 from corpora import UserError
-from corpora.index import CorpusIndex
+from corpora.index import CorpusIndex, MemorizationWarning
 from finetune.memory import ran_out_of_memory
 
 DEFAULT_CHARS = 500
@@ -273,7 +274,9 @@ class TextModel:
     def _guard(self, limit: int) -> CopyGuard:
         """A copy guard over the model's corpus index (loaded once per model); a one-line error without the corpus."""
         if self._index is None:
-            self._index = self.card.corpus_index()
+            with warnings.catch_warnings():  # the memorization check's warning says it again, in other words
+                warnings.simplefilter("ignore", MemorizationWarning)
+                self._index = self.card.corpus_index()
             if self._index is None:
                 what = f"its corpus {self.card.corpus.name!r}" if self.card.corpus else "the corpus it was trained on"
                 raise UserError(f"--max-copy needs {what}, and it is not on this machine: the copy guard checks what "
