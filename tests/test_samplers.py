@@ -38,7 +38,7 @@ def test_each_processor_matches_a_hand_computed_vector():
     assert torch.isinf(p.min_p_filter(torch.tensor([0.5, 0.3, 0.15, 0.05]).log(), 0.2)).tolist() == [False] * 3 + [True]
     # typical: entropy 1.0297 nats; surprises 0.693, 1.204, 1.609 are 0.337, 0.174, 0.580 away: 0.3 first, then 0.5
     assert torch.isinf(p.typical_filter(probs, 0.5)).tolist() == [False, False, True]
-    assert torch.isinf(p.typical_filter(probs, 0.3)).tolist() == [True, False, True]
+    assert torch.isinf(p.typical_filter(probs, 0.25)).tolist() == [True, False, True]
 
 
 def test_the_chain_runs_in_its_documented_order(trained_model: Path):
@@ -147,3 +147,46 @@ def test_every_setting_is_kept_with_the_result(trained_model: Path):
 
     again = json.loads(json.dumps(asdict(params)))  # as the store keeps it
     assert model.generate("The", **again) == text
+
+
+def test_the_repl_sets_any_setting_and_branches_from_an_alternative(trained_model: Path, isolated_home: Path, capsys):
+    import shutil
+
+    from assistant.repl import Repl
+    from assistant.samples.store import Store
+
+    shutil.copytree(trained_model, isolated_home / "models" / "pkd-tiny")
+    repl = Repl(None, min_span=50)
+    for line in ("/set min-p 0.05", "/set ban robot|android", "/set dry-multiplier 0.8", "/seed 3", "/length 40", "The"):
+        repl.handle(line)
+    with pytest.raises(UserError, match="min-p must be in"):
+        repl.handle("/set min-p 2")
+    with pytest.raises(UserError, match="/set takes one of"):
+        repl.handle("/set min_q 2")
+    repl.handle("/settings")
+    shown = capsys.readouterr().out
+    assert "min-p: 0.05" in shown and "ban: ('robot', 'android')" in shown
+    parent = repl.last_sample_id
+    repl.handle("/probs")
+    assert "alternatives" in capsys.readouterr().out
+    chosen = repl.last.tokens[2].alternatives[1][0]
+    repl.handle("/branch 2 1")
+    with Store() as store:
+        child = store.get(repl.last_sample_id)
+        first = store.get(parent)
+    assert child.prompt == "The" + first.text[:2] + chosen
+    assert child.params["branch"] == {"parent": parent, "token": 2, "alternative": chosen}
+    assert child.params["min_p"] == 0.05 and child.params["ban"] == ["robot", "android"]  # every setting is kept
+
+
+def test_generate_takes_the_chain_on_the_command_line(parrot: Path):
+    from .conftest import run_cli
+
+    args = ["generate", str(parrot), "-p", "The robot", "-l", "100", "--seed", "1", "--no-log"]
+    plain = run_cli(*args)
+    banned = run_cli(*args, "--ban", "coffee", "--min-p", "0.05", "--dry-multiplier", "0.8", "--probs", "3")
+    assert plain.returncode == 0 and banned.returncode == 0, banned.stderr
+    assert "coffee" in plain.stdout and "coffee" not in banned.stdout.lower()
+    assert "alternatives" in banned.stderr  # the --probs table
+    bad = run_cli(*args, "--bias", "rain")
+    assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "TEXT=NUMBER" in bad.stderr

@@ -5,6 +5,7 @@ that writes a file takes it as `-o/--out`; one that reads a model's weights
 takes `--device` and `--quantize`; one that prints a listing takes `--json`.
 """
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -34,3 +35,59 @@ def out_option(help: str) -> typer.models.OptionInfo:
     """`-o/--out FILE`, the one spelling of where a command writes."""
     return typer.Option("--out", "-o", help=help)
 
+
+
+# ---- the sampler chain (contract.sampling.Sampling): the same flags wherever a model writes ----
+CHAIN = "Sampler chain (docs/controls.md)"
+MinPOpt = Annotated[float | None, typer.Option(help="Keep tokens at least this share as likely as the likeliest.",
+                                               rich_help_panel=CHAIN)]
+TypicalPOpt = Annotated[float | None, typer.Option(help="Locally typical sampling's probability mass.", rich_help_panel=CHAIN)]
+RepetitionPenaltyOpt = Annotated[float, typer.Option(help="Above 1: tokens already written are less likely.",
+                                                     rich_help_panel=CHAIN)]
+RepetitionRangeOpt = Annotated[int, typer.Option(help="How many recent tokens the penalties look at (0: all).",
+                                                 rich_help_panel=CHAIN)]
+PresencePenaltyOpt = Annotated[float, typer.Option(help="Subtracted once from a token already written.", rich_help_panel=CHAIN)]
+FrequencyPenaltyOpt = Annotated[float, typer.Option(help="Subtracted per time a token was written.", rich_help_panel=CHAIN)]
+DryMultiplierOpt = Annotated[float, typer.Option(help="DRY: penalty on repeating a sequence (0 off; 0.8 usual).",
+                                                 rich_help_panel=CHAIN)]
+DryBaseOpt = Annotated[float, typer.Option(help="DRY: how fast the penalty grows with the repeat's length.",
+                                           rich_help_panel=CHAIN)]
+DryAllowedLengthOpt = Annotated[int, typer.Option(help="DRY: the longest repeat left alone, in tokens.", rich_help_panel=CHAIN)]
+DryRangeOpt = Annotated[int, typer.Option(help="DRY: how many recent tokens it looks at (0: all).", rich_help_panel=CHAIN)]
+BiasOpt = Annotated[list[str] | None, typer.Option(help="TEXT=N: add N to the logits of TEXT's tokens (repeatable; "
+                                                        "negative: less of it).", rich_help_panel=CHAIN)]
+BanOpt = Annotated[list[str] | None, typer.Option(help="A phrase never written, any case, whole words (repeatable).",
+                                                  rich_help_panel=CHAIN)]
+BanFileOpt = Annotated[Path | None, typer.Option(help="Banned phrases, one a line.", rich_help_panel=CHAIN)]
+MaxCopyOpt = Annotated[int | None, typer.Option(help="Copy guard: never more than N characters of the corpus verbatim.",
+                                                rich_help_panel=CHAIN)]
+
+
+def chain_settings(min_p: float | None = None, typical_p: float | None = None, repetition_penalty: float = 1.0,
+                   repetition_range: int = 0, presence_penalty: float = 0.0, frequency_penalty: float = 0.0,
+                   dry_multiplier: float = 0.0, dry_base: float = 1.75, dry_allowed_length: int = 2, dry_range: int = 0,
+                   bias: list[str] | None = None, ban: list[str] | None = None, ban_file: Path | None = None,
+                   max_copy: int | None = None) -> dict:
+    """The flags above as generation settings (the keyword arguments of TextModel.stream)."""
+    from corpora import UserError
+
+    biases = []
+    for item in bias or ():
+        text, sep, value = item.rpartition("=")
+        try:
+            biases.append((text, float(value)))
+        except ValueError:
+            sep = ""
+        if not sep or not text:
+            raise UserError(f"--bias takes TEXT=NUMBER, such as 'rain=2' or 'suddenly=-5', not {item!r}")
+    phrases = list(ban or ())
+    if ban_file is not None:
+        try:
+            phrases += [line.strip() for line in ban_file.read_text(encoding="utf-8").splitlines() if line.strip()]
+        except (OSError, UnicodeDecodeError) as e:
+            raise UserError(f"cannot read --ban-file {ban_file}: {e}") from None
+    return {"min_p": min_p, "typical_p": typical_p, "repetition_penalty": repetition_penalty,
+            "repetition_range": repetition_range, "presence_penalty": presence_penalty,
+            "frequency_penalty": frequency_penalty, "dry_multiplier": dry_multiplier, "dry_base": dry_base,
+            "dry_allowed_length": dry_allowed_length, "dry_range": dry_range, "logit_bias": tuple(biases),
+            "ban": tuple(phrases), "max_copy": max_copy}

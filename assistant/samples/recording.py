@@ -32,10 +32,17 @@ class StoreWarning(UserWarning):
     """A sample could not be stored; the text was still shown."""
 
 
-def record(result: "Generation", source: str) -> int | None:
-    """Store a generation with its corpus check; its id, or None (and a warning) when it could not be stored."""
+def record(result: "Generation", source: str, branch: dict[str, Any] | None = None) -> int | None:
+    """Store a generation with its corpus check; its id, or None (and a warning) when it could not be stored.
+
+    `branch` says which sample it branched from (`/branch`: its `parent` id, the `token` and the `alternative`
+    chosen there); it is kept with the settings, in the params.
+    """
     try:
-        return store_sample(sample_row(result, source), result.model.card)
+        row = sample_row(result, source)
+        if branch is not None:
+            row["params"]["branch"] = branch
+        return store_sample(row, result.model.card)
     except Exception as e:  # whatever goes wrong here, the writer keeps the text already shown
         warnings.warn(f"the sample was not stored: {type(e).__name__}: {e}", StoreWarning, stacklevel=2)
         return None
