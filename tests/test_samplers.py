@@ -190,3 +190,17 @@ def test_generate_takes_the_chain_on_the_command_line(parrot: Path):
     assert "alternatives" in banned.stderr  # the --probs table
     bad = run_cli(*args, "--bias", "rain")
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "TEXT=NUMBER" in bad.stderr
+
+
+def test_the_editor_takes_the_same_settings():
+    from assistant.lsp.continuation import params
+    from assistant.lsp.settings import Settings
+
+    settings = Settings().updated({"ghostwriter": {"sampling": {"minP": 0.05, "ban": ["suddenly"], "maxCopy": 50,
+                                                                "logitBias": [["rain", 2]]}}})
+    p = params(settings, 60, "sentence")
+    assert (p.min_p, p.ban, p.max_copy, p.logit_bias) == (0.05, ("suddenly",), 50, (("rain", 2),))
+    for bad in ({"minQ": 1}, {"minP": 7}):
+        with pytest.raises(UserError) as e:
+            Settings().updated({"sampling": bad})
+        assert "\n" not in str(e.value)
