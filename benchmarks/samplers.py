@@ -34,30 +34,6 @@ CHAIN = {"temperature": 0.8, "logit_bias": (("rain", 1.0), ("suddenly", -3.0)), 
          "top_k": 40, "top_p": 0.95, "min_p": 0.05, "typical_p": 0.95}
 
 
-class CharBench:
-    """A char-LSTM as contract.sampling.Decoder, without a model directory."""
-
-    end_id = None
-
-    def __init__(self, chars: str, layers: int, hidden: int):
-        from kinds.charlstm.model import CharLSTM, CharLSTMConfig, Vocab
-
-        self.vocab = Vocab(chars)
-        self.model = CharLSTM(CharLSTMConfig(vocab_size=len(chars), layers=layers, hidden=hidden, dropout=0.0)).eval()
-
-    def start(self, prompt: str, state: object = None, keep: int = 0):
-        return self.model.cursor(self.vocab.encode_lenient(prompt)[0], keep=keep)
-
-    def encode(self, text: str) -> list[int]:
-        return self.vocab.encode_lenient(text)[0]
-
-    def decode(self, ids: list[int]) -> str:
-        return self.vocab.decode(ids)
-
-    def token_texts(self) -> list[str]:
-        return list(self.vocab.chars)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--shapes", default="char,gpt2")
@@ -84,7 +60,11 @@ def main() -> None:
     for shape in args.shapes.split(","):
         torch.manual_seed(0)
         if shape == "char":
-            decoder, n = CharBench(chars, 2, 256), args.tokens or 400
+            from kinds.charlstm.infer import CharDecoder
+            from kinds.charlstm.model import CharLSTM, CharLSTMConfig, Vocab
+
+            lstm = CharLSTM(CharLSTMConfig(vocab_size=len(chars), layers=2, hidden=256, dropout=0.0)).eval()
+            decoder, n = CharDecoder(Vocab(chars), "\n\n", lstm), args.tokens or 400
         else:
             from transformers import GPT2Config, GPT2LMHeadModel
 

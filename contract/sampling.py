@@ -9,6 +9,7 @@ are contract.processors.
 
 import math
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass, fields
 from typing import Protocol
 
@@ -33,6 +34,17 @@ def sample_next(
     if temperature < MIN_TEMPERATURE:
         return int(logits.argmax())
     return draw(top_p_filter(top_k_filter(logits / temperature, top_k), top_p), generator)
+
+
+def sampled_ids(cursor: "Cursor", generator: torch.Generator, temperature: float = 1.0, top_k: int | None = None,
+                top_p: float | None = None) -> Iterator[int]:
+    """Endless ids from a kind's cursor by temperature, top-k and top-p alone: each kind's `generate_ids` (training's
+    samples, the tests' reference paths); the generation API writes through contract.loop instead."""
+    logits = cursor.logits
+    while True:
+        next_id = sample_next(logits, generator, temperature, top_k, top_p)
+        yield next_id
+        logits = cursor.feed(next_id)
 
 
 @dataclass(frozen=True)

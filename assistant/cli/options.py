@@ -39,28 +39,27 @@ def out_option(help: str) -> typer.models.OptionInfo:
 
 # ---- the sampler chain (contract.sampling.Sampling): the same flags wherever a model writes ----
 CHAIN = "Sampler chain (docs/controls.md)"
-MinPOpt = Annotated[float | None, typer.Option(help="Keep tokens at least this share as likely as the likeliest.",
-                                               rich_help_panel=CHAIN)]
-TypicalPOpt = Annotated[float | None, typer.Option(help="Locally typical sampling's probability mass.", rich_help_panel=CHAIN)]
-RepetitionPenaltyOpt = Annotated[float, typer.Option(help="Above 1: tokens already written are less likely.",
-                                                     rich_help_panel=CHAIN)]
-RepetitionRangeOpt = Annotated[int, typer.Option(help="How many recent tokens the penalties look at (0: all).",
-                                                 rich_help_panel=CHAIN)]
-PresencePenaltyOpt = Annotated[float, typer.Option(help="Subtracted once from a token already written.", rich_help_panel=CHAIN)]
-FrequencyPenaltyOpt = Annotated[float, typer.Option(help="Subtracted per time a token was written.", rich_help_panel=CHAIN)]
-DryMultiplierOpt = Annotated[float, typer.Option(help="DRY: penalty on repeating a sequence (0 off; 0.8 usual).",
-                                                 rich_help_panel=CHAIN)]
-DryBaseOpt = Annotated[float, typer.Option(help="DRY: how fast the penalty grows with the repeat's length.",
-                                           rich_help_panel=CHAIN)]
-DryAllowedLengthOpt = Annotated[int, typer.Option(help="DRY: the longest repeat left alone, in tokens.", rich_help_panel=CHAIN)]
-DryRangeOpt = Annotated[int, typer.Option(help="DRY: how many recent tokens it looks at (0: all).", rich_help_panel=CHAIN)]
-BiasOpt = Annotated[list[str] | None, typer.Option(help="TEXT=N: add N to the logits of TEXT's tokens (repeatable; "
-                                                        "negative: less of it).", rich_help_panel=CHAIN)]
-BanOpt = Annotated[list[str] | None, typer.Option(help="A phrase never written, any case, whole words (repeatable).",
-                                                  rich_help_panel=CHAIN)]
-BanFileOpt = Annotated[Path | None, typer.Option(help="Banned phrases, one a line.", rich_help_panel=CHAIN)]
-MaxCopyOpt = Annotated[int | None, typer.Option(help="Copy guard: never more than N characters of the corpus verbatim.",
-                                                rich_help_panel=CHAIN)]
+
+
+def _chain(help: str) -> typer.models.OptionInfo:
+    return typer.Option(help=help, rich_help_panel=CHAIN)
+
+
+MinPOpt = Annotated[float | None, _chain("Keep tokens at least this share as likely as the likeliest.")]
+TypicalPOpt = Annotated[float | None, _chain("Locally typical sampling's probability mass.")]
+RepetitionPenaltyOpt = Annotated[float, _chain("Above 1: tokens already written are less likely.")]
+RepetitionRangeOpt = Annotated[int, _chain("How many recent tokens the penalties look at (0: all).")]
+PresencePenaltyOpt = Annotated[float, _chain("Subtracted once from a token already written.")]
+FrequencyPenaltyOpt = Annotated[float, _chain("Subtracted per time a token was written.")]
+DryMultiplierOpt = Annotated[float, _chain("DRY: penalty on repeating a sequence (0 off; 0.8 usual).")]
+DryBaseOpt = Annotated[float, _chain("DRY: how fast the penalty grows with the repeat's length.")]
+DryAllowedLengthOpt = Annotated[int, _chain("DRY: the longest repeat left alone, in tokens.")]
+DryRangeOpt = Annotated[int, _chain("DRY: how many recent tokens it looks at (0: all).")]
+BiasOpt = Annotated[list[str] | None, _chain("TEXT=N: add N to the logits of TEXT's tokens (repeatable; "
+                                            "negative: less of it).")]
+BanOpt = Annotated[list[str] | None, _chain("A phrase never written, any case, whole words (repeatable).")]
+BanFileOpt = Annotated[Path | None, _chain("Banned phrases, one a line.")]
+MaxCopyOpt = Annotated[int | None, _chain("Copy guard: never more than N characters of the corpus verbatim.")]
 
 
 def chain_settings(min_p: float | None = None, typical_p: float | None = None, repetition_penalty: float = 1.0,

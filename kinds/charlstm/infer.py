@@ -12,13 +12,15 @@ from .model import CharLSTM, CharLSTMConfig, Prefix, Vocab
 class CharDecoder:
     """A char model for writing, one character a token: the char-LSTM, the char transformer."""
 
-    def __init__(self, card: Card, device: torch.device, model: torch.nn.Module):
-        self.vocab = Vocab(card.extra["vocab"])
-        self.prime = card.extra["prime"]
-        self.model = model
-        self.model.load_state_dict(load_file(str(card.weights(WEIGHTS)), device="cpu"))
-        self.model.to(device).eval()
-        self.device = device
+    def __init__(self, vocab: Vocab, prime: str, model: torch.nn.Module):
+        self.vocab, self.prime, self.model = vocab, prime, model
+        self.device = next(model.parameters()).device
+
+    @classmethod
+    def from_card(cls, card: Card, device: torch.device, model: torch.nn.Module) -> "CharDecoder":
+        """`model` with the card's weights, vocabulary and document start."""
+        model.load_state_dict(load_file(str(card.weights(WEIGHTS)), device="cpu"))
+        return cls(Vocab(card.extra["vocab"]), card.extra["prime"], model.to(device).eval())
 
     def new_state(self) -> Prefix | None:
         """The char-LSTM's state after the last prompt, to start the next one from (the char transformer: none)."""
@@ -44,4 +46,4 @@ class CharDecoder:
 
 
 def load(card: Card, device: torch.device) -> CharDecoder:
-    return CharDecoder(card, device, CharLSTM(CharLSTMConfig(**card.architecture)))
+    return CharDecoder.from_card(card, device, CharLSTM(CharLSTMConfig(**card.architecture)))

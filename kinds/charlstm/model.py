@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import nn
 
-from contract.sampling import Sampling, sample_next
+from contract.sampling import Sampling, sample_next, sampled_ids
 
 State = tuple[torch.Tensor, torch.Tensor]
 
@@ -161,14 +161,8 @@ class CharLSTM(nn.Module):
         fast: bool = True,
         prefix: Prefix | None = None,
     ) -> Iterator[int]:
-        """Sampled ids after the prime by temperature, top-k and top-p alone, for as long as the caller asks (training's
-        samples, the tests' reference); the generation API writes through contract.loop instead."""
-        cursor = LSTMCursor(self, prime, fast=fast, prefix=prefix)
-        last = cursor.logits
-        while True:
-            next_id = sample_next(last, generator, temperature, top_k, top_p)
-            yield next_id
-            last = cursor.feed(next_id)
+        """Sampled ids after the prime for as long as the caller asks (see contract.sampling.sampled_ids)."""
+        return sampled_ids(LSTMCursor(self, prime, fast=fast, prefix=prefix), generator, temperature, top_k, top_p)
 
 
 class LSTMCursor:

@@ -12,4 +12,4 @@ from .model import CharGPT, CharGPTConfig
 
 
 def load(card: Card, device: torch.device) -> CharDecoder:
-    return CharDecoder(card, device, CharGPT(CharGPTConfig(**card.architecture)))
+    return CharDecoder.from_card(card, device, CharGPT(CharGPTConfig(**card.architecture)))

@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from contract.sampling import sample_next
+from contract.sampling import sampled_ids
 
 HEAD_WIDTH = 64  # width of one attention head: heads = hidden // HEAD_WIDTH, as in GPT-2
 INIT_STD = 0.02
@@ -123,14 +123,8 @@ class CharGPT(nn.Module):
         top_k: int | None = None,
         top_p: float | None = None,
     ) -> Iterator[int]:
-        """Sampled ids by temperature, top-k and top-p alone, for as long as the caller asks (training's samples); the
-        generation API writes through contract.loop instead."""
-        cursor = WindowCursor(self, prime)
-        logits = cursor.logits
-        while True:
-            next_id = sample_next(logits, generator, temperature, top_k, top_p)
-            yield next_id
-            logits = cursor.feed(next_id)
+        """Sampled ids for as long as the caller asks (see contract.sampling.sampled_ids)."""
+        return sampled_ids(WindowCursor(self, prime), generator, temperature, top_k, top_p)
 
 
 class WindowCursor:

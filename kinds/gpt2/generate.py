@@ -13,7 +13,7 @@ import torch
 from torch import nn
 from transformers import GPT2LMHeadModel
 
-from contract.sampling import sample_next
+from contract.sampling import sampled_ids
 
 from .fast import KVCache, supports
 
@@ -129,11 +129,6 @@ def generate_ids(
     fast: bool = True,
     cache: Cache | None = None,
 ) -> Iterator[int]:
-    """Endless next-token ids after `prime` by temperature, top-k and top-p alone (training's samples, the tests'
-    reference); the generation API writes through contract.loop instead."""
+    """Endless next-token ids after `prime` (see contract.sampling.sampled_ids)."""
     cursor = GPT2Cursor(model, prime, n_ctx, cache if cache is not None else new_cache(model, fast))
-    logits = cursor.logits
-    while True:
-        next_id = sample_next(logits, generator, temperature, top_k, top_p)
-        yield next_id
-        logits = cursor.feed(next_id)
+    return sampled_ids(cursor, generator, temperature, top_k, top_p)
