@@ -43,14 +43,18 @@ class CopyGuard:
         self.lengths = torch.tensor([len(t) for t in token_texts])
         self.longest_token = int(self.lengths.max())
         self.rows = range(len(self.sa))
-        self.matches = [Match(0, 0, len(self.sa))]  # after each token written; the loop pops them when it rewinds
+        # after each token written (the loop pops them when it rewinds): the match, or None while it is too short to
+        # matter, and a bound on its length (it grows by at most a character per character written)
+        self.matches: list[Match | None] = [Match(0, 0, len(self.sa))]
+        self.bounds = [0]
         self.written = ""
 
     def __call__(self, logits: torch.Tensor, context: Context) -> torch.Tensor:
+        if self.bounds[-1] + self.longest_token <= self.limit:
+            return logits  # no token could stretch the match past the limit, whatever it is now
         match = self.matches[-1]
+        assert match is not None  # kept exact whenever the bound is this close
         room = self.limit - match.length
-        if self.longest_token <= room:
-            return logits
         risky = self.lengths.to(logits.device) > room
         ranked = torch.topk(logits.masked_fill(~risky, NEG), min(CANDIDATES, int(risky.sum()))).indices.tolist()
         allowed = [t for t in ranked if logits[t] > NEG and self._within(match, self.token_texts[t])]
@@ -59,17 +63,38 @@ class CopyGuard:
         return logits.masked_fill(~keep, NEG)
 
     def push(self, piece: str) -> None:
-        """Follow `piece`, the text of the token just written."""
-        match = self.matches[-1]
-        for ch in piece:
-            match = self._step(match, self.written, ch)
-            self.written += ch
+        """Follow `piece`, the text of the token just written.
+
+        While the match is short (a bound says it cannot reach the limit
+        within a token) it is not followed at all; once it could, it is found
+        again from the end of the text and then followed character by
+        character. Prose matches the corpus for a few characters at a time,
+        so a char model finds it once every few dozen characters.
+        """
+        match, bound = self.matches[-1], self.bounds[-1] + len(piece)
+        if bound + self.longest_token <= self.limit:
+            match = None
+        elif match is None:
+            self.written += piece
+            match = self._longest_suffix(bound)
+        else:
+            for ch in piece:
+                match = self._step(match, self.written, ch)
+                self.written += ch
+        if match is None:
+            self.written += piece
         self.matches.append(match)
+        self.bounds.append(bound if match is None else match.length)
 
     def pop(self, n: int, written: str) -> None:
         """Forget the last `n` tokens; `written` is the text left."""
-        del self.matches[len(self.matches) - n :]
+        del self.matches[len(self.matches) - n :], self.bounds[len(self.bounds) - n :]
         self.written = written
+
+    def _longest_suffix(self, bound: int) -> Match:
+        """The longest suffix of the written text (of at most `bound` characters) that the corpus holds."""
+        tail = self.written[max(0, len(self.written) - bound) :].rpartition(SEPARATOR)[2]
+        return self._longest(tail, len(tail))
 
     def _within(self, match: Match, piece: str) -> bool:
         """Whether writing `piece` keeps every match at or under the limit."""
@@ -93,9 +118,13 @@ class CopyGuard:
         hi = bisect_right(self.rows, ch, lo, match.hi, key=key)
         if lo < hi:
             return Match(m + 1, lo, hi)
-        # no longer match: the longest suffix of (match + ch) there is; shorter ones occur wherever longer ones do
-        tail = written[len(written) - m :] + ch
-        found, short, long = Match(0, 0, len(sa)), 1, m
+        # no longer match: the longest suffix of (match + ch) there is
+        return self._longest(written[len(written) - m :] + ch, m)
+
+    def _longest(self, tail: str, most: int) -> Match:
+        """The longest suffix of `tail`, of at most `most` characters, the corpus holds; shorter ones occur wherever
+        longer ones do, so the length is found by bisection."""
+        found, short, long = Match(0, 0, len(self.sa)), 1, most
         while short <= long:
             length = (short + long) // 2
             rows = self._rows(tail[-length:])
