@@ -204,3 +204,16 @@ def test_the_editor_takes_the_same_settings():
         with pytest.raises(UserError) as e:
             Settings().updated({"sampling": bad})
         assert "\n" not in str(e.value)
+
+
+def test_the_copy_guard_checks_gpt2_tokens_text(gpt2_base: Path):
+    from corpora.index import corpus_index
+
+    model = load_model(gpt2_base, "cpu")
+    card = model.card
+    index = corpus_index(card.corpus.name, card.corpus.source, card.corpus.checksum)
+    free = [model.generate("The", max_new_tokens=30, seed=s) for s in range(10)]
+    assert max(index.longest_span(t).length for t in free) > 12  # common phrases of its corpus, unguarded
+    for seed in range(50):
+        text = model.generate("The", max_new_tokens=30, seed=seed, max_copy=12)
+        assert index.longest_span(text).length <= 12, text
