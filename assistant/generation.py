@@ -250,6 +250,7 @@ class TextModel:
             seed = int.from_bytes(os.urandom(4), "little")
         if stray := sorted(set(sampling) - set(SAMPLING_FIELDS)):
             raise TypeError(f"stream() got unknown settings: {', '.join(stray)}")
+        sampling = {**self.card.extra.get("sampling", {}), **sampling}  # the model's own defaults (`models set`)
         sampling = {k: tuple(v) if isinstance(v, list) else v for k, v in sampling.items()}  # as JSON gives them back
         if "logit_bias" in sampling:
             sampling["logit_bias"] = tuple((str(text), float(bias)) for text, bias in sampling["logit_bias"])

@@ -217,3 +217,24 @@ def test_the_copy_guard_checks_gpt2_tokens_text(gpt2_base: Path):
     for seed in range(50):
         text = model.generate("The", max_new_tokens=30, seed=seed, max_copy=12)
         assert index.longest_span(text).length <= 12, text
+
+
+def test_a_model_keeps_a_writers_settings_as_its_defaults(trained_model: Path, isolated_home: Path):
+    import shutil
+
+    from assistant.cli.models import models_set
+
+    shutil.copytree(trained_model, isolated_home / "models" / "pkd-tiny")
+    models_set("pkd-tiny", min_p=0.05, ban=["robot"])
+    models_set("pkd-tiny", dry_multiplier=0.8)  # added to what it keeps
+    model = load_model("pkd-tiny", "cpu")
+    with model.stream("The", max_new_chars=20, seed=1) as s:
+        "".join(s)
+    assert (s.result.params.min_p, s.result.params.ban, s.result.params.dry_multiplier) == (0.05, ("robot",), 0.8)
+    with model.stream("The", max_new_chars=20, seed=1, min_p=0.2) as s:  # what a front end is told wins
+        "".join(s)
+    assert s.result.params.min_p == 0.2
+    with pytest.raises(UserError):
+        models_set("pkd-tiny", min_p=3.0)
+    models_set("pkd-tiny", clear=True)
+    assert load_model("pkd-tiny", "cpu").card.extra["sampling"] == {}

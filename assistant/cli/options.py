@@ -67,7 +67,8 @@ def chain_settings(min_p: float | None = None, typical_p: float | None = None, r
                    dry_multiplier: float = 0.0, dry_base: float = 1.75, dry_allowed_length: int = 2, dry_range: int = 0,
                    bias: list[str] | None = None, ban: list[str] | None = None, ban_file: Path | None = None,
                    max_copy: int | None = None) -> dict:
-    """The flags above as generation settings (the keyword arguments of TextModel.stream)."""
+    """The flags given (those not at the chain's default) as generation settings (TextModel.stream's keyword
+    arguments): a model's own defaults (`models set`) stand for the others."""
     from corpora import UserError
 
     biases = []
@@ -85,8 +86,11 @@ def chain_settings(min_p: float | None = None, typical_p: float | None = None, r
             phrases += [line.strip() for line in ban_file.read_text(encoding="utf-8").splitlines() if line.strip()]
         except (OSError, UnicodeDecodeError) as e:
             raise UserError(f"cannot read --ban-file {ban_file}: {e}") from None
-    return {"min_p": min_p, "typical_p": typical_p, "repetition_penalty": repetition_penalty,
-            "repetition_range": repetition_range, "presence_penalty": presence_penalty,
-            "frequency_penalty": frequency_penalty, "dry_multiplier": dry_multiplier, "dry_base": dry_base,
-            "dry_allowed_length": dry_allowed_length, "dry_range": dry_range, "logit_bias": tuple(biases),
-            "ban": tuple(phrases), "max_copy": max_copy}
+    from contract.sampling import Sampling
+
+    settings = {"min_p": min_p, "typical_p": typical_p, "repetition_penalty": repetition_penalty,
+                "repetition_range": repetition_range, "presence_penalty": presence_penalty,
+                "frequency_penalty": frequency_penalty, "dry_multiplier": dry_multiplier, "dry_base": dry_base,
+                "dry_allowed_length": dry_allowed_length, "dry_range": dry_range, "logit_bias": tuple(biases),
+                "ban": tuple(phrases), "max_copy": max_copy}
+    return {k: v for k, v in settings.items() if v != getattr(Sampling, k)}
