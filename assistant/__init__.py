@@ -13,11 +13,12 @@ if TYPE_CHECKING:
     from .generation import TextModel
 
 
-def load_model(name_or_path: str | Path, device: str = "auto", quantize: str = "auto") -> "TextModel":
+def load_model(name_or_path: str | Path, device: str = "auto", quantize: str = "auto",
+               backend: str | None = None) -> "TextModel":
     """A trained model by name or directory, with .generate() and .stream(); see assistant.generation."""
     from .generation import load_model as _load
 
-    return _load(name_or_path, device, quantize)
+    return _load(name_or_path, device, quantize, backend)
 
 
 __all__ = ["UserError", "load_model"]

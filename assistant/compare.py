@@ -36,7 +36,7 @@ class Side:
     span: Span | None = None
 
     def column(self, min_span: int) -> tuple[str, str, str | None]:
-        head = self.model.name + (f"  #{self.sample_id}" if self.sample_id is not None else "")
+        head = self.model.card.label + (f"  #{self.sample_id}" if self.sample_id is not None else "")
         return head, self.text, copy_warning(self.span, self.text, min_span)
 
 

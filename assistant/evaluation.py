@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from contract import registry
 from corpora import UserError, load_corpus
 from corpora.ngram import NGramModel
+from corpora.suggest import did_you_mean
 from kinds.scoring import Score
 
 from .generation import TextModel
@@ -25,6 +26,7 @@ DEFAULT_UNITS = 200_000  # a model directory that records no plan: training's de
 class Evaluation:
     """The model's score and the baseline's on one text."""
 
+    named: str  # which model and checkpoint, with its step: `pkd-char@ghostwriting, step 2151`
     what: str  # which text, in words
     model: Score
     baseline: Score
@@ -35,7 +37,8 @@ class Evaluation:
 def evaluate(model: TextModel, split: str = "val", corpus: str | None = None, encoding: str | None = None) -> Evaluation:
     """The model and the n-gram baseline on its `split` of its own corpus, or on all of another `corpus`."""
     if split not in SPLITS:
-        raise UserError(f"--split must be one of {', '.join(SPLITS)}, got {split!r}")
+        raise UserError(f"--split must be one of {', '.join(SPLITS)}, got {split!r}"
+                        + did_you_mean(split, SPLITS, tail=True))
     card = model.card
     view = registry.get(model.kind).view("evaluate", model.name)
     own = view.splits(model.decoder, card, corpus_of(card))
@@ -53,7 +56,7 @@ def evaluate(model: TextModel, split: str = "val", corpus: str | None = None, en
     score, text = view.score(model.decoder, card, passage, max_units)
     baseline = NGramModel.fit(own["train"].text, own["val"].text)
     nats, count = baseline.nats(text)
-    return Evaluation(what, score, Score(nats, count, count), baseline.order, passage.dropped)
+    return Evaluation(card.named, what, score, Score(nats, count, count), baseline.order, passage.dropped)
 
 
 def lines(e: Evaluation) -> list[str]:
@@ -65,7 +68,7 @@ def lines(e: Evaluation) -> list[str]:
 
     m = e.model
     units = f"{m.units:,} {m.unit}s" + (f" ({m.chars:,} characters)" if m.unit != "char" else "")
-    out = [f"on {e.what}: {units}" + (f"; {e.dropped:,} characters it never saw left out" if e.dropped else ""),
+    out = [f"{e.named} on {e.what}: {units}" + (f"; {e.dropped:,} characters it never saw left out" if e.dropped else ""),
            row("model", m), row(f"{e.n}-gram (Kneser-Ney)", e.baseline)]
     gain = e.baseline.bits_per_char - e.model.bits_per_char
     out.append(f"  the model {'saves' if gain >= 0 else 'loses'} {abs(gain):.3f} bits per character against counting "

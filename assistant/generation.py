@@ -34,17 +34,21 @@ from pathlib import Path
 
 import torch
 
-from contract import modeldir, registry
+from contract import loop, modeldir, registry
 from contract.copyguard import CopyGuard
-from contract.loop import Token, tokens
+from contract.loop import Token
 from contract.modeldir import Card
 from contract.sampling import SAMPLING_FIELDS, Decoder, Sampling
 from corpora import UserError
 from corpora.index import CorpusIndex, MemorizationWarning
+from corpora.suggest import did_you_mean
 from finetune.memory import ran_out_of_memory
 
 DEFAULT_CHARS = 500
 QUANTIZE = ("auto", "int8", "none")  # load_model's choices: int8 where it is checked and allowed, int8 or else an error, as saved
+# What computes a GPT-2's forward pass: torch, or llama.cpp over the model's GGUF export (an optional extra); the
+# backend of a front end without a --backend flag is ASSISTANT_BACKEND's
+BACKENDS = ("torch", "llama.cpp")
 # A bound in characters is a bound in tokens too: a byte-level token holds at least one byte of UTF-8 and a character
 # at most four, so N characters take at most 4N tokens. Without it a model whose tokens decode to nothing (a broken
 # tokenizer, a run of partial characters) would never reach its length, and the generation would never end.
@@ -81,7 +85,8 @@ class Params(Sampling):
             if value is not None and value < 0:
                 raise UserError(f"{what} must be zero or more, got {value}")
         if self.stop_at is not None and self.stop_at not in STOP_AT:
-            raise UserError(f"stop-at must be one of {', '.join(STOP_AT)}, got {self.stop_at!r}")
+            raise UserError(f"stop-at must be one of {', '.join(STOP_AT)}, got {self.stop_at!r}"
+                            + did_you_mean(self.stop_at, STOP_AT, tail=True))
         super().check()
 
     @property
@@ -100,7 +105,13 @@ class Generation:
     cancelled: bool  # closed before it ended by itself (Ctrl-C, a newer request, an error)
     created: str  # when it started, ISO 8601 UTC
     duration_s: float
-    tokens: tuple[Token, ...] = ()  # each with its probability and alternatives where the stream asked for them
+    taken: int = 0  # the model's tokens it took (a char model's are characters), text held back or cut included
+    tokens: tuple[Token, ...] = ()  # those the text holds, each with its probability and alternatives where asked for
+
+    @property
+    def reached_bound(self) -> bool:
+        """Whether it ended because it took as many tokens as it was allowed (rather than at a stop, or cancelled)."""
+        return not self.cancelled and self.taken >= token_bound(self.params)
 
     @property
     def seed(self) -> int:
@@ -157,7 +168,7 @@ class Stream:
             kept.append(token)
             at += len(token.text)
         self.result = Generation(self._model, self._prompt, text, self._params, cancelled, self._created,
-                                 time.perf_counter() - self._start, tuple(kept))
+                                 time.perf_counter() - self._start, len(self._tokens), tuple(kept))
 
 
 class Session:
@@ -169,6 +180,8 @@ class Session:
     longest common prefix, and an edit before that point recomputes from there.
     What it writes is what a fresh run with the same seed writes. One stream
     at a time uses it: a second one started while it runs goes without.
+    `prompt` is the last prompt it was used for, by which a server picks, for a
+    client that names no document, the session a new prompt shares most with.
     """
 
     def __init__(self, model: "TextModel"):
@@ -176,12 +189,17 @@ class Session:
         new_state = getattr(model.decoder, "new_state", None)
         self._state = new_state() if new_state is not None else None
         self._busy = False
+        self.prompt = ""
 
-    def borrow(self) -> object | None:
-        """The state for one stream, or None (nothing to reuse, or another stream has it)."""
+    @property
+    def busy(self) -> bool:
+        return self._busy
+
+    def borrow(self, prompt: str) -> object | None:
+        """The state for one stream of `prompt`, or None (nothing to reuse, or another stream has it)."""
         if self._state is None or self._busy:
             return None
-        self._busy = True
+        self._busy, self.prompt = True, prompt
         return self._state
 
     def give_back(self) -> None:
@@ -272,6 +290,10 @@ class TextModel:
         """A session for a document or conversation: pass it to each of its `stream` calls."""
         return Session(self)
 
+    def tokens(self, text: str) -> list[int]:
+        """The ids the model reads `text` as (a char model's: one per character it knows), for counting."""
+        return self.decoder.encode(text)
+
     def _guard(self, limit: int) -> CopyGuard:
         """A copy guard over the model's corpus index (loaded once per model); a one-line error without the corpus."""
         if self._index is None:
@@ -289,9 +311,9 @@ class TextModel:
         """Each written token's text through contract.loop, the tokens themselves kept in `written`."""
         if session is not None and session.model is not self:
             raise ValueError(f"a session of {session.model.name} used with {self.name}")
-        state = session.borrow() if session is not None else None
+        state = session.borrow(prompt) if session is not None else None
         try:
-            for token in tokens(self.decoder, prompt, sampling, generator, state=state, guard=guard,
+            for token in loop.tokens(self.decoder, prompt, sampling, generator, state=state, guard=guard,
                                 alternatives=alternatives):
                 written.append(token)
                 yield token.text
@@ -381,7 +403,8 @@ def cpu_threads(reserve: int = 0) -> int:
     return threads
 
 
-def load_model(name_or_path: str | Path, device: str = "auto", quantize: str = "auto") -> TextModel:
+def load_model(name_or_path: str | Path, device: str = "auto", quantize: str = "auto",
+               backend: str | None = None) -> TextModel:
     """A trained model by name (in the data directory) or path, or a GPT-2 base, ready to write.
 
     `NAME@best-val` and `NAME@last` load those checkpoints; a plain name the
@@ -389,38 +412,84 @@ def load_model(name_or_path: str | Path, device: str = "auto", quantize: str = "
     else the best validation loss. `quantize`: "auto" writes in int8 on a CPU
     where the model's kind can and its recorded loss check allows it, "int8"
     insists (a one-line error says why it cannot), "none" keeps the weights as saved.
+    `backend` "llama.cpp" writes with a trained GPT-2's GGUF export on the CPU
+    (q8_0, or f32 with quantize "none"; see kinds.gpt2.llamacpp); None: $ASSISTANT_BACKEND, else torch.
     """
     from finetune.device import pick_device
 
+    backend = backend or os.environ.get("ASSISTANT_BACKEND") or "torch"
+    if backend not in BACKENDS:
+        raise UserError(f"unknown backend {backend!r}: choose {', '.join(BACKENDS)}")
+    if backend == "llama.cpp":
+        return _through_llama_cpp(name_or_path, device, quantize)
     torch_device = pick_device(device)
     if torch_device.type == "cpu":
         cpu_threads()
-    name, path, checkpoint = str(name_or_path), modeldir.find(name_or_path), None  # a directory's own name may hold an @
-    if path is None and "@" in name:
-        name, _, checkpoint = name.rpartition("@")
-        path = modeldir.find(name)
-    if path is None:
-        from kinds.gpt2 import base as bases
+    card = find_card(name_or_path)
+    if card is None:
         from kinds.gpt2.infer import load_base
 
-        # only a GPT-2 base goes past here: a hub name or a save_pretrained directory; a mistyped name of the
-        # writer's own model is answered at once with the nearest name, not after a trip to the hub
-        if not (bases.is_hub_name(str(name_or_path)) or Path(name_or_path).expanduser().is_dir()):
-            raise modeldir.no_model(name, bases.HUB_GPT2)
         card, decoder = load_base(str(name_or_path), torch_device)
         return _quantized(TextModel(card, decoder, torch_device), quantize)
+    return _quantized(TextModel(card, _decoder(card, torch_device), torch_device), quantize)
+
+
+def find_card(name_or_path: str | Path) -> Card | None:
+    """The card of a trained model by name or path, at the checkpoint its name asks for (see load_model), with
+    weights to load; None for a GPT-2 base (a hub name or a save_pretrained directory)."""
+    path, checkpoint = resolve(name_or_path)
+    if path is None:
+        return None
     card = modeldir.read(path).at(checkpoint)
     if card.kind not in registry.KINDS:
         raise UserError(f"{path}: unknown model kind {card.kind!r}; this version loads {', '.join(registry.KINDS)}")
     if not card.has_weights:
         raise UserError(f"{path} has no weights yet: its training was stopped before the first evaluation")
-    return _quantized(TextModel(card, _decoder(card, torch_device), torch_device), quantize)
+    return card
+
+
+def _through_llama_cpp(name_or_path: str | Path, device: str, quantize: str) -> TextModel:
+    """A trained GPT-2 written through llama.cpp: its export for these weights, made once (see assistant.export)."""
+    from kinds.gpt2.infer import tokenizer_source
+    from kinds.gpt2.llamacpp import LlamaCppDecoder, library
+
+    from .export import engine_file, exportable
+
+    if device not in ("auto", "cpu"):
+        raise UserError(f"--backend llama.cpp writes on the CPU, not {device}")
+    if quantize not in QUANTIZE:
+        raise UserError(f"unknown quantization {quantize!r}: choose {', '.join(QUANTIZE)}")
+    card = find_card(name_or_path)
+    if card is None:
+        raise UserError(f"--backend llama.cpp writes with a model you trained; {name_or_path} is a GPT-2 base "
+                        "(assistant export writes a base's file for an engine of yours)")
+    exportable(str(name_or_path), card)
+    library()  # installed, before anything is written for it
+    path, quant = engine_file(card, "f32" if quantize == "none" else "q8_0")
+    decoder = LlamaCppDecoder(path, tokenizer_source(card), card.extra.get("n_positions", 1024), cpu_threads(), quant)
+    return TextModel(card, decoder, torch.device("cpu"))
+
+
+def resolve(name_or_path: str | Path) -> tuple[Path | None, str | None]:
+    """The model directory and checkpoint a name means (`NAME@CHECKPOINT`; a directory's own name may hold an @), or
+    (None, None) for a GPT-2 base: a hub name or a save_pretrained directory. Anything else is answered at once with
+    the nearest name of the writer's models, not after a trip to the hub."""
+    name, path, checkpoint = str(name_or_path), modeldir.find(name_or_path), None
+    if path is None and "@" in name:
+        name, _, checkpoint = name.rpartition("@")
+        path = modeldir.find(name)
+    if path is None:
+        from kinds.gpt2 import base as bases
+
+        if not (bases.is_hub_name(str(name_or_path)) or Path(name_or_path).expanduser().is_dir()):
+            raise modeldir.no_model(name, bases.HUB_GPT2)
+    return path, checkpoint
 
 
 def _quantized(model: TextModel, mode: str) -> TextModel:
     """`model` in int8 where `mode` and its kind allow (a decoder that can has `quantize(card, mode)`)."""
     if mode not in QUANTIZE:
-        raise UserError(f"unknown quantization {mode!r}: choose {', '.join(QUANTIZE)}")
+        raise UserError(f"unknown quantization {mode!r}: {did_you_mean(mode, QUANTIZE)}choose {', '.join(QUANTIZE)}")
     quantize = getattr(model.decoder, "quantize", None)
     if quantize is not None:
         quantize(model.card, mode)

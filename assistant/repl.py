@@ -7,7 +7,6 @@ Ctrl-D or /quit leaves. Lines that start with / are commands; /help lists
 them. A bad command or value prints one line and the session goes on.
 """
 
-import difflib
 import signal
 import sys
 from collections.abc import Callable, Iterator
@@ -28,6 +27,7 @@ from contract import modeldir
 from contract.sampling import Sampling
 from corpora import UserError
 from corpora.home import data_home
+from corpora.suggest import did_you_mean
 
 from .compare import compare
 from .generation import DEFAULT_CHARS, QUANTIZE, STOP_AT, Generation, Params, Session, TextModel, load_model
@@ -127,7 +127,7 @@ class Repl:
             history=FileHistory(str(home / HISTORY)), multiline=True, key_bindings=_keys(),
             completer=SlashCompleter(), bottom_toolbar=self.toolbar, prompt_continuation="  ",
         )
-        self.console.print(f"[bold]{escape(self.model.name)}[/bold] is ready. {KEYS} /help for commands.")
+        self.console.print(f"[bold]{escape(self.model.card.named)}[/bold] is ready. {KEYS} /help for commands.")
         while not self.done:
             try:
                 line = session.prompt("> ")
@@ -151,8 +151,7 @@ class Repl:
             return
         name, _, arg = line.strip().partition(" ")
         if name not in self.commands:
-            close = difflib.get_close_matches(name, COMMANDS, n=1, cutoff=0.6)
-            raise UserError(f"unknown command {name}: " + (f"did you mean {close[0]}? " if close else "")
+            raise UserError(f"unknown command {name}: " + did_you_mean(name, COMMANDS, quote=False)
                             + "/help lists them")
         self.commands[name](arg.strip())
 
@@ -161,7 +160,7 @@ class Repl:
         length = f"{s.max_new_tokens} tokens" if s.max_new_tokens is not None else s.max_new_chars
         optional = "".join(f" | {label} {value}" for label, value in (("stop-at", s.stop_at), ("seed", s.seed))
                            if value is not None)
-        return (f" {self.model.name} ({self.model.kind}) | temperature {s.temperature:g} | length {length}"
+        return (f" {self.model.card.label} ({self.model.kind}) | temperature {s.temperature:g} | length {length}"
                 f"{optional} | top-k {s.top_k or 'off'} | top-p {s.top_p or 'off'} | n {s.n}    /help")
 
     def quit(self, _: str) -> None:
@@ -183,7 +182,7 @@ class Repl:
         stream = self.model.stream(prompt, **settings, session=self.session, alternatives=ALTERNATIVES)
         result, stopped = stream_to_stdout(stream, lambda: self.console.print(Text(prompt, style="dim"), end=""))
         self.last_seed, self.last = result.seed, result
-        self._stored(record(result, "repl", branch))
+        self._stored(record(result, "repl", branch=branch))
         return stopped
 
     def probs(self, _: str) -> None:
@@ -243,7 +242,7 @@ class Repl:
     def set_model(self, arg: str) -> None:
         if arg:
             self.model = self._load(arg)
-        self.console.print(f"model: {escape(self.model.name)} ({self.model.kind}, {self.model.path})")
+        self.console.print(f"model: {escape(self.model.card.named)} ({self.model.kind}, {self.model.path})")
 
     @property
     def session(self) -> Session:
@@ -371,7 +370,7 @@ class Repl:
 
     def history(self, _: str) -> None:
         with Store() as store:
-            self.console.print(sample_table(store.find(limit=10), self.min_span))
+            self.console.print(sample_table(store.find(limit=10), self.min_span, self.console))
 
     def help(self, _: str) -> None:
         """The commands in two columns; a description too long for the terminal wraps within its own column."""

@@ -9,12 +9,12 @@ as it is now, at any sampling settings: `--sweep` and `assistant compare` use it
 """
 
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 from contract import modeldir
 from contract.modeldir import Card
 from contract.sampling import Sampling
 from corpora import UserError
-from corpora.load import find_trained_corpus
 from finetune.checkpoint import read_jsonl
 from finetune.ghostwriting.choice import evaluated, share_text
 from finetune.ghostwriting.evaluate import Ghostwriting, GhostwritingOptions
@@ -41,8 +41,14 @@ def model_card(name_or_path: str) -> Card:
     """A trained model's card, for what reads its run's files (NAME@CHECKPOINT reads as NAME: the files are the run's)."""
     path = modeldir.find(name_or_path) or modeldir.find(str(name_or_path).rpartition("@")[0] or name_or_path)
     if path is None:
-        raise UserError(f"no model {name_or_path!r}: assistant models lists them")
+        raise modeldir.no_model(str(name_or_path))
     return modeldir.read(path)
+
+
+def picture_path(given: Path | None, card: Card, default: str) -> Path:
+    """Where a picture goes: where -o/--out says, else into the model's own directory (never the current folder
+    unasked)."""
+    return given if given is not None else card.file(default)
 
 
 def history(name_or_path: str) -> History:
@@ -79,7 +85,7 @@ def corpus_of(card: Card):
     """The corpus a model was trained on, from this machine only, exactly as it was."""
     if card.corpus is None:
         raise UserError(f"{card.name} was trained on no corpus: nothing to measure it against")
-    corpus, missing = find_trained_corpus(card.corpus.name, card.corpus.source, card.corpus.checksum)
+    corpus, missing = card.corpus.find()
     if corpus is None:
         raise UserError(f"{missing}: {card.name} cannot be measured against it")
     return corpus

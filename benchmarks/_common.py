@@ -12,6 +12,7 @@ from pathlib import Path
 # ../shared beside the project, or where GHOSTWRITER_SHARED says (the GPU machine, which gets a copy: gpu_checks.sh)
 SHARED = Path(os.environ.get("GHOSTWRITER_SHARED", Path(__file__).resolve().parent.parent.parent / "shared"))
 SHARED_CORPORA = SHARED / "corpora"
+TOKENIZER = SHARED / "models" / "gpt2-tokenizer"
 
 
 def setup(threads: int | None) -> Path:
@@ -90,3 +91,17 @@ def emit(result: dict, figures: dict[str, str], args: argparse.Namespace) -> Non
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")
     print(f"wrote {args.json}", file=sys.stderr)
+
+
+def gpt2_small() -> str:
+    """A model directory of GPT-2 small's shape, trained one step from random weights on tiny-shakespeare (the
+    speed does not depend on the weights): a model of the writer's own, with a corpus to check int8 on."""
+    from finetune.config import FinetuneConfig
+    from finetune.progress import Reporter
+    from finetune.run import finetune
+    from kinds.gpt2.options import GPT2Options
+
+    options = GPT2Options(base=str(TOKENIZER), from_scratch=True, block_size=64, micro_batch=1, batch_tokens=64)
+    finetune(FinetuneConfig(corpus="shakespeare", name="bench-gpt2-small", max_steps=1, eval_every=1, eval_chars=4000,
+                            sample_every=100_000, seed=1, options=options, ghostwriting_every=0), Reporter())
+    return "bench-gpt2-small"

@@ -21,7 +21,7 @@ import os
 import sys
 import time
 
-from _common import SHARED_CORPORA, add_json_option, emit, setup
+from _common import add_json_option, emit, gpt2_small, setup
 from lsprotocol import types
 from pygls.exceptions import JsonRpcException
 from pygls.lsp.client import LanguageClient
@@ -40,7 +40,6 @@ URI = "file:///bench/story.txt"
 SENTENCES = ("The robot looked at the man for a long time. Then it said that the door was open, and that nobody had "
              "come through it since the war. ")
 PROSE = (SENTENCES * 10)[:1000]  # a 1,000-character document, typed into at its end
-TOKENIZER = SHARED_CORPORA.parent / "models" / "gpt2-tokenizer"
 TYPED = "He walked to the window and looked down at the street below, where the cars moved slowly in the rain. "
 
 
@@ -60,20 +59,6 @@ def train(seconds: int) -> str:
                             ghostwriting_every=0)
     finetune(config, Reporter())
     return "bench-lsp"
-
-
-def gpt2_small() -> str:
-    """A model directory of GPT-2 small's shape, trained one step from random weights on tiny-shakespeare (the
-    speed does not depend on the weights): a model of the writer's own, with a corpus to check int8 on."""
-    from finetune.config import FinetuneConfig
-    from finetune.progress import Reporter
-    from finetune.run import finetune
-    from kinds.gpt2.options import GPT2Options
-
-    options = GPT2Options(base=str(TOKENIZER), from_scratch=True, block_size=64, micro_batch=1, batch_tokens=64)
-    finetune(FinetuneConfig(corpus="shakespeare", name="bench-gpt2-small", max_steps=1, eval_every=1, eval_chars=4000,
-                            sample_every=100_000, seed=1, options=options, ghostwriting_every=0), Reporter())
-    return "bench-gpt2-small"
 
 
 async def bench(model: str, requests: int, cancels: int, settings: dict) -> dict[str, list[float]]:

@@ -11,7 +11,6 @@ Directories written by earlier releases are migrated as they are read (see
 `_migrate`), so they load, generate and resume.
 """
 
-import difflib
 import json
 import os
 import socket
@@ -22,11 +21,13 @@ from typing import TYPE_CHECKING
 from corpora import UserError
 from corpora.files import write_text
 from corpora.home import models_dir
+from corpora.suggest import did_you_mean
 
 from . import registry
 
 if TYPE_CHECKING:
     from corpora.index import CorpusIndex
+    from corpora.load import Corpus
 
 FORMAT_VERSION = 1
 CONFIG = "config.json"
@@ -41,6 +42,8 @@ GHOSTWRITING = "ghostwriting"
 # The checkpoints a directory can hold, and the folder of each one's weights: the ghostwriting checkpoint (the best
 # style among those that do not copy), the best validation loss (the directory itself), and the end of the last run.
 CHECKPOINTS = {GHOSTWRITING: GHOSTWRITING, "best-val": "", "last": LAST}
+# the key of config.json's `result` that says which step each checkpoint's weights are of
+CHECKPOINT_STEPS = {GHOSTWRITING: "ghostwriting_step", "best-val": "best_step", "last": "steps"}
 ADAPTER_CONFIG = "adapter_config.json"
 
 
@@ -53,6 +56,15 @@ class CorpusRecord:
     checksum: str
     documents: int | None = None
     characters: int | None = None
+    encoding: str | None = None  # --encoding, for the files that are not UTF-8
+    unwrap: str = "off"  # how hard-wrapped lines were joined (corpora.unwrap.SETTINGS): a record without it, never
+
+    def find(self) -> "tuple[Corpus | None, str]":
+        """This very corpus, read as the model read it, from this machine only; else None and why not."""
+        from corpora.load import find_trained_corpus
+        from corpora.unwrap import SETTINGS
+
+        return find_trained_corpus(self.name, self.source, self.checksum, self.encoding, SETTINGS[self.unwrap])
 
 
 @dataclass
@@ -84,7 +96,8 @@ class Card:
             return None
         from corpora.index import corpus_index
 
-        return corpus_index(self.corpus.name, self.corpus.source, self.corpus.checksum)
+        return corpus_index(self.corpus.name, self.corpus.source, self.corpus.checksum, self.corpus.encoding,
+                            self.corpus.unwrap)
 
     def file(self, name: str) -> Path:
         if self.path is None:
@@ -110,10 +123,28 @@ class Card:
         if checkpoint is None:
             checkpoint = GHOSTWRITING if GHOSTWRITING in held else "best-val"
         elif checkpoint not in CHECKPOINTS:
-            raise UserError(f"unknown checkpoint @{checkpoint}: choose @{', @'.join(CHECKPOINTS)}")
+            raise UserError(f"unknown checkpoint @{checkpoint}: {did_you_mean(checkpoint, CHECKPOINTS)}"
+                            f"choose @{', @'.join(CHECKPOINTS)}")
         elif checkpoint not in held:
             raise UserError(f"{self.name} has no @{checkpoint} checkpoint" + (f" (it has @{', @'.join(held)})" if held else ""))
         return replace(self, checkpoint=checkpoint)
+
+    @property
+    def step(self) -> int | None:
+        """The training step of the weights this card loads (see `at`); None for a base, or a card that does not say."""
+        if self.path is None:
+            return None
+        return self.result.get(CHECKPOINT_STEPS[self.checkpoint])
+
+    @property
+    def label(self) -> str:
+        """`NAME@CHECKPOINT`, the name that loads these very weights again; a base's is its name."""
+        return checkpoint_label(self.name, None if self.path is None else self.checkpoint, None)
+
+    @property
+    def named(self) -> str:
+        """`NAME@CHECKPOINT, step N`: which weights a front end is writing with (or measuring), said in full."""
+        return checkpoint_label(self.name, None if self.path is None else self.checkpoint, self.step)
 
     @property
     def status(self) -> str | None:
@@ -139,6 +170,11 @@ class Card:
 
 
 NOT_SAVED = {"path", "extra", "checkpoint"}
+
+
+def checkpoint_label(name: str, checkpoint: str | None, step: int | None) -> str:
+    """`NAME@CHECKPOINT, step N`, as much of it as is known: how every front end names the weights that wrote."""
+    return name + (f"@{checkpoint}" if checkpoint else "") + (f", step {step}" if step is not None else "")
 
 
 def _alive(pid: int | None) -> bool:
@@ -281,8 +317,7 @@ def no_model(name: str, others: tuple[str, ...] = ()) -> UserError:
     """The error for a name that is no model here: the nearest name (of these models or `others`) and the models there
     are, since the name is what the writer must type."""
     known = names()
-    close = difflib.get_close_matches(name, [*known, *others], n=1, cutoff=0.6)
-    hint = f"did you mean {close[0]!r}? " if close else ""
+    hint = did_you_mean(name, [*known, *others])
     models = f"your models: {', '.join(known)}" if known else "no models trained yet (see `assistant finetune`)"
     return UserError(f"no model {name!r}: {hint}{models}")
 

@@ -24,6 +24,7 @@ from types import ModuleType
 from typing import Any
 
 from corpora import UserError
+from corpora.suggest import did_you_mean
 
 
 @dataclass(frozen=True)
@@ -34,7 +35,7 @@ class Kind:
     options_class: str  # "module:Class", the options dataclass the CLI fills from flags (torch-free)
     weights: tuple[str, ...]  # files (or folders) of a model directory, any of which it loads from
     # the views it supports, each a module of its package: "evaluate" (its loss on any text, for `assistant eval`),
-    # "cells" (an LSTM's cell states)
+    # "cells" (an LSTM's cell states), "export" (a GGUF file for llama.cpp and the engines on it, `assistant export`)
     views: frozenset[str] = frozenset()
     aliases: tuple[str, ...] = ()  # older spellings of its name in config.json files, read as this one
 
@@ -70,18 +71,18 @@ class Kind:
 
 KINDS: dict[str, Kind] = {k.name: k for k in (
     Kind("gpt2", "GPT-2 retrained (all weights or LoRA)", "kinds.gpt2", "kinds.gpt2.options:GPT2Options",
-         ("model.safetensors", "adapter_model.safetensors", "merged"), frozenset({"evaluate"})),
+         ("model.safetensors", "adapter_model.safetensors", "merged"), frozenset({"evaluate", "export"})),
     Kind("char", "a character-level LSTM", "kinds.charlstm", "kinds.charlstm.options:CharOptions", ("model.safetensors",),
          frozenset({"evaluate", "cells"}), aliases=("char-lstm",)),
     Kind("char-transformer", "a small character-level transformer (nanoGPT's)", "kinds.chartransformer",
          "kinds.charlstm.options:CharOptions", ("model.safetensors",), frozenset({"evaluate"})),
 )}
-VIEWS = {"evaluate": "evaluations", "cells": "cell pictures"}  # each view's name in an error
+VIEWS = {"evaluate": "evaluations", "cells": "cell pictures", "export": "GGUF exports"}  # each view's name in an error
 ALIASES = {alias: k.name for k in KINDS.values() for alias in (k.name, *k.aliases)}
 
 
 def get(name: str) -> Kind:
     """The kind by its name (or an older spelling of it); a one-line error naming the known ones otherwise."""
     if name not in ALIASES:
-        raise UserError(f"unknown --model {name!r}: choose {', '.join(KINDS)}")
+        raise UserError(f"unknown --model {name!r}: {did_you_mean(name, ALIASES)}choose {', '.join(KINDS)}")
     return KINDS[ALIASES[name]]

@@ -131,6 +131,9 @@ class Cursor(Protocol):
 class Decoder(Protocol):
     """A trained model loaded for writing: what a kind's `infer.load(card, device)` returns.
 
+    `encode` gives the ids it reads a text as, so that front ends can count
+    tokens as the model does (an API's usage, a client's budget).
+
     A decoder that can reuse a prompt's prefix also has `new_state()`, an
     object its `start` takes as `state=` and keeps the model's state in
     between generations (see assistant.generation.Session). One that can

@@ -6,6 +6,7 @@ older variants), drop the producer credits right after the header, and
 normalise BOMs and line endings. The text's own characters are kept as is.
 """
 
+import codecs
 import re
 
 from .errors import UserError
@@ -37,27 +38,39 @@ NOTES_HEAD = 3000  # how far into the body a note may stand
 NOTES_TAIL = 1500  # how near the end
 
 
-def decode(data: bytes, source: str, encoding: str | None = None) -> str:
-    """Bytes to text, with a one-line error naming the file and byte offset.
+def decode(data: bytes, source: str, encoding: str | None = None) -> tuple[str, str]:
+    """Bytes to text and the encoding they were read in, with a one-line error naming the file and byte offset.
 
+    `--encoding` is for the files that are not UTF-8: one that is valid UTF-8
+    stays UTF-8, so that a folder of UTF-8 chapters with one latin-1 file among
+    them, read with --encoding latin-1 as the error advises, is not garbled
+    (latin-1 reads any bytes, and would turn each curly quote into three
+    characters). A file with NUL bytes is no UTF-8 text (UTF-16's ASCII is).
     A word processor's file is refused whatever the encoding: `--encoding` is
     for text in another character set, and would read a .docx's bytes as text.
     """
     if (document := sniff(data)) is not None:
         raise UserError(not_text(source, document))
-    if encoding is None:
-        nul = data.find(b"\x00", 0, 1 << 16)
-        if nul >= 0:
-            raise UserError(f"{source}: looks like a binary file (NUL byte at offset {nul}), not text")
+    if encoding is not None:
+        try:
+            codecs.lookup(encoding)
+        except LookupError:
+            raise UserError(f"unknown encoding {encoding!r}") from None
+    nul = data.find(b"\x00", 0, 1 << 16)
+    if encoding is None and nul >= 0:
+        raise UserError(f"{source}: looks like a binary file (NUL byte at offset {nul}), not text")
+    if encoding is not None and nul < 0:
+        try:
+            return data.decode("utf-8"), "utf-8"
+        except UnicodeDecodeError:
+            pass
     enc = encoding or "utf-8"
     try:
-        return data.decode(enc)
-    except LookupError:
-        raise UserError(f"unknown encoding {enc!r}") from None
+        return data.decode(enc), enc
     except UnicodeDecodeError as e:
         raise UserError(
             f"{source}: not valid {enc} (byte 0x{data[e.start]:02x} at offset {e.start}); "
-            "pass --encoding (for example --encoding latin-1) to read it"
+            "pass --encoding (for example --encoding latin-1) to read it (files that are UTF-8 stay UTF-8)"
         ) from None
 
 

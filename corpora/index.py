@@ -21,6 +21,7 @@ from . import suffixarray
 from .files import replacing
 from .home import corpora_cache_dir
 from .load import Corpus, find_trained_corpus
+from .unwrap import SETTINGS
 
 INDEX_FORMAT = 1
 SEPARATOR = "\0"  # between documents: cleaned text never holds it, so no span crosses two documents
@@ -102,7 +103,8 @@ def index_folder(checksum: str) -> Path:
 
 
 @lru_cache(maxsize=4)
-def cached_index(folder: Path, checksum: str, name: str, source: str) -> CorpusIndex | None:
+def cached_index(folder: Path, checksum: str, name: str, source: str, encoding: str | None = None,
+                 unwrap: str = "off") -> CorpusIndex | None:
     """The index of the corpus with this checksum: from `folder`, or built from the corpus once and saved there.
 
     Kept in memory too, so a REPL loads it once. None, with a warning, when
@@ -112,7 +114,7 @@ def cached_index(folder: Path, checksum: str, name: str, source: str) -> CorpusI
     index = CorpusIndex.load(folder)
     if index is not None:
         return index
-    corpus = _find_corpus(checksum, name, source)
+    corpus = _find_corpus(checksum, name, source, encoding, unwrap)
     if corpus is None:
         return None
     sys.stderr.write(f"indexing corpus {corpus.name} for the memorization check (once)...\n")
@@ -125,17 +127,18 @@ def cached_index(folder: Path, checksum: str, name: str, source: str) -> CorpusI
     return index
 
 
-def _find_corpus(checksum: str, name: str, source: str) -> Corpus | None:
-    corpus, missing = find_trained_corpus(name, source, checksum)
+def _find_corpus(checksum: str, name: str, source: str, encoding: str | None = None, unwrap: str = "off") -> Corpus | None:
+    corpus, missing = find_trained_corpus(name, source, checksum, encoding, SETTINGS[unwrap])
     if corpus is None:
         warnings.warn(f"{missing}; no memorization check", MemorizationWarning, stacklevel=3)
     return corpus
 
 
-def corpus_index(name: str, source: str, checksum: str) -> CorpusIndex | None:
-    """The index of the corpus with this name, source and checksum (as a model's card records them), built at its
-    first use; None, with a warning, when that corpus is not on this machine or has changed."""
-    index = cached_index(index_folder(checksum), checksum, name, source)
+def corpus_index(name: str, source: str, checksum: str, encoding: str | None = None, unwrap: str = "off") -> CorpusIndex | None:
+    """The index of the corpus with this name, source and checksum (as a model's card records them, with the
+    --encoding and unwrap setting it was read with), built at its first use; None, with a warning, when that corpus
+    is not on this machine or has changed."""
+    index = cached_index(index_folder(checksum), checksum, name, source, encoding, unwrap)
     if index is None:
         cached_index.cache_clear()  # a missing corpus may be back by the next check: remember successes only
     return index

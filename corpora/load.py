@@ -8,7 +8,6 @@ and listed in `Corpus.skipped` with the reason, so a writer sees why their
 novel.docx is not in it.
 """
 
-import difflib
 import hashlib
 import json
 import os
@@ -22,6 +21,8 @@ from .errors import UserError
 from .files import write_bytes
 from .formats import TEXT_SUFFIXES, skip_reason
 from .home import corpora_cache_dir
+from .suggest import did_you_mean
+from .unwrap import unwrap as unwrapped
 
 CHECKSUMS = "checksums.json"
 
@@ -31,6 +32,8 @@ class Document:
     name: str  # the file, relative to the corpus
     text: str
     title: str | None = None  # a catalogue document's title; a writer's file is known by its name
+    encoding: str = "utf-8"  # what its bytes were read as: UTF-8, or --encoding for a file that is not UTF-8
+    unwrapped: bool = False  # whether its hard-wrapped lines were joined (corpora.unwrap)
 
 
 @dataclass(frozen=True)
@@ -58,6 +61,31 @@ class Corpus:
         return sum(len(d.text) for d in self.documents)
 
     @property
+    def encoded(self) -> dict[str, list[str]]:
+        """The documents read in another encoding than UTF-8 (--encoding), by encoding: the files that are not UTF-8."""
+        found: dict[str, list[str]] = {}
+        for d in self.documents:
+            if d.encoding != "utf-8":
+                found.setdefault(d.encoding, []).append(d.name)
+        return found
+
+    def reading(self) -> str | None:
+        """Which files --encoding applied to, in one line; None when every file is UTF-8."""
+        if not self.encoded:
+            return None
+        read = "; ".join(f"{few(names)} as {enc}" for enc, names in self.encoded.items())
+        others = sum(map(len, self.encoded.values())) < len(self.documents)
+        return f"Read {read} (--encoding)" + ("; the other files are UTF-8, and read as UTF-8" if others else "")
+
+    def unwrapping(self) -> str | None:
+        """Which documents had their hard-wrapped lines joined, in one line; None when none had."""
+        joined = [d.name for d in self.documents if d.unwrapped]
+        if not joined:
+            return None
+        which = "all its documents" if len(joined) == len(self.documents) else few(joined)
+        return f"Joined the hard-wrapped lines inside paragraphs of {which} (--no-unwrap keeps them)"
+
+    @property
     def checksum(self) -> str:
         """sha256 of the cleaned documents, so a model records exactly what it saw."""
         h = hashlib.sha256()
@@ -74,43 +102,49 @@ class Corpus:
         return {"documents": len(self.documents), "characters": self.chars, "vocabulary": len(vocab), "words": words}
 
 
-def load_corpus(name_or_path: str, encoding: str | None = None, *, allow_download: bool = True) -> Corpus:
+def load_corpus(name_or_path: str, encoding: str | None = None, unwrap: bool | None = None, *,
+                allow_download: bool = True) -> Corpus:
     """The corpus a user named: catalogue entry or local text, cleaned.
+
+    `unwrap` (corpora.unwrap): None joins the lines of the documents that are hard-wrapped (Gutenberg's), True those
+    of every paragraph wrapped at its text's width (--unwrap), False none (--no-unwrap).
 
     With `allow_download=False` a catalogue corpus that is neither in ASSISTANT_CORPORA
     nor in the cache is a UserError instead of a download (the memorization
     check never downloads a corpus).
     """
     if name_or_path in CATALOGUE:
-        return _load_catalogue(CATALOGUE[name_or_path], encoding, allow_download)
+        return _load_catalogue(CATALOGUE[name_or_path], encoding, unwrap, allow_download)
     path = Path(name_or_path).expanduser()
     if path.exists():
-        return _load_path(path, encoding)
+        return _load_path(path, encoding, unwrap)
     if os.sep in name_or_path or name_or_path.endswith(".txt"):
         raise UserError(f"no such file or directory: {name_or_path}")
-    close = difflib.get_close_matches(name_or_path, list(CATALOGUE), n=1, cutoff=0.5)
-    hint = f"did you mean {close[0]!r}? " if close else ""
+    hint = did_you_mean(name_or_path, CATALOGUE)
     raise UserError(
         f"unknown corpus {name_or_path!r}: {hint}known corpora are {', '.join(CATALOGUE)}, "
         "or give a path to a .txt file or directory"
     )
 
 
-def _documents(files: list[tuple[str, bytes]], name: str, encoding: str | None,
+def _documents(files: list[tuple[str, bytes]], name: str, encoding: str | None, unwrap: bool | None,
                titles: dict[str, str] | None = None) -> tuple[Document, ...]:
-    docs = tuple(Document(doc_name, clean(decode(data, doc_name, encoding)), (titles or {}).get(doc_name))
-                 for doc_name, data in files)
-    docs = tuple(d for d in docs if d.text)
-    if not docs:
+    docs = []
+    for doc_name, data in files:
+        raw, used = decode(data, doc_name, encoding)
+        text, joined = (clean(raw), False) if unwrap is False else unwrapped(clean(raw), force=unwrap is True)
+        docs.append(Document(doc_name, text, (titles or {}).get(doc_name), used, joined))
+    kept = tuple(d for d in docs if d.text)
+    if not kept:
         raise UserError(f"corpus {name!r} is empty: no text left after cleaning")
-    return docs
+    return kept
 
 
-def _load_path(path: Path, encoding: str | None) -> Corpus:
+def _load_path(path: Path, encoding: str | None, unwrap: bool | None) -> Corpus:
     files, skipped = _folder_files(path) if path.is_dir() else ([path], [])
     # documents are named relative to the corpus, so the checksum does not depend on how the path was typed
     root = path if path.is_dir() else path.parent
-    docs = _documents([(str(f.relative_to(root)), _read(f)) for f in files], str(path), encoding)
+    docs = _documents([(str(f.relative_to(root)), _read(f)) for f in files], str(path), encoding, unwrap)
     kept = {d.name for d in docs}
     skipped += [Skipped(str(f.relative_to(root)), "no text in it") for f in files if str(f.relative_to(root)) not in kept]
     name = path.stem if path.is_file() else path.resolve().name
@@ -141,8 +175,12 @@ def _folder_files(folder: Path) -> tuple[list[Path], list[Skipped]]:
 
 def listing(skipped: "list[Skipped] | tuple[Skipped, ...]", most: int = 5) -> str:
     """Skipped files as one short phrase (the first few, and how many more), for a one-line message."""
-    shown = "; ".join(map(str, skipped[:most]))
-    return shown + (f"; and {len(skipped) - most} more" if len(skipped) > most else "")
+    return few(list(map(str, skipped)), most, "; ")
+
+
+def few(names: list[str], most: int = 5, between: str = ", ") -> str:
+    """The first few names and how many more, as a phrase."""
+    return between.join(names[:most]) + (f"{between}and {len(names) - most} more" if len(names) > most else "")
 
 
 def _read(path: Path) -> bytes:
@@ -152,14 +190,14 @@ def _read(path: Path) -> bytes:
         raise UserError(f"cannot read {path}: {e.strerror}") from None
 
 
-def _load_catalogue(entry: Entry, encoding: str | None, allow_download: bool) -> Corpus:
+def _load_catalogue(entry: Entry, encoding: str | None, unwrap: bool | None, allow_download: bool) -> Corpus:
     for source, raw in (_from_shared(entry), _from_cache(entry)):
         if raw is not None:
-            return Corpus(entry.name, _documents(raw, entry.name, encoding, _titles(entry)), source)
+            return Corpus(entry.name, _documents(raw, entry.name, encoding, unwrap, _titles(entry)), source)
     if not allow_download:
         raise UserError(f"corpus {entry.name} is not on this machine (neither in ASSISTANT_CORPORA nor in the cache)")
     raw = _download(entry)
-    return Corpus(entry.name, _documents(raw, entry.name, encoding, _titles(entry)), "download")
+    return Corpus(entry.name, _documents(raw, entry.name, encoding, unwrap, _titles(entry)), "download")
 
 
 def _titles(entry: Entry) -> dict[str, str]:
@@ -210,7 +248,8 @@ def _download(entry: Entry) -> list[tuple[str, bytes]]:
     return raw
 
 
-def find_trained_corpus(name: str, source: str, checksum: str) -> tuple[Corpus | None, str]:
+def find_trained_corpus(name: str, source: str, checksum: str, encoding: str | None = None,
+                        unwrap: bool | None = False) -> tuple[Corpus | None, str]:
     """The corpus a model was trained on (as its card records it), exactly, never downloaded; else None and why not.
 
     A catalogue corpus is found by its name (its source may be a cache or a shared folder), a file by its path.
@@ -219,7 +258,7 @@ def find_trained_corpus(name: str, source: str, checksum: str) -> tuple[Corpus |
     changed = False
     for candidate in candidates:  # a file may share its name with a catalogue corpus: try both
         try:
-            corpus = load_corpus(candidate, allow_download=False)
+            corpus = load_corpus(candidate, encoding, unwrap, allow_download=False)
         except UserError:
             continue
         if corpus.checksum == checksum:

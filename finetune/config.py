@@ -28,6 +28,7 @@ class FinetuneConfig:
     name: str | None = None
     out: Path | None = None
     encoding: str | None = None
+    unwrap: bool | None = None  # join hard-wrapped lines: None where the text is hard-wrapped (corpora.unwrap)
     # bounds and the loss threshold
     max_steps: int | None = None
     max_time: float | None = None  # seconds of training, summed over resumes

@@ -100,18 +100,30 @@ def loss_picture(runs: Sequence[Curves], out: Path, title: str | None = None) ->
     _save(plt, fig, out)
 
 
+# how the report marks its two checkpoints on every curve: shapes that stay visible where the two coincide
+CHECKPOINT_MARKS = {"best-val": dict(marker="D", markersize=9, markerfacecolor="none", markeredgewidth=1.5),
+                    "ghostwriting": dict(marker="*", markersize=8)}
+
+
 def report_picture(runs: Sequence[Curves], out: Path) -> None:
-    """The ghostwriting report: loss, copying, style, prompt-following and diversity against steps, a colour per run,
-    each share in its 95% interval's band; dashed: the best validation loss, dotted: the ghostwriting checkpoint."""
+    """The ghostwriting report, in a grid that reads on a laptop: loss, copying, style, prompt-following and diversity
+    against steps, a colour per run, each share in its 95% interval's band. On every curve the best validation
+    loss's step is a hollow diamond on a dashed line and the ghostwriting checkpoint's a star on a dotted one, so that
+    both show where they are the same step; the sixth cell says which is which."""
     plt = _pyplot()
     panels = [("loss (nats)", ("train_smooth", "val_loss")), *REPORT_PANELS]
-    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.6), constrained_layout=True)
+    fig, grid = plt.subplots(2, 3, figsize=(12.5, 7), constrained_layout=True)
+    axes, key_cell = list(grid.flat[: len(panels)]), grid.flat[len(panels)]
     for colour, run in zip(_colours(plt), runs, strict=False):
         for ax, (title, keys) in zip(axes, panels, strict=True):
             for style, key in zip(("-", "--"), keys, strict=False):
                 xs, ys = run.series(key)
                 if xs:
                     ax.plot(xs, ys, style, color=colour, marker=".", label=f"{run.name} {CURVE_NAMES.get(key, key)}")
+                    for name, step in (("best-val", run.best_step), ("ghostwriting", run.ghostwriting_step)):
+                        if step in xs:
+                            ax.plot([step], [ys[xs.index(step)]], linestyle="none", color=colour,
+                                    gid=f"mark-{name}-{key}-{run.name}", **CHECKPOINT_MARKS[name])
                 steps, low, high = run.band(key)
                 if steps:  # the share's 95% interval: two checkpoints differ only where their bands part
                     ax.fill_between(steps, low, high, color=colour, alpha=0.18, linewidth=0, gid=f"band-{key}-{run.name}")
@@ -125,7 +137,38 @@ def report_picture(runs: Sequence[Curves], out: Path) -> None:
     for ax, (_, keys) in zip(axes, panels, strict=True):
         if len(keys) > 1:  # which line is which: solid the first, dashed the second
             ax.legend(fontsize=7)
-    fig.suptitle("dashed line: best validation loss; dotted: the ghostwriting checkpoint", fontsize=9)
+    key_cell.axis("off")
+    marks = [plt.Line2D([], [], color="#444", linestyle="--", label="best validation loss (NAME@best-val)",
+                        **CHECKPOINT_MARKS["best-val"]),
+             plt.Line2D([], [], color="#444", linestyle=":", label="ghostwriting checkpoint (NAME)",
+                        **CHECKPOINT_MARKS["ghostwriting"])]
+    marks += [plt.Line2D([], [], color=colour, linewidth=3, label=run.name) for colour, run in zip(_colours(plt), runs,
+                                                                                                     strict=False)]
+    key_cell.legend(handles=marks, loc="center", fontsize=9, frameon=False, title="checkpoints and models")
+    _save(plt, fig, out)
+
+
+def sweep_picture(name: str, results: Sequence[tuple[float, float | None, dict]], out: Path) -> None:
+    """`report --sweep`: copying and style over temperature (rows) and top-p (columns) as two heat maps, each cell
+    with its share written in it, so the settings that write like the author without copying stand out."""
+    plt = _pyplot()
+    temperatures = sorted({t for t, _, _ in results})
+    top_ps = sorted({p for _, p, _ in results}, key=lambda p: 2.0 if p is None else p)
+    figures = {(t, p): f for t, p, f in results}
+    fig, axes = plt.subplots(1, 2, figsize=(4 + 1.6 * len(top_ps), 1.2 + 0.7 * len(temperatures)), constrained_layout=True)
+    for ax, (key, colours) in zip(axes, (("copying", "Reds"), ("style", "Greens")), strict=True):
+        grid = [[figures.get((t, p), {}).get(key) for p in top_ps] for t in temperatures]
+        shown = ax.imshow([[float("nan") if v is None else v for v in row] for row in grid], cmap=colours, vmin=0, vmax=1,
+                          aspect="auto", gid=f"sweep-{key}")
+        for i, row in enumerate(grid):
+            for j, value in enumerate(row):
+                ax.text(j, i, "-" if value is None else f"{value:.0%}", ha="center", va="center", fontsize=9,
+                        color="white" if value is not None and value > 0.6 else "black")
+        ax.set_xticks(range(len(top_ps)), ["off" if p is None else f"{p:g}" for p in top_ps])
+        ax.set_yticks(range(len(temperatures)), [f"{t:g}" for t in temperatures])
+        ax.set(xlabel="top-p", ylabel="temperature", title=f"{key} (share of samples)")
+        fig.colorbar(shown, ax=ax, shrink=0.8)
+    fig.suptitle(f"{name}: sampling settings", fontsize=10)
     _save(plt, fig, out)
 
 

@@ -20,6 +20,7 @@ from rich.console import Console
 from contract import modeldir, registry
 from contract.modeldir import Card
 from corpora import Corpus, UserError, load_corpus
+from corpora import unwrap as unwrapping
 from corpora.home import models_dir
 from corpora.load import listing
 from corpora.ngram import NGramModel
@@ -31,7 +32,7 @@ from .checkpoint import checkpoint_state
 from .config import FinetuneConfig
 from .ghostwriting.evaluate import Ghostwriting
 from .progress import Reporter
-from .trainer import Plan, Summary, Trainer
+from .trainer import Plan, RunState, Summary, Trainer, check_unfinished
 
 
 def code_version() -> str:
@@ -169,7 +170,9 @@ def ghostwriting(config: FinetuneConfig, corpus: Corpus, card: Card, adapter: Ad
                      + (f"samples every {config.ghostwriting_every} evaluation(s); " if config.ghostwriting_every
                         else "samples, as often as keeps it under a tenth of the training time; ")
                      + (f"the style classifier recognises {accuracy['author']:.0%} of held-out author passages and "
-                        f"{accuracy['reference']:.0%} of other writing" if accuracy
+                        f"{accuracy['reference']:.0%} of other writing"
+                        + (f" ({', '.join(accuracy['left_out_references'])} left out of that writing: it shares passages "
+                           "with the training text)" if accuracy.get("left_out_references") else "") if accuracy
                         else f"style not measured ({evaluation.style_note})"))
     return evaluation
 
@@ -204,7 +207,8 @@ def make_card(path: Path, config: FinetuneConfig, corpus: Corpus, adapter: Adapt
         "created": saved.created if saved is not None else dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "code_version": code_version(),
         "corpus": {"name": corpus.name, "source": corpus.source, "checksum": corpus.checksum,
-                   "documents": len(corpus.documents), "characters": corpus.chars},
+                   "documents": len(corpus.documents), "characters": corpus.chars, "encoding": config.encoding,
+                   "unwrap": unwrapping.setting(config.unwrap)},
         "training": replace(config, weight_decay=plan.weight_decay, min_lr_ratio=plan.min_lr_ratio).to_json(),
         "plan": dict(plan.__dict__),
         "device": str(device),
@@ -228,15 +232,17 @@ def finetune(config: FinetuneConfig, reporter: Reporter | None = None) -> Summar
 
 def train(config: FinetuneConfig, world: distributed.World, device: torch.device, reporter: Reporter) -> Summary:
     with world.node_main_first():
-        corpus = load_corpus(config.corpus, config.encoding)
-    if corpus.skipped:  # a writer's folder: say which files the model will not learn from, and why
-        reporter.message(f"Left out of corpus {corpus.name}: {listing(corpus.skipped)}")
+        corpus = load_corpus(config.corpus, config.encoding, config.unwrap)
     path = model_path(config, corpus)
     check_model_dir(path, config.resume, config.force)
     saved = modeldir.read(path) if config.resume else None
     if saved is not None:
+        reading = (saved.training.get("encoding"), unwrapping.SETTINGS[saved.corpus.unwrap if saved.corpus else "off"])
+        if reading != (config.encoding, config.unwrap):  # read as the run read it, whatever the flags say now
+            with world.node_main_first():
+                corpus = load_corpus(config.corpus, *reading)
         check_same_corpus(saved, corpus, path)
-        config = merge_resumed(saved, config)
+        config = replace(merge_resumed(saved, config), encoding=reading[0], unwrap=reading[1])
     devices.prepare(device)
     torch.manual_seed(config.seed)
     with world.node_main_first():
@@ -245,6 +251,13 @@ def train(config: FinetuneConfig, world: distributed.World, device: torch.device
     if saved is not None:
         check_same_base(saved, adapter, config.options, path)
     plan = make_plan(config, adapter.schedule)
+    if saved is not None:  # a finished run is refused here, before the ghostwriting evaluation's set-up and the rest
+        check_unfinished(plan, RunState.of(checkpoint_state(path / modeldir.LAST / modeldir.CHECKPOINT)["run"]))
+    if corpus.skipped:  # a writer's folder: say which files the model will not learn from, and why
+        reporter.message(f"Left out of corpus {corpus.name}: {listing(corpus.skipped)}")
+    for note in (corpus.reading(), corpus.unwrapping()):  # how its files were read: --encoding, joined lines
+        if note:
+            reporter.message(f"{note}.")
     start_val = None
     if saved is None:
         reporter.message(f"{adapter.headline()}; corpus {corpus.name} ({corpus.chars:,} characters), on {device}, into {path}")
@@ -268,7 +281,6 @@ def train(config: FinetuneConfig, world: distributed.World, device: torch.device
         trainer = Trainer(adapter, card, plan, device, reporter, evaluation, world, config.fsdp)
         if saved is not None:
             trainer.resume()
-            trainer.check_unfinished()
         if world.main:
             trainer.baseline = ngram_baseline(adapter, plan.eval_units, reporter)
         world.seed(config.seed, trainer.state.step)

@@ -96,9 +96,11 @@ class RunDir:
         self._save_weights(self.path)
         self.write_running(step, val, step)
 
-    def save_ghostwriting(self) -> None:
-        """The weights of the checkpoint that writes best without copying, the ones `load_model` takes by default."""
+    def save_ghostwriting(self, step: int) -> None:
+        """The weights of the checkpoint that writes best without copying, the ones `load_model` takes by default, and
+        a card that says which step they are (a sample written with them while the run goes on names it)."""
         self._save_weights(self.path / modeldir.GHOSTWRITING)
+        self.write_result({**self.card.result, "ghostwriting_step": step})
 
     def save_last(self) -> None:
         """The weights at the end of the run, for NAME@last."""
@@ -134,6 +136,7 @@ class RunDir:
             "steps": steps,
             "best_val": best_val,
             "best_step": best_step,
+            "ghostwriting_step": self.card.result.get("ghostwriting_step"),
             "stop_reason": "running",
             "pid": os.getpid(),  # so a listing can tell a live run from one that was killed
             "host": socket.gethostname(),

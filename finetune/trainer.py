@@ -29,7 +29,7 @@ from .adapter import Adapter
 from .amount import after_training
 from .device import autocast
 from .distributed import SINGLE, Engine, World, load_whole, plain, whole
-from .ghostwriting.choice import choose, explain, share_text
+from .ghostwriting.choice import choose, explain, interval, share_text
 from .ghostwriting.evaluate import Ghostwriting
 from .overfit import memorizing
 from .progress import Reporter, format_duration, format_rate
@@ -105,6 +105,12 @@ class RunState:
     history_lines: int = 0
     sample_lines: int = 0
 
+    @classmethod
+    def of(cls, saved: dict) -> "RunState":
+        """The run state a checkpoint saved (one of an older version may hold keys since dropped)."""
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in saved.items() if k in known})
+
     @property
     def smoothed(self) -> float | None:
         return self.ema / (1 - EMA_BETA**self.ema_steps) if self.ema_steps else None
@@ -125,6 +131,42 @@ class RunState:
         self.evals.append([self.step, self.smoothed, val])
         self.evaluations += 1
         return best
+
+
+def stop_reason(p: Plan, s: RunState) -> str | None:
+    """Why a run in state `s` stops under plan `p` (a Ctrl-C aside), or None to go on."""
+    if p.target_loss is not None:
+        current = s.smoothed if p.target_on == "train" else s.last_val
+        if current is not None and current <= p.target_loss and (p.target_on == "val" or s.step > 0):
+            return "target"
+    if p.stop_on_overfit and s.overfit_warned:
+        return "overfit"
+    if s.copying_over >= 2:
+        return "copying"
+    if p.max_steps is not None and s.step >= p.max_steps:
+        return "max_steps"
+    if p.max_time is not None and s.elapsed >= p.max_time:
+        return "max_time"
+    return None
+
+
+def check_unfinished(p: Plan, s: RunState) -> None:
+    """A resumed run that would stop before its first step says how to go on instead of doing nothing: called with
+    the checkpoint's run state before any work (the ghostwriting evaluation's set-up, the baseline)."""
+    reason = stop_reason(p, s)
+    if reason is None:
+        return
+    how = {
+        "target": lambda: f"it reached --target-loss {p.target_loss}; to go on, --resume with a lower --target-loss",
+        "max_steps": lambda: f"it reached --max-steps {p.max_steps}; to go on, --resume with a higher --max-steps",
+        "max_time": lambda: f"it reached --max-time {p.max_time:g}s of training; to go on, --resume with a higher "
+                            "--max-time (or a --max-steps)",
+        "overfit": lambda: "it had started to memorize its corpus (--stop-on-overfit): training on would only "
+                           "memorize more; train a new model with more text",
+        "copying": lambda: "its samples copied the corpus (--stop-on-copying): training on would only copy more; "
+                           "train a new model with more text",
+    }[reason]()
+    raise UserError(f"nothing to resume: training stopped at step {s.step} because {how}")
 
 
 @dataclass
@@ -229,23 +271,9 @@ class Trainer:
                 self.reporter.stop()
         return self._finish(reason)
 
-    def check_unfinished(self) -> None:
-        """A resumed run that would stop before its first step says how to go on instead of doing nothing."""
-        reason = self._stop_reason()
-        if reason is None:
-            return
-        p, s = self.plan, self.state
-        how = {
-            "target": lambda: f"it reached --target-loss {p.target_loss}; to go on, --resume with a lower --target-loss",
-            "max_steps": lambda: f"it reached --max-steps {p.max_steps}; to go on, --resume with a higher --max-steps",
-            "max_time": lambda: f"it reached --max-time {p.max_time:g}s of training; to go on, --resume with a higher "
-                                "--max-time (or a --max-steps)",
-            "overfit": lambda: "it had started to memorize its corpus (--stop-on-overfit): training on would only "
-                               "memorize more; train a new model with more text",
-            "copying": lambda: "its samples copied the corpus (--stop-on-copying): training on would only copy more; "
-                               "train a new model with more text",
-        }[reason]()
-        raise UserError(f"nothing to resume: training stopped at step {s.step} because {how}")
+    def _stop_reason(self) -> str | None:
+        """Why the run stops now, or None; a Ctrl-C comes first, whatever else holds."""
+        return "interrupted" if self.interrupted else stop_reason(self.plan, self.state)
 
     def _start(self, val: float) -> None:
         """A new run: config.json says it is running, and the starting weights are the best so far."""
@@ -287,34 +315,17 @@ class Trainer:
                 self._sample()
             s.elapsed = time.monotonic() - start
             reason = self.world.decide(self._stop_reason())
-            if reason not in (None, "interrupted") and not evaluated:
-                self._validate()  # the run ends here: its final validation loss, and maybe its best weights
+            if reason is not None and not evaluated:
+                # the run ends here, however it stops (a Ctrl-C too): its final validation loss, and maybe its best
+                # weights; a run stopped before its first scheduled evaluation would otherwise keep the untrained ones
+                self._validate()
                 evaluated = True
-            if reason not in (None, "interrupted"):
+            if reason is not None:
                 self._measure_candidates()  # the best-val and the last weights get figures before the choice is final
             if reason is not None or s.step % p.checkpoint_every == 0:
                 self._checkpoint(final=reason is not None)
             self._report(force=evaluated)
         return reason
-
-    def _stop_reason(self) -> str | None:
-        """Why the run stops now, or None; a Ctrl-C comes first, whatever else holds."""
-        s, p = self.state, self.plan
-        if self.interrupted:
-            return "interrupted"
-        if p.target_loss is not None:
-            current = s.smoothed if p.target_on == "train" else s.last_val
-            if current is not None and current <= p.target_loss and (p.target_on == "val" or s.step > 0):
-                return "target"
-        if p.stop_on_overfit and s.overfit_warned:
-            return "overfit"
-        if s.copying_over >= 2:
-            return "copying"
-        if p.max_steps is not None and s.step >= p.max_steps:
-            return "max_steps"
-        if p.max_time is not None and s.elapsed >= p.max_time:
-            return "max_time"
-        return None
 
     def _finish(self, reason: str) -> Summary:
         """Write the result into config.json; a diverged run then fails, saying how to rescue it."""
@@ -483,6 +494,7 @@ class Trainer:
         row = {"step": step, "val_loss": val, **figures}
         if step == s.step:
             self.run_dir.log_figures(figures)
+            self._check_copying(step, figures)
             copying = figures["copying"]
             s.copying_over = (s.copying_over + 1 if p.stop_on_copying is not None and (copying or 0) > p.stop_on_copying
                               else 0)
@@ -493,7 +505,7 @@ class Trainer:
         chosen = self.world.decide(choose(s.measured, p.max_copying, held).step == step)
         if chosen:
             s.ghostwriting = row
-            self.run_dir.save_ghostwriting()
+            self.run_dir.save_ghostwriting(step)
         self.reporter.message(describe_figures(step, figures) + (" (kept as the ghostwriting checkpoint)" if chosen else ""),
                               style="dim")
 
@@ -506,12 +518,28 @@ class Trainer:
         if evidence is None:
             return
         reference, last = evidence
-        s.overfit_warned = True
+        self._warn_memorizing(
+            f"validation loss has not improved for {sum(e[0] > s.best_step for e in s.evals)} evaluations (best "
+            f"{s.best_val:.3f} at step {s.best_step}, now {last[2]:.3f}) while training loss fell ({reference[1]:.3f} -> "
+            f"{last[1]:.3f}). The best weights are the ones kept in the model directory")
+
+    def _check_copying(self, step: int, figures: dict) -> None:
+        """Copying credibly over --max-copying (its whole interval above it) in the samples of the weights now: the
+        model memorizes, whatever validation loss says yet. A char model copies passages evaluations before its
+        validation loss turns: on a short text, 55% at step 1000 and 100% at 1500, the loss only at step 2000."""
+        s, p = self.state, self.plan
+        copying = interval(figures, "copying")
+        if s.overfit_warned or step == 0 or copying is None or copying[0] <= p.max_copying:
+            return
+        self._warn_memorizing(
+            f"at step {step} {share_text(figures, 'copying')} of its samples copy a passage of the corpus, over the "
+            f"--max-copying {p.max_copying:.0%} limit. The ghostwriting checkpoint is one that does not copy")
+
+    def _warn_memorizing(self, evidence: str) -> None:
+        """The memorization warning, said once a run whatever raised it, and a stop with --stop-on-overfit."""
+        self.state.overfit_warned = True
         self.reporter.message(
-            f"Warning: the model has started to memorize its corpus: validation loss has not improved for "
-            f"{sum(e[0] > s.best_step for e in s.evals)} evaluations (best {s.best_val:.3f} at step {s.best_step}, "
-            f"now {last[2]:.3f}) while training loss fell ({reference[1]:.3f} -> {last[1]:.3f}). The best weights "
-            "are the ones kept in the model directory"
+            f"Warning: the model has started to memorize its corpus: {evidence}"
             + ("; stopping (--stop-on-overfit)." if self.plan.stop_on_overfit else "; pass --stop-on-overfit to stop here."),
             style="bold yellow",
         )
@@ -559,8 +587,7 @@ class Trainer:
             torch.cuda.set_rng_state(tensors["rng.cuda"], self.device)
         if self.scaler.is_enabled() and meta.get("scaler"):
             self.scaler.load_state_dict(meta["scaler"])
-        known = {f.name for f in fields(RunState)}  # a checkpoint of an older version may hold keys since dropped
-        self.state = RunState(**{k: v for k, v in meta["run"].items() if k in known})
+        self.state = RunState.of(meta["run"])
         self.run_dir.truncate_logs(self.state.history_lines, self.state.sample_lines)
 
     def _load_optimizer(self, saved: dict) -> None:
@@ -615,7 +642,8 @@ class Trainer:
             if self.interrupted:
                 raise KeyboardInterrupt
             self.interrupted = True
-            self.reporter.message("Stopping after this step (Ctrl-C again to abort without saving)...")
+            self.reporter.message("Stopping after this step, once the weights it ends with are measured "
+                                  "(Ctrl-C again to abort without saving)...")
 
         previous = {signum: signal.signal(signum, handler) for signum in (signal.SIGINT, signal.SIGTERM)}
         try:

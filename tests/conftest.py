@@ -53,12 +53,13 @@ TINY = ["--model", "char", "--size", "tiny", "--eval-every", "20", "--sample-eve
 
 
 def run_cli(*args: str, env: dict[str, str | None] | None = None, timeout: float = 300,
-            input: str | None = None) -> subprocess.CompletedProcess:
-    """The real `assistant` command in a subprocess, with the test's environment (a variable set to None is unset)
-    and `input`, if given, as what the user types."""
+            input: str | None = None, cwd: Path = ROOT) -> subprocess.CompletedProcess:
+    """The real `assistant` command in a subprocess, with the test's environment (a variable set to None is unset),
+    `input`, if given, as what the user types, and `cwd` as its working directory (this checkout is on its path)."""
     merged = {k: v for k, v in {**os.environ, **(env or {})}.items() if v is not None}
+    merged["PYTHONPATH"] = os.pathsep.join(filter(None, (str(ROOT), merged.get("PYTHONPATH"))))
     return subprocess.run(
-        [sys.executable, "-m", "assistant", *args], capture_output=True, text=True, timeout=timeout, env=merged, cwd=ROOT,
+        [sys.executable, "-m", "assistant", *args], capture_output=True, text=True, timeout=timeout, env=merged, cwd=cwd,
         input=input,
     )
 

@@ -108,7 +108,8 @@ def test_no_module_imports_itself_back_through_others():
 # torch's and transformers' import in each of a hundred interpreters (a minute of the suite on 2 cores).
 ZYGOTE = """
 import importlib, os, sys
-import numpy, torch, safetensors, typer, rich, pygls, lsprotocol, prompt_toolkit, sqlite_utils, peft, sklearn
+import numpy, torch, safetensors, typer, rich, pygls, lsprotocol, prompt_toolkit, sqlite_utils, peft, sklearn, uvicorn
+import starlette.applications, starlette.middleware.cors
 from transformers import AutoModelForCausalLM, AutoTokenizer, GPT2Config, GPT2LMHeadModel
 assert not any(m.split(".")[0] in ("assistant", "contract", "corpora", "finetune", "kinds") for m in sys.modules)
 for name in sys.argv[1:]:

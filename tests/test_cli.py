@@ -45,14 +45,14 @@ def test_corpus_list_and_show():
     assert listing.returncode == 0 and all(n in listing.stdout for n in ("pkd", "austen", "shakespeare"))
     show = run_cli("corpus", "show", "pkd", env={"COLUMNS": "100"})
     assert show.returncode == 0
-    assert "13" in show.stdout and "592,194" in show.stdout and "vocabulary" in show.stdout
+    assert "13" in show.stdout and "592,034" in show.stdout and "vocabulary" in show.stdout
     # each document by its title, with its size: 15,063 characters and 2,677 words
     assert re.search(r"Beyond Lies the Wub +15,063 +2,677", show.stdout) and "The Hanging Stranger" in show.stdout
     assert run_cli("corpus", "prepare", "shakespeare").stdout.strip().endswith("ready")
     listed = [json.loads(line) for line in run_cli("corpus", "list", "--json").stdout.splitlines()]
     assert {row["name"] for row in listed} >= {"pkd", "austen", "shakespeare"}
     figures, *documents = [json.loads(line) for line in run_cli("corpus", "show", "pkd", "--json").stdout.splitlines()]
-    assert figures["corpus"] == "pkd" and figures["characters"] == 592_194 and figures["documents"] == len(documents) == 13
+    assert figures["corpus"] == "pkd" and figures["characters"] == 592_034 and figures["documents"] == len(documents) == 13
     assert {"document": "Beyond Lies the Wub", "characters": 15_063, "words": 2_677} in documents
 
 
@@ -75,7 +75,7 @@ def _commands(group=None, path: tuple[str, ...] = ()):
 # The commands whose output is a listing (each takes --json), and those that write a file they are told (-o/--out).
 LISTINGS = {"corpus list", "corpus show", "models", "samples list"}
 WRITE_A_FILE = {"finetune", "cells", "plot", "report", "evolution", "samples export"}
-READ_A_MODEL = {"generate", "cells", "memorization", "compare", "repl", "lsp", "eval", "report"}
+READ_A_MODEL = {"generate", "cells", "memorization", "compare", "repl", "lsp", "serve", "eval", "report"}
 
 
 def test_one_convention_per_flag_across_commands():
@@ -165,7 +165,7 @@ def test_a_folder_corpus_lists_its_documents_and_what_it_left_out(tmp_path: Path
     show = run_cli("corpus", "show", str(tmp_path), env={"COLUMNS": "120"})
     assert show.returncode == 0, show.stderr
     assert re.search(r"documents +2\b", show.stdout)
-    assert re.search(r"notes\.txt +28 +5", show.stdout) and re.search(r"story\.md +6,492 +1,131", show.stdout)
+    assert re.search(r"notes\.txt +28 +5", show.stdout) and re.search(r"story\.md +6,460 +1,131", show.stdout)
     assert "left out novel.docx (a Word document: save it as plain text (.txt) to include it)" in show.stdout
     trained = run_cli("finetune", str(tmp_path), *TINY, "--max-steps", "1", "--ghostwriting-every", "0",
                       "--out", str(tmp_path / "model"), env={"COLUMNS": "200"})
@@ -246,6 +246,24 @@ def test_a_mistyped_model_name_never_asks_the_hub_and_suggests_the_nearest(train
             hub.accept()  # nobody came
     assert_one_line_error(result, "no model 'pkd-chr': did you mean 'pkd-char'?", "your models: pkd-char")
     assert "hub" not in result.stderr and "Hugging Face" not in result.stderr
+
+
+def test_every_name_and_choice_suggests_the_nearest_by_one_rule(trained_model: Path, isolated_home: Path):
+    """corpora.suggest: the closest spelling, else the one name it begins ("pkd" for "pkd-demo"); and `cells` on a
+    GPT-2 base says cells are for char models before anything loads (no hub)."""
+    from corpora.suggest import nearest
+
+    assert nearest("pkd", ["pkd-demo", "austen-char"]) == "pkd-demo"
+    assert nearest("pkd", ["pkd-demo", "pkd-char"]) is None  # begins two: which one is a guess
+    assert nearest("sentance", ["sentence", "line", "paragraph"]) == "sentence"
+    assert nearest("xy", ["xylophone"]) is None  # too short a stem to mean one
+    shutil.copytree(trained_model, isolated_home / "models" / "pkd-demo")
+    for args, fragments in ((["eval", "pkd"], ["no model 'pkd': did you mean 'pkd-demo'?"]),
+                            (["generate", "pkd-demo", "--stop-at", "sentance", "--no-log"],
+                             ["stop-at must be one of", "did you mean 'sentence'?"]),
+                            (["generate", "pkd-demo@lst", "--no-log"], ["unknown checkpoint @lst: did you mean 'last'?"]),
+                            (["cells", "gpt2"], ["gpt2 is a gpt2 model: cell pictures are for char models"])):
+        assert_one_line_error(run_cli(*args), *fragments)
 
 
 def test_a_hub_name_with_the_network_down_fails_in_seconds_and_says_what_to_do():

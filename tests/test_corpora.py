@@ -7,7 +7,7 @@ import pytest
 from corpora import CATALOGUE, UserError, load_corpus
 from corpora.clean import clean, decode
 
-from .conftest import CORPORA
+from .conftest import CORPORA, run_cli
 from .documents import FORMATS, document
 
 
@@ -166,3 +166,24 @@ def test_a_folder_reads_text_and_markdown_and_says_what_it_left_out(tmp_path: Pa
 def test_catalogue_documents_have_their_titles():
     corpus = load_corpus("pkd")
     assert corpus.documents[0].title == "Beyond Lies the Wub" and corpus.documents[0].name == "beyond-lies-the-wub.txt"
+
+
+def test_encoding_applies_only_to_the_files_that_are_not_utf8(tmp_path: Path):
+    """Following the error's advice on a folder of UTF-8 chapters with one latin-1 file must not garble the others:
+    a UTF-8 file stays UTF-8 (its curly quotes one character each), and `corpus show` says which file was read how."""
+    chapter = "\u201cWell,\u201d she said, \u201cit\u2019s late.\u201d\n" * 50
+    (tmp_path / "chapter1.txt").write_text(chapter, encoding="utf-8")
+    (tmp_path / "chapter2.txt").write_bytes("Caf\u00e9 au lait, na\u00efve.\n".encode("latin-1"))
+    with pytest.raises(UserError, match=r"chapter2\.txt: not valid utf-8.*--encoding"):
+        load_corpus(str(tmp_path))
+    corpus = load_corpus(str(tmp_path), encoding="latin-1")
+    texts = {d.name: d.text for d in corpus.documents}
+    assert texts == {"chapter1.txt": chapter, "chapter2.txt": "Caf\u00e9 au lait, na\u00efve.\n"}
+    assert corpus.encoded == {"latin-1": ["chapter2.txt"]}
+    shown = run_cli("corpus", "show", str(tmp_path), "--encoding", "latin-1", env={"COLUMNS": "200"})
+    assert shown.returncode == 0, shown.stderr
+    assert "Read chapter2.txt as latin-1 (--encoding); the other files are UTF-8, and read as UTF-8." in shown.stdout
+    assert f"{len(chapter):,}" in shown.stdout
+    utf16 = tmp_path / "notes.txt"  # UTF-16's ASCII is valid UTF-8, NUL bytes and all: it is read as asked
+    utf16.write_bytes("Notes.\n".encode("utf-16-le"))
+    assert load_corpus(str(utf16), encoding="utf-16-le").documents[0].text == "Notes.\n"

@@ -1,6 +1,7 @@
 """The ghostwriting evaluation: its measures on real text, and a tiny char model trained until it copies its corpus."""
 
 import json
+import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
@@ -240,17 +241,25 @@ def test_the_report_and_the_sweep(memorizer, tmp_path: Path):
     from assistant import load_model
     from assistant.report import sweep
     from finetune.ghostwriting.evaluate import GhostwritingOptions
+    from finetune.plot import sweep_picture
 
     path, _ = memorizer
-    picture = tmp_path / "report.png"
-    result = run_cli("report", str(path), "--out", str(picture))
+    result = run_cli("report", str(path))  # by default into the model's directory, and it says where
     assert result.returncode == 0, result.stderr
-    assert picture.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    picture = path / "report.png"
+    assert picture.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and f"wrote {picture}" in result.stdout
     assert "ghostwriting" in result.stdout and "best-val" in result.stdout and "copy" in result.stdout
-    rows = {t: figures for t, p, figures in sweep(load_model(f"{path}@last", "cpu"), GhostwritingOptions(samples=8,
-                                                                                                        min_span=30))
-            if p is None}
+    svg = tmp_path / "report.svg"
+    assert run_cli("report", str(path), "-o", str(svg)).returncode == 0
+    ids = {g.get("id") for g in ET.parse(svg).getroot().iter("{http://www.w3.org/2000/svg}g")}
+    for mark in ("best-val", "ghostwriting"):  # each checkpoint marked on the validation curve, visible where they meet
+        assert f"mark-{mark}-val_loss-{path.name}" in ids
+    swept = sweep(load_model(f"{path}@last", "cpu"), GhostwritingOptions(samples=8, min_span=30))
+    rows = {t: figures for t, p, figures in swept if p is None}
     assert rows[0.5]["copying"] >= rows[1.2]["copying"] and rows[0.5]["copied_span"] > rows[1.2]["copied_span"]
+    sweep_picture("mem@last", swept, tmp_path / "sweep.svg")  # `report --sweep`'s heat maps: temperature x top-p
+    ids = {element.get("id") for element in ET.parse(tmp_path / "sweep.svg").getroot().iter()}
+    assert {"sweep-copying", "sweep-style"} <= ids
 
 
 def test_compare_prints_the_figures_of_both(memorizer):

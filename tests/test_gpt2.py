@@ -94,8 +94,8 @@ def test_lora_trains_an_adapter_and_merges_it(gpt2_base: Path, pkd_slice: Path, 
     from transformers import AutoModelForCausalLM
 
     out = tmp_path / "lora"
-    summary = _train(pkd_slice, out, gpt2_base, {"lora": True, "lr": 3e-3, "merge": True}, target_loss=7.35,
-                     target_on="val", max_steps=60, eval_samples=3)  # the base starts at 7.49 on this text
+    summary = _train(pkd_slice, out, gpt2_base, {"lora": True, "lr": 3e-3, "merge": True}, target_loss=7.52,
+                     target_on="val", max_steps=60, eval_samples=3)  # the base starts at 7.66 on this (unwrapped) text
     chosen = {p.name for p in (out / "ghostwriting").iterdir()}
     assert "adapter_model.safetensors" in chosen and "model.safetensors" not in chosen  # its checkpoints: adapters
     assert summary.stop_reason == "target"
@@ -118,7 +118,7 @@ def test_lora_trains_an_adapter_and_merges_it(gpt2_base: Path, pkd_slice: Path, 
     assert merged_config["n_layer"] == 2 and not {"kind", "name", "corpus", "result"} & set(merged_config)  # not the base's
     for weights in ("adapter_model.safetensors", "merged/model.safetensors", "last/checkpoint.safetensors"):
         assert stat.S_IMODE((out / weights).stat().st_mode) == FILE_MODE  # readable like every other file
-    with pytest.raises(UserError, match=r"nothing to resume: .* reached --target-loss 7.35; to go on, --resume with a lower"):
+    with pytest.raises(UserError, match=r"nothing to resume: .* reached --target-loss 7.52; to go on, --resume with a lower"):
         _train(pkd_slice, out, gpt2_base, {"lora": True, "merge": True}, resume=True)  # a finished run says how to go on
     again = _train(pkd_slice, out, gpt2_base, {"lora": True, "merge": True}, resume=True, target_loss=1.0,
                    max_steps=summary.steps + 2, eval_samples=3)
@@ -180,8 +180,11 @@ def test_resume_is_exact(gpt2_base: Path, pkd_slice: Path, tmp_path: Path):
     def losses(path: Path) -> list[dict]:
         return [{k: v for k, v in r.items() if k not in ("units_per_s", "elapsed")} for r in read_jsonl(path / "history.jsonl")]
 
-    assert losses(straight) == losses(stopped) and len(losses(straight)) == 9
-    a, b = (load_model(path, "cpu", "none").decoder.model.state_dict() for path in (straight, stopped))
+    # the stop measured the weights it ended with, off the schedule (every stop does): step 5's validation is extra
+    extra = [{k: v for k, v in r.items() if not (r["step"] == 5 and k == "val_loss")} for r in losses(stopped)]
+    assert losses(stopped)[5]["val_loss"] is not None
+    assert losses(straight) == extra and len(losses(straight)) == 9
+    a, b = (load_model(f"{path}@last", "cpu", "none").decoder.model.state_dict() for path in (straight, stopped))
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 

@@ -289,4 +289,4 @@ def test_a_closed_document_lets_go_of_its_session_and_quantize_loads_the_model_a
     did_close(server, types.DidCloseTextDocumentParams(types.TextDocumentIdentifier(URI)))
     assert server.session(URI, model) is not session
     int8_model = server.model(str(gpt2_base), "int8")
-    assert int8_model.precision == "int8" and list(server._models) == [(str(gpt2_base), "int8")]
+    assert int8_model.precision == "int8" and server.models.loaded() == [(str(gpt2_base), "int8")]

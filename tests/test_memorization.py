@@ -3,6 +3,7 @@
 import io
 import json
 import random
+import re
 import shutil
 import time
 import warnings
@@ -83,7 +84,7 @@ def test_a_random_string_is_not_found(slice_index):
 
 def test_the_index_is_cached_by_corpus_checksum(pkd_slice: Path, tmp_path: Path):
     corpus = load_corpus(str(pkd_slice))
-    config = {"corpus": {"name": corpus.name, "source": str(pkd_slice), "checksum": corpus.checksum}}
+    config = {"corpus": {"name": corpus.name, "source": str(pkd_slice), "checksum": corpus.checksum, "unwrap": "auto"}}
     built = index_of(_card(config))
     assert (index_folder(corpus.checksum) / "sa.npy").is_file()
     cached_index.cache_clear()
@@ -100,7 +101,8 @@ def test_a_missing_or_changed_corpus_skips_the_check_with_a_warning(pkd_slice: P
     (folder / "the-eyes-have-it.txt").write_text("Rewritten since.\n")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        assert index_of(_card({"corpus": {"name": "novel", "source": str(folder), "checksum": checksum}})) is None
+        assert index_of(_card({"corpus": {"name": "novel", "source": str(folder), "checksum": checksum,
+                                                "unwrap": "auto"}})) is None
         gone = {"name": "novel", "source": str(tmp_path / "nowhere"), "checksum": "0" * 64}
         assert index_of(_card({"corpus": gone})) is None
     messages = [str(w.message) for w in caught if w.category is MemorizationWarning]
@@ -128,7 +130,7 @@ def test_copying_samples_are_flagged_in_listings():
         store.add(row(" own", copied_chars=12))
         samples = store.find()
     console = Console(file=io.StringIO(), width=200)
-    console.print(sample_table(samples, 50))
+    console.print(sample_table(samples, 50, console))
     flagged = [line for line in console.file.getvalue().splitlines() if "copies" in line]
     assert len(flagged) == 1 and "copies 73" in flagged[0] and "copied" in flagged[0]
 
@@ -136,7 +138,8 @@ def test_copying_samples_are_flagged_in_listings():
 def test_memorization_and_check_commands(trained_model: Path):
     report = run_cli("memorization", str(trained_model), "-n", "3", "-l", "200", "--seed", "4")
     assert report.returncode == 0, report.stderr
-    assert "tiny-pkd: 0 of 3 samples (0%) copy 50 or more characters of pkd-slice0" in report.stdout
+    assert re.search(r"tiny-pkd@ghostwriting, step \d+: 0 of 3 samples \(0%\) copy 50 or more characters of pkd-slice0",
+                     " ".join(report.stdout.split()))
     assert report.stderr.count("longest copied span") == 3
     listed = [json.loads(line) for line in run_cli("samples", "list", "--json").stdout.splitlines()]
     assert len(listed) == 3 and all(s["mode"] == "unconditional" and 0 < s["copied_chars"] < 50 for s in listed)

@@ -50,6 +50,30 @@ def test_the_listing_never_cuts_a_name(trained_model: Path, isolated_home: Path,
         assert "created left out: the terminal is too narrow" in result.stderr
 
 
+@pytest.mark.parametrize("columns", [80, 76, 60])
+def test_the_listing_cuts_no_value_at_80_columns_or_fewer(trained_model: Path, isolated_home: Path, columns: int):
+    """Each column gets its longest word at least (the date and time may wrap between them, never inside one), and a
+    column that does not fit so is left out whole: no "2026-12-1", no "step"."""
+    from assistant.samples.views import local_time
+
+    for name in ("pkd", "pkd-noir"):
+        _install(trained_model, isolated_home, name)
+    result = run_cli("models", env={"COLUMNS": str(columns)})
+    assert result.returncode == 0, result.stderr
+    card = json.loads((trained_model / "config.json").read_text())
+    header = result.stdout.splitlines()[1].split()
+    words = result.stdout.split()
+    assert "steps" in header  # at 60 columns too
+    assert words.count(str(card["result"]["steps"])) == 2
+    if "created" in header:
+        date, clock = local_time(card["created"]).split()
+        assert words.count(date) == words.count(clock) == 2
+    else:
+        assert "created left out" in result.stderr
+    assert set(header) <= {"name", "kind", "corpus", "status", "best", "val", "steps", "size", "created"}
+    assert max(map(len, result.stdout.splitlines())) <= columns
+
+
 def test_rename_takes_the_samples_along(trained_model: Path, isolated_home: Path):
     old = _install(trained_model, isolated_home, "pkd-char")
     first = _sample("pkd-char")
@@ -64,7 +88,7 @@ def test_rename_takes_the_samples_along(trained_model: Path, isolated_home: Path
     assert row["id"] == first and row["model"] == "pkd-noir" and row["model_path"] == str(new.resolve())
     assert run_cli("samples", "list", "--model", "pkd-char").stderr.startswith("no samples match --model pkd-char")
     shown = run_cli("samples", "show", str(first), env={"COLUMNS": "200"})
-    assert f"pkd-noir (char) {new.resolve()}" in shown.stdout
+    assert "pkd-noir@ghostwriting, step " in shown.stdout and f"(char) {new.resolve()}" in shown.stdout
     checked = run_cli("samples", "check", str(first))  # reads the corpus through the model's new directory
     assert checked.returncode == 0, checked.stderr
 

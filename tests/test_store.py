@@ -117,7 +117,7 @@ def test_listings_show_text_and_tags_as_written_never_as_markup():
         sample = store.get(sample_id)
     out = StringIO()
     console = Console(file=out, width=200)
-    console.print(sample_table([sample], 50))
+    console.print(sample_table([sample], 50, console))
     console.print(describe(sample, 50))
     assert "[red]he[/red]" in out.getvalue() and "[/draft]" in out.getvalue() and "[/q]" in out.getvalue()
 
@@ -213,6 +213,27 @@ def test_samples_commands(trained_model: Path, isolated_home: Path):
                            (["samples", "export", "--format", "pdf"], "unknown --format 'pdf'")):
         result = run_cli(*args)
         assert result.returncode == 2 and result.stderr.startswith("error: ") and fragment in result.stderr
+
+
+def test_a_sample_names_the_checkpoint_and_step_that_wrote_it(trained_model: Path, isolated_home: Path):
+    """`generate NAME@last --seed 1` is stored as NAME@last with its step, so it can be written again, and its copy
+    flag is not read as the default model's; the listing at 80 columns shows that and the continuation's start."""
+    result = json.loads((trained_model / "config.json").read_text())["result"]
+    for model in (f"{trained_model}@last", str(trained_model), f"{trained_model}@last"):
+        assert run_cli("generate", model, "-p", "Elizabeth could not", "-l", "30", "--seed", "1").returncode == 0
+    with Store() as store:
+        again, default, last = store.find()
+        assert [s.id for s in store.find(model="tiny-pkd@last")] == [again.id, last.id]
+        assert len(store.find(model="tiny-pkd")) == 3
+    assert (last.label, last.checkpoint_step) == ("tiny-pkd@last", result["steps"])
+    assert (default.label, default.checkpoint_step) == ("tiny-pkd@ghostwriting", result["ghostwriting_step"])
+    assert again.text == last.text  # the same checkpoint and seed write it again
+    listed = run_cli("samples", "list", env={"COLUMNS": "80"}).stdout
+    assert listed.count("tiny-pkd@last") == 2 and "tiny-pkd@ghostwriting" in listed
+    assert "Elizabeth" not in listed and " ".join(last.text.split())[:12] in listed
+    assert max(map(len, listed.splitlines())) <= 80
+    shown = run_cli("samples", "show", str(last.id), env={"COLUMNS": "200"}).stdout
+    assert f"tiny-pkd@last, step {result['steps']} (char)" in shown
 
 
 def test_plain_text_export_is_the_texts_exactly_with_a_scene_break_between():

@@ -63,6 +63,7 @@ def test_shuffled_words_keep_the_words_not_the_order():
 def test_dick_is_told_from_austen_and_shakespeare_on_held_out_passages(pkd_style: tuple[StyleClassifier, dict]):
     _, report = pkd_style
     assert report["reference_corpora"] == ["austen", "shakespeare"]  # never the author's own corpus
+    assert report["left_out_references"] == []
     assert report["author_passages"] >= 100 and report["reference_passages"] >= 100
     assert report["author"] >= 0.95 and report["reference"] >= 0.95 and report["overall"] >= 0.95, report
     assert report["shuffled_author_share"] <= 0.1, report
@@ -107,3 +108,14 @@ def test_extra_reference_alone_is_enough_and_partly_held_out(pkd: tuple[str, str
 def test_too_little_author_text_is_a_user_error(pkd: tuple[str, str]):
     with pytest.raises(UserError, match=r"^too little text by pkd[^\n]*$"):
         build_classifier(pkd[0][:5000], pkd[1], "pkd")
+
+
+def test_a_reference_corpus_holding_the_authors_own_text_is_left_out(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """A writer's manuscript taken from Emma: Austen's novels would teach the classifier that Emma is not the author.
+    The corpus sharing its sentences is left out and named; the others stay."""
+    monkeypatch.setenv("ASSISTANT_CORPORA", str(CORPORA))
+    monkeypatch.setenv("ASSISTANT_HOME", str(tmp_path))
+    emma = (CORPORA / "austen" / "emma.txt").read_text(encoding="utf-8-sig")
+    _, report = build_classifier(emma[100_000:400_000], emma[400_000:440_000], "manuscript")
+    assert report["left_out_references"] == ["austen"] and report["reference_corpora"] == ["pkd", "shakespeare"]
+    assert report["author"] >= 0.9, report

@@ -89,6 +89,22 @@ def test_overfit_warning_fires_on_a_tiny_corpus_trained_long(tmp_path: Path, cap
     assert capsys.readouterr().err.count("started to memorize its corpus") == 1
 
 
+def test_copying_raises_the_memorization_warning_before_validation_loss_turns(tmp_path: Path,
+                                                                             capsys: pytest.CaptureFixture):
+    """A corpus of one sentence said over and over: validation loss only falls (the validation text is that sentence
+    too), while the samples copy it word for word: copying over --max-copying warns, and --stop-on-overfit stops."""
+    from .conftest import PARROT
+
+    parrot = tmp_path / "parrot.txt"
+    parrot.write_text(PARROT * 60)
+    summary = _train(parrot, tmp_path / "m", char=CharOptions(size="tiny", lr=1e-2), max_steps=400, eval_every=10,
+                     stop_on_overfit=True, ghostwriting_every=1, eval_samples=4)
+    err = capsys.readouterr().err
+    assert summary.stop_reason == "overfit" and summary.steps < 400, err
+    assert summary.best_step == summary.steps  # validation loss had not turned
+    assert err.count("started to memorize its corpus") == 1 and "over the --max-copying 5% limit" in " ".join(err.split())
+
+
 def test_memorization_is_seen_through_a_jittery_validation_loss():
     from finetune.trainer import memorizing
 
@@ -284,23 +300,47 @@ def test_max_time_bounds_a_run(pkd_slice: Path, tmp_path: Path):
     assert summary.stop_reason == "max_time" and 2.0 <= summary.elapsed < 30 and summary.steps >= 1  # timing: a loaded CI
 
 
-def test_ctrl_c_saves_and_the_run_resumes(pkd_slice: Path, tmp_path: Path):
-    out = tmp_path / "m"
-    args = ["finetune", str(pkd_slice), *TINY, "--max-steps", "5000", "--checkpoint-every", "10", "--out", str(out)]
+def _ctrl_c_after_step_20(args: list[str], out: Path) -> str:
+    """Run `assistant ARGS` as a writer at a terminal does, press Ctrl-C once its checkpoint is past step 20, and
+    return what it said (it must exit with 130, as an interrupted command does)."""
     proc = subprocess.Popen([sys.executable, "-m", "assistant", *args], cwd=ROOT, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, env=os.environ.copy(), preexec_fn=ctrl_c_as_in_a_terminal)
     deadline = time.monotonic() + 120
     while _checkpoint_step(out) < 20 and time.monotonic() < deadline:
         time.sleep(0.02)
     proc.send_signal(signal.SIGINT)
-    _, stderr = proc.communicate(timeout=60)
+    _, stderr = proc.communicate(timeout=120)
     assert proc.returncode == 130, stderr
+    return stderr
+
+
+def test_ctrl_c_saves_and_the_run_resumes(pkd_slice: Path, tmp_path: Path):
+    out = tmp_path / "m"
+    args = ["finetune", str(pkd_slice), *TINY, "--max-steps", "5000", "--checkpoint-every", "10", "--out", str(out)]
+    stderr = _ctrl_c_after_step_20(args, out)
     assert "interrupted; continue with --resume" in stderr and "Traceback" not in stderr
     stopped = _checkpoint_step(out)
     assert f"Stopped after {stopped} steps" in stderr
     assert len(read_jsonl(out / "history.jsonl")) == stopped + 1  # every step up to the interrupt is logged
     resumed = run_cli(*args[:-4], "--max-steps", str(stopped + 5), "--out", str(out), "--resume")
     assert resumed.returncode == 0 and f"Stopped after {stopped + 5} steps" in resumed.stderr
+
+
+def test_ctrl_c_before_the_first_validation_keeps_the_trained_weights(pkd_slice: Path, isolated_home: Path):
+    """A writer's Ctrl-C at step ~20 of a run that validates every 100,000 steps: the stop measures the weights it ends
+    with, so the model kept (and the ghostwriting checkpoint) is the trained one, not the untrained start."""
+    out = isolated_home / "models" / "m"
+    args = ["finetune", str(pkd_slice), "--model", "char", "--size", "tiny", "--seed", "7", "--eval-every", "100000",
+            "--max-steps", "100000", "--checkpoint-every", "10", "--ghostwriting-every", "1000", "--eval-samples", "2",
+            "--name", "m"]
+    stderr = _ctrl_c_after_step_20(args, out)
+    stopped = _checkpoint_step(out)
+    result = json.loads((out / "config.json").read_text())["result"]
+    assert result["best_step"] == stopped > 0 and result["best_val"] < 3.5, stderr  # not the untrained step 0
+    assert "did not learn" not in stderr
+    assert result["ghostwriting_step"] == stopped
+    assert read_jsonl(out / "history.jsonl")[-1]["val_loss"] == result["best_val"]
+    assert json.loads(run_cli("models", "--json").stdout.splitlines()[0])["status"] == "interrupted"
 
 
 def test_jsonl_rows_survive_unicode_line_separators(tmp_path: Path):
@@ -320,6 +360,16 @@ def test_a_target_met_before_the_first_step_still_leaves_a_full_model_dir(pkd_sl
     assert summary.stop_reason == "target" and summary.steps == 0
     assert _checkpoint_step(out) == 0 and (out / "last" / "checkpoint.safetensors").exists()
     assert [r["step"] for r in read_jsonl(out / "history.jsonl")] == [0]
+
+
+def test_resuming_a_finished_run_is_refused_before_any_work(trained_model: Path, pkd_slice: Path):
+    """The run stopped at --max-steps: --resume says so in its one line, before the ghostwriting evaluation's set-up
+    (the style classifier's line) or anything else is said or done."""
+    before = (trained_model / "config.json").read_text()
+    again = run_cli("finetune", str(pkd_slice), "--model", "char", "--out", str(trained_model), "--resume")
+    assert again.returncode == 2 and again.stderr.count("\n") == 1, again.stderr
+    assert again.stderr.startswith("error: nothing to resume: training stopped at step 150")
+    assert (trained_model / "config.json").read_text() == before
 
 
 def test_limits_given_on_resume_replace_the_saved_ones(pkd_slice: Path, tmp_path: Path):

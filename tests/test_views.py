@@ -56,6 +56,7 @@ def test_eval_agrees_with_training_and_keeps_the_test_split_apart(quoted_model: 
     assert elsewhere.dropped == 200 and elsewhere.what == "corpus other"
     result = run_cli("eval", str(quoted_model), "--split", "test")
     assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith(f"quoted@best-val, step {card.result['best_step']} on the test split")  # what it measured
     assert "test split" in result.stdout and "bits/char" in result.stdout and "-gram (Kneser-Ney)" in result.stdout
     with pytest.raises(UserError, match="--split must be one of val, test"):
         evaluate(model, "train")

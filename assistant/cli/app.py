@@ -23,10 +23,12 @@ from contract import registry
 from corpora import CATALOGUE, UserError, load_corpus
 from finetune.config import MAX_SEED  # no torch: --help stays fast
 
+from .export import register as register_export
 from .lsp import register as register_lsp
 from .models import register as register_models
 from .options import (
     CHAIN,
+    BackendOpt,
     BanFileOpt,
     BanOpt,
     BiasOpt,
@@ -51,6 +53,7 @@ from .options import (
 )
 from .report import register as register_report
 from .samples import DEFAULT_MIN_SPAN, MinSpanOpt, register
+from .serve import register as register_serve
 from .views import register as register_views
 
 app = typer.Typer(
@@ -66,8 +69,11 @@ out = Console()
 err = Console(stderr=True)
 
 EncodingOpt = Annotated[
-    str | None, typer.Option("--encoding", help="Read text files in this encoding instead of UTF-8.")
+    str | None, typer.Option("--encoding", help="Read the text files that are not UTF-8 in this encoding.")
 ]
+UnwrapOpt = Annotated[bool | None, typer.Option(
+    "--unwrap/--no-unwrap", help="Join lines broken at a fixed width inside paragraphs (default: in the files whose "
+                                 "lines are all wrapped so, such as Gutenberg's; verse stays as it is).")]
 
 
 # ---- corpora -----------------------------------------------------------------
@@ -89,10 +95,11 @@ def _json_line(row: dict) -> None:
     sys.stdout.write(json.dumps(row) + "\n")
 
 
-def _print_stats(name: str, encoding: str | None, documents: bool = False, as_json: bool = False) -> None:
+def _print_stats(name: str, encoding: str | None, unwrap: bool | None, documents: bool = False,
+                 as_json: bool = False) -> None:
     """The corpus's figures; with `documents`, each document's title and size, and each file left out and why
     (`as_json`: the figures as one JSON line, then one per document and one per file left out)."""
-    corpus = load_corpus(name, encoding)
+    corpus = load_corpus(name, encoding, unwrap)
     stats = corpus.stats()
     if as_json:
         _json_line({"corpus": corpus.name, "source": corpus.source, **stats, "checksum": corpus.checksum})
@@ -108,6 +115,9 @@ def _print_stats(name: str, encoding: str | None, documents: bool = False, as_js
         table.add_row(key, f"{value:,}")
     table.add_row("checksum", corpus.checksum[:16])
     out.print(table)
+    for note in (corpus.reading(), corpus.unwrapping()):  # which files --encoding applied to; joined lines
+        if note:
+            out.print(Text(f"{note}."))
     if documents:
         listing = Table("document", "characters", "words", box=None, pad_edge=False)
         for doc in corpus.documents:
@@ -120,15 +130,15 @@ def _print_stats(name: str, encoding: str | None, documents: bool = False, as_js
 
 
 @corpus_app.command("show")
-def corpus_show(name: str, encoding: EncodingOpt = None, as_json: JsonOpt = False) -> None:
+def corpus_show(name: str, encoding: EncodingOpt = None, unwrap: UnwrapOpt = None, as_json: JsonOpt = False) -> None:
     """A corpus's figures (characters, vocabulary, words) and its documents, with the size of each."""
-    _print_stats(name, encoding, documents=True, as_json=as_json)
+    _print_stats(name, encoding, unwrap, documents=True, as_json=as_json)
 
 
 @corpus_app.command("prepare")
-def corpus_prepare(name: str, encoding: EncodingOpt = None) -> None:
+def corpus_prepare(name: str, encoding: EncodingOpt = None, unwrap: UnwrapOpt = None) -> None:
     """Fetch (or find) and clean a corpus now, so training starts at once."""
-    _print_stats(name, encoding)
+    _print_stats(name, encoding, unwrap)
     out.print("ready")
 
 
@@ -210,7 +220,9 @@ def finetune(
     ] = None,
     max_steps: Annotated[int | None, typer.Option(help="Stop after this many steps.")] = None,
     max_time: Annotated[str | None, typer.Option(help="Stop after this long, e.g. 90s, 10m, 2h.")] = None,
-    stop_on_overfit: Annotated[bool, typer.Option(help="Stop when the model starts to memorize.")] = False,
+    stop_on_overfit: Annotated[bool, typer.Option(help="Stop when the model starts to memorize: validation loss turns "
+                                                       "while training loss falls, or its samples copy over "
+                                                       "--max-copying.")] = False,
     eval_every: Annotated[int | None, typer.Option(help="Steps between validation evaluations.")] = None,
     sample_every: Annotated[int | None, typer.Option(help="Steps between printed samples.")] = None,
     checkpoint_every: Annotated[int | None, typer.Option(help="Steps between resumable checkpoints.")] = None,
@@ -243,6 +255,7 @@ def finetune(
     resume: Annotated[bool, typer.Option(help="Continue a stopped run exactly where it left off.")] = False,
     force: Annotated[bool, typer.Option(help="Delete an existing model of this name and start over.")] = False,
     encoding: EncodingOpt = None,
+    unwrap: UnwrapOpt = None,
     **kind_flags: object,
 ) -> None:
     """Train a model on a corpus until a target loss, a step or time bound."""
@@ -257,7 +270,7 @@ def finetune(
     kind_flags["micro_batch"] = _micro_batch(kind_flags["micro_batch"])  # type: ignore[arg-type]
     given = {k: v for k, v in kind_flags.items() if v != KIND_FLAGS[k][1]}  # a kind's options take only these
     config = FinetuneConfig(
-        corpus=corpus, model=model, name=name, out=out_dir, encoding=encoding,
+        corpus=corpus, model=model, name=name, out=out_dir, encoding=encoding, unwrap=unwrap,
         max_steps=max_steps, max_time=parse_duration(max_time) if max_time else None, weight_decay=weight_decay,
         target_loss=target_loss, target_on=target_on, stop_on_overfit=stop_on_overfit,  # type: ignore[arg-type]
         eval_every=eval_every, sample_every=sample_every, checkpoint_every=checkpoint_every,
@@ -318,6 +331,7 @@ def generate(
                                             "writes).")] = True,
     device: DeviceOpt = "auto",
     quantize: QuantizeOpt = "auto",
+    backend: BackendOpt = None,
     no_log: Annotated[bool, typer.Option("--no-log", help="Do not keep the samples in the sample store.")] = False,
     min_span: MinSpanOpt = DEFAULT_MIN_SPAN,
 ) -> None:
@@ -333,7 +347,7 @@ def generate(
     prompt = _read_text_option(prompt, prompt_file, "prompt")
     if n < 1:
         raise UserError(f"-n must be at least 1, got {n}")
-    text_model = load_model(model, device, quantize)
+    text_model = load_model(model, device, quantize, backend)
     prompt = prompt or ""
     for i in range(n):
         if n > 1:
@@ -381,11 +395,14 @@ def cells(
 ) -> None:
     """Picture what the LSTM's cells track as an HTML page: one cell at a time, the next-character guesses, the cells
     ranked by feature (quotes, brackets, line position...), gate saturation."""
-    from ..generation import load_model
+    from contract import modeldir
+
+    from ..generation import load_model, resolve
 
     source = _read_text_option(text, text_file, "text")
+    path, _ = resolve(model)  # a kind without cell pictures (a GPT-2 base too) is refused before anything loads
+    view = registry.get(modeldir.read(path).kind if path else "gpt2").view("cells", model)
     char_model = load_model(model, device, quantize)
-    view = registry.get(char_model.kind).view("cells", model)
     if top < 1:
         raise UserError(f"--top must be at least 1, got {top}")
     if not source:
@@ -409,8 +426,10 @@ def cells(
 register(app)  # samples, memorization, compare, repl
 register_models(app)  # models, models rm, models rename
 register_lsp(app)  # the editor server
+register_serve(app)  # the HTTP API for writers' tools
 register_report(app)  # which checkpoint ghostwrites
 register_views(app)  # eval, plot, evolution
+register_export(app)  # a GPT-2 as a GGUF file
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:

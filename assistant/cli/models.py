@@ -11,11 +11,8 @@ import sys
 from typing import Annotated, Any
 
 import typer
-from rich import box
 from rich.console import Console
 from rich.markup import escape
-from rich.measure import Measurement
-from rich.table import Table
 from rich.text import Text
 
 from .options import (
@@ -91,32 +88,21 @@ def models(ctx: typer.Context,
 
 
 def _print_fitted(names: list[str], cells: list[dict[str, Any]]) -> None:
-    """The table at the terminal's width with every name whole: columns left out from the end of COLUMNS until it fits."""
-    shown = list(COLUMNS)
-    while True:
-        table = Table("name", *shown, box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
-        table.columns[0].no_wrap = True
-        table.columns[0].min_width = max(map(len, names))
-        for column, key in zip(table.columns[1:], shown, strict=True):  # wrapped between words, never inside one
-            column.min_width = max(len(word) for text in (key, *(row[key] for row in cells)) for word in text.split())
-        for name, row in zip(names, cells, strict=True):
-            table.add_row(Text(name), *(Text(row[c]) for c in shown))
-        if _fits(table) or not shown:
-            break
-        shown.pop()
-    if _fits(table):
+    """The table at the terminal's width with every name and value whole (assistant.tables): columns left out from
+    the end of COLUMNS until it fits."""
+    from ..tables import Column, fitted
+
+    figures = ("best val", "steps")
+    columns = [Column("name", wrap=False), *(Column(c, wrap=c not in figures, right=c in figures) for c in COLUMNS)]
+    rows = [[Text(name), *(row[c] for c in COLUMNS)] for name, row in zip(names, cells, strict=True)]
+    table, hidden = fitted(out, columns, rows, optional=COLUMNS[::-1])
+    if table is not None:
         out.print(table)
     else:  # not even the names fit in a table's borders: one a line, whole
         for name in names:
             out.print(Text(name), soft_wrap=True)
-    if hidden := [c for c in COLUMNS if c not in shown]:
+    if hidden:
         err.print(f"[dim]({', '.join(hidden)} left out: the terminal is too narrow; assistant models --json has all)[/dim]")
-
-
-def _fits(table: Table) -> bool:
-    """Whether the table fits the terminal with no column below its minimum (measured unbounded: rich clamps a
-    measurement to the width it is given, which would hide the overflow)."""
-    return Measurement.get(out, out.options.update_width(1 << 16), table).minimum <= out.width
 
 
 @models_app.command("rm")

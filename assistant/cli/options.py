@@ -94,3 +94,8 @@ def chain_settings(min_p: float | None = None, typical_p: float | None = None, r
                 "dry_allowed_length": dry_allowed_length, "dry_range": dry_range, "logit_bias": tuple(biases),
                 "ban": tuple(phrases), "max_copy": max_copy}
     return {k: v for k, v in settings.items() if v != getattr(Sampling, k)}
+
+
+BackendOpt = Annotated[str | None, typer.Option(
+    help="GPT-2 on a CPU: torch, or llama.cpp (its GGUF export, written once; needs pip install "
+         "'ghostwriter[llamacpp]'). Default: $ASSISTANT_BACKEND, else torch.")]

@@ -20,9 +20,10 @@ def register(app: typer.Typer) -> None:
 
 def report(
     models: Annotated[list[str], typer.Argument(help="Models (names or directories); several share one picture.")],
-    out_file: Annotated[Path, out_option("The picture of the curves (.png or .svg).")] = Path("report.png"),
-    sweep: Annotated[bool, typer.Option(help="Copying and style over temperature and top-p, for the chosen checkpoint.")]
-    = False,
+    out_file: Annotated[Path | None, out_option("The picture of the curves (.png or .svg; default: report.png in the first "
+                                                "model's directory).")] = None,
+    sweep: Annotated[bool, typer.Option(help="Copying and style over temperature and top-p, for the chosen checkpoint, "
+                                             "as a table and heat maps (the picture's name with -sweep).")] = False,
     samples: EvalSamplesOpt = 16,
     min_span: CopySpanOpt = 50,
     device: DeviceOpt = "auto",
@@ -32,11 +33,11 @@ def report(
     from finetune.ghostwriting.evaluate import GhostwritingOptions
     from finetune.plot import check_output, report_picture
 
-    from ..report import curves, history, table_rows
-
-    check_output(out_file)
+    from ..report import curves, history, picture_path, table_rows
 
     histories = [history(name) for name in models]
+    out_file = picture_path(out_file, histories[0].card, "report.png")
+    check_output(out_file)
     for h in histories:
         table = Table("step", "train", "val", "copy", "span", "style", "prompt", "d-2", "d-3", "", box=box.SIMPLE,
                       title=f"{h.name} ({h.card.kind})", title_justify="left", pad_edge=False)
@@ -58,22 +59,27 @@ def report(
               "credibly less like the author or less to the prompt than another (their intervals do not overlap)",
               highlight=False)
     report_picture([curves(h) for h in histories], out_file)
-    out.print(f"wrote {out_file}")
+    out.print(f"wrote {out_file}", highlight=False)
     if sweep:
-        _sweep(models[0], GhostwritingOptions(samples=samples, min_span=min_span), device, quantize)
+        _sweep(models[0], GhostwritingOptions(samples=samples, min_span=min_span),
+               out_file.with_name(f"{out_file.stem}-sweep{out_file.suffix}"), device, quantize)
 
 
-def _sweep(name: str, options, device: str, quantize: str) -> None:
+def _sweep(name: str, options, picture: Path, device: str, quantize: str) -> None:
     from finetune.ghostwriting.choice import share_text
+    from finetune.plot import sweep_picture
 
     from ..generation import load_model
     from ..report import sweep as run
 
     model = load_model(name, device, quantize)
+    results = run(model, options)
     table = Table("temperature", "top-p", "copying", "span", "style", "prompts",
-                  title=f"{model.name}@{model.card.checkpoint}: sampling settings", title_justify="left")
-    for temperature, top_p, figures in run(model, options):
+                  title=f"{model.card.label}: sampling settings", title_justify="left")
+    for temperature, top_p, figures in results:
         span = "-" if figures["copied_span"] is None else f"{figures['copied_span']:.0f}"
         table.add_row(f"{temperature:g}", "off" if top_p is None else f"{top_p:g}", share_text(figures, "copying"), span,
                       share_text(figures, "style"), share_text(figures, "prompt_following"))
     out.print(table)
+    sweep_picture(model.card.label, results, picture)
+    out.print(f"wrote {picture}", highlight=False)

@@ -5,7 +5,6 @@ them. Like cli.py, heavy imports (torch, numpy, sqlite-utils, prompt-toolkit)
 happen inside the commands, so `assistant --help` stays fast.
 """
 
-import difflib
 import shlex
 import sys
 from pathlib import Path
@@ -16,6 +15,7 @@ from rich.console import Console
 from rich.text import Text
 
 from corpora import UserError
+from corpora.suggest import did_you_mean, nearest
 from finetune.config import MAX_SEED
 
 from .options import DeviceOpt, EvalSamplesOpt, JsonOpt, QuantizeOpt, out_option
@@ -89,7 +89,7 @@ def samples_list(
     if as_json:
         sys.stdout.write(jsonl(found))
     elif found:
-        out.print(sample_table(found, min_span))
+        out.print(sample_table(found, min_span, out))
     else:
         err.print(Text(nothing or ""), soft_wrap=True)
 
@@ -104,8 +104,8 @@ def _nothing_found(store: "Store", **filters: str | None) -> str:
     for key, value, known in (("tag", filters.get("tag"), store.tag_names()), ("model", filters.get("model"),
                                                                                store.model_names())):
         if value and value not in known:
-            close = difflib.get_close_matches(value, known, n=1, cutoff=0.6)
-            said.append(f"no sample has the {key} {value!r}" + (f" (did you mean {close[0]!r}?)" if close else "")
+            close = nearest(value, known)
+            said.append(f"no sample has the {key} {value!r}" + (f" (did you mean {close!r}?)" if close else "")
                         + (f"; the {key}s there are: {', '.join(known)}" if known else ""))
     return "; ".join(said)
 
@@ -180,7 +180,7 @@ def samples_export(
 
     formats = {"markdown": markdown, "txt": plain_text, "jsonl": jsonl}
     if fmt not in formats:
-        raise UserError(f"unknown --format {fmt!r}: {', '.join(formats)}")
+        raise UserError(f"unknown --format {fmt!r}: {did_you_mean(fmt, formats)}{', '.join(formats)}")
     with _store() as store:
         found = store.find(tag=tag, model=model, oldest_first=True)
         if not found:
@@ -244,7 +244,7 @@ def memorization(
         err.print(f"sample {i + 1}/{n}: longest copied span {spans[-1]} characters", highlight=False)
     copying = sum(s >= min_span for s in spans)
     index_corpus = text_model.card.corpus.name if text_model.card.corpus else "-"
-    out.print(f"{text_model.name}: {copying} of {n} samples ({copying / n:.0%}) copy {min_span} or more characters "
+    out.print(f"{text_model.card.named}: {copying} of {n} samples ({copying / n:.0%}) copy {min_span} or more characters "
               f"of {index_corpus}; longest copied span: median {median(spans):g}, "
               f"max {max(spans)} characters", highlight=False)
 
@@ -300,7 +300,7 @@ def _figures(models: list, samples: int, temperature: float) -> None:
         found, _ = evaluate_model(model, options, against)
         pct = [share_text(found, k) for k in ("copying", "style", "prompt_following")]
         span = "-" if found["copied_span"] is None else f"{found['copied_span']:.0f}"
-        table.add_row(model.name, pct[0], span, pct[1], pct[2], *(f"{found[k]:.3f}" if found[k] is not None else "-"
+        table.add_row(model.card.label, pct[0], span, pct[1], pct[2], *(f"{found[k]:.3f}" if found[k] is not None else "-"
                                                                    for k in ("distinct_2", "distinct_3")))
     out.print(table)
 

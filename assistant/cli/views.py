@@ -42,7 +42,8 @@ def evaluate(
 
 def plot(
     models: Annotated[list[str], typer.Argument(help="Models (names or directories); several share one chart.")],
-    out_file: Annotated[Path, out_option("The picture: .png or .svg.")] = Path("loss.png"),
+    out_file: Annotated[Path | None, out_option("The picture: .png or .svg (default: loss.png in the first model's "
+                                                "directory).")] = None,
 ) -> None:
     """Training and validation loss against steps and training time: the target, the best checkpoint, where
     memorizing began."""
@@ -50,18 +51,19 @@ def plot(
     from finetune.checkpoint import read_jsonl
     from finetune.plot import Curves, check_output, loss_picture
 
-    from ..report import model_card
+    from ..report import model_card, picture_path
 
+    cards = [model_card(name) for name in models]
+    out_file = picture_path(out_file, cards[0], "loss.png")
     check_output(out_file)
     runs = []
-    for name in models:
-        card = model_card(name)
+    for card in cards:
         rows = read_jsonl(card.file(modeldir.HISTORY))
         if not rows:
             raise UserError(f"{card.name} has no training history yet")
         runs.append(Curves.of(card, rows))
     loss_picture(runs, out_file)
-    out.print(f"wrote {out_file}")
+    out.print(f"wrote {out_file}", highlight=False)
 
 
 def evolution(

@@ -15,7 +15,7 @@ import threading
 from dataclasses import asdict
 
 from ..generation import Generation, Params, Session, TextModel
-from .jobs import Stopped
+from ..serving.jobs import Stopped
 from .settings import Settings
 
 

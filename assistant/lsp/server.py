@@ -1,7 +1,7 @@
 """The language server: LSP messages in, the generation API's continuations out.
 
 Handlers only parse, look up and answer; every generation runs on the jobs'
-worker thread (see jobs.py), so the event loop is always free to read the
+worker thread (see assistant.serving.jobs), so the event loop is always free to read the
 next message: a `$/cancelRequest` is answered with RequestCancelled (-32800)
 at once, and a newer request for a document makes the older one answer an
 empty list. Input a client got wrong (a document it never opened, a position
@@ -22,7 +22,6 @@ import json
 import logging
 import os
 import threading
-from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Generator
 from typing import Any, TypeVar
 
@@ -38,21 +37,20 @@ from pygls.exceptions import (
 from pygls.lsp.server import LanguageServer
 from pygls.protocol import LanguageServerProtocol, lsp_method
 
-from contract import modeldir
 from corpora import UserError
 
-from ..generation import Generation, Params, Session, TextModel, cpu_threads, load_model
+from ..generation import Generation, Params, Session, TextModel, cpu_threads
 from ..samples import recording
+from ..serving.jobs import Jobs, Stopped
+from ..serving.models import Models
 from .continuation import context, continue_text, params
 from .documents import check_change, offset, opened
-from .jobs import Jobs, Stopped
 from .settings import Settings
 from .suggestions import Suggestion, Suggestions, record
 
 UNCONDITIONAL = "ghostwriter.unconditional"
 EVENT = "ghostwriter.event"
 SETTINGS = "ghostwriter.settings"
-SESSIONS = 4  # documents whose model state is kept between requests
 
 T = TypeVar("T")
 
@@ -168,11 +166,9 @@ class GhostwriterServer(LanguageServer):
         super().__init__("ghostwriter", importlib.metadata.version("ghostwriter"),
                          text_document_sync_kind=types.TextDocumentSyncKind.Incremental, protocol_cls=Protocol)
         self.settings = Settings()
-        self.device = "auto"
         self.jobs = Jobs()
         self.suggestions = Suggestions()
-        self._models: dict[tuple[str, str], TextModel] = {}  # by name and quantization
-        self._sessions: OrderedDict[str, Session] = OrderedDict()  # by document, the most recently used last
+        self.models = Models()  # and the documents' sessions: the few most recent keep their model state
 
     def report_server_error(self, error: Exception, source: Any) -> None:
         """A message that is not JSON is answered with ParseError and a null id, as JSON-RPC says, not shown to the
@@ -183,33 +179,16 @@ class GhostwriterServer(LanguageServer):
         super().report_server_error(error, source)
 
     def model(self, name: str | None, quantize: str) -> TextModel:
-        """The model named in the settings (None: the newest trained), loaded once; on the worker thread only.
-
-        A change of `quantize` loads it again, and the other precision's copy is let go.
-        """
-        name = name or modeldir.newest()
-        if (name, quantize) not in self._models:
-            self._models = {key: m for key, m in self._models.items() if key[0] != name}
-            self._models[name, quantize] = load_model(name, self.device, quantize)
-        return self._models[name, quantize]
+        """The model named in the settings (None: the newest trained), loaded once; on the worker thread only."""
+        return self.models.get(name, quantize)
 
     def close(self, document: str) -> None:
         """A closed document's session goes with it (its GPT-2 cache is 75 MB); a generation using it finishes first."""
-        self._sessions.pop(document, None)
+        self.models.sessions.drop(document)
 
     def session(self, document: str, model: TextModel) -> Session:
-        """The document's session with `model`, so that a request feeds only what changed since the last one.
-
-        On the worker thread only. The few most recent documents keep theirs:
-        a GPT-2 small's cache takes 75 MB.
-        """
-        session = self._sessions.pop(document, None)
-        if session is None or session.model is not model:
-            session = model.session()
-        self._sessions[document] = session
-        while len(self._sessions) > SESSIONS:
-            self._sessions.popitem(last=False)
-        return session
+        """The document's session with `model`, so that a request feeds only what changed since the last one."""
+        return self.models.sessions.for_document(document, model)
 
     async def generate(self, fn: Callable[[TextModel, threading.Event], T], document: str | None) -> T:
         """`fn(model, stop)` on the worker with the current settings' model; its failures become RequestFailed."""
@@ -393,7 +372,7 @@ def serve(model: str | None, device: str, quantize: str = "auto") -> None:
         handler.addFilter(NotJsonInOneLine())
     server.settings = Settings(model=model, quantize=quantize)
     server.settings.check()
-    server.device = device
+    server.models.device = device
     os.environ.setdefault("ASSISTANT_THREADS", str(cpu_threads(reserve=1)))  # the models it loads keep to that
     try:
         server.start_io()

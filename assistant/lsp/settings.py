@@ -10,6 +10,7 @@ from typing import Any
 
 from contract.sampling import SAMPLING_FIELDS, Sampling
 from corpora import UserError
+from corpora.suggest import did_you_mean
 
 from ..generation import QUANTIZE
 
@@ -64,7 +65,8 @@ class Settings:
             if not isinstance(value, int) or isinstance(value, bool) or value < low:
                 raise UserError(f"{_camel(name)} must be a whole number, at least {low}, got {value!r}")
         if self.stop_at not in STOP_AT:
-            raise UserError(f"stopAt must be one of {', '.join(STOP_AT)}, got {self.stop_at!r}")
+            raise UserError(f"stopAt must be one of {', '.join(STOP_AT)}, got {self.stop_at!r}"
+                            + did_you_mean(self.stop_at, STOP_AT, tail=True))
         if self.quantize not in QUANTIZE:
             raise UserError(f"quantize must be one of {', '.join(QUANTIZE)}, got {self.quantize!r}")
         self.chain()

@@ -117,3 +117,17 @@ def m005_editor_events(db: Database) -> None:
         )
     """)
     db["editor_events"].create_index(["created"])
+
+
+@migration
+def m006_client(db: Database) -> None:
+    """Which program asked for each sample through the HTTP API (its User-Agent); NULL for the others."""
+    db["samples"].add_column("client", str)
+
+
+@migration
+def m007_checkpoint(db: Database) -> None:
+    """Which checkpoint of its model wrote each sample (ghostwriting, best-val, last) and the training step of its
+    weights, so that `NAME@CHECKPOINT --seed N` writes it again; NULL in the rows of earlier releases and of bases."""
+    db["samples"].add_column("checkpoint", str)
+    db["samples"].add_column("checkpoint_step", int)

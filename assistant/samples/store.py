@@ -19,6 +19,7 @@ from typing import Any
 
 from sqlite_utils import Database
 
+from contract.modeldir import checkpoint_label
 from corpora import UserError
 from corpora.home import data_home
 
@@ -51,7 +52,20 @@ class Sample:
     copied_document: str | None = None
     copied_offset: int | None = None
     copied_sample_offset: int | None = None
+    client: str | None = None  # the program that asked for it through the HTTP API (its User-Agent)
+    checkpoint: str | None = None  # None: a base's sample, or one stored before checkpoints were recorded
+    checkpoint_step: int | None = None
     tags: list[str] = field(default_factory=list)
+
+    @property
+    def label(self) -> str:
+        """`NAME@CHECKPOINT`: the model and checkpoint that wrote it (the name alone where that was not recorded)."""
+        return checkpoint_label(self.model, self.checkpoint, None)
+
+    @property
+    def named(self) -> str:
+        """`NAME@CHECKPOINT, step N`, as far as it was recorded."""
+        return checkpoint_label(self.model, self.checkpoint, self.checkpoint_step)
 
     def copies(self, min_span: int) -> bool:
         return self.copied_chars is not None and self.copied_chars >= min_span
@@ -274,9 +288,9 @@ class Store:
         if tag is not None:
             where.append("s.id IN (SELECT sample_id FROM sample_tags JOIN tags ON tags.id = tag_id WHERE tags.name = ?)")
             args.append(tag)
-        if model is not None:
-            where.append("s.model = ?")
-            args.append(model)
+        if model is not None:  # a name takes every checkpoint's samples, NAME@CHECKPOINT one checkpoint's
+            where.append("(s.model = ? OR s.model || '@' || s.checkpoint = ?)")
+            args += [model, model]
         if search:
             where.append("s.rowid IN (SELECT rowid FROM samples_fts WHERE samples_fts MATCH ?)")
             args.append(_fts_query(search))
@@ -300,8 +314,10 @@ class Store:
         return [row[0] for row in self.db.execute("SELECT name FROM tags ORDER BY name").fetchall()]
 
     def model_names(self) -> list[str]:
-        """The names of the models that wrote the stored samples."""
-        return [row[0] for row in self.db.execute("SELECT DISTINCT model FROM samples ORDER BY model").fetchall()]
+        """The names of the models that wrote the stored samples, and of their checkpoints that did (NAME@CHECKPOINT)."""
+        sql = ("SELECT model FROM samples UNION SELECT model || '@' || checkpoint FROM samples"
+               " WHERE checkpoint IS NOT NULL ORDER BY 1")
+        return [row[0] for row in self.db.execute(sql).fetchall()]
 
 
 def _sample(row: dict[str, Any]) -> Sample:

@@ -8,8 +8,7 @@ import json
 from dataclasses import asdict
 from datetime import datetime
 
-from rich import box
-from rich.console import Group, RenderableType
+from rich.console import Console, Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
@@ -33,19 +32,26 @@ def preview(text: str, width: int = 70) -> str:
     return flat if len(flat) <= width else flat[: width - 1] + "…"
 
 
-def sample_table(samples: list[Sample], min_span: int) -> Table:
-    table = Table(expand=True, box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
-    for column in ("id", "created", "model", "mode", "chars"):
-        table.add_column(column, no_wrap=True)
-    table.add_column("tags", max_width=14)
-    table.add_column("copied", no_wrap=True)
-    table.add_column("text", ratio=1, no_wrap=True, overflow="ellipsis")
-    for s in samples:
-        mode = ("uncond" if s.mode == "unconditional" else s.mode) + (" (cancelled)" if s.cancelled else "")
-        # Text(...), not str: a writer's text or tag such as "[/draft]" is shown as it is, never read as markup
-        table.add_row(str(s.id), local_time(s.created, "%m-%d %H:%M"), Text(s.model), mode, str(s.chars),
-                      Text(", ".join(s.tags)), Text(flag(s, min_span), style="bold red"), Text(preview(s.prompt + s.text)))
-    return table
+def sample_table(samples: list[Sample], min_span: int, console: Console) -> RenderableType:
+    """The samples at `console`'s width: id, the model and checkpoint that wrote each, its copy flag and the start of
+    what it wrote (the prompt is the writer's own: it is in `samples show`); the other columns as room allows."""
+    from ..tables import Column, fitted
+
+    columns = [Column("id", wrap=False, right=True), Column("created"), Column("model", wrap=False), Column("mode"),
+               Column("chars", wrap=False, right=True), Column("tags"), Column("copied", wrap=False),
+               Column("continuation", preview=True)]
+    rows = [[str(s.id), local_time(s.created, "%m-%d %H:%M"), Text(s.label),
+             ("uncond" if s.mode == "unconditional" else s.mode) + (" (cancelled)" if s.cancelled else ""), str(s.chars),
+             # Text(...), not str: a writer's text or tag such as "[/draft]" is shown as it is, never read as markup
+             Text(", ".join(s.tags)), Text(flag(s, min_span), style="bold red"), Text(preview(s.text, 500))]
+            for s in samples]
+    table, hidden = fitted(console, columns, rows, optional=("mode", "chars", "created", "tags"))
+    if table is None:  # not even a glimpse fits: one sample a line
+        return Group(*(Text.assemble(f"#{s.id} {s.label} ", (flag(s, min_span), "bold red")) for s in samples))
+    if not hidden:
+        return table
+    return Group(table, Text(f"({', '.join(hidden)} left out: the terminal is too narrow; assistant samples list --json "
+                             "has all)", style="dim"))
 
 
 def copy_warning(span: Span | None, text: str, min_span: int) -> str | None:
@@ -77,7 +83,7 @@ def describe(sample: Sample, min_span: int) -> Table:
     for key, value in (
         ("sample", f"#{sample.id}" + (" (cancelled)" if sample.cancelled else "")),
         ("created", local_time(sample.created)),
-        ("model", f"{sample.model} ({sample.model_kind}) {sample.model_path or '(the model has since been removed)'}"),
+        ("model", f"{sample.named} ({sample.model_kind}) {sample.model_path or '(the model has since been removed)'}"),
         ("corpus", sample.corpus or "-"),
         ("mode", f"{sample.mode}, from {sample.source}"),
         ("parameters", params),
@@ -128,7 +134,7 @@ def markdown(samples: list[Sample]) -> str:
     """Each sample as a section that says which model wrote it, from what prompt."""
     parts = []
     for s in samples:
-        head = f"## Sample {s.id}\n\n*Written by {s.model} ({s.model_kind}"
+        head = f"## Sample {s.id}\n\n*Written by {s.label} ({s.model_kind}"
         head += f", trained on {s.corpus})" if s.corpus else ")"
         head += f" on {local_time(s.created)}"
         head += f", from the prompt \u201c{' '.join(s.prompt.split())}\u201d.*" if s.prompt else ", unprompted.*"

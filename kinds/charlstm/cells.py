@@ -24,7 +24,6 @@ import torch
 
 from contract.modeldir import Card
 from corpora import UserError
-from corpora.load import find_trained_corpus
 from finetune.plot import saturation_svg
 
 from .data import DOC_START, corpus_text
@@ -64,7 +63,7 @@ def validation_passage(card: Card, chars: int = 800) -> str | None:
     """
     if card.corpus is None or not (card.split or {}).get("val"):
         return None
-    corpus, _ = find_trained_corpus(card.corpus.name, card.corpus.source, card.corpus.checksum)
+    corpus, _ = card.corpus.find()
     if corpus is None:
         return None
     text = corpus_text(corpus)

@@ -22,6 +22,10 @@ class CharDecoder:
         model.load_state_dict(load_file(str(card.weights(WEIGHTS)), device="cpu"))
         return cls(Vocab(card.extra["vocab"]), card.extra["prime"], model.to(device).eval())
 
+    def encode(self, text: str) -> list[int]:
+        """One id per character the model knows, as a prompt is read: typographic ones mapped, unknown ones left out."""
+        return self.vocab.encode_lenient(text)[0]
+
     def new_state(self) -> Prefix | None:
         """The char-LSTM's state after the last prompt, to start the next one from (the char transformer: none)."""
         return Prefix() if isinstance(self.model, CharLSTM) else None
@@ -34,9 +38,6 @@ class CharDecoder:
         # the state after the document start, then the prompt: like a text the model has read from its beginning
         prime = self.vocab.encode(self.prime) + ids
         return self.model.cursor(prime, prefix=state, keep=keep)
-
-    def encode(self, text: str) -> list[int]:
-        return self.vocab.encode_lenient(text)[0]
 
     def decode(self, ids: list[int]) -> str:
         return self.vocab.decode(ids)

@@ -17,6 +17,7 @@ parameters.
 from dataclasses import dataclass, replace
 
 from corpora import UserError
+from corpora.suggest import did_you_mean
 
 from .options import CharOptions
 
@@ -56,7 +57,8 @@ def resolve(options: CharOptions, device_type: str,
     if size == "auto":
         size = "large" if device_type == "cuda" else "small"
     if size not in presets:
-        raise UserError(f"unknown --size {size!r}: choose one of auto, {', '.join(presets)}")
+        raise UserError(f"unknown --size {size!r}: {did_you_mean(size, ['auto', *presets])}choose one of auto, "
+                        f"{', '.join(presets)}")
     overridable = ("layers", "hidden", "dropout", "seq_len", "batch_size", "lr")
     hp = replace(presets[size], **{k: v for k in overridable if (v := getattr(options, k)) is not None})
     if min(hp.layers, hp.hidden, hp.seq_len, hp.batch_size) < 1:

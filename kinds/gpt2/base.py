@@ -12,7 +12,6 @@ fallback to random weights: that takes an explicit `--from-scratch`.
 """
 
 import contextlib
-import difflib
 import hashlib
 import re
 import warnings
@@ -21,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from corpora import UserError
+from corpora.suggest import did_you_mean
 
 # GPT-2's own names on the hub; any other hub model is named OWNER/NAME
 HUB_GPT2 = ("gpt2", "gpt2-medium", "gpt2-large", "gpt2-xl", "distilgpt2")
@@ -65,9 +65,8 @@ def base_location(base: str) -> str:
     if path.exists() or base.startswith((".", "/", "~")) or base.count("/") > 1:
         raise UserError(f"base {base!r} is not a directory saved with save_pretrained")
     if not is_hub_name(base):
-        close = difflib.get_close_matches(base, HUB_GPT2, n=1, cutoff=0.6)
         raise UserError(f"base {base!r} is neither a directory saved with save_pretrained nor a hub name: "
-                        + (f"did you mean {close[0]!r}? " if close else "") + f"GPT-2's are {', '.join(HUB_GPT2)}, "
+                        + did_you_mean(base, HUB_GPT2) + f"GPT-2's are {', '.join(HUB_GPT2)}, "
                         "other hub models are OWNER/NAME")
     return base
 

@@ -90,16 +90,17 @@ class GPT2Cursor:
     the text: one longer forward pass every n_ctx/2 tokens instead of one per token.
     A `cache` passed in may hold an earlier generation's ids: the prefix the
     prime shares with them is kept and only the rest is fed (see KVCache.keep).
+    A prime longer than the context is read from a `window` of its end.
     A rewind moves the cache's length back: the same `keep`, so only the last
-    id left is fed again.
+    id left is fed again. `model` is None for a cache that computes elsewhere.
     """
 
-    def __init__(self, model: nn.Module, prime: list[int], n_ctx: int, cache: Cache):
+    def __init__(self, model: nn.Module | None, prime: list[int], n_ctx: int, cache: Cache):
         self.cache, self.n_ctx = cache, n_ctx
-        self.device = next(model.parameters()).device
+        self.device = next(model.parameters()).device if model is not None else torch.device("cpu")
         self.prompt_ids = list(prime)
         self.context = list(prime)
-        self.logits = self._feed(cache.keep(self.context[-(n_ctx - 1) :]))
+        self.logits = self._feed(cache.keep(window(self.context, n_ctx)))
 
     def _feed(self, ids: list[int]) -> torch.Tensor:
         with writing_autocast(self.device):
@@ -114,11 +115,11 @@ class GPT2Cursor:
 
     def rewind(self, n: int) -> torch.Tensor:
         del self.context[len(self.context) - n :]
-        return self._feed(self.cache.keep(self.context[-(self.n_ctx - 1) :]))
+        return self._feed(self.cache.keep(window(self.context, self.n_ctx)))
 
 
 def generate_ids(
-    model: nn.Module,
+    model: nn.Module | None,
     prime: list[int],
     generator: torch.Generator,
     n_ctx: int,
@@ -129,6 +130,25 @@ def generate_ids(
     fast: bool = True,
     cache: Cache | None = None,
 ) -> Iterator[int]:
-    """Endless next-token ids after `prime` (see contract.sampling.sampled_ids)."""
-    cursor = GPT2Cursor(model, prime, n_ctx, cache if cache is not None else new_cache(model, fast))
-    return sampled_ids(cursor, generator, temperature, top_k, top_p)
+    """Endless next-token ids after `prime` (see contract.sampling.sampled_ids); `model` is None for a cache that
+    computes elsewhere (kinds.gpt2.llamacpp)."""
+    if cache is None:
+        assert model is not None
+        cache = new_cache(model, fast)
+    return sampled_ids(GPT2Cursor(model, prime, n_ctx, cache), generator, temperature, top_k, top_p)
+
+
+def window(ids: list[int], n_ctx: int) -> list[int]:
+    """The end of `ids` a generation reads: all of it when it fits the context (with room for one new token), else
+    from a start that moves in steps of a quarter of the context (so between 3/4 of it and all of it).
+
+    A story sent again with a few more words keeps its window's start, and so
+    its cache (see KVCache.keep): a start that slid with every token would
+    change every position and make each resent story cost a whole context.
+    """
+    room = n_ctx - 1
+    if len(ids) <= room:
+        return ids
+    step = max(1, n_ctx // 4)
+    start = -(-(len(ids) - room) // step) * step  # rounded up: never more than `room`
+    return ids[start:]

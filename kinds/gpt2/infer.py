@@ -14,7 +14,6 @@ import torch
 
 from contract.modeldir import ADAPTER_CONFIG, MERGED, Card
 from corpora import UserError
-from corpora.load import find_trained_corpus
 
 from . import base as bases
 from . import quantize as int8
@@ -67,7 +66,7 @@ class GPT2Decoder:
         check = int8.read_record(folder)
         if check is not None:
             return check
-        corpus, missing = find_trained_corpus(card.corpus.name, card.corpus.source, card.corpus.checksum)
+        corpus, missing = card.corpus.find()
         if corpus is None:
             return unavailable(f"{missing}, and int8 is checked on the model's own validation text")
         ids = int8.validation_ids(corpus, self.tokenizer, card.split)
@@ -89,7 +88,7 @@ class GPT2Decoder:
         """GPT-2 after the prompt; it rewinds as far as asked (the cache holds every position)."""
         # <|endoftext|> first, as before every training document: the prompt reads as the start of a text
         prime = [self.end_id, *self.tokenizer.encode(prompt)]
-        return GPT2Cursor(self.model, prime, self.n_ctx, state if state is not None else new_cache(self.model))
+        return GPT2Cursor(self.model, prime, self.n_ctx, state if state is not None else self.new_state())
 
     def encode(self, text: str) -> list[int]:
         return self.tokenizer.encode(text)
@@ -112,10 +111,16 @@ def load(card: Card, device: torch.device) -> GPT2Decoder:
         raise e.for_writing() from None
 
 
+def tokenizer_source(card: Card) -> str:
+    """The folder whose tokenizer the card's checkpoint writes with: its merged copy's, or its own."""
+    path = card.weights("")
+    return str(path / MERGED if (path / MERGED).is_dir() else path)
+
+
 def _load(card: Card, device: torch.device) -> GPT2Decoder:
     path = card.weights("")
     if (path / MERGED).is_dir():
-        return GPT2Decoder(bases.load_pretrained(str(path / MERGED), {}), str(path / MERGED), device)
+        return GPT2Decoder(bases.load_pretrained(str(path / MERGED), {}), tokenizer_source(card), device)
     if (path / ADAPTER_CONFIG).is_file():
         from peft import PeftModel
 

@@ -178,7 +178,7 @@ def _token_cache(w: World) -> None:
 
 def _index_cache(w: World) -> None:
     from contract import modeldir
-    from corpora.index import CorpusIndex, cached_index, corpus_index, index_folder
+    from corpora.index import CorpusIndex, cached_index, index_folder
 
     card = modeldir.read(w.model)
     assert card.corpus is not None
@@ -188,7 +188,7 @@ def _index_cache(w: World) -> None:
     (folder / "sa.npy").write_bytes(b"\x93NUMPY garbage")
     assert CorpusIndex.load(folder) is None
     cached_index.cache_clear()
-    again = corpus_index(card.corpus.name, card.corpus.source, card.corpus.checksum)
+    again = card.corpus_index()
     assert again is not None and again.longest_span(first.text[:80]) is not None
 
 
