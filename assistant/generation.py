@@ -6,8 +6,9 @@ cut by a length or stop string, or closed early), holds a `Generation`: the
 text, the prompt, the parameters, the seed, whether it was cancelled, and how
 long it took. `.generate(...)` returns the whole text. Stop strings, length
 limits, seeding and the parameters are handled here once; a model kind only
-supplies a decoder (see contract.sampling.Decoder) that yields the decoded text
-of each new token.
+supplies a decoder (see contract.sampling.Decoder): its model after a prompt,
+stepped and rewound; the one loop of contract.loop draws each token through
+the sampler chain, for every kind alike.
 
 Nothing is stored here, and nothing is written on the model, which the REPL
 and the editor server share between requests: the front end that asked for a
@@ -25,6 +26,7 @@ import math
 import os
 import re
 import time
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -32,10 +34,13 @@ from pathlib import Path
 
 import torch
 
-from contract import modeldir, registry
+from contract import loop, modeldir, registry
+from contract.copyguard import CopyGuard
+from contract.loop import Token
 from contract.modeldir import Card
-from contract.sampling import Decoder, Sampling
+from contract.sampling import SAMPLING_FIELDS, Decoder, Sampling
 from corpora import UserError
+from corpora.index import CorpusIndex, MemorizationWarning
 from corpora.suggest import did_you_mean
 from finetune.memory import ran_out_of_memory
 
@@ -65,12 +70,12 @@ LONGEST_END = 16  # the most characters before a piece an end can start at (punc
 
 
 @dataclass(frozen=True)
-class Params:
+class Params(Sampling):
+    """Everything a generation is written with: the sampler chain's settings (contract.sampling.Sampling), its
+    length, seed and ends; a sample's row in the store keeps all of it, so it can be written again."""
+
     max_new_chars: int | None = DEFAULT_CHARS
     max_new_tokens: int | None = None
-    temperature: float = 1.0
-    top_k: int | None = None
-    top_p: float | None = None
     seed: int | None = None
     stop: tuple[str, ...] = ()
     stop_at: str | None = None  # end at the first end of a sentence, line or paragraph (see STOP_AT)
@@ -82,7 +87,11 @@ class Params:
         if self.stop_at is not None and self.stop_at not in STOP_AT:
             raise UserError(f"stop-at must be one of {', '.join(STOP_AT)}, got {self.stop_at!r}"
                             + did_you_mean(self.stop_at, STOP_AT, tail=True))
-        Sampling(self.temperature, self.top_k, self.top_p).check()
+        super().check()
+
+    @property
+    def sampling(self) -> Sampling:
+        return Sampling(**{name: getattr(self, name) for name in SAMPLING_FIELDS})
 
 
 @dataclass(frozen=True)
@@ -96,12 +105,13 @@ class Generation:
     cancelled: bool  # closed before it ended by itself (Ctrl-C, a newer request, an error)
     created: str  # when it started, ISO 8601 UTC
     duration_s: float
-    tokens: int = 0  # the model's tokens it took (a char model's are characters), text held back or cut included
+    taken: int = 0  # the model's tokens it took (a char model's are characters), text held back or cut included
+    tokens: tuple[Token, ...] = ()  # those the text holds, each with its probability and alternatives where asked for
 
     @property
     def reached_bound(self) -> bool:
         """Whether it ended because it took as many tokens as it was allowed (rather than at a stop, or cancelled)."""
-        return not self.cancelled and self.tokens >= token_bound(self.params)
+        return not self.cancelled and self.taken >= token_bound(self.params)
 
     @property
     def seed(self) -> int:
@@ -112,10 +122,9 @@ class Generation:
 class Stream:
     """The pieces of one generation as they come; `result` once it has ended or been closed."""
 
-    def __init__(self, model: "TextModel", prompt: str, params: Params, pieces: Iterator[str], count: "_Count"):
+    def __init__(self, model: "TextModel", prompt: str, params: Params, pieces: Iterator[str], tokens: list[Token]):
         self._model, self._prompt, self._params = model, prompt, params
-        self._pieces = pieces
-        self._count = count
+        self._pieces, self._tokens = pieces, tokens
         self._parts: list[str] = []
         self._created = datetime.now(UTC).isoformat(timespec="seconds")
         self._start = time.perf_counter()
@@ -151,23 +160,15 @@ class Stream:
         self.close()
 
     def _end(self, cancelled: bool) -> None:
-        self.result = Generation(self._model, self._prompt, "".join(self._parts), self._params, cancelled,
-                                 self._created, time.perf_counter() - self._start, self._count.n)
-
-
-@dataclass
-class _Count:
-    """How many pieces (tokens) the decoder gave a stream, before stop strings and ends cut the text."""
-
-    n: int = 0
-
-
-def _counted(pieces: Iterator[str], count: _Count) -> Iterator[str]:
-    """The pieces, counted as they come; only the count is kept, so that closing the stream closes the decoder's
-    generator as it did without it (its `finally` gives a session back)."""
-    for piece in pieces:
-        count.n += 1
-        yield piece
+        text = "".join(self._parts)
+        kept, at = [], 0  # the tokens the text holds: a stop string or a length may have cut the last ones
+        for token in self._tokens:
+            if at >= len(text) and token.text:
+                break
+            kept.append(token)
+            at += len(token.text)
+        self.result = Generation(self._model, self._prompt, text, self._params, cancelled, self._created,
+                                 time.perf_counter() - self._start, len(self._tokens), tuple(kept))
 
 
 class Session:
@@ -212,6 +213,7 @@ class TextModel:
         self.card = card
         self.decoder = decoder
         self.device = device
+        self._index: CorpusIndex | None = None
 
     @property
     def name(self) -> str:
@@ -236,13 +238,12 @@ class TextModel:
         *,
         max_new_chars: int | None = None,
         max_new_tokens: int | None = None,
-        temperature: float = 1.0,
-        top_k: int | None = None,
-        top_p: float | None = None,
         seed: int | None = None,
         stop: str | list[str] | tuple[str, ...] | None = None,
         stop_at: str | None = None,
         session: Session | None = None,
+        alternatives: int | None = None,
+        **sampling,
     ) -> Stream:
         """The continuation piece by piece; it ends before the first stop string.
 
@@ -252,6 +253,9 @@ class TextModel:
         "paragraph") ends it sooner, at the first end of one, so that it stops
         where a writer would rather than mid-word; the length still bounds it.
         A `session` (see `session()`) reuses what its last generation computed.
+        `sampling` takes every setting of contract.sampling.Sampling (temperature,
+        top_k, min_p, ban, max_copy...); `alternatives` asks each token's
+        probability and that many likeliest tokens (the result's `tokens`).
         Parameters are checked here, when
         called, not at the first piece, so a front end can report a bad value
         before it prints anything. Without a seed one is drawn, and kept in the
@@ -262,14 +266,22 @@ class TextModel:
             max_new_chars = DEFAULT_CHARS
         if seed is None:
             seed = int.from_bytes(os.urandom(4), "little")
-        params = Params(max_new_chars, max_new_tokens, temperature, top_k, top_p, seed, stops, stop_at)
+        if stray := sorted(set(sampling) - set(SAMPLING_FIELDS)):
+            raise TypeError(f"stream() got unknown settings: {', '.join(stray)}")
+        sampling = {**self.card.extra.get("sampling", {}), **sampling}  # the model's own defaults (`models set`)
+        sampling = {k: tuple(v) if isinstance(v, list) else v for k, v in sampling.items()}  # as JSON gives them back
+        if "logit_bias" in sampling:
+            sampling["logit_bias"] = tuple((str(text), float(bias)) for text, bias in sampling["logit_bias"])
+        params = Params(**sampling, max_new_chars=max_new_chars, max_new_tokens=max_new_tokens, seed=seed, stop=stops,
+                        stop_at=stop_at)
         params.check()
+        guard = self._guard(params.max_copy) if params.max_copy is not None else None
         generator = torch.Generator().manual_seed(seed)
-        sampling = Sampling(temperature, top_k, top_p)
-        count = _Count()
-        pieces = itertools.islice(_counted(self._pieces(prompt, sampling, generator, session), count), token_bound(params))
+        written: list[Token] = []
+        pieces = itertools.islice(self._pieces(prompt, params.sampling, generator, session, guard, alternatives, written),
+                                  token_bound(params))
         pieces = _until_stop(pieces, params.max_new_chars, stops)
-        return Stream(self, prompt, params, pieces if stop_at is None else _until_end(pieces, STOP_AT[stop_at]), count)
+        return Stream(self, prompt, params, pieces if stop_at is None else _until_end(pieces, STOP_AT[stop_at]), written)
 
     def generate(self, prompt: str = "", **kwargs) -> str:
         return "".join(self.stream(prompt, **kwargs))
@@ -282,18 +294,32 @@ class TextModel:
         """The ids the model reads `text` as (a char model's: one per character it knows), for counting."""
         return self.decoder.encode(text)
 
-    def _pieces(self, prompt: str, sampling: Sampling, generator: torch.Generator,
-                session: Session | None) -> Iterator[str]:
+    def _guard(self, limit: int) -> CopyGuard:
+        """A copy guard over the model's corpus index (loaded once per model); a one-line error without the corpus."""
+        if self._index is None:
+            with warnings.catch_warnings():  # the memorization check's warning says it again, in other words
+                warnings.simplefilter("ignore", MemorizationWarning)
+                self._index = self.card.corpus_index()
+            if self._index is None:
+                what = f"its corpus {self.card.corpus.name!r}" if self.card.corpus else "the corpus it was trained on"
+                raise UserError(f"--max-copy needs {what}, and it is not on this machine: the copy guard checks what "
+                                f"{self.name} writes against it")
+        return CopyGuard(self._index, limit, self.decoder.token_texts())
+
+    def _pieces(self, prompt: str, sampling: Sampling, generator: torch.Generator, session: Session | None,
+                guard: CopyGuard | None, alternatives: int | None, written: list[Token]) -> Iterator[str]:
+        """Each written token's text through contract.loop, the tokens themselves kept in `written`."""
         if session is not None and session.model is not self:
             raise ValueError(f"a session of {session.model.name} used with {self.name}")
         state = session.borrow(prompt) if session is not None else None
-        if state is None:
-            yield from self.decoder.pieces(prompt, sampling, generator)
-            return
         try:
-            yield from self.decoder.pieces(prompt, sampling, generator, state=state)
+            for token in loop.tokens(self.decoder, prompt, sampling, generator, state=state, guard=guard,
+                                alternatives=alternatives):
+                written.append(token)
+                yield token.text
         finally:
-            session.give_back()  # type: ignore[union-attr]
+            if state is not None:
+                session.give_back()  # type: ignore[union-attr]
 
 
 def token_bound(params: Params) -> int:

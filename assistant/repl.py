@@ -10,7 +10,7 @@ them. A bad command or value prints one line and the session goes on.
 import signal
 import sys
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 
 from prompt_toolkit import PromptSession
 from prompt_toolkit.completion import Completer, Completion
@@ -24,17 +24,18 @@ from rich.table import Table
 from rich.text import Text
 
 from contract import modeldir
+from contract.sampling import Sampling
 from corpora import UserError
 from corpora.home import data_home
 from corpora.suggest import did_you_mean
 
 from .compare import compare
-from .generation import DEFAULT_CHARS, QUANTIZE, STOP_AT, Params, Session, TextModel, load_model
+from .generation import DEFAULT_CHARS, QUANTIZE, STOP_AT, Generation, Params, Session, TextModel, load_model
 from .samples.publishing import ghostwrite, paste_text
 from .samples.recording import check_stored, record
 from .samples.store import GHOSTWRITTEN, Store
 from .samples.views import check_view, sample_table, status_line
-from .terminal import stream_to_stdout
+from .terminal import probability_table, stream_to_stdout
 
 HISTORY = "repl_history"
 HELP = {
@@ -47,6 +48,10 @@ HELP = {
     "/stop-at " + "|".join(STOP_AT) + "|off": "end each sample at the end of its first sentence, line or paragraph",
     "/seed N|off": "write the next samples with seed N, N+1... so they can be written again (off: a new one each time)",
     "/n N": "samples per prompt",
+    "/set NAME VALUE|off": "any setting of the sampler chain (min-p, repetition-penalty, dry-multiplier, ban, max-copy...)",
+    "/settings": "every setting the next sample is written with",
+    "/probs": "the last sample's tokens with their probabilities and alternatives",
+    "/branch K ALT": "write on from the last sample's token K with its alternative ALT instead (numbers of /probs)",
     "/quantize auto|int8|none": "GPT-2 on a CPU: int8 where its loss check allows (auto), int8 or an error, float32",
     "/uncond": "an unconditional sample",
     "/again": "the last prompt again",
@@ -72,12 +77,13 @@ class Settings:
     stop_at: str | None = None
     seed: int | None = None  # the first sample's of each prompt; None: drawn for each
     n: int = 1
+    chain: tuple[tuple[str, object], ...] = ()  # the other settings of the sampler chain set with /set
 
     def generation(self, i: int = 0) -> dict:
         """The generation API's parameters for the i-th sample of a prompt (seed N, N+1... as `generate -n` does)."""
         return {"max_new_chars": self.max_new_chars, "max_new_tokens": self.max_new_tokens,
                 "temperature": self.temperature, "top_k": self.top_k, "top_p": self.top_p, "stop_at": self.stop_at,
-                "seed": None if self.seed is None else self.seed + i}
+                "seed": None if self.seed is None else self.seed + i, **dict(self.chain)}
 
 
 class Repl:
@@ -93,11 +99,13 @@ class Repl:
         self.last_prompt: str | None = None
         self.last_sample_id: int | None = None
         self.last_seed: int | None = None
+        self.last: Generation | None = None  # the last sample written, for /probs and /branch
         self.done = False
         self.commands: dict[str, Callable[[str], None]] = {
             "/model": self.set_model, "/temperature": self.set_temperature, "/length": self.set_length,
             "/tokens": self.set_tokens, "/top-k": self.set_top_k, "/top-p": self.set_top_p,
             "/stop-at": self.set_stop_at, "/seed": self.set_seed, "/n": self.set_n, "/quantize": self.set_quantize,
+            "/set": self.set_any, "/settings": self.show_settings, "/probs": self.probs, "/branch": self.branch,
             "/uncond": lambda _: self.write(""), "/again": self.again, "/compare": self.compare, "/tag": self.tag,
             "/ghostwrite": self.ghostwrite, "/check": self.check, "/history": self.history, "/help": self.help,
             "/quit": self.quit, "/exit": self.quit,
@@ -165,13 +173,39 @@ class Repl:
         for i in range(self.settings.n):
             if self.settings.n > 1:
                 self.console.rule(f"sample {i + 1}/{self.settings.n}", style="dim")
-            stream = self.model.stream(prompt, **self.settings.generation(i), session=self.session)
-            result, stopped = stream_to_stdout(stream, lambda: self.console.print(Text(prompt, style="dim"), end=""))
-            self.last_seed = result.seed
-            self._stored(record(result, "repl"))
-            if stopped:
+            if self._written(prompt, self.settings.generation(i)):
                 self.console.print("[dim](stopped)[/dim]")
                 return
+
+    def _written(self, prompt: str, settings: dict, branch: dict | None = None) -> bool:
+        """Stream one sample, with each token's alternatives for /probs, and record it; whether Ctrl-C stopped it."""
+        stream = self.model.stream(prompt, **settings, session=self.session, alternatives=ALTERNATIVES)
+        result, stopped = stream_to_stdout(stream, lambda: self.console.print(Text(prompt, style="dim"), end=""))
+        self.last_seed, self.last = result.seed, result
+        self._stored(record(result, "repl", branch=branch))
+        return stopped
+
+    def probs(self, _: str) -> None:
+        if self.last is None:
+            raise UserError("no sample yet in this session")
+        self.console.print(probability_table(self.last.tokens))
+
+    def branch(self, arg: str) -> None:
+        """A new sample that goes on from the last one's token K with its alternative ALT, stored with its parent."""
+        last = self.last
+        if last is None:
+            raise UserError("no sample yet in this session")
+        try:
+            k, alt = (int(part) for part in arg.split())
+            chosen = last.tokens[k].alternatives[alt][0]
+        except (ValueError, IndexError):
+            raise UserError(f"/branch K ALT: a token and one of its alternatives, as /probs numbers them "
+                            f"({len(last.tokens)} tokens)") from None
+        prompt = last.prompt + "".join(t.text for t in last.tokens[:k]) + chosen
+        self.last_prompt = prompt
+        parent = self.last_sample_id
+        if self._written(prompt, self.settings.generation(), {"parent": parent, "token": k, "alternative": chosen}):
+            self.console.print("[dim](stopped)[/dim]")
 
     def _stored(self, sample_id: int | None) -> None:
         if sample_id is None:
@@ -263,6 +297,27 @@ class Repl:
     def set_top_p(self, arg: str) -> None:
         self._set("top-p", "top_p", arg, float, off=True)
 
+    def set_any(self, arg: str) -> None:
+        """`/set NAME VALUE`: any setting of the sampler chain, by its flag's name; `off` sets it back to its default."""
+        name, _, value = arg.partition(" ")
+        field = name.replace("-", "_")
+        if field not in CHAIN_DEFAULTS:
+            raise UserError(f"/set takes one of {', '.join(n.replace('_', '-') for n in CHAIN_DEFAULTS)}, not {name!r}")
+        default = CHAIN_DEFAULTS[field]
+        chain = dict(self.settings.chain)
+        if value in ("", "off"):
+            chain.pop(field, None)
+        else:
+            chain[field] = _parse(field, value, default)
+        candidate = replace(self.settings, chain=tuple(chain.items()))
+        Params(**candidate.generation()).check()
+        self.settings = candidate
+        self.console.print(f"{name}: {chain.get(field, 'off' if default is None else default)}")
+
+    def show_settings(self, _: str) -> None:
+        for field, value in Params(**self.settings.generation()).__dict__.items():
+            self.console.print(f"{field.replace('_', '-')}: {'off' if value is None else value}")
+
     def set_n(self, arg: str) -> None:
         self._set("n", "n", arg, int)
 
@@ -326,6 +381,24 @@ class Repl:
             table.add_row(Text(usage), Text(what))
         self.console.print(table)
         self.console.print(f"  {KEYS}")
+
+
+ALTERNATIVES = 5  # alternatives kept with each token of a REPL sample (/probs, /branch)
+CHAIN_DEFAULTS = {f.name: f.default for f in fields(Sampling) if f.name not in ("temperature", "top_k", "top_p")}
+
+
+def _parse(field: str, value: str, default: object) -> object:
+    """A /set value as its setting takes it: a number, a list of phrases (ban: separated by |), TEXT=N biases."""
+    try:
+        if field == "ban" or field == "dry_breakers":
+            return tuple(part for part in value.split("|") if part)
+        if field == "logit_bias":
+            return tuple((text, float(bias)) for text, _, bias in (item.rpartition("=") for item in value.split("|")))
+        if field in ("min_p", "typical_p") or isinstance(default, float):
+            return float(value)
+        return int(value)
+    except ValueError:
+        raise UserError(f"{field.replace('_', '-')}: not a valid value: {value!r}") from None
 
 
 class SlashCompleter(Completer):

@@ -5,7 +5,30 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
+from rich.table import Table
+from rich.text import Text
+
+from contract.loop import Token
+
 from .generation import Generation, Stream
+
+
+def probability_style(p: float) -> str:
+    """A token's colour by its probability: green where the model was sure, yellow, red where it was a long shot."""
+    return "green" if p >= 0.5 else "yellow" if p >= 0.1 else "red"
+
+
+def probability_table(tokens: tuple[Token, ...]) -> Table:
+    """Each token with its probability and the likeliest alternatives there (`/probs`, `generate --probs`): the
+    numbers `/branch K ALT` takes."""
+    table = Table("#", "token", "p", "alternatives", box=None)
+    for k, token in enumerate(tokens):
+        p = token.probability or 0.0
+        alternatives = Text()
+        for j, (text, q) in enumerate(token.alternatives):
+            alternatives.append(f"{j}:{text!r} {q:.2f}  ", style=probability_style(q))
+        table.add_row(str(k), Text(repr(token.text), style=probability_style(p)), f"{p:.2f}", alternatives)
+    return table
 
 
 def stream_to_stdout(stream: Stream, echo: Callable[[], None] | None = None) -> tuple[Generation, bool]:

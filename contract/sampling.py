@@ -1,18 +1,22 @@
-"""Choosing the next token from logits (temperature, top-k, top-p), and what a kind's decoder is.
+"""How the next token is chosen: the settings, the sampler chain over one logits vector, and what a kind supplies.
 
-Shared by the samples shown during training and by the generation API, so a
-sample in the progress log is drawn exactly the way `assistant generate` draws.
+Shared by the samples shown during training, the ghostwriting evaluation and
+the generation API, so a sample in the progress log is drawn exactly the way
+`assistant generate` draws. The loop that steps a kind's model and applies
+the chain, banned phrases and the copy guard is contract.loop; the processors
+are contract.processors.
 """
 
 import math
 import warnings
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Protocol
 
 import torch
 
 MIN_TEMPERATURE = 1e-3
+DRY_BREAKERS = ("\n", ":", '"', "*")  # KoboldCpp's and llama.cpp's defaults
 
 
 def sample_next(
@@ -22,42 +26,106 @@ def sample_next(
     top_k: int | None = None,
     top_p: float | None = None,
 ) -> int:
-    """One id from a 1-D logits vector; temperature 0 (or one too small to divide by) means greedy."""
+    """One id from a 1-D logits vector by temperature, top-k and top-p alone (training's samples); temperature 0 (or
+    one too small to divide by) means greedy."""
+    from .processors import draw, top_k_filter, top_p_filter
+
     logits = logits.float()
     if temperature < MIN_TEMPERATURE:
         return int(logits.argmax())
-    logits = logits / temperature
-    if top_k is not None and 0 < top_k < logits.numel():
-        kth = torch.topk(logits, top_k).values[-1]
-        logits = logits.masked_fill(logits < kth, float("-inf"))
-    if top_p is not None and 0 < top_p < 1:
-        sorted_logits, order = torch.sort(logits, descending=True)
-        sorted_probs = torch.softmax(sorted_logits, dim=-1)
-        # drop a token when the ones before it already cover top_p; the first always stays
-        drop = sorted_probs.cumsum(-1) - sorted_probs >= top_p
-        logits = logits.masked_fill(drop.scatter(0, order, drop), float("-inf"))
-    probs = torch.softmax(logits, dim=-1)
-    return int(torch.multinomial(probs.cpu(), 1, generator=generator))
+    return draw(top_p_filter(top_k_filter(logits / temperature, top_k), top_p), generator)
+
+
+def sampled_ids(cursor: "Cursor", generator: torch.Generator, temperature: float = 1.0, top_k: int | None = None,
+                top_p: float | None = None) -> Iterator[int]:
+    """Endless ids from a kind's cursor by temperature, top-k and top-p alone: each kind's `generate_ids` (training's
+    samples, the tests' reference paths); the generation API writes through contract.loop instead."""
+    logits = cursor.logits
+    while True:
+        next_id = sample_next(logits, generator, temperature, top_k, top_p)
+        yield next_id
+        logits = cursor.feed(next_id)
 
 
 @dataclass(frozen=True)
 class Sampling:
-    """How each next token is drawn; the generation API checks the values before a decoder sees them."""
+    """How each next token is drawn: every setting of the chain, each off by default (see contract.processors).
+
+    The generation API checks the values before a decoder sees them. Texts
+    (biases, banned phrases, DRY's breakers) are mapped to each kind's tokens
+    when a generation starts.
+    """
 
     temperature: float = 1.0
     top_k: int | None = None
     top_p: float | None = None
+    min_p: float | None = None
+    typical_p: float | None = None
+    repetition_penalty: float = 1.0  # >1 makes tokens already in the text less likely (CTRL's)
+    repetition_range: int = 0  # how many of the last tokens the penalties look at; 0: all of them
+    presence_penalty: float = 0.0  # OpenAI's: subtracted once from a token in the text
+    frequency_penalty: float = 0.0  # OpenAI's: subtracted once per time it is there
+    dry_multiplier: float = 0.0  # DRY: 0 is off; 0.8 is the usual
+    dry_base: float = 1.75
+    dry_allowed_length: int = 2
+    dry_range: int = 0  # 0: the whole text
+    dry_breakers: tuple[str, ...] = DRY_BREAKERS
+    logit_bias: tuple[tuple[str, float], ...] = ()  # (text, bias added to its tokens' logits)
+    ban: tuple[str, ...] = ()  # phrases never written (whole words, any case)
+    max_copy: int | None = None  # the longest verbatim span of the corpus a sample may hold, in characters
 
     def check(self) -> None:
         """A one-line error for a value no sampler takes."""
         from corpora import UserError
 
+        def bad(name: str, rule: str, value: object) -> UserError:
+            return UserError(f"{name} must be {rule}, got {value}")
+
         if not (math.isfinite(self.temperature) and self.temperature >= 0):
-            raise UserError(f"temperature must be a finite number, zero or more, got {self.temperature}")
+            raise bad("temperature", "a finite number, zero or more", self.temperature)
         if self.top_k is not None and self.top_k < 1:
-            raise UserError(f"top-k must be at least 1, got {self.top_k}")
-        if self.top_p is not None and not (0 < self.top_p <= 1):
-            raise UserError(f"top-p must be in (0, 1], got {self.top_p}")
+            raise bad("top-k", "at least 1", self.top_k)
+        for name, value in (("top-p", self.top_p), ("min-p", self.min_p), ("typical-p", self.typical_p)):
+            if value is not None and not (0 < value <= 1):
+                raise bad(name, "in (0, 1]", value)
+        if not (math.isfinite(self.repetition_penalty) and self.repetition_penalty > 0):
+            raise bad("repetition penalty", "a number above 0 (1 is off)", self.repetition_penalty)
+        for name, value in (("presence penalty", self.presence_penalty), ("frequency penalty", self.frequency_penalty)):
+            if not (math.isfinite(value) and -2 <= value <= 2):
+                raise bad(name, "in [-2, 2]", value)
+        if not (math.isfinite(self.dry_multiplier) and self.dry_multiplier >= 0):
+            raise bad("DRY multiplier", "zero or more", self.dry_multiplier)
+        if not (math.isfinite(self.dry_base) and self.dry_base >= 1):
+            raise bad("DRY base", "at least 1", self.dry_base)
+        for name, value in (("repetition range", self.repetition_range), ("DRY range", self.dry_range),
+                            ("DRY allowed length", self.dry_allowed_length)):
+            if value < 0:
+                raise bad(name, "zero or more", value)
+        for text, bias in self.logit_bias:
+            if not text or not math.isfinite(bias):
+                raise UserError(f"a logit bias needs a text and a finite number, got {text!r} {bias}")
+        if any(not phrase.strip() for phrase in self.ban):
+            raise UserError("a banned phrase must hold some text")
+        if self.max_copy is not None and self.max_copy < 1:
+            raise bad("max-copy", "at least 1 character", self.max_copy)
+
+
+SAMPLING_FIELDS = tuple(f.name for f in fields(Sampling))
+
+
+class Cursor(Protocol):
+    """A kind's model after the prompt, stepped by contract.loop: ids in, next-token logits out, and back again."""
+
+    prompt_ids: list[int]  # the ids it was started from (what the penalties also look at)
+    logits: torch.Tensor  # the next-token logits after the prompt
+
+    def feed(self, token: int) -> torch.Tensor:
+        """Take `token` as written; the logits after it."""
+        ...
+
+    def rewind(self, n: int) -> torch.Tensor:
+        """Take back the last `n` tokens fed (n >= 1, at most the `keep` it was started with); the logits there."""
+        ...
 
 
 class Decoder(Protocol):
@@ -67,22 +135,29 @@ class Decoder(Protocol):
     tokens as the model does (an API's usage, a client's budget).
 
     A decoder that can reuse a prompt's prefix also has `new_state()`, an
-    object its `pieces` takes as `state=` and keeps the model's state in
+    object its `start` takes as `state=` and keeps the model's state in
     between generations (see assistant.generation.Session). One that can
     write in int8 has `quantize(card, mode)` and a `precision` (see
     assistant.generation.load_model).
     """
 
-    def pieces(self, prompt: str, sampling: Sampling, generator: torch.Generator) -> Iterator[str]:
-        """The text of each token after the prompt (unconditional when it is empty), one piece per token.
+    end_id: int | None  # the id that ends a document (GPT-2's <|endoftext|>), None where the model has none
 
-        A piece may be empty (a token holding part of a character); the pieces
-        end only where the model ends a document. Length limits and stop
-        strings are the generation API's.
-        """
+    def start(self, prompt: str, state: object | None = None, keep: int = 0) -> Cursor:
+        """The model after `prompt` (unconditional when it is empty), able to rewind `keep` tokens."""
         ...
 
-    def encode(self, text: str) -> list[int]: ...
+    def decode(self, ids: list[int]) -> str:
+        """The text of `ids`; a token holding part of a character decodes to U+FFFD until the rest comes."""
+        ...
+
+    def token_texts(self) -> list[str]:
+        """Each id's text on its own (kept: it is asked once per model)."""
+        ...
+
+    def encode(self, text: str) -> list[int]:
+        """The ids of `text`, as the model would write it mid-text."""
+        ...
 
 
 class PromptWarning(UserWarning):

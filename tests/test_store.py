@@ -16,6 +16,7 @@ from assistant.samples.migrations import MIGRATIONS, migrate
 from assistant.samples.recording import StoreWarning, record, written
 from assistant.samples.store import GHOSTWRITTEN, Store, parse_since
 from assistant.samples.views import jsonl, markdown, plain_text
+from contract.sampling import SAMPLING_FIELDS
 from corpora import UserError
 
 from .conftest import ROOT, run_cli
@@ -162,8 +163,10 @@ def test_a_recorded_generation_keeps_its_parameters(trained_model: Path):
     assert sample.id == sample_id and sample.text == result.text and sample.prompt == "The man"
     assert (sample.model, sample.model_kind, sample.model_path) == ("tiny-pkd", "char", str(trained_model))
     assert sample.mode == "prompted" and sample.source == "api" and sample.chars == 40 and not sample.cancelled
-    assert sample.params | {"stop": ()} == {"max_new_chars": 40, "max_new_tokens": None, "temperature": 0.7,
-                                            "top_k": 20, "top_p": None, "seed": 5, "stop": (), "stop_at": None}
+    given = {"max_new_chars": 40, "max_new_tokens": None, "temperature": 0.7, "top_k": 20, "top_p": None, "seed": 5,
+             "stop": [], "stop_at": None}
+    assert {k: sample.params[k] for k in given} == given
+    assert set(SAMPLING_FIELDS) <= set(sample.params)  # every setting of the chain, so it can be written again
     assert sample.corpus == "pkd-slice0" and sample.copied_chars is not None and sample.copied_document
 
 

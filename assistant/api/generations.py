@@ -134,7 +134,7 @@ def steps(settings: Settings, model_name: str, service: Service, client: str | N
                 "chars": span.length, "document": span.document, "offset": span.offset,
                 "text": result.text[span.sample_offset : span.sample_offset + span.length]}
             yield Choice(index, result.text, "length" if result.reached_bound else "stop", prompt_tokens,
-                         result.tokens, sample_id, copied, result.cancelled)
+                         result.taken, sample_id, copied, result.cancelled)
 
 
 async def _disconnected(request: Request) -> None:

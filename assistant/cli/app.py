@@ -26,7 +26,31 @@ from finetune.config import MAX_SEED  # no torch: --help stays fast
 from .export import register as register_export
 from .lsp import register as register_lsp
 from .models import register as register_models
-from .options import BackendOpt, DeviceOpt, JsonOpt, QuantizeOpt, copy_span_option, eval_samples_option, out_option
+from .options import (
+    CHAIN,
+    BackendOpt,
+    BanFileOpt,
+    BanOpt,
+    BiasOpt,
+    DeviceOpt,
+    DryAllowedLengthOpt,
+    DryBaseOpt,
+    DryMultiplierOpt,
+    DryRangeOpt,
+    FrequencyPenaltyOpt,
+    JsonOpt,
+    MaxCopyOpt,
+    MinPOpt,
+    PresencePenaltyOpt,
+    QuantizeOpt,
+    RepetitionPenaltyOpt,
+    RepetitionRangeOpt,
+    TypicalPOpt,
+    chain_settings,
+    copy_span_option,
+    eval_samples_option,
+    out_option,
+)
 from .report import register as register_report
 from .samples import DEFAULT_MIN_SPAN, MinSpanOpt, register
 from .serve import register as register_serve
@@ -286,6 +310,23 @@ def generate(
     stop: Annotated[list[str] | None, typer.Option(help="Stop before this text (repeatable).")] = None,
     stop_at: Annotated[str | None, typer.Option(
         help="End at the end of the first sentence, line or paragraph (the length still bounds it).")] = None,
+    min_p: MinPOpt = None,
+    typical_p: TypicalPOpt = None,
+    repetition_penalty: RepetitionPenaltyOpt = 1.0,
+    repetition_range: RepetitionRangeOpt = 0,
+    presence_penalty: PresencePenaltyOpt = 0.0,
+    frequency_penalty: FrequencyPenaltyOpt = 0.0,
+    dry_multiplier: DryMultiplierOpt = 0.0,
+    dry_base: DryBaseOpt = 1.75,
+    dry_allowed_length: DryAllowedLengthOpt = 2,
+    dry_range: DryRangeOpt = 0,
+    bias: BiasOpt = None,
+    ban: BanOpt = None,
+    ban_file: BanFileOpt = None,
+    max_copy: MaxCopyOpt = None,
+    probs: Annotated[int | None, typer.Option(
+        "--probs", help="After each sample, a table of its tokens coloured by probability, with this many alternatives.",
+        rich_help_panel=CHAIN)] = None,
     echo: Annotated[bool, typer.Option(help="Print the prompt before its continuation (--no-echo: only what the model "
                                             "writes).")] = True,
     device: DeviceOpt = "auto",
@@ -299,8 +340,10 @@ def generate(
     from ..generation import load_model
     from ..samples.recording import copied_span, record
     from ..samples.views import copy_warning
-    from ..terminal import stream_to_stdout
+    from ..terminal import probability_table, stream_to_stdout
 
+    settings = chain_settings(min_p, typical_p, repetition_penalty, repetition_range, presence_penalty, frequency_penalty,
+                              dry_multiplier, dry_base, dry_allowed_length, dry_range, bias, ban, ban_file, max_copy)
     prompt = _read_text_option(prompt, prompt_file, "prompt")
     if n < 1:
         raise UserError(f"-n must be at least 1, got {n}")
@@ -311,7 +354,8 @@ def generate(
             err.rule(f"sample {i + 1}/{n}")
         sample_seed = None if seed is None else seed + i
         stream = text_model.stream(prompt, max_new_chars=length, max_new_tokens=tokens, temperature=temperature,
-                                   top_k=top_k, top_p=top_p, seed=sample_seed, stop=stop, stop_at=stop_at)
+                                   top_k=top_k, top_p=top_p, seed=sample_seed, stop=stop, stop_at=stop_at,
+                                   alternatives=probs, **settings)
         # a sample stopped by Ctrl-C is stored at once, as cancelled
         result, stopped = stream_to_stdout(stream, (lambda: sys.stdout.write(prompt)) if echo else None)
         sample_id = None if no_log else record(result, "cli")
@@ -319,6 +363,8 @@ def generate(
         if warning:
             err.print(Text.assemble(("warning: ", "yellow"), f"#{sample_id} " if sample_id else "", warning,
                                     f" (assistant samples check {sample_id})" if sample_id else ""), highlight=False)
+        if probs is not None:
+            err.print(probability_table(result.tokens))
         if stopped:
             err.print("[dim](stopped)[/dim]")
             raise typer.Exit(130)

@@ -5,6 +5,7 @@ that writes a file takes it as `-o/--out`; one that reads a model's weights
 takes `--device` and `--quantize`; one that prints a listing takes `--json`.
 """
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -33,6 +34,67 @@ CopySpanOpt = Annotated[int, copy_span_option()]
 def out_option(help: str) -> typer.models.OptionInfo:
     """`-o/--out FILE`, the one spelling of where a command writes."""
     return typer.Option("--out", "-o", help=help)
+
+
+
+# ---- the sampler chain (contract.sampling.Sampling): the same flags wherever a model writes ----
+CHAIN = "Sampler chain (docs/controls.md)"
+
+
+def _chain(help: str) -> typer.models.OptionInfo:
+    return typer.Option(help=help, rich_help_panel=CHAIN)
+
+
+MinPOpt = Annotated[float | None, _chain("Keep tokens at least this share as likely as the likeliest.")]
+TypicalPOpt = Annotated[float | None, _chain("Locally typical sampling's probability mass.")]
+RepetitionPenaltyOpt = Annotated[float, _chain("Above 1: tokens already written are less likely.")]
+RepetitionRangeOpt = Annotated[int, _chain("How many recent tokens the penalties look at (0: all).")]
+PresencePenaltyOpt = Annotated[float, _chain("Subtracted once from a token already written.")]
+FrequencyPenaltyOpt = Annotated[float, _chain("Subtracted per time a token was written.")]
+DryMultiplierOpt = Annotated[float, _chain("DRY: penalty on repeating a sequence (0 off; 0.8 usual).")]
+DryBaseOpt = Annotated[float, _chain("DRY: how fast the penalty grows with the repeat's length.")]
+DryAllowedLengthOpt = Annotated[int, _chain("DRY: the longest repeat left alone, in tokens.")]
+DryRangeOpt = Annotated[int, _chain("DRY: how many recent tokens it looks at (0: all).")]
+BiasOpt = Annotated[list[str] | None, _chain("TEXT=N: add N to the logits of TEXT's tokens (repeatable; "
+                                            "negative: less of it).")]
+BanOpt = Annotated[list[str] | None, _chain("A phrase never written, any case, whole words (repeatable).")]
+BanFileOpt = Annotated[Path | None, _chain("Banned phrases, one a line.")]
+MaxCopyOpt = Annotated[int | None, _chain("Copy guard: never more than N characters of the corpus verbatim.")]
+
+
+def chain_settings(min_p: float | None = None, typical_p: float | None = None, repetition_penalty: float = 1.0,
+                   repetition_range: int = 0, presence_penalty: float = 0.0, frequency_penalty: float = 0.0,
+                   dry_multiplier: float = 0.0, dry_base: float = 1.75, dry_allowed_length: int = 2, dry_range: int = 0,
+                   bias: list[str] | None = None, ban: list[str] | None = None, ban_file: Path | None = None,
+                   max_copy: int | None = None) -> dict:
+    """The flags given (those not at the chain's default) as generation settings (TextModel.stream's keyword
+    arguments): a model's own defaults (`models set`) stand for the others."""
+    from corpora import UserError
+
+    biases = []
+    for item in bias or ():
+        text, sep, value = item.rpartition("=")
+        try:
+            biases.append((text, float(value)))
+        except ValueError:
+            sep = ""
+        if not sep or not text:
+            raise UserError(f"--bias takes TEXT=NUMBER, such as 'rain=2' or 'suddenly=-5', not {item!r}")
+    phrases = list(ban or ())
+    if ban_file is not None:
+        try:
+            phrases += [line.strip() for line in ban_file.read_text(encoding="utf-8").splitlines() if line.strip()]
+        except (OSError, UnicodeDecodeError) as e:
+            raise UserError(f"cannot read --ban-file {ban_file}: {e}") from None
+    from contract.sampling import Sampling
+
+    settings = {"min_p": min_p, "typical_p": typical_p, "repetition_penalty": repetition_penalty,
+                "repetition_range": repetition_range, "presence_penalty": presence_penalty,
+                "frequency_penalty": frequency_penalty, "dry_multiplier": dry_multiplier, "dry_base": dry_base,
+                "dry_allowed_length": dry_allowed_length, "dry_range": dry_range, "logit_bias": tuple(biases),
+                "ban": tuple(phrases), "max_copy": max_copy}
+    return {k: v for k, v in settings.items() if v != getattr(Sampling, k)}
+
 
 BackendOpt = Annotated[str | None, typer.Option(
     help="GPT-2 on a CPU: torch, or llama.cpp (its GGUF export, written once; needs pip install "

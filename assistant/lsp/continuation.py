@@ -35,7 +35,8 @@ def params(settings: Settings, limit: int, stop_at: str) -> Params:
     Ghost text stays on its line, so a sentence ends at the end of the line too.
     """
     return Params(max_new_chars=limit, temperature=settings.temperature, top_p=settings.top_p,
-                  stop=() if stop_at == "length" else ("\n",), stop_at="sentence" if stop_at == "sentence" else None)
+                  stop=() if stop_at == "length" else ("\n",), stop_at="sentence" if stop_at == "sentence" else None,
+                  **settings.chain())
 
 
 def continue_text(model: TextModel, prompt: str, params: Params, stop: threading.Event,

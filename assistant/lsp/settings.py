@@ -5,9 +5,10 @@ camelCase names; every value is checked here so that a bad one is refused
 with a message naming it instead of surfacing later as a failed generation.
 """
 
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
+from contract.sampling import SAMPLING_FIELDS, Sampling
 from corpora import UserError
 from corpora.suggest import did_you_mean
 
@@ -28,6 +29,8 @@ class Settings:
     stop_at: str = "sentence"  # sentence, line or length
     debounce_ms: int = 250  # a hint for the plugins: how long typing pauses before they ask
     quantize: str = "auto"  # GPT-2 on a CPU: int8 where its loss check allows (auto), int8 or an error, none
+    # the other settings of the sampler chain, as `generate` takes them: {"minP": 0.05, "ban": ["suddenly"], "maxCopy": 50}
+    sampling: dict = field(default_factory=dict)
 
     def updated(self, options: Any) -> "Settings":
         """These settings with `options` (a JSON object, or None) applied; unknown keys are errors too.
@@ -66,6 +69,22 @@ class Settings:
                             + did_you_mean(self.stop_at, STOP_AT, tail=True))
         if self.quantize not in QUANTIZE:
             raise UserError(f"quantize must be one of {', '.join(QUANTIZE)}, got {self.quantize!r}")
+        self.chain()
+
+    def chain(self) -> dict[str, Any]:
+        """`sampling` as generation settings (snake_case, tuples); a one-line error for a name or value it lacks."""
+        if not isinstance(self.sampling, dict):
+            raise UserError(f"sampling must be a JSON object, got {self.sampling!r}")
+        names = {_camel(name): name for name in SAMPLING_FIELDS if name not in ("temperature", "top_p")}
+        if unknown := sorted(set(self.sampling) - set(names)):
+            raise UserError(f"unknown sampling setting(s) {', '.join(unknown)}: known are {', '.join(sorted(names))}")
+        chain = {names[k]: tuple(tuple(x) if isinstance(x, list) else x for x in v) if isinstance(v, list) else v
+                 for k, v in self.sampling.items()}
+        try:
+            Sampling(**chain).check()
+        except TypeError as e:
+            raise UserError(f"a sampling setting has a value of the wrong type: {e}") from None
+        return chain
 
     def as_json(self) -> dict[str, Any]:
         return {_camel(name): value for name, value in asdict(self).items()}

@@ -32,15 +32,20 @@ class StoreWarning(UserWarning):
     """A sample could not be stored; the text was still shown."""
 
 
-def record(result: "Generation", source: str, client: str | None = None, kept: "Kept | None" = None) -> int | None:
+def record(result: "Generation", source: str, client: str | None = None, kept: "Kept | None" = None,
+           branch: dict[str, Any] | None = None) -> int | None:
     """Store a generation with its corpus check; its id, or None (and a warning) when it could not be stored.
 
     `client`: the program that asked for it, for the HTTP API's samples;
-    `kept`: a store kept open (a server's), else the store is opened for it.
+    `kept`: a store kept open (a server's), else the store is opened for it;
+    `branch`: which sample it branched from (`/branch`: its `parent` id, the `token` and the `alternative`
+    chosen there), kept with the settings, in the params.
     """
     try:
-        return store_sample({**sample_row(result, source), "client": client}, result.model.card,
-                            kept.get() if kept is not None else None)
+        row = {**sample_row(result, source), "client": client}
+        if branch is not None:
+            row["params"]["branch"] = branch
+        return store_sample(row, result.model.card, kept.get() if kept is not None else None)
     except Exception as e:  # whatever goes wrong here, the writer keeps the text already shown
         warnings.warn(f"the sample was not stored: {type(e).__name__}: {e}", StoreWarning, stacklevel=2)
         return None

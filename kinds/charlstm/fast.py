@@ -90,6 +90,18 @@ class Stepper:
             self._cell(i)
         return torch.addmv(w.head_b, w.head_w, self.h[-1], out=self.logits)
 
+    def snapshot(self) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+        """Copies of each layer's h and c, for `restore`."""
+        return [h.clone() for h in self.h], [c.clone() for c in self.c]
+
+    def restore(self, state: tuple[list[torch.Tensor], list[torch.Tensor]]) -> None:
+        """Back to a snapshot: written into the buffers the steps read."""
+        for layer, (h, c) in enumerate(zip(*state, strict=True)):
+            self.h[layer].copy_(h)
+            self.c[layer].copy_(c)
+            if 0 < layer < self.layers - 1:
+                self.xh[layer + 1][: self.hidden].copy_(h)
+
     def _cell(self, layer: int) -> None:
         """The gates (i, f, g, o, as nn.LSTM orders them) into this layer's c and h, in place."""
         hid, gates = self.hidden, self.gates

@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import nn
 
-from contract.sampling import Sampling, sample_next
+from contract.sampling import Sampling, sample_next, sampled_ids
 
 State = tuple[torch.Tensor, torch.Tensor]
 
@@ -146,6 +146,10 @@ class CharLSTM(nn.Module):
             logits = step[:, -1]
         return out
 
+    def cursor(self, prime: list[int], *, prefix: Prefix | None = None, keep: int = 0) -> "LSTMCursor":
+        """The model after `prime`, for contract.loop (see LSTMCursor)."""
+        return LSTMCursor(self, prime, prefix=prefix, keep=keep)
+
     def generate_ids(
         self,
         prime: list[int],
@@ -157,32 +161,62 @@ class CharLSTM(nn.Module):
         fast: bool = True,
         prefix: Prefix | None = None,
     ) -> Iterator[int]:
-        """Feed the prime in one pass, then yield sampled ids for as long as the caller asks.
+        """Sampled ids after the prime for as long as the caller asks (see contract.sampling.sampled_ids)."""
+        return sampled_ids(LSTMCursor(self, prime, fast=fast, prefix=prefix), generator, temperature, top_k, top_p)
 
-        On a CPU in eval mode each step takes the fused single-step path
-        (kinds.charlstm.fast), unless `fast` is False: the plain path, one
-        nn.LSTM call per character, kept as the reference it is tested and
-        measured against. A `prefix` keeps the state after the prime for the
-        next call, and starts from the one it kept where it can (see Prefix).
-        """
+
+class LSTMCursor:
+    """The char-LSTM after a prime, stepped one character at a time (see contract.sampling.Cursor).
+
+    The prime goes in one pass; then, on a CPU in eval mode, each step takes
+    the fused single-step path (kinds.charlstm.fast), unless `fast` is False:
+    the plain path, one nn.LSTM call per character, kept as the reference it
+    is tested and measured against. A `prefix` keeps the state after the
+    prime for the next prompt, and starts from the one it kept where it can
+    (see Prefix). A rewind restores a kept state: the last `keep` steps' are
+    kept (nothing when 0, so a stream that never rewinds copies nothing).
+    """
+
+    def __init__(self, model: CharLSTM, prime: list[int], *, fast: bool = True, prefix: Prefix | None = None,
+                 keep: int = 0):
+        self.model, self.prompt_ids, self.keep = model, list(prime), keep
+        self.device = model.embed.weight.device
         with torch.inference_mode():
-            device = self.embed.weight.device
             if prefix is not None:
-                last, state = prefix.read(self, prime)
+                self.logits, self.state = prefix.read(model, prime)
             else:
-                logits, state = self(torch.tensor([prime], device=device))
-                last = logits[0, -1]
-            stepper = None
-            if fast and device.type == "cpu" and not self.training:
-                from .fast import Stepper, fused
+                logits, self.state = model(torch.tensor([prime], device=self.device))
+                self.logits = logits[0, -1]
+        self.stepper = None
+        if fast and self.device.type == "cpu" and not model.training:
+            from .fast import Stepper, fused
 
-                stepper = Stepper(fused(self.embed, self.lstm, self.head), state)
-        while True:
-            next_id = sample_next(last, generator, temperature, top_k, top_p)
-            yield next_id
-            with torch.inference_mode():
-                if stepper is not None:
-                    last = stepper.step(next_id)
-                else:
-                    logits, state = self(torch.tensor([[next_id]], device=device), state)
-                    last = logits[0, -1]
+            self.stepper = Stepper(fused(model.embed, model.lstm, model.head), self.state)
+        self.kept: list[tuple[object, torch.Tensor]] = []  # (state, logits) before each of the last `keep` steps
+
+    def feed(self, token: int) -> torch.Tensor:
+        if self.keep:
+            self.kept = [*self.kept[-(self.keep - 1) :], self._snapshot()] if self.keep > 1 else [self._snapshot()]
+        with torch.inference_mode():
+            if self.stepper is not None:
+                self.logits = self.stepper.step(token)
+            else:
+                logits, self.state = self.model(torch.tensor([[token]], device=self.device), self.state)
+                self.logits = logits[0, -1]
+        return self.logits
+
+    def rewind(self, n: int) -> torch.Tensor:
+        if n > len(self.kept):
+            raise ValueError(f"cannot rewind {n} characters: {len(self.kept)} kept")
+        state, logits = self.kept[-n]
+        del self.kept[len(self.kept) - n :]
+        if self.stepper is not None:
+            self.stepper.restore(state)  # type: ignore[arg-type]
+        else:
+            self.state = state  # type: ignore[assignment]
+        self.logits = logits
+        return logits
+
+    def _snapshot(self) -> tuple[object, torch.Tensor]:
+        state = self.stepper.snapshot() if self.stepper is not None else self.state
+        return state, self.logits.clone()

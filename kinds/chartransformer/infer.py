@@ -1,6 +1,6 @@
 """The char transformer loaded for writing: the char-LSTM's decoder over this kind's model.
 
-A prompt longer than the model's block keeps only its end (the model's `generate_ids` crops it).
+A prompt longer than the model's block keeps only its end (see WindowCursor).
 """
 
 import torch
@@ -12,4 +12,4 @@ from .model import CharGPT, CharGPTConfig
 
 
 def load(card: Card, device: torch.device) -> CharDecoder:
-    return CharDecoder(card, device, CharGPT(CharGPTConfig(**card.architecture)))
+    return CharDecoder.from_card(card, device, CharGPT(CharGPTConfig(**card.architecture)))

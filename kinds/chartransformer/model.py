@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from contract.sampling import sample_next
+from contract.sampling import sampled_ids
 
 HEAD_WIDTH = 64  # width of one attention head: heads = hidden // HEAD_WIDTH, as in GPT-2
 INIT_STD = 0.02
@@ -111,7 +111,10 @@ class CharGPT(nn.Module):
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())
 
-    @torch.no_grad()
+    def cursor(self, prime: list[int], *, prefix: None = None, keep: int = 0) -> "WindowCursor":
+        """The model after `prime`, for contract.loop (see WindowCursor); it keeps no prefix and rewinds any length."""
+        return WindowCursor(self, prime)
+
     def generate_ids(
         self,
         prime: list[int],
@@ -120,19 +123,37 @@ class CharGPT(nn.Module):
         top_k: int | None = None,
         top_p: float | None = None,
     ) -> Iterator[int]:
-        """Yield sampled ids for as long as the caller asks, each from the last block_size ids (prime included).
+        """Sampled ids for as long as the caller asks (see contract.sampling.sampled_ids)."""
+        return sampled_ids(WindowCursor(self, prime), generator, temperature, top_k, top_p)
 
-        The prime must not be empty: the model has no start token, only the
-        text before the first character it writes. There is no cache of keys
-        and values: a character model's window is short, and with learned
-        positions a window that slides must be recomputed anyway.
-        """
+
+class WindowCursor:
+    """The char transformer after a prime: each step reads the last block_size ids (see contract.sampling.Cursor).
+
+    The prime must not be empty: the model has no start token, only the
+    text before the first character it writes. There is no cache of keys
+    and values: a character model's window is short, and with learned
+    positions a window that slides must be recomputed anyway; so a rewind
+    is only dropping ids.
+    """
+
+    def __init__(self, model: CharGPT, prime: list[int]):
         if not prime:
-            raise ValueError("generate_ids needs at least one id to start from")
-        device = self.tok.weight.device
-        context = list(prime[-self.config.block_size :])
-        while True:
-            logits = self(torch.tensor([context], device=device))
-            next_id = sample_next(logits[0, -1], generator, temperature, top_k, top_p)
-            yield next_id
-            context = [*context, next_id][-self.config.block_size :]
+            raise ValueError("a char transformer needs at least one id to start from")
+        self.model, self.prompt_ids, self.context = model, list(prime), list(prime)
+        self.logits = self._read()
+
+    @torch.no_grad()
+    def _read(self) -> torch.Tensor:
+        window = self.context[-self.model.config.block_size :]
+        return self.model(torch.tensor([window], device=self.model.tok.weight.device))[0, -1]
+
+    def feed(self, token: int) -> torch.Tensor:
+        self.context.append(token)
+        self.logits = self._read()
+        return self.logits
+
+    def rewind(self, n: int) -> torch.Tensor:
+        del self.context[len(self.context) - n :]
+        self.logits = self._read()
+        return self.logits

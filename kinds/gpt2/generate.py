@@ -13,7 +13,7 @@ import torch
 from torch import nn
 from transformers import GPT2LMHeadModel
 
-from contract.sampling import sample_next
+from contract.sampling import sampled_ids
 
 from .fast import KVCache, supports
 
@@ -83,6 +83,41 @@ def writing_autocast(device: torch.device) -> contextlib.AbstractContextManager:
     return torch.autocast(device.type, dtype=dtype) if dtype is not None else contextlib.nullcontext()
 
 
+class GPT2Cursor:
+    """GPT-2 after a prime, stepped one token at a time through a cache (see contract.sampling.Cursor).
+
+    When the context window fills, the cache is rebuilt from the last half of
+    the text: one longer forward pass every n_ctx/2 tokens instead of one per token.
+    A `cache` passed in may hold an earlier generation's ids: the prefix the
+    prime shares with them is kept and only the rest is fed (see KVCache.keep).
+    A prime longer than the context is read from a `window` of its end.
+    A rewind moves the cache's length back: the same `keep`, so only the last
+    id left is fed again. `model` is None for a cache that computes elsewhere.
+    """
+
+    def __init__(self, model: nn.Module | None, prime: list[int], n_ctx: int, cache: Cache):
+        self.cache, self.n_ctx = cache, n_ctx
+        self.device = next(model.parameters()).device if model is not None else torch.device("cpu")
+        self.prompt_ids = list(prime)
+        self.context = list(prime)
+        self.logits = self._feed(cache.keep(window(self.context, n_ctx)))
+
+    def _feed(self, ids: list[int]) -> torch.Tensor:
+        with writing_autocast(self.device):
+            return self.cache.feed(ids)
+
+    def feed(self, token: int) -> torch.Tensor:
+        self.context.append(token)
+        if len(self.cache.ids) + 1 >= self.n_ctx:
+            self.cache.ids.clear()
+            return self._feed(self.cache.keep(self.context[-(self.n_ctx // 2) :]))
+        return self._feed([token])
+
+    def rewind(self, n: int) -> torch.Tensor:
+        del self.context[len(self.context) - n :]
+        return self._feed(self.cache.keep(window(self.context, self.n_ctx)))
+
+
 def generate_ids(
     model: nn.Module | None,
     prime: list[int],
@@ -95,32 +130,12 @@ def generate_ids(
     fast: bool = True,
     cache: Cache | None = None,
 ) -> Iterator[int]:
-    """Endless next-token ids after `prime`, each step feeding one token through the cache.
-
-    When the context window fills, the cache is rebuilt from the last half of
-    the text: one longer forward pass every n_ctx/2 tokens instead of one per token.
-    A `cache` passed in may hold an earlier generation's ids: the prefix the
-    prime shares with them is kept and only the rest is fed (see KVCache.keep).
-    A prime longer than the context is read from a `window` of its end.
-    `model` is None for a cache that computes elsewhere (kinds.gpt2.llamacpp).
-    """
+    """Endless next-token ids after `prime` (see contract.sampling.sampled_ids); `model` is None for a cache that
+    computes elsewhere (kinds.gpt2.llamacpp)."""
     if cache is None:
         assert model is not None
         cache = new_cache(model, fast)
-    device = next(model.parameters()).device if model is not None else torch.device("cpu")
-    context = list(prime)
-    feed = cache.keep(window(context, n_ctx))
-    while True:
-        with writing_autocast(device):
-            logits = cache.feed(feed)
-        next_id = sample_next(logits, generator, temperature, top_k, top_p)
-        yield next_id
-        context.append(next_id)
-        if len(cache.ids) + 1 >= n_ctx:
-            cache.ids.clear()
-            feed = cache.keep(context[-(n_ctx // 2) :])
-        else:
-            feed = [next_id]
+    return sampled_ids(GPT2Cursor(model, prime, n_ctx, cache), generator, temperature, top_k, top_p)
 
 
 def window(ids: list[int], n_ctx: int) -> list[int]:
@@ -137,19 +152,3 @@ def window(ids: list[int], n_ctx: int) -> list[int]:
     step = max(1, n_ctx // 4)
     start = -(-(len(ids) - room) // step) * step  # rounded up: never more than `room`
     return ids[start:]
-
-
-class TextDecoder:
-    """Turns ids into text as they come, holding back bytes of a character not yet complete."""
-
-    def __init__(self, tokenizer):
-        self.tokenizer = tokenizer
-        self.pending: list[int] = []
-
-    def push(self, token_id: int) -> str:
-        self.pending.append(token_id)
-        text = self.tokenizer.decode(self.pending, clean_up_tokenization_spaces=False)
-        if text.endswith("\ufffd"):
-            return ""
-        self.pending = []
-        return text

@@ -8,18 +8,16 @@ can compare the fine-tuned model with vanilla GPT-2.
 
 import sys
 import warnings
-from collections.abc import Iterator
 from pathlib import Path
 
 import torch
 
 from contract.modeldir import ADAPTER_CONFIG, MERGED, Card
-from contract.sampling import Sampling
 from corpora import UserError
 
 from . import base as bases
 from . import quantize as int8
-from .generate import Cache, TextDecoder, generate_ids, new_cache, precision_for
+from .generate import Cache, GPT2Cursor, new_cache, precision_for
 
 
 class GPT2Decoder:
@@ -28,6 +26,7 @@ class GPT2Decoder:
         self.model = model.to(device=device, dtype=weights).eval()
         self.tokenizer = bases.load_tokenizer(tokenizer_source)
         self.n_ctx = model.config.n_positions
+        self._texts: list[str] | None = None
         self.precision = str(autocast or weights).removeprefix("torch.") + (" autocast" if autocast else "")
 
     def quantize(self, card: Card, mode: str) -> None:
@@ -77,24 +76,31 @@ class GPT2Decoder:
         int8.record(folder, check)
         return check
 
-    def encode(self, text: str) -> list[int]:
-        return self.tokenizer.encode(text)
-
     def new_state(self) -> Cache:
         """A KV cache that keeps the prefix shared with the next prompt (see generate_ids)."""
         return new_cache(self.model)
 
-    def pieces(self, prompt: str, sampling: Sampling, generator: torch.Generator,
-               state: Cache | None = None) -> Iterator[str]:
-        eos = self.tokenizer.eos_token_id
+    @property
+    def end_id(self) -> int:
+        return self.tokenizer.eos_token_id
+
+    def start(self, prompt: str, state: Cache | None = None, keep: int = 0) -> GPT2Cursor:
+        """GPT-2 after the prompt; it rewinds as far as asked (the cache holds every position)."""
         # <|endoftext|> first, as before every training document: the prompt reads as the start of a text
-        prime = [eos, *self.tokenizer.encode(prompt)]
-        decoder = TextDecoder(self.tokenizer)
-        for token in generate_ids(self.model, prime, generator, self.n_ctx, sampling.temperature, sampling.top_k,
-                                  sampling.top_p, cache=state if state is not None else self.new_state()):
-            if token == eos:
-                return
-            yield decoder.push(token)
+        prime = [self.end_id, *self.tokenizer.encode(prompt)]
+        return GPT2Cursor(self.model, prime, self.n_ctx, state if state is not None else self.new_state())
+
+    def encode(self, text: str) -> list[int]:
+        return self.tokenizer.encode(text)
+
+    def decode(self, ids: list[int]) -> str:
+        return self.tokenizer.decode(ids, clean_up_tokenization_spaces=False)
+
+    def token_texts(self) -> list[str]:
+        if self._texts is None:
+            self._texts = self.tokenizer.batch_decode([[i] for i in range(len(self.tokenizer))],
+                                                      clean_up_tokenization_spaces=False)
+        return self._texts
 
 
 def load(card: Card, device: torch.device) -> GPT2Decoder:

@@ -117,6 +117,7 @@ class LlamaCppDecoder(GPT2Decoder):
         self.model = None
         self.tokenizer = load_tokenizer(tokenizer_source)
         self.n_ctx = n_ctx
+        self._texts = None
         self.engine = Engine(path, n_ctx, threads)
         self.precision = f"llama.cpp {precision}"
 
