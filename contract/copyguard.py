@@ -50,19 +50,22 @@ class CopyGuard(Tracker):
         # matter, and a bound on its length (it grows by at most a character per character written)
         self.matches: list[Match | None] = [Match(0, 0, len(self.sa))]
         self.bounds = [0]
-        self.written = ""
+        self.followed = 0  # how much of the text it has followed
+        self.forbade = False  # whether the last step forbade any token (only then can nothing be left)
 
     def __call__(self, scores: np.ndarray, context: Context) -> np.ndarray:
         if self.bounds[-1] + self.longest_token <= self.limit:
+            self.forbade = False
             return scores  # no token could stretch the match past the limit, whatever it is now
         match = self.matches[-1]
         assert match is not None  # kept exact whenever the bound is this close
         risky = self.lengths > self.limit - match.length
         ranked = torch.topk(torch.from_numpy(np.where(risky, scores, np.float32(NEG))),
                             min(CANDIDATES, int(np.count_nonzero(risky)))).indices.tolist()
-        allowed = [t for t in ranked if scores[t] > NEG and self._within(match, self.token_texts[t])]
+        allowed = [t for t in ranked if scores[t] > NEG and self._within(match, context.text, self.token_texts[t])]
         risky[allowed] = False
         scores[risky] = NEG
+        self.forbade = True
         return scores
 
     def push(self, context: Context) -> None:
@@ -74,34 +77,31 @@ class CopyGuard(Tracker):
         character. Prose matches the corpus for a few characters at a time,
         so a char model finds it once every few dozen characters.
         """
-        piece = context.text[len(self.written) :]
-        match, bound = self.matches[-1], self.bounds[-1] + len(piece)
+        text = context.text
+        match, bound = self.matches[-1], self.bounds[-1] + len(text) - self.followed
         if bound + self.longest_token <= self.limit:
             match = None
         elif match is None:
-            self.written += piece
-            match = self._longest_suffix(bound)
+            match = self._longest_suffix(text, bound)
         else:
-            for ch in piece:
-                match = self._step(match, self.written, ch)
-                self.written += ch
-        if match is None:
-            self.written += piece
+            for at in range(self.followed, len(text)):
+                match = self._step(match, text[at - match.length : at], text[at])
+        self.followed = len(text)
         self.matches.append(match)
         self.bounds.append(bound if match is None else match.length)
 
     def pop(self, n: int, context: Context) -> None:
         del self.matches[len(self.matches) - n :], self.bounds[len(self.bounds) - n :]
-        self.written = context.text
+        self.followed = len(context.text)
 
-    def _longest_suffix(self, bound: int) -> Match:
-        """The longest suffix of the written text (of at most `bound` characters) that the corpus holds."""
-        tail = self.written[max(0, len(self.written) - bound) :].rpartition(SEPARATOR)[2]
+    def _longest_suffix(self, text: str, bound: int) -> Match:
+        """The longest suffix of `text` (of at most `bound` characters) that the corpus holds."""
+        tail = text[max(0, len(text) - bound) :].rpartition(SEPARATOR)[2]
         return self._longest(tail, len(tail))
 
-    def _within(self, match: Match, piece: str) -> bool:
-        """Whether writing `piece` keeps every match at or under the limit."""
-        written = self.written
+    def _within(self, match: Match, text: str, piece: str) -> bool:
+        """Whether writing `piece` after `text` keeps every match at or under the limit."""
+        written = text[len(text) - match.length :]
         for i, ch in enumerate(piece):
             if match.length + len(piece) - i <= self.limit:
                 return True  # even if every character went on matching
@@ -112,7 +112,8 @@ class CopyGuard(Tracker):
         return True
 
     def _step(self, match: Match, written: str, ch: str) -> Match:
-        """The match after `ch` is written after `written` (whose longest matching suffix is `match`)."""
+        """The match after `ch` is written after `written` (whose longest matching suffix is `match`; its last
+        match.length characters are enough)."""
         if ch == SEPARATOR:
             return Match(0, 0, len(self.sa))
         m, text, sa = match.length, self.text, self.sa

@@ -20,7 +20,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .processors import NEG, Context, Processor, chain, draw
+from .copyguard import CopyGuard
+from .processors import NEG, Context, chain, draw
 from .sampling import MIN_TEMPERATURE, Decoder, Sampling
 
 MAX_RETRIES = 32  # tokens forbidden at one position before the loop gives up there and ends the text
@@ -58,7 +59,7 @@ class Bans:
 
 
 def tokens(decoder: Decoder, prompt: str, sampling: Sampling, generator: torch.Generator, *, state: object = None,
-           guard: Processor | None = None, alternatives: int | None = None) -> Iterator[Token]:
+           guard: CopyGuard | None = None, alternatives: int | None = None) -> Iterator[Token]:
     """Written tokens after `prompt`, for as long as the caller asks or until the model ends the document.
 
     `guard` is a copy guard (contract.copyguard) or None; `alternatives`, how
@@ -85,7 +86,8 @@ def tokens(decoder: Decoder, prompt: str, sampling: Sampling, generator: torch.G
         if position in forbidden:
             scores[list(forbidden[position])] = NEG
         # only a ban or the guard forbids tokens outright, so only then can nothing be left
-        if (position in forbidden or guard is not None) and not np.isfinite(scores).any():
+        cut = position in forbidden or (guard is not None and guard.forbade)
+        if cut and not np.isfinite(scores).any():
             break  # nothing may be written here
         token = int(scores.argmax()) if greedy else draw(torch.from_numpy(scores), generator)
         ended = token == decoder.end_id

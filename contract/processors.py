@@ -340,7 +340,7 @@ class Survivors:
     def rank(self, ids: np.ndarray, values: np.ndarray, n: int, ranked: bool = True) -> None:
         """Start from `ids` and their scores, the first `n` of them left."""
         self.ids, self.values, self.n, self.ranked = ids, values, n, ranked
-        self._weights = self._sums = None
+        self._below = self._weights = self._sums = None
 
     def find(self, scores: np.ndarray, ranked: bool) -> int:
         """Find the tokens left, likeliest first when `ranked`; how many there are."""
@@ -352,10 +352,16 @@ class Survivors:
             self.rank(self.ids[order], self.values[order], self.n)
         return self.n
 
+    def below(self) -> np.ndarray:
+        """Each score less the top one, likeliest first."""
+        if self._below is None:
+            self._below = self.values - self.values[0]
+        return self._below
+
     def weights(self) -> np.ndarray:
         """exp(score - the top score), likeliest first."""
         if self._weights is None:
-            self._weights = np.exp(self.values - self.values[0])
+            self._weights = np.exp(self.below())
         return self._weights
 
     def sums(self) -> np.ndarray:
@@ -421,7 +427,7 @@ class MinP:
         s = self.survivors
         if s.ids is None:  # the first cutter: no sort needed, the likeliest is the maximum
             scores[scores - scores.max() < self.floor] = NEG
-        elif s.n:  # the weights fall from 1 (the likeliest): keep those at p or more
+        elif s.n and s.weights()[s.n - 1] < self.p:  # they fall from 1 (the likeliest): keep those at p or more
             s.n -= int(s.weights()[s.n - 1 :: -1].searchsorted(self.p))
         return scores
 
@@ -440,7 +446,7 @@ class Typical:
             return scores
         n = s.n
         if s.ranked:
-            d, weights, total = s.values[:n] - s.values[0], s.weights()[:n], s.sums()[n - 1]
+            d, weights, total = s.below()[:n], s.weights()[:n], s.sums()[n - 1]
         else:
             d = s.values - s.values.max()
             weights = np.exp(d)
