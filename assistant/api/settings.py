@@ -43,6 +43,7 @@ FIELD_NAME = re.compile(r"[A-Za-z0-9_.\-]{1,64}")  # what a field name must look
 MAX_NAMED = 32  # unknown fields named back at most
 MAX_PHRASES, MAX_PHRASE_CHARS = 256, 200  # banned phrases, DRY's breakers, logit biases by text
 MAX_BIASES = 1024  # logit_bias entries
+MAX_RANGE = 1_000_000  # tokens a penalty looks back over, characters the copy guard allows: more is the whole text
 MAX_ALTERNATIVES = 20  # OpenAI's most top_logprobs
 KOBOLD_ALTERNATIVES = 5  # KoboldCpp's logprobs: the 5 likeliest tokens at each
 
@@ -243,7 +244,7 @@ def _off(check: Check, *off: float) -> Check:
 def _last_n(name: str, value: Any) -> int | None:
     """llama.cpp's and KoboldCpp's range (repeat_last_n, rep_pen_range, dry_penalty_last_n): -1 is the whole text
     (the chain's 0), and 0 no tokens at all, which turns off what it ranges over (see `_ranged`)."""
-    value = integer(-1)(name, value)
+    value = integer(-1, MAX_RANGE)(name, value)
     return 0 if value == -1 else value or None
 
 
@@ -257,8 +258,8 @@ def _breakers(name: str, value: Any) -> tuple[str, ...]:
     """DRY's sequence breakers: a list of strings, or text-generation-webui's string of quoted ones ('"\\n", ":"')."""
     if isinstance(value, str):
         try:
-            value = json.loads(f"[{value}]")
-        except json.JSONDecodeError:
+            value = json.loads(f"[{text(MAX_PHRASES * MAX_PHRASE_CHARS)(name, value)}]")
+        except (json.JSONDecodeError, RecursionError):
             raise Invalid(f'{name} must be a list of strings, or quoted strings separated by commas: "\\n", ":"',
                           name) from None
     breakers = texts(MAX_PHRASES, MAX_PHRASE_CHARS)(name, value)
@@ -326,17 +327,17 @@ CHAIN = {
     "logit_bias": Field(_logit_bias, "logit_bias"),
     "repetition_penalty": PENALTY, "rep_pen": PENALTY, "repeat_penalty": PENALTY,
     "rep_pen_range": RANGE, "repeat_last_n": RANGE,
-    "repetition_penalty_range": Field(integer(0), "repetition_range"),  # text-generation-webui's: 0 is the whole text
+    "repetition_penalty_range": Field(integer(0, MAX_RANGE), "repetition_range"),  # text-generation-webui's: 0 is the whole text
     "min_p": Field(_off(number(0, 1), 0), "min_p"),
     "typical": TYPICAL, "typical_p": TYPICAL,
     "dry_multiplier": Field(number(0, 5), "dry_multiplier"),
     "dry_base": Field(number(1, 4), "dry_base"),
     "dry_allowed_length": Field(integer(0, 1000), "dry_allowed_length"),
-    "dry_range": Field(integer(0), "dry_range"),  # ghostwriter's: 0 is the whole text
+    "dry_range": Field(integer(0, MAX_RANGE), "dry_range"),  # ghostwriter's: 0 is the whole text
     "dry_penalty_last_n": Field(_last_n, "dry_range"),
     "dry_sequence_breakers": Field(_breakers, "dry_breakers"),
     "banned_tokens": BANS, "banned_strings": BANS,
-    "max_copy": Field(integer(1), "max_copy"),  # ghostwriter's own: the copy guard, in characters
+    "max_copy": Field(integer(1, MAX_RANGE), "max_copy"),  # ghostwriter's own: the copy guard, in characters
 }
 OPENAI = {**COMMON, **CHAIN, "n": Field(integer(1, MAX_N), "n"), "max_tokens": Field(_max_tokens, "max_tokens"),
           "seed": Field(_seed, "seed"), "stream": Field(flag, "stream"),
