@@ -17,9 +17,12 @@ import httpx
 import openai
 import pytest
 
+from assistant.api.logprobs import Handed, held
 from assistant.api.service import Service
 from assistant.generation import load_model
+from contract.loop import Token
 
+from . import test_serve
 from .conftest import run_cli
 from .test_serve import serving
 
@@ -33,19 +36,13 @@ STREAM_CHAIN = {"presence_penalty": 0.3, "frequency_penalty": 0.1, "min_p": 0.05
 
 
 @pytest.fixture(scope="module")
-def parrot_api(parrot: Path) -> Iterator[tuple[str, Service]]:
+def api(parrot: Path) -> Iterator[tuple[str, Service]]:
+    """The server, on the parrot: test_serve's `url` and `client` fixtures speak to it."""
     with serving(str(parrot)) as found:
         yield found
 
 
-@pytest.fixture
-def url(parrot_api: tuple[str, Service]) -> str:
-    return parrot_api[0]
-
-
-@pytest.fixture
-def client(url: str) -> openai.OpenAI:
-    return openai.OpenAI(base_url=f"{url}/v1", api_key="unused", max_retries=0)
+url, client = test_serve.url, test_serve.client
 
 
 def test_openai_chain_fields_write_what_generate_writes(client: openai.OpenAI, parrot: Path):
@@ -129,6 +126,14 @@ def test_logprobs_are_the_models_own_whole_and_streamed(gpt2_base: Path):
     assert [t.token for c in chat_chunks if c.logprobs for t in c.logprobs.content] == [t.token for t in content]
 
 
+def test_streamed_tokens_go_with_the_piece_that_completes_them_and_the_last_is_cut_with_the_text():
+    written = [Token(1, "ab", 0.5), Token(2, "", 0.1), Token(3, "cd", 0.2), Token(4, "ef", 0.3)]  # 2: half a character
+    handed = Handed(written)
+    assert [handed.piece(p) for p in ("a", "bc", "de")] == [(), tuple(written[:2]), (written[2],)]
+    kept = held(written, "abcde")  # a stop string "f" cut the last token
+    assert [t.text for t in kept] == ["ab", "", "cd", "e"] and kept[handed.given:] == (Token(4, "e", 0.3),)
+
+
 @pytest.mark.parametrize("dialect", ["openai", "kobold"])
 def test_an_out_of_range_chain_field_is_a_400_naming_it(url: str, dialect: str):
     route, base = {"openai": ("/v1/completions", {"prompt": PROMPT, "max_tokens": 5}),
@@ -145,6 +150,7 @@ def test_an_out_of_range_chain_field_is_a_400_naming_it(url: str, dialect: str):
     assert vocabulary.status_code == 400 and "99999" in vocabulary.json()["error"]["message"]
 
 
+@pytest.mark.filterwarnings("ignore::corpora.index.MemorizationWarning")  # the corpus missing, said once more
 def test_the_copy_guard_over_http_and_a_one_line_400_without_the_corpus(client: openai.OpenAI, parrot: Path,
                                                                          tmp_path: Path):
     model = load_model(parrot, "cpu")
