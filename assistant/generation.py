@@ -130,6 +130,12 @@ class Stream:
         self._start = time.perf_counter()
         self.result: Generation | None = None
 
+    @property
+    def tokens(self) -> list[Token]:
+        """The tokens written so far, each as the loop handed it out. They can run ahead of the pieces (text that
+        could start a stop string is held back) and past the text (the one a stop string or a length cuts)."""
+        return self._tokens
+
     def __iter__(self) -> Iterator[str]:
         return self
 

@@ -113,6 +113,12 @@ class Sampling:
 SAMPLING_FIELDS = tuple(f.name for f in fields(Sampling))
 
 
+def changed(settings: dict[str, object]) -> dict[str, object]:
+    """The settings that differ from the chain's defaults: what a front end passes on, so that a model's own
+    defaults (`assistant models set`) stand for the settings a writer left alone."""
+    return {k: v for k, v in settings.items() if v != getattr(Sampling, k)}
+
+
 class Cursor(Protocol):
     """A kind's model after the prompt, stepped by contract.loop: ids in, next-token logits out, and back again."""
 

@@ -86,14 +86,14 @@ def chain_settings(min_p: float | None = None, typical_p: float | None = None, r
             phrases += [line.strip() for line in ban_file.read_text(encoding="utf-8").splitlines() if line.strip()]
         except (OSError, UnicodeDecodeError) as e:
             raise UserError(f"cannot read --ban-file {ban_file}: {e}") from None
-    from contract.sampling import Sampling
+    from contract.sampling import changed
 
     settings = {"min_p": min_p, "typical_p": typical_p, "repetition_penalty": repetition_penalty,
                 "repetition_range": repetition_range, "presence_penalty": presence_penalty,
                 "frequency_penalty": frequency_penalty, "dry_multiplier": dry_multiplier, "dry_base": dry_base,
                 "dry_allowed_length": dry_allowed_length, "dry_range": dry_range, "logit_bias": tuple(biases),
                 "ban": tuple(phrases), "max_copy": max_copy}
-    return {k: v for k, v in settings.items() if v != getattr(Sampling, k)}
+    return changed(settings)
 
 
 BackendOpt = Annotated[str | None, typer.Option(
