@@ -1,0 +1,62 @@
+"""Blending models at writing time (assistant.blending, contract.blend) on tiny real models."""
+
+import warnings
+from pathlib import Path
+
+import pytest
+
+from assistant.blending import BlendWarning, parse
+from assistant.generation import load_model
+from corpora import UserError
+from tests.conftest import run_cli
+
+
+def test_weights_one_and_zero_write_what_the_first_model_writes(trained_model: Path, quoted_model: Path) -> None:
+    alone = load_model(trained_model, "cpu").generate("The robot", max_new_chars=120, seed=5)
+    same_alphabet = load_model(f"{trained_model}+{trained_model}@last@1,0", "cpu")
+    assert same_alphabet.generate("The robot", max_new_chars=120, seed=5) == alone
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", BlendWarning)
+        other = load_model(f"{trained_model}+{quoted_model}", "cpu", weights="0.5,0.5")
+    assert other.generate("The robot", max_new_chars=120, seed=5) != alone  # the second model does count
+
+
+def test_a_blend_of_different_alphabets_writes_only_shared_characters(trained_model: Path, quoted_model: Path) -> None:
+    with pytest.warns(BlendWarning, match="lacks") as caught:
+        blend = load_model(f"{trained_model}+{quoted_model}@0.5,0.5", "cpu")
+    lacking = set("".join(blend.lacking.values()))
+    assert lacking and "quoted@best-val lacks" in str(caught[0].message)
+    text = "".join(blend.generate("", max_new_chars=400, seed=seed, temperature=1.5) for seed in range(3))
+    assert len(text) >= 1000 and not (set(text) & lacking)
+    alone = set(load_model(trained_model, "cpu").generate("", max_new_chars=1200, seed=1, temperature=1.5))
+    assert alone & lacking  # the PKD model alone does write them
+
+
+def test_a_gpt2_blended_with_itself_writes_as_it_does_alone(gpt2_base: Path) -> None:
+    alone = load_model(gpt2_base, "cpu").generate("It was", max_new_tokens=24, seed=3)
+    assert load_model(f"{gpt2_base}+{gpt2_base}@0.5,0.5", "cpu").generate("It was", max_new_tokens=24, seed=3) == alone
+
+
+@pytest.mark.parametrize(("name", "weights", "said"), [
+    ("a+b", "0.7,0.7", "sum to 1"),
+    ("a+b", "0.5,0.3,0.2", "2 models blended need 2 weights"),
+    ("a+b@1,0", "0.5,0.5", "says otherwise"),
+    ("a+b", "x,y", "numbers separated by commas"),
+    ("a++b", None, r"MODEL\+MODEL"),
+])
+def test_weights_that_do_not_fit_are_one_line(name: str, weights: str | None, said: str) -> None:
+    with pytest.raises(UserError, match=said):
+        parse(name, weights)
+
+
+def test_the_cli_blends_and_refuses_kinds_that_share_no_tokens(trained_model: Path, quoted_model: Path,
+                                                                gpt2_base: Path) -> None:
+    run = run_cli("generate", f"{trained_model}+{quoted_model}", "--weights", "0.5,0.5", "-p", "The", "-l", "60",
+                  "--seed", "1", "--no-log")
+    assert run.returncode == 0, run.stderr
+    assert "lacks" in run.stderr and len(run.stdout) >= 60
+    mixed = run_cli("generate", f"{trained_model}+{gpt2_base}", "-p", "The", "--no-log")
+    assert mixed.returncode == 2 and mixed.stderr.count("\n") == 1
+    assert "different kinds" in mixed.stderr and "Traceback" not in mixed.stderr
+    unknown = run_cli("generate", f"{trained_model}+no-such-model", "--no-log")
+    assert unknown.returncode == 2 and "no-such-model" in unknown.stderr and "Traceback" not in unknown.stderr
