@@ -60,3 +60,21 @@ def test_the_cli_blends_and_refuses_kinds_that_share_no_tokens(trained_model: Pa
     assert "different kinds" in mixed.stderr and "Traceback" not in mixed.stderr
     unknown = run_cli("generate", f"{trained_model}+no-such-model", "--no-log")
     assert unknown.returncode == 2 and "no-such-model" in unknown.stderr and "Traceback" not in unknown.stderr
+
+
+def test_the_http_api_writes_a_blend_as_the_cli_does(trained_model: Path, quoted_model: Path, isolated_home: Path) -> None:
+    import openai
+
+    from tests.test_serve import serving
+
+    (isolated_home / "models").mkdir(parents=True, exist_ok=True)
+    (isolated_home / "models" / "quoted").symlink_to(quoted_model)
+    blend = f"{trained_model}+quoted@0.6,0.4"
+    with serving(str(trained_model)) as (url, _):
+        client = openai.OpenAI(base_url=f"{url}/v1", api_key="unused", max_retries=0)
+        answer = client.completions.create(model=blend, prompt="The man said", max_tokens=40, seed=11, temperature=0.8)
+        with pytest.raises(openai.BadRequestError, match="sum to 1"):
+            client.completions.create(model=f"{trained_model}+quoted@0.6,0.6", prompt="The", max_tokens=4)
+    cli = run_cli("generate", blend, "-p", "The man said", "--tokens", "40", "--seed", "11", "-t", "0.8", "--no-echo",
+                  "--no-log")
+    assert cli.returncode == 0 and cli.stdout == answer.choices[0].text + "\n" and len(answer.choices[0].text) == 40
