@@ -78,3 +78,29 @@ def test_the_http_api_writes_a_blend_as_the_cli_does(trained_model: Path, quoted
     cli = run_cli("generate", blend, "-p", "The man said", "--tokens", "40", "--seed", "11", "-t", "0.8", "--no-echo",
                   "--no-log")
     assert cli.returncode == 0 and cli.stdout == answer.choices[0].text + "\n" and len(answer.choices[0].text) == 40
+
+
+def test_prompt_guidance_at_one_is_the_model_and_at_zero_ignores_the_prompt(trained_model: Path) -> None:
+    from assistant.blending import prompt_guided
+
+    model = load_model(trained_model, "cpu")
+    greedy = {"max_new_chars": 80, "temperature": 0, "seed": 1}
+    prompt = "The robot looked at the door"
+    assert prompt_guided(model, 1.0).generate(prompt, **greedy) == model.generate(prompt, **greedy)
+    assert prompt_guided(model, 0.0).generate(prompt, **greedy) == model.generate("", **greedy)
+    sampled = {"max_new_chars": 80, "seed": 1}
+    assert prompt_guided(model, 3.0).generate(prompt, **sampled) != model.generate(prompt, **sampled)
+    with pytest.raises(UserError, match="prompt-guidance"):
+        prompt_guided(model, float("nan"))
+
+
+def test_report_blend_tabulates_each_author_copying_and_prompts(trained_model: Path, quoted_model: Path,
+                                                                 tmp_path: Path) -> None:
+    run = run_cli("report", str(trained_model), str(quoted_model), "--blend", "--eval-samples", "2", "--device", "cpu",
+                  "-o", str(tmp_path / "blend.svg"))
+    assert run.returncode == 0, run.stderr
+    for label in ("tiny-pkd alone", "1/0", "0.75/0.25", "0.5/0.5", "0.25/0.75", "0/1", "quoted alone", "copying"):
+        assert label in run.stdout, (label, run.stdout)
+    assert (tmp_path / "blend.svg").stat().st_size > 1000
+    one = run_cli("report", str(trained_model), "--blend")
+    assert one.returncode == 2 and "two models" in one.stderr
