@@ -46,6 +46,7 @@ class Blend:
         everything = set().union(*texts)
         self.texts = shared
         self.index = [torch.tensor([own.index(t) for t in shared]) for own in texts]
+        self._own = [index.tolist() for index in self.index]  # the same as lists: a step's lookup, not a tensor's
         self.lacking = {name: "".join(sorted(everything - set(own))) for name, own in zip(names, texts, strict=True)
                         if everything - set(own)}
         self._ids = {t: i for i, t in enumerate(shared)}
@@ -85,8 +86,7 @@ class Blend:
 
     def own(self, i: int, token: int) -> int:
         """Model i's id for the shared token `token`."""
-        index = self.index[i]
-        return token if index is None else int(index[token])
+        return token if self.index[i] is None else self._own[i][token]
 
     def _shared(self, ids: list[int]) -> list[int]:
         """The first model's ids as shared ones, leaving out characters another model lacks."""
