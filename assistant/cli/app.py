@@ -297,10 +297,16 @@ def _micro_batch(value: str | None) -> int | None:
 # ---- writing -----------------------------------------------------------------
 @app.command()
 def generate(
-    model: Annotated[str, typer.Argument(help="Model name or directory, or a GPT-2 base such as gpt2.")],
+    model: Annotated[str, typer.Argument(help="Model name or directory, or a GPT-2 base such as gpt2; A+B blends "
+                                              "models (docs/blend.md).")],
     prompt: Annotated[str | None, typer.Option("--prompt", "-p", help="Text to continue.")] = None,
     prompt_file: Annotated[Path | None, typer.Option(help="Read the prompt from a file.")] = None,
     n: Annotated[int, typer.Option("-n", help="Number of samples.")] = 1,
+    weights: Annotated[str | None, typer.Option(
+        help="A blend's weights, one per model, summing to 1: A+B --weights 0.7,0.3 (default: equal).")] = None,
+    prompt_guidance: Annotated[float | None, typer.Option(
+        help="Classifier-free guidance towards the prompt: the prompt against no prompt at this scale (1 is off; 1.5 "
+             "makes the model follow its prompt more, Sanchez et al. 2023).")] = None,
     length: Annotated[int | None, typer.Option("--length", "-l", help="Characters to write per sample (default 500).")] = None,
     tokens: Annotated[int | None, typer.Option("--tokens", help="Tokens to write per sample (char models: characters).")] = None,
     temperature: Annotated[float, typer.Option("--temperature", "-t", help="Lower is safer, higher wilder; 0 is greedy.")] = 0.8,
@@ -347,7 +353,11 @@ def generate(
     prompt = _read_text_option(prompt, prompt_file, "prompt")
     if n < 1:
         raise UserError(f"-n must be at least 1, got {n}")
-    text_model = load_model(model, device, quantize, backend)
+    text_model = load_model(model, device, quantize, backend, weights)
+    if prompt_guidance is not None:
+        from ..blending import prompt_guided
+
+        text_model = prompt_guided(text_model, prompt_guidance)
     prompt = prompt or ""
     for i in range(n):
         if n > 1:

@@ -24,6 +24,9 @@ def report(
                                                 "model's directory).")] = None,
     sweep: Annotated[bool, typer.Option(help="Copying and style over temperature and top-p, for the chosen checkpoint, "
                                              "as a table and heat maps (the picture's name with -sweep).")] = False,
+    blend: Annotated[bool, typer.Option(help="Blend the two models given at five weights, from all the first to all the "
+                                             "second: the share attributed to each author, copying against both "
+                                             "corpora, prompt-following (docs/blend.md).")] = False,
     samples: EvalSamplesOpt = 16,
     min_span: CopySpanOpt = 50,
     device: DeviceOpt = "auto",
@@ -35,6 +38,8 @@ def report(
 
     from ..report import curves, history, picture_path, table_rows
 
+    if blend:
+        return _blend(models, out_file or Path("blend.png"), samples, device, quantize)
     histories = [history(name) for name in models]
     out_file = picture_path(out_file, histories[0].card, "report.png")
     check_output(out_file)
@@ -82,4 +87,38 @@ def _sweep(name: str, options, picture: Path, device: str, quantize: str) -> Non
                       share_text(figures, "style"), share_text(figures, "prompt_following"))
     out.print(table)
     sweep_picture(model.card.label, results, picture)
+    out.print(f"wrote {picture}", highlight=False)
+
+
+def _blend(models: list[str], picture: Path, samples: int, device: str, quantize: str) -> None:
+    """`report --blend A B`: the sweep of assistant.blendsweep, as a table and a picture."""
+    import warnings
+
+    from corpora import UserError
+    from finetune.plot import check_output
+
+    from ..blending import BlendWarning
+    from ..blendsweep import picture as draw
+    from ..blendsweep import sweep
+    from ..generation import load_model
+
+    if len(models) != 2:
+        raise UserError(f"--blend sweeps the weight between two models, got {len(models)}")
+    check_output(picture)
+    a, b = (load_model(name, device, quantize) for name in models)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", BlendWarning)
+        rows, authors = sweep(a, b, samples=samples)
+    names = list(rows[0].shares)
+    table = Table("weights", *(f"{n or 'neither'}" for n in names), "copying", "prompt",
+                  title=f"{a.name} + {b.name}: share of samples attributed to each author", title_justify="left")
+    for r in rows:
+        table.add_row(r.label, *(f"{r.shares[n]:.0%}" for n in names), f"{r.copying:.0%}",
+                      "-" if r.prompt_following is None else f"{r.prompt_following:.0%}")
+    out.print(table)
+    accuracy = ", ".join(f"{name} {acc['overall']:.0%}" for name, acc in authors.accuracy.items())
+    out.print(f"weights: {a.name}'s/{b.name}'s; copying: share of samples holding 50 characters or more of either corpus; "
+              f"prompt: share of continuations about their own prompt; the classifiers' held-out accuracy: {accuracy}",
+              highlight=False)
+    draw(rows, a.name, b.name, picture)
     out.print(f"wrote {picture}", highlight=False)
