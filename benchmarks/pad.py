@@ -26,6 +26,7 @@ import json
 import shutil
 import statistics
 import time
+from pathlib import Path
 
 from _common import SHARED_CORPORA, add_json_option, emit, gpt2_small, setup
 from serve import char_small, percentile, server
@@ -161,11 +162,32 @@ def manuscript(driver, base: str, http, keys: int) -> dict:
             "ratio": round(p50 / base50, 2) if base50 else None}
 
 
+def screenshots(driver, base: str, folder: Path) -> None:
+    """The pad with a suggestion showing, light and dark (docs/figures/pad-*.png): a short passage, a pause, the ghost."""
+    from selenium.webdriver.common.by import By
+
+    driver.get(base + "/health")
+    driver.execute_script("localStorage.clear()")
+    ready(driver, base + "/")
+    driver.execute_script("pad.settings.n = 1; pad.settings.chars = 120; pad.settings.temperature = 0.6; pad.settings.seed = 3")
+    editor = driver.find_element(By.CSS_SELECTOR, ".cm-content")
+    editor.send_keys("The robot looked at the man for a long time. Then it said that the door was open, and the man")
+    deadline = time.monotonic() + 60
+    while not driver.execute_script("return pad.suggestion && pad.suggestion.choices[0].done") and time.monotonic() < deadline:
+        time.sleep(0.05)
+    for theme in ("light", "dark"):
+        driver.execute_script(f"document.documentElement.dataset.theme = '{theme}'")
+        driver.save_screenshot(str(folder / f"pad-{theme}.png"))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", nargs="+", default=["char"], choices=["char", "gpt2"])
     parser.add_argument("--keys", type=int, default=40, help="keystrokes measured for the ghost text")
     parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--char-model", help="serve this trained model as the char one (default: a char `small` model "
+                                             "trained one step; the speed does not depend on its weights)")
+    parser.add_argument("--screenshots", type=Path, metavar="FOLDER", help="also save pad-light.png and pad-dark.png here")
     add_json_option(parser)
     args = parser.parse_args()
     setup(args.threads)
@@ -173,7 +195,7 @@ def main() -> None:
     driver = browser()
     try:
         for kind in args.models:
-            model, quantize = (char_small(), "none") if kind == "char" else (gpt2_small(), "int8")
+            model, quantize = (args.char_model or char_small(), "none") if kind == "char" else (gpt2_small(), "int8")
             with server(model, quantize=quantize) as served:
                 base = str(served.http.base_url).rstrip("/")
                 ghosts = ghost_latency(driver, base, args.keys)
@@ -184,6 +206,8 @@ def main() -> None:
                                 "ratio": round(p50 / statistics.median(api), 2)}
                 if kind == args.models[0]:
                     result["manuscript"] = manuscript(driver, base, served.http, 200)
+                    if args.screenshots:
+                        screenshots(driver, base, args.screenshots)
     finally:
         driver.quit()
     emit(result, FIGURES, args)

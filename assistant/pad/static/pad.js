@@ -132,7 +132,8 @@ function ask(pos, extra) {
   const s = pad.settings, sampling = {};
   for (const [name] of SAMPLING) if (s[name] !== undefined && s[name] !== "" && s[name] !== null) sampling[name] = Number(s[name]);
   return { document: pad.name, before: doc.sliceString(Math.max(0, pos - CONTEXT_CHARS), pos), memory: pad.record.memory || "",
-    note: pad.record.note || "", model: s.model || null, settings: sampling, alternatives: 5, ...extra };
+    note: pad.record.note || "", model: s.model || null, settings: sampling, alternatives: 5,
+    seed: s.seed == null ? null : Number(s.seed), ...extra };
 }
 
 // ---- ghost text ----------------------------------------------------------------------------------------------------
