@@ -162,13 +162,14 @@ def manuscript(driver, base: str, http, keys: int) -> dict:
             "ratio": round(p50 / base50, 2) if base50 else None}
 
 
-def screenshots(driver, base: str, folder: Path) -> None:
+def screenshots(driver, base: str, http, folder: Path) -> None:
     """The pad with a suggestion showing, light and dark (docs/figures/pad-*.png): a short passage, a pause, the ghost."""
     from selenium.webdriver.common.by import By
 
+    http.post("/pad/api/documents", json={"name": "story.md"}).raise_for_status()
     driver.get(base + "/health")
     driver.execute_script("localStorage.clear()")
-    ready(driver, base + "/")
+    ready(driver, base + "/#story.md")
     driver.execute_script("pad.settings.n = 1; pad.settings.chars = 120; pad.settings.temperature = 0.6; pad.settings.seed = 3")
     editor = driver.find_element(By.CSS_SELECTOR, ".cm-content")
     editor.send_keys("The robot looked at the man for a long time. Then it said that the door was open, and the man")
@@ -207,7 +208,7 @@ def main() -> None:
                 if kind == args.models[0]:
                     result["manuscript"] = manuscript(driver, base, served.http, 200)
                     if args.screenshots:
-                        screenshots(driver, base, args.screenshots)
+                        screenshots(driver, base, served.http, args.screenshots)
     finally:
         driver.quit()
     emit(result, FIGURES, args)
