@@ -255,6 +255,11 @@ class GPT2Adapter:
                 texts.append(self.tokenizer.decode(tokens))
         return texts
 
+    def decoder(self) -> None:
+        """None: the writing decoder (infer.GPT2Decoder) casts the weights to what writing on the device wants (bf16
+        on a GPU), which would change the weights being trained."""
+        return None
+
     def data_state(self) -> tuple[dict[str, torch.Tensor], dict]:
         # the place in the epoch in blocks too: a run resumed with another micro-batch (a smaller card's, or
         # --micro-batch given again) counts its micro-batches in other units
