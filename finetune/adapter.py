@@ -105,9 +105,9 @@ class Adapter(Protocol):
         ghostwriting evaluation; without touching the global RNG."""
         ...
 
-    def decoder(self) -> "Decoder | None":
+    def decoder(self) -> "Decoder":
         """The model being trained as the generation API writes with it (contract.sampling.Decoder), for an evaluation
-        with settings of the chain `write` lacks (the copy guard, DRY...); None where the kind cannot lend it."""
+        with settings of the chain `write` lacks (the copy guard, DRY...); its weights as they are, never cast."""
         ...
 
     def data_state(self) -> tuple[dict[str, torch.Tensor], dict]:

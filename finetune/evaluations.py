@@ -13,12 +13,11 @@ import time
 import torch
 
 from contract.sampling import Sampling
-from corpora import UserError
 
 from .adapter import Adapter, evaluating
 from .distributed import World
 from .ghostwriting.choice import choose, interval, share_text
-from .ghostwriting.evaluate import Ghostwriting, chain_writer, extra_settings, plain
+from .ghostwriting.evaluate import Ghostwriting, chain_writer, plain
 from .overfit import memorizing
 from .plan import Plan, RunState
 from .progress import Reporter
@@ -140,13 +139,8 @@ class Evaluations:
         def write(prompts: list[str], chars: int, seed: int, sampling: Sampling) -> list[str]:
             if plain(sampling):
                 return self.adapter.write(prompts, units, seed, sampling)
-            decoder = self.adapter.decoder()
-            if decoder is None:
-                raise UserError(f"this kind's evaluation during training samples with temperature, top-k and top-p only: "
-                                f"measure the rest ({', '.join(extra_settings(sampling))}) on the trained model with "
-                                "`assistant report --sweep`")
             with evaluating(self.adapter.model):
-                return chain_writer(decoder, self.ghostwriting.index, units)(prompts, chars, seed, sampling)
+                return chain_writer(self.adapter.decoder(), self.ghostwriting.index, units)(prompts, chars, seed, sampling)
 
         started = time.monotonic()
         figures = self.ghostwriting.evaluate(write, seed=p.seed + step)  # the seed of its step, however late
