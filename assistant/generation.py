@@ -130,6 +130,12 @@ class Stream:
         self._start = time.perf_counter()
         self.result: Generation | None = None
 
+    @property
+    def tokens(self) -> list[Token]:
+        """The tokens written so far, each as the loop handed it out. They can run ahead of the pieces (text that
+        could start a stop string is held back) and past the text (the one a stop string or a length cuts)."""
+        return self._tokens
+
     def __iter__(self) -> Iterator[str]:
         return self
 
@@ -295,7 +301,11 @@ class TextModel:
         return self.decoder.encode(text)
 
     def _guard(self, limit: int) -> CopyGuard:
-        """A copy guard over the model's corpus index (loaded once per model); a one-line error without the corpus."""
+        """A copy guard over the model's corpus index; a one-line error without the corpus."""
+        return CopyGuard(self.guarded_index(), limit, self.decoder.token_texts())
+
+    def guarded_index(self) -> CorpusIndex:
+        """The index of the corpus the copy guard checks (loaded once per model); a one-line error without it."""
         if self._index is None:
             with warnings.catch_warnings():  # the memorization check's warning says it again, in other words
                 warnings.simplefilter("ignore", MemorizationWarning)
@@ -304,7 +314,7 @@ class TextModel:
                 what = f"its corpus {self.card.corpus.name!r}" if self.card.corpus else "the corpus it was trained on"
                 raise UserError(f"--max-copy needs {what}, and it is not on this machine: the copy guard checks what "
                                 f"{self.name} writes against it")
-        return CopyGuard(self._index, limit, self.decoder.token_texts())
+        return self._index
 
     def _pieces(self, prompt: str, sampling: Sampling, generator: torch.Generator, session: Session | None,
                 guard: CopyGuard | None, alternatives: int | None, written: list[Token]) -> Iterator[str]:
@@ -404,7 +414,7 @@ def cpu_threads(reserve: int = 0) -> int:
 
 
 def load_model(name_or_path: str | Path, device: str = "auto", quantize: str = "auto",
-               backend: str | None = None) -> TextModel:
+               backend: str | None = None, weights: str | None = None) -> TextModel:
     """A trained model by name (in the data directory) or path, or a GPT-2 base, ready to write.
 
     `NAME@best-val` and `NAME@last` load those checkpoints; a plain name the
@@ -414,8 +424,16 @@ def load_model(name_or_path: str | Path, device: str = "auto", quantize: str = "
     insists (a one-line error says why it cannot), "none" keeps the weights as saved.
     `backend` "llama.cpp" writes with a trained GPT-2's GGUF export on the CPU
     (q8_0, or f32 with quantize "none"; see kinds.gpt2.llamacpp); None: $ASSISTANT_BACKEND, else torch.
+    `A+B@0.7,0.3` blends models (see assistant.blending); `weights` ("0.7,0.3") are a blend's when its name has none.
     """
     from finetune.device import pick_device
+
+    from . import blending
+
+    if blending.is_blend(name_or_path):
+        return blending.load_blend(str(name_or_path), device, quantize, backend, weights)
+    if weights is not None:
+        raise UserError(f"--weights are for a blend of models (A+B); {name_or_path} is one model")
 
     backend = backend or os.environ.get("ASSISTANT_BACKEND") or "torch"
     if backend not in BACKENDS:

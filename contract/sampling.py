@@ -74,6 +74,14 @@ class Sampling:
     ban: tuple[str, ...] = ()  # phrases never written (whole words, any case)
     max_copy: int | None = None  # the longest verbatim span of the corpus a sample may hold, in characters
 
+    @classmethod
+    def read(cls, settings: dict) -> "Sampling":
+        """Settings as JSON gives them back (a run's config.json): its lists as the tuples the chain takes."""
+        settings = {k: tuple(v) if isinstance(v, list) else v for k, v in settings.items()}
+        if "logit_bias" in settings:
+            settings["logit_bias"] = tuple((str(text), float(bias)) for text, bias in settings["logit_bias"])
+        return cls(**settings)
+
     def check(self) -> None:
         """A one-line error for a value no sampler takes."""
         from corpora import UserError
@@ -111,6 +119,12 @@ class Sampling:
 
 
 SAMPLING_FIELDS = tuple(f.name for f in fields(Sampling))
+
+
+def changed(settings: dict[str, object]) -> dict[str, object]:
+    """The settings that differ from the chain's defaults: what a front end passes on, so that a model's own
+    defaults (`assistant models set`) stand for the settings a writer left alone."""
+    return {k: v for k, v in settings.items() if v != getattr(Sampling, k)}
 
 
 class Cursor(Protocol):

@@ -1,8 +1,8 @@
 """The OpenAI-compatible routes: /v1/models, /v1/completions, /v1/chat/completions.
 
 Answers are OpenAI's shapes (`choices[].text` or `.message`,
-`finish_reason`, `usage`), streamed as server-sent events `data: {json}`
-ending with `data: [DONE]`. Each choice and the answer carry a `ghostwriter`
+`finish_reason`, `usage`, `logprobs` when asked for), streamed as
+server-sent events `data: {json}` ending with `data: [DONE]`. Each choice and the answer carry a `ghostwriter`
 field that clients ignore: the sample's id in the store, the passage it
 copies from the corpus if any, whether it was cancelled, and the request's
 fields not applied and values clamped (also in the X-Ghostwriter-* headers).
@@ -22,8 +22,10 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from contract import modeldir
+from contract.loop import Token
 
 from ..serving.jobs import Stopped
+from . import logprobs
 from .errors import failure
 from .generations import Choice, Piece, Run, start
 from .replies import STREAM_HEADERS, body_json, client, event, extension, headers
@@ -74,6 +76,7 @@ class Reply:
         self.run, self.settings, self.chat = run, run.settings, dialect == "chat"
         prefix, self.object = ("chatcmpl", "chat.completion") if self.chat else ("cmpl", "text_completion")
         self.id, self.created = f"{prefix}-{uuid.uuid4().hex}", int(time.time())
+        self.offsets: dict[int, int] = {}  # a streamed completion's: where each choice's next token starts
 
     def whole(self, choices: list[Choice]) -> dict[str, Any]:
         return {**self._head(self.object), "choices": [self._choice(c) for c in choices], "usage": self._usage(choices),
@@ -91,7 +94,7 @@ class Reply:
                     if opening := self._opening(item.index):
                         yield opening
                 if isinstance(item, Piece):
-                    yield event(self._chunk(item.index, item.text, None))
+                    yield event(self._chunk(item.index, item.text, None, tokens=item.tokens))
                 else:
                     ended[item.index] = item
                     yield event(self._chunk(item.index, "", item.finish_reason, item.extension()))
@@ -113,12 +116,16 @@ class Reply:
         if self.chat:
             return event({**self._head("chat.completion.chunk"), "choices": [
                 {"index": index, "delta": {"role": "assistant", "content": ""}, "logprobs": None, "finish_reason": None}]})
+        self.offsets[index] = len(self._echoed(index))
         if self.settings.echo:
-            return event(self._chunk(index, self.settings.prompts[index // self.settings.n], None))
+            return event(self._chunk(index, self._echoed(index), None))
         return ""
 
-    def _chunk(self, index: int, text: str, finish_reason: str | None, extra: dict | None = None) -> dict[str, Any]:
-        choice: dict[str, Any] = {"index": index, "logprobs": None, "finish_reason": finish_reason}
+    def _chunk(self, index: int, text: str, finish_reason: str | None, extra: dict | None = None,
+               tokens: tuple[Token, ...] = ()) -> dict[str, Any]:
+        choice: dict[str, Any] = {"index": index, "logprobs": self._logprobs(tokens, self.offsets.get(index, 0))
+                                  if tokens else None, "finish_reason": finish_reason}
+        self.offsets[index] = self.offsets.get(index, 0) + sum(len(t.text) for t in tokens)
         if self.chat:
             choice["delta"] = {"content": text} if text or finish_reason is None else {}
         else:
@@ -128,14 +135,22 @@ class Reply:
         return {**self._head("chat.completion.chunk" if self.chat else self.object), "choices": [choice]}
 
     def _choice(self, choice: Choice) -> dict[str, Any]:
-        found: dict[str, Any] = {"index": choice.index, "logprobs": None, "finish_reason": choice.finish_reason,
-                                 "ghostwriter": choice.extension()}
+        echoed = self._echoed(choice.index)
+        found: dict[str, Any] = {"index": choice.index, "finish_reason": choice.finish_reason,
+                                 "logprobs": None if self.settings.logprobs is None else
+                                 self._logprobs(choice.tokens, len(echoed)), "ghostwriter": choice.extension()}
         if self.chat:
             found["message"] = {"role": "assistant", "content": choice.text}
         else:
-            echoed = self.settings.prompts[choice.index // self.settings.n] if self.settings.echo else ""
             found["text"] = echoed + choice.text
         return found
+
+    def _echoed(self, index: int) -> str:
+        """What comes before a completion's text: its prompt when echoed (its tokens carry no probabilities)."""
+        return self.settings.prompts[index // self.settings.n] if self.settings.echo and not self.chat else ""
+
+    def _logprobs(self, tokens: tuple[Token, ...], offset: int) -> dict[str, Any]:
+        return logprobs.chat(tokens) if self.chat else logprobs.completion(tokens, offset)
 
     def _head(self, obj: str) -> dict[str, Any]:
         return {"id": self.id, "object": obj, "created": self.created, "model": self.run.model}

@@ -22,17 +22,22 @@ from typing import Any
 
 from starlette.requests import Request
 
+from contract.loop import Token
+from corpora import UserError
+
 from ..samples import recording
 from ..serving.jobs import Busy, Job, Stopped
 from .errors import busy
+from .logprobs import Handed, held
 from .service import Service
-from .settings import Settings
+from .settings import Invalid, Settings
 
 
 @dataclass(frozen=True)
 class Piece:
     index: int  # which choice
     text: str
+    tokens: tuple[Token, ...] = ()  # the tokens whose text this piece completes, when probabilities were asked for
 
 
 @dataclass(frozen=True)
@@ -47,6 +52,7 @@ class Choice:
     sample_id: int | None = None
     copied: dict[str, Any] | None = None  # the passage it copies from the model's corpus, when at least min_span long
     cancelled: bool = False
+    tokens: tuple[Token, ...] = ()  # its text token by token, when probabilities were asked for (see logprobs.held)
 
     def extension(self) -> dict[str, Any]:
         """The `ghostwriter` field clients ignore: where the sample is stored, and what it copies."""
@@ -119,11 +125,16 @@ def steps(settings: Settings, model_name: str, service: Service, client: str | N
         prompt_tokens = len(model.tokens(prompt))
         for i in range(settings.n):
             index = p * settings.n + i
-            stream = model.stream(prompt, **settings.generation(i), session=service.models.sessions.closest(model, prompt))
+            try:
+                stream = model.stream(prompt, **settings.generation(i, model.decoder.token_texts),
+                                      session=service.models.sessions.closest(model, prompt))
+            except UserError as e:  # a setting this model cannot take: max_copy without its corpus on this machine
+                raise Invalid(str(e)) from None
+            handed = Handed(stream.tokens) if settings.logprobs is not None else None
             try:
                 for piece in stream:
                     if piece:
-                        yield Piece(index, piece)
+                        yield Piece(index, piece, handed.piece(piece) if handed else ())
             finally:  # ended, or closed at a piece (stopped): recorded either way
                 stream.close()
                 result = stream.result
@@ -133,8 +144,11 @@ def steps(settings: Settings, model_name: str, service: Service, client: str | N
             copied = None if span is None or span.length < service.options.min_span else {
                 "chars": span.length, "document": span.document, "offset": span.offset,
                 "text": result.text[span.sample_offset : span.sample_offset + span.length]}
+            tokens = held(result.tokens, result.text) if handed else ()
+            if handed and (rest := tokens[handed.given:]):  # the last, cut by a stop string or a length
+                yield Piece(index, "", rest)
             yield Choice(index, result.text, "length" if result.reached_bound else "stop", prompt_tokens,
-                         result.taken, sample_id, copied, result.cancelled)
+                         result.taken, sample_id, copied, result.cancelled, tokens)
 
 
 async def _disconnected(request: Request) -> None:

@@ -6,7 +6,9 @@ so it does, with ghostwriter's own version beside it. `memory` comes before
 the prompt; `genkey` names a generation so that `/api/extra/abort` stops it
 (a generate call then answers with what it had, as KoboldCpp's does). The
 stream is events `message` with `{"token": ...}`, the last one carrying the
-`finish_reason` and the `ghostwriter` field (sample id, copied span).
+`finish_reason` and the `ghostwriter` field (sample id, copied span). With
+`logprobs: true` a generation's result has KoboldCpp's `logprobs` (the 5
+likeliest tokens at each), and so does each streamed token's event.
 """
 
 import importlib.metadata
@@ -17,6 +19,7 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from ..serving.jobs import Busy, Stopped
+from . import logprobs
 from .errors import busy, failure
 from .generations import Choice, Piece, Run, start
 from .replies import STREAM_HEADERS, body_json, client, event, extension, headers
@@ -44,7 +47,9 @@ async def extra_version(request: Request) -> JSONResponse:
 async def generate(request: Request) -> Response:
     run = await _start(request)
     choices = await run.collect(request)
-    return JSONResponse({"results": [{"text": c.text, "finish_reason": c.finish_reason} for c in choices],
+    asked = run.settings.logprobs is not None
+    return JSONResponse({"results": [{"text": c.text, "finish_reason": c.finish_reason,
+                                      "logprobs": logprobs.kobold(c.tokens) if asked else None} for c in choices],
                          "ghostwriter": extension(run.settings, choices)}, headers=headers(run.settings))
 
 
@@ -58,7 +63,8 @@ async def _tokens(run: Run) -> AsyncIterator[str]:
     try:
         async for item in run.events():
             if isinstance(item, Piece):
-                yield event({"token": item.text, "finish_reason": None}, "message")
+                found = {"token": item.text, "finish_reason": None}
+                yield event({**found, "logprobs": logprobs.kobold(item.tokens)} if item.tokens else found, "message")
             else:
                 yield _last(item, run)
     except Stopped:  # aborted, or the server is stopping

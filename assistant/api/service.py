@@ -39,7 +39,22 @@ class Service:
         if not name or name == self.default:
             return self.default
         names = self.names()
-        if name not in names:
+        if name not in names and not self._serves_blend(name, names):
             raise ApiError(404, f"no model {name!r}: this server has {', '.join(names)} (GET /v1/models lists them)",
                            param="model", code="model_not_found")
         return name
+
+    def _serves_blend(self, name: str, names: list[str]) -> bool:
+        """Whether `name` blends models this server has (A+B@0.7,0.3, see assistant.blending); 400 for weights that do
+        not fit."""
+        from corpora import UserError
+
+        from ..blending import is_blend, parse
+
+        if not is_blend(name):
+            return False
+        try:
+            parts, _ = parse(name)
+        except UserError as e:
+            raise ApiError(400, str(e), param="model", code="invalid_blend") from None
+        return all(part in names for part in parts)

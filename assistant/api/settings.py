@@ -15,16 +15,24 @@ streaming, and the fields it did not apply. A field is one of three things:
 
 The routes put `not_applied` in a response header and in the `ghostwriter`
 field of the answer, so nothing pretends to have been honoured. To apply a
-field later (a repetition penalty, min_p, logprobs), give Settings and
-`generation()` its value and move it from NOT_APPLIED to APPLIED: no route
-changes.
+field later, give Settings and `generation()` its value and move it from
+NOT_APPLIED to APPLIED: no route changes.
+
+The sampler chain's fields (CHAIN: repetition and presence penalties, DRY,
+min_p, typical, banned phrases, the copy guard) go to `Settings.chain` by
+contract.sampling.Sampling's names, under every spelling the story front
+ends use, with each spelling's own meaning of 0 and -1; a logit bias stays
+by token id until the model that maps ids to text is known (`generation`).
 """
 
+import json
 import math
 import re
-from collections.abc import Callable
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, fields, replace
 from typing import Any
+
+from contract.sampling import SAMPLING_FIELDS, changed
 
 MAX_TOKENS = 8192  # a larger max_tokens is clamped to this (and said so): clients send 1,024, 2,048 or more by default
 MAX_N = 8  # choices per request
@@ -33,6 +41,11 @@ MAX_STOPS, MAX_STOP_CHARS = 64, 1000
 MAX_SEED = 2**63 - 1 - MAX_N  # torch's seeds are 64-bit; choice i takes seed + i
 FIELD_NAME = re.compile(r"[A-Za-z0-9_.\-]{1,64}")  # what a field name must look like to be named back in a header
 MAX_NAMED = 32  # unknown fields named back at most
+MAX_PHRASES, MAX_PHRASE_CHARS = 256, 200  # banned phrases, DRY's breakers, logit biases by text
+MAX_BIASES = 1024  # logit_bias entries
+MAX_RANGE = 1_000_000  # tokens a penalty looks back over, characters the copy guard allows: more is the whole text
+MAX_ALTERNATIVES = 20  # OpenAI's most top_logprobs
+KOBOLD_ALTERNATIVES = 5  # KoboldCpp's logprobs: the 5 likeliest tokens at each
 
 
 class Invalid(Exception):
@@ -60,13 +73,24 @@ class Settings:
     stream: bool = False
     include_usage: bool = False  # streaming: a last chunk with the usage (OpenAI's stream_options)
     genkey: str | None = None  # KoboldAI: the key its abort names
+    chain: tuple[tuple[str, Any], ...] = ()  # the sampler chain's other settings asked for, by Sampling's names
+    logit_bias: tuple[tuple[int | str, float], ...] = ()  # by token id (OpenAI's, KoboldAI's) or by text (ghostwriter's)
+    logprobs: int | None = None  # the likeliest tokens listed at each token written; None: no probabilities
+    top_logprobs: int = 0  # OpenAI's, read into `logprobs`
     not_applied: tuple[str, ...] = ()
     clamped: tuple[str, ...] = ()  # values changed to fit, said back to the client
 
-    def generation(self, choice: int) -> dict[str, Any]:
-        """`TextModel.stream`'s parameters for the i-th choice: seeds N, N+1... as `assistant generate -n` takes them."""
+    def generation(self, choice: int, token_texts: Callable[[], Sequence[str]]) -> dict[str, Any]:
+        """`TextModel.stream`'s parameters for the i-th choice: seeds N, N+1... as `assistant generate -n` takes them,
+        and the chain's settings as its flags give them (those at the chain's default leave the model's own).
+        `token_texts` is the model's text of each id, asked for only when a logit bias names ids."""
+        chain = dict(self.chain)
+        if self.logit_bias:
+            chain["logit_bias"] = tuple((_bias_text(key, token_texts()) if isinstance(key, int) else key, bias)
+                                        for key, bias in self.logit_bias)
         return {"max_new_tokens": self.max_tokens, "temperature": self.temperature, "top_k": self.top_k,
-                "top_p": self.top_p, "seed": None if self.seed is None else self.seed + choice, "stop": self.stop}
+                "top_p": self.top_p, "seed": None if self.seed is None else self.seed + choice, "stop": self.stop,
+                "alternatives": self.logprobs, **changed(chain)}
 
     @property
     def choices(self) -> int:
@@ -208,6 +232,83 @@ def _stream_options(name: str, value: Any) -> bool:
     return flag(f"{name}.include_usage", mapping(name, value).get("include_usage", False))
 
 
+
+def _off(check: Check, *off: float) -> Check:
+    """`check`, with the values that mean "off" (min_p 0, typical 1) read as the chain's None."""
+    def read(name: str, value: Any) -> Any:
+        checked = check(name, value)
+        return None if checked in off else checked
+    return read
+
+
+def _last_n(name: str, value: Any) -> int | None:
+    """llama.cpp's and KoboldCpp's range (repeat_last_n, rep_pen_range, dry_penalty_last_n): -1 is the whole text
+    (the chain's 0), and 0 no tokens at all, which turns off what it ranges over (see `_ranged`)."""
+    value = integer(-1, MAX_RANGE)(name, value)
+    return 0 if value == -1 else value or None
+
+
+def _phrases(name: str, value: Any) -> tuple[str, ...]:
+    """Banned phrases (KoboldCpp's banned_tokens, tabbyAPI's banned_strings): a string or a list; blank ones, which
+    clients send for an empty row, ban nothing and are left out."""
+    return tuple(p for p in texts(MAX_PHRASES, MAX_PHRASE_CHARS)(name, value) if p.strip())
+
+
+def _breakers(name: str, value: Any) -> tuple[str, ...]:
+    """DRY's sequence breakers: a list of strings, or text-generation-webui's string of quoted ones ('"\\n", ":"')."""
+    if isinstance(value, str):
+        try:
+            value = json.loads(f"[{text(MAX_PHRASES * MAX_PHRASE_CHARS)(name, value)}]")
+        except (json.JSONDecodeError, RecursionError):
+            raise Invalid(f'{name} must be a list of strings, or quoted strings separated by commas: "\\n", ":"',
+                          name) from None
+    breakers = texts(MAX_PHRASES, MAX_PHRASE_CHARS)(name, value)
+    if not all(breakers):
+        raise Invalid(f"{name} holds an empty string, which would break every sequence", name)
+    return breakers
+
+
+def _logit_bias(name: str, value: Any) -> tuple[tuple[int | str, float], ...]:
+    """OpenAI's and KoboldAI's map of token id (a string of digits) to a bias in [-100, 100]; any other key is a text
+    whose tokens are biased, as `assistant generate --bias TEXT=N` takes it."""
+    if len(mapping(name, value)) > MAX_BIASES:
+        raise Invalid(f"{name} holds {len(value):,} entries: at most {MAX_BIASES:,}", name)
+    biases = []
+    for key, bias in value.items():
+        where = f"{name}[{key[:MAX_PHRASE_CHARS]!r}]"
+        bias = number(-100, 100)(where, bias)
+        biases.append((int(key) if key.isascii() and key.isdigit() else text(MAX_PHRASE_CHARS)(where, key), bias))
+    if any(not key for key, _ in biases):
+        raise Invalid(f"{name} has an empty key: name a token id or a text", name)
+    return tuple(biases)
+
+
+def _bias_text(token: int, texts: Sequence[str]) -> str:
+    """The text a bias on token id `token` is put on (the chain takes biases as text: see docs/controls.md)."""
+    if token >= len(texts):
+        raise Invalid(f"logit_bias names token {token}: this model's tokens are 0 to {len(texts) - 1}", "logit_bias")
+    found = texts[token]
+    if not found or "\ufffd" in found:
+        raise Invalid(f"logit_bias names token {token}, which is part of a character: bias the character's text",
+                      "logit_bias")
+    return found
+
+
+def _legacy_logprobs(name: str, value: Any) -> int | None:
+    """OpenAI's completions: the number of likeliest tokens (true, as chat's clients send it, lists none)."""
+    if isinstance(value, bool):
+        return 0 if value else None
+    return integer(0, MAX_ALTERNATIVES)(name, value)
+
+
+def _asked(alternatives: int) -> Check:
+    """A flag asking for probabilities (chat's logprobs, KoboldAI's), with `alternatives` likeliest tokens."""
+    def check(name: str, value: Any) -> int | None:
+        return alternatives if flag(name, value) else None
+    return check
+
+
+
 # what every dialect applies, by its own names (KoboldAI's one choice streams as one run of tokens: no `n`)
 COMMON = {
     "model": Field(text(1000), "model"),
@@ -216,17 +317,45 @@ COMMON = {
     "top_k": Field(_top_k, "top_k"),
     "stop": Field(texts(MAX_STOPS, MAX_STOP_CHARS), "stop"),
 }
-OPENAI = {**COMMON, "n": Field(integer(1, MAX_N), "n"), "max_tokens": Field(_max_tokens, "max_tokens"),
+# the sampler chain (docs/controls.md), under OpenAI's, KoboldAI's, llama.cpp's and text-generation-webui's names
+PENALTY, RANGE = Field(number(0, 10, above=True), "repetition_penalty"), Field(_last_n, "repetition_range")
+TYPICAL = Field(_off(number(0, 1), 0, 1), "typical_p")
+BANS = Field(_phrases, "ban")
+CHAIN = {
+    "presence_penalty": Field(number(-2, 2), "presence_penalty"),
+    "frequency_penalty": Field(number(-2, 2), "frequency_penalty"),
+    "logit_bias": Field(_logit_bias, "logit_bias"),
+    "repetition_penalty": PENALTY, "rep_pen": PENALTY, "repeat_penalty": PENALTY,
+    "rep_pen_range": RANGE, "repeat_last_n": RANGE,
+    "repetition_penalty_range": Field(integer(0, MAX_RANGE), "repetition_range"),  # text-generation-webui's: 0 is the whole text
+    "min_p": Field(_off(number(0, 1), 0), "min_p"),
+    "typical": TYPICAL, "typical_p": TYPICAL,
+    "dry_multiplier": Field(number(0, 5), "dry_multiplier"),
+    "dry_base": Field(number(1, 4), "dry_base"),
+    "dry_allowed_length": Field(integer(0, 1000), "dry_allowed_length"),
+    "dry_range": Field(integer(0, MAX_RANGE), "dry_range"),  # ghostwriter's: 0 is the whole text
+    "dry_penalty_last_n": Field(_last_n, "dry_range"),
+    "dry_sequence_breakers": Field(_breakers, "dry_breakers"),
+    "banned_tokens": BANS, "banned_strings": BANS,
+    "max_copy": Field(integer(1, MAX_RANGE), "max_copy"),  # ghostwriter's own: the copy guard, in characters
+}
+OPENAI = {**COMMON, **CHAIN, "n": Field(integer(1, MAX_N), "n"), "max_tokens": Field(_max_tokens, "max_tokens"),
           "seed": Field(_seed, "seed"), "stream": Field(flag, "stream"),
-          "stream_options": Field(_stream_options, "include_usage")}
+          "stream_options": Field(_stream_options, "include_usage"),
+          "top_logprobs": Field(integer(0, MAX_ALTERNATIVES), "top_logprobs")}
 APPLIED: dict[str, dict[str, Field]] = {
     "openai": {**OPENAI, "prompt": Field(_prompt, "prompts"), "echo": Field(flag, "echo"),
-               "n_predict": Field(_max_tokens, "max_tokens")},  # llama.cpp's name for max_tokens
-    "chat": {**OPENAI, "messages": Field(_messages, "prompts"), "max_completion_tokens": Field(_max_tokens, "max_tokens")},
-    "kobold": {**COMMON, "prompt": Field(text(MAX_PROMPT_CHARS)), "memory": Field(text(MAX_PROMPT_CHARS)),
+               "n_predict": Field(_max_tokens, "max_tokens"),  # llama.cpp's name for max_tokens
+               "logprobs": Field(_legacy_logprobs, "logprobs")},
+    "chat": {**OPENAI, "messages": Field(_messages, "prompts"), "max_completion_tokens": Field(_max_tokens, "max_tokens"),
+             "logprobs": Field(_asked(0), "logprobs")},
+    "kobold": {**COMMON, **CHAIN, "prompt": Field(text(MAX_PROMPT_CHARS)), "memory": Field(text(MAX_PROMPT_CHARS)),
                "max_length": Field(_max_tokens, "max_tokens"), "stop_sequence": COMMON["stop"],
-               "sampler_seed": Field(_seed, "seed"), "genkey": Field(text(200), "genkey")},
+               "sampler_seed": Field(_seed, "seed"), "genkey": Field(text(200), "genkey"),
+               "logprobs": Field(_asked(KOBOLD_ALTERNATIVES), "logprobs")},
 }
+# The chain's settings that Settings does not hold itself (temperature, top_k and top_p it does): kept in `chain`.
+CHAIN_NAMES = frozenset(SAMPLING_FIELDS) - {f.name for f in fields(Settings)}
 # What a request may ask of the settings the defaults of each dialect leave: OpenAI's own defaults (16 tokens of a
 # completion, as many as fit a chat's answer); KoboldCpp's 100 tokens at ghostwriter's temperature.
 DEFAULTS = {"openai": Settings(), "chat": Settings(max_tokens=MAX_TOKENS),
@@ -264,24 +393,12 @@ def never(value: Any) -> bool:
 
 NOT_APPLIED: dict[str, Known] = {
     # OpenAI's
-    "logprobs": Known(lambda n, v: v if isinstance(v, bool) else integer(0, 20)(n, v), _is(None, False)),
-    "top_logprobs": Known(integer(0, 20), _is(None, 0)),
-    "presence_penalty": Known(number(-2, 2), _is(None, 0)),
-    "frequency_penalty": Known(number(-2, 2), _is(None, 0)),
-    "logit_bias": Known(mapping, lambda v: not v),
+    "top_logprobs": Known(integer(0, MAX_ALTERNATIVES), _is(None, 0)),  # KoboldAI's logprobs lists KoboldCpp's 5
     "best_of": Known(integer(1, 20), _is(None, 1)),
     "suffix": Known(text(MAX_PROMPT_CHARS), lambda v: not v),
     # the story front ends' (llama.cpp, KoboldCpp, text-generation-webui)
-    "repetition_penalty": Known(number(0, 10, above=True), _is(None, 1)),
-    "rep_pen": Known(number(0, 10, above=True), _is(None, 1)),
-    "repeat_penalty": Known(number(0, 10, above=True), _is(None, 1)),
-    "rep_pen_range": Known(integer(-1), tuning),
     "rep_pen_slope": Known(number(0), tuning),
-    "repeat_last_n": Known(integer(-1), tuning),
     "penalize_nl": Known(flag, tuning),
-    "min_p": Known(number(0, 1), _is(None, 0)),
-    "typical_p": Known(number(0, 1), _is(None, 0, 1)),
-    "typical": Known(number(0, 1), _is(None, 0, 1)),
     "tfs": Known(number(0, 1), _is(None, 0, 1)),
     "tfs_z": Known(number(0, 1), _is(None, 0, 1)),
     "top_a": Known(number(0), _is(None, 0)),
@@ -298,9 +415,8 @@ NOT_APPLIED: dict[str, Known] = {
     "use_default_badwordsids": Known(flag, _is(None, False)),
     "trim_stop": Known(flag, _is(None, True)),  # ghostwriter never returns the stop string
     "max_context_length": Known(integer(1), never),  # the model reads its own context's worth, whatever the budget
-    "sampler_order": Known(anything, tuning),  # the samplers applied run in one order: temperature, top-k, top-p
+    "sampler_order": Known(anything, tuning),  # the chain runs in its one order (docs/controls.md)
     "grammar": Known(anything, lambda v: not v),
-    "banned_tokens": Known(anything, lambda v: not v),
 }
 
 
@@ -311,16 +427,18 @@ def read(body: Any, dialect: str) -> Settings:
     """
     if not isinstance(body, dict):
         raise Invalid("the request body must be a JSON object")
-    fields = APPLIED[dialect]
+    applied = APPLIED[dialect]
     values: dict[str, Any] = {}
+    chain: dict[str, Any] = {}
     not_applied: list[str] = []
     unknown: list[str] = []
     for name, value in body.items():
-        if name in fields:
+        if name in applied:
             if value is not None:
-                checked = fields[name].check(name, value)
-                if fields[name].to is not None:
-                    values[fields[name].to] = checked
+                checked = applied[name].check(name, value)
+                to = applied[name].to
+                if to is not None:
+                    (chain if to in CHAIN_NAMES else values)[to] = checked
         elif name in NOT_APPLIED:
             known = NOT_APPLIED[name]
             if value is not None:
@@ -335,12 +453,29 @@ def read(body: Any, dialect: str) -> Settings:
         values["prompts"] = ((body.get("memory") or "") + (body.get("prompt") or ""),)
     named = [name for name in unknown if FIELD_NAME.fullmatch(name)]
     not_applied += named[:MAX_NAMED] + (["..."] if len(named) > MAX_NAMED or len(named) < len(unknown) else [])
-    return _bounded(replace(DEFAULTS[dialect], **values, not_applied=tuple(not_applied)))
+    return _bounded(replace(DEFAULTS[dialect], **values, chain=tuple(_ranged(chain).items()),
+                            not_applied=tuple(not_applied)))
+
+
+def _ranged(chain: dict[str, Any]) -> dict[str, Any]:
+    """A range of no tokens at all (llama.cpp's and KoboldCpp's 0, read as None) turns off the penalties it ranges
+    over, as it does there."""
+    if "repetition_range" in chain and chain["repetition_range"] is None:
+        chain.update(repetition_penalty=1.0, presence_penalty=0.0, frequency_penalty=0.0, repetition_range=0)
+    if "dry_range" in chain and chain["dry_range"] is None:
+        chain.update(dry_multiplier=0.0, dry_range=0)
+    return chain
 
 
 def _bounded(settings: Settings) -> Settings:
-    """`max_tokens` within MAX_TOKENS (said back in `clamped`), and top_p 0 as the likeliest token alone."""
+    """`max_tokens` within MAX_TOKENS (said back in `clamped`), top_p 0 as the likeliest token alone, and OpenAI's
+    top_logprobs as the number of alternatives (named not applied without logprobs, which it only refines)."""
     clamped = []
+    logprobs, not_applied = settings.logprobs, settings.not_applied
+    if settings.top_logprobs and logprobs is None:
+        not_applied += ("top_logprobs",)
+    elif logprobs is not None:
+        logprobs = max(logprobs, settings.top_logprobs)
     max_tokens = settings.max_tokens
     if max_tokens is None or max_tokens > MAX_TOKENS:
         if max_tokens is not None:
@@ -354,4 +489,5 @@ def _bounded(settings: Settings) -> Settings:
         top_p = None
     elif top_p == 0:
         top_p, top_k = None, 1
-    return replace(settings, max_tokens=max_tokens, top_p=top_p, top_k=top_k, clamped=tuple(clamped))
+    return replace(settings, max_tokens=max_tokens, top_p=top_p, top_k=top_k, logprobs=logprobs,
+                   not_applied=not_applied, clamped=tuple(clamped))

@@ -5,7 +5,6 @@ commands, so `assistant --help` answers at once. A `UserError` anywhere
 becomes one line on stderr and exit status 2.
 """
 
-import inspect
 import json
 import sys
 import warnings
@@ -46,10 +45,13 @@ from .options import (
     RepetitionPenaltyOpt,
     RepetitionRangeOpt,
     TypicalPOpt,
+    adding_flags,
+    chain_flags,
     chain_settings,
     copy_span_option,
     eval_samples_option,
     out_option,
+    taking_chain_flags,
 )
 from .report import register as register_report
 from .samples import DEFAULT_MIN_SPAN, MinSpanOpt, register
@@ -194,17 +196,11 @@ KIND_FLAGS: dict[str, tuple[object, object]] = {
 }
 
 
-def _taking_kind_flags(command):
-    """`command`'s signature with the KIND_FLAGS after its own parameters, so Typer offers them as options."""
-    signature = inspect.signature(command)
-    own = [p for p in signature.parameters.values() if p.kind is not inspect.Parameter.VAR_KEYWORD]
-    flags = [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, annotation=option, default=default)
-             for name, (option, default) in KIND_FLAGS.items()]
-    command.__signature__ = signature.replace(parameters=[*own, *flags])
-    return command
+_taking_kind_flags = adding_flags(KIND_FLAGS)
 
 
 @app.command()
+@taking_chain_flags
 @_taking_kind_flags
 def finetune(
     corpus: Annotated[str, typer.Argument(help="A corpus name (see `assistant corpus list`) or a .txt path.")],
@@ -267,6 +263,7 @@ def finetune(
     from finetune.run import finetune as run
     from finetune.summary import describe_summary
 
+    sampling = chain_flags(kind_flags)  # the evaluation's chain, beside its temperature, top-k and top-p
     kind_flags["micro_batch"] = _micro_batch(kind_flags["micro_batch"])  # type: ignore[arg-type]
     given = {k: v for k, v in kind_flags.items() if v != KIND_FLAGS[k][1]}  # a kind's options take only these
     config = FinetuneConfig(
@@ -276,7 +273,7 @@ def finetune(
         eval_every=eval_every, sample_every=sample_every, checkpoint_every=checkpoint_every,
         seed=seed, device=device, fsdp=fsdp, resume=resume, force=force, options=registry.get(model).make_options(given),
         ghostwriting_every=ghostwriting_every, eval_samples=eval_samples, copy_span=copy_span, max_copying=max_copying,
-        stop_on_copying=stop_on_copying, temperature=temperature, top_k=top_k, top_p=top_p,
+        stop_on_copying=stop_on_copying, temperature=temperature, top_k=top_k, top_p=top_p, sampling=sampling,
     )
     summary = run(config)
     for line in describe_summary(summary) if launch.main_process() else []:
@@ -297,10 +294,16 @@ def _micro_batch(value: str | None) -> int | None:
 # ---- writing -----------------------------------------------------------------
 @app.command()
 def generate(
-    model: Annotated[str, typer.Argument(help="Model name or directory, or a GPT-2 base such as gpt2.")],
+    model: Annotated[str, typer.Argument(help="Model name or directory, or a GPT-2 base such as gpt2; A+B blends "
+                                              "models (docs/blend.md).")],
     prompt: Annotated[str | None, typer.Option("--prompt", "-p", help="Text to continue.")] = None,
     prompt_file: Annotated[Path | None, typer.Option(help="Read the prompt from a file.")] = None,
     n: Annotated[int, typer.Option("-n", help="Number of samples.")] = 1,
+    weights: Annotated[str | None, typer.Option(
+        help="A blend's weights, one per model, summing to 1: A+B --weights 0.7,0.3 (default: equal).")] = None,
+    prompt_guidance: Annotated[float | None, typer.Option(
+        help="Classifier-free guidance towards the prompt: the prompt against no prompt at this scale (1 is off; 1.5 "
+             "makes the model follow its prompt more, Sanchez et al. 2023).")] = None,
     length: Annotated[int | None, typer.Option("--length", "-l", help="Characters to write per sample (default 500).")] = None,
     tokens: Annotated[int | None, typer.Option("--tokens", help="Tokens to write per sample (char models: characters).")] = None,
     temperature: Annotated[float, typer.Option("--temperature", "-t", help="Lower is safer, higher wilder; 0 is greedy.")] = 0.8,
@@ -347,7 +350,11 @@ def generate(
     prompt = _read_text_option(prompt, prompt_file, "prompt")
     if n < 1:
         raise UserError(f"-n must be at least 1, got {n}")
-    text_model = load_model(model, device, quantize, backend)
+    text_model = load_model(model, device, quantize, backend, weights)
+    if prompt_guidance is not None:
+        from ..blending import prompt_guided
+
+        text_model = prompt_guided(text_model, prompt_guidance)
     prompt = prompt or ""
     for i in range(n):
         if n > 1:

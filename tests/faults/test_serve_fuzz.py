@@ -23,7 +23,9 @@ ROUTES = ["/v1/completions", "/v1/chat/completions", "/api/v1/generate", "/api/e
 FIELDS = ["model", "prompt", "messages", "max_tokens", "max_length", "n_predict", "temperature", "top_p", "top_k", "n",
           "stop", "stop_sequence", "seed", "sampler_seed", "stream", "echo", "stream_options", "memory", "genkey",
           "logprobs", "repetition_penalty", "rep_pen", "min_p", "mirostat", "penalize_nl", "logit_bias", "suffix",
-          "max_context_length", "sampler_order", "typical", "tfs", "best_of"]
+          "max_context_length", "sampler_order", "typical", "tfs", "best_of", "top_logprobs", "presence_penalty",
+          "rep_pen_range", "repeat_last_n", "dry_multiplier", "dry_base", "dry_allowed_length", "dry_penalty_last_n",
+          "dry_sequence_breakers", "banned_tokens", "max_copy"]
 LENGTHS = {"max_tokens", "max_length", "n_predict"}
 EXAMPLES = size(60, 1000)
 

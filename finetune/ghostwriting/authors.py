@@ -1,0 +1,49 @@
+"""Which of several authors a text sounds like: the style classifier (style.py) grown to several authors.
+
+One classifier per author, each that author against the other catalogue
+corpora (the other authors among them) and word-shuffled copies of its own
+passages. A text is attributed to the author whose classifier is surest of
+it, when that one takes it for its author at all (above 0.5), else to none:
+a blend of Dick and Austen that sounds like neither counts for neither. The
+share attributed to each author is what `assistant report --blend` and
+benchmarks/blend.py sweep against the blend's weights.
+"""
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from corpora import Corpus
+
+from .evaluate import split_text
+from .style import StyleClassifier, build_classifier
+
+
+@dataclass(frozen=True)
+class Authors:
+    """A style classifier per author; build it with `fit`."""
+
+    classifiers: dict[str, StyleClassifier]
+    accuracy: dict[str, dict]  # each classifier's held-out accuracy (style.build_classifier's report)
+
+    @classmethod
+    def fit(cls, corpora: Sequence[Corpus], seed: int = 0) -> "Authors":
+        """A classifier for each corpus's author, fitted on the first 90% of it (the last tenth held out)."""
+        classifiers, accuracy = {}, {}
+        for corpus in corpora:
+            train, held_out = split_text(corpus)
+            classifiers[corpus.name], accuracy[corpus.name] = build_classifier(train, held_out, corpus.name, seed=seed)
+        return cls(classifiers, accuracy)
+
+    def attribute(self, texts: Sequence[str]) -> list[str | None]:
+        """The author each text is attributed to, or None for a text no classifier takes for its author."""
+        scores = {name: c.scores(texts) for name, c in self.classifiers.items()}
+        found: list[str | None] = []
+        for i in range(len(texts)):
+            name, score = max(((n, s[i]) for n, s in scores.items()), key=lambda pair: pair[1])
+            found.append(name if score > 0.5 else None)
+        return found
+
+    def shares(self, texts: Sequence[str]) -> dict[str | None, float]:
+        """The share of `texts` attributed to each author (and to none, under None)."""
+        found = self.attribute(texts)
+        return {name: found.count(name) / len(found) for name in [*self.classifiers, None]}
