@@ -17,13 +17,13 @@ import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import torch
+import numpy as np
 
 from contract import modeldir
 from contract.blend import Blend, Guided
 from contract.copyguard import CopyGuard
 from contract.modeldir import Card
-from contract.processors import Context
+from contract.processors import Context, Tracker
 from corpora import UserError
 from corpora.index import Span
 
@@ -93,28 +93,32 @@ class BlendCard(Card):
         return Indexes(indexes) if indexes else None
 
 
-class Guards:
+class Guards(Tracker):
     """One copy guard per corpus of the blend, as one processor of the chain: a token passes where every one allows it."""
 
     def __init__(self, guards: list[CopyGuard]):
         self.guards = guards
 
     @property
-    def matches(self) -> list:
-        return self.guards[0].matches
+    def forbade(self) -> bool:
+        return any(guard.forbade for guard in self.guards)
 
-    def __call__(self, logits: torch.Tensor, context: Context) -> torch.Tensor:
+    def __call__(self, scores: np.ndarray, context: Context) -> np.ndarray:
         for guard in self.guards:
-            logits = guard(logits, context)
-        return logits
+            scores = guard(scores, context)
+        return scores
 
-    def push(self, piece: str) -> None:
+    def start(self, context: Context) -> None:
         for guard in self.guards:
-            guard.push(piece)
+            guard.start(context)
 
-    def pop(self, n: int, written: str) -> None:
+    def push(self, context: Context) -> None:
         for guard in self.guards:
-            guard.pop(n, written)
+            guard.push(context)
+
+    def pop(self, n: int, context: Context) -> None:
+        for guard in self.guards:
+            guard.pop(n, context)
 
 
 class BlendModel(TextModel):

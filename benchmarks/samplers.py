@@ -4,7 +4,10 @@ Both shapes the issue names write through the one loop (contract.loop) with
 random weights (the cost does not depend on them): the char `small` shape
 (2x256 char-LSTM, fused step) on PKD's characters, and GPT-2 small (124M) with
 the real tokenizer. Each writes `--tokens` tokens after a prompt three ways,
-interleaved `--repeats` times, medians compared:
+token by token in turn, `--repeats` times, medians compared. A token's cost
+is the CPU time of the thread that writes it (torch runs on it with
+--threads 1), so other processes on a shared machine do not count as the
+chain's, and the turns put a busy spell on all three ways alike:
 
 - temperature 0.8 alone (the baseline: what `generate` did before the chain);
 - the full chain: logit bias, repetition penalty over 256 tokens, presence and
@@ -76,21 +79,27 @@ def main() -> None:
         runs = {"base": (Sampling(temperature=0.8), False), "chain": (Sampling(**CHAIN), False),
                 "guard": (Sampling(temperature=0.8, max_copy=50), True)}
 
-        def run(sampling: Sampling, guarded: bool, decoder=decoder, n: int = n) -> float:
-            guard = CopyGuard(index, 50, decoder.token_texts()) if guarded else None
-            stream = tokens(decoder, prompt, sampling, torch.Generator().manual_seed(0), guard=guard)
-            next(stream)  # the prompt's pass is not a token's cost
-            start = time.perf_counter()
+        def run(decoder=decoder, n: int = n, runs: dict = runs) -> dict[str, float]:
+            """Each way's CPU time per token, the three written token by token in turn (so a busy spell on a shared
+            machine falls on all three alike)."""
+            streams = {name: tokens(decoder, prompt, sampling, torch.Generator().manual_seed(0),
+                                    guard=CopyGuard(index, 50, decoder.token_texts()) if guarded else None)
+                       for name, (sampling, guarded) in runs.items()}
+            spent = dict.fromkeys(runs, 0.0)
+            for stream in streams.values():
+                next(stream)  # the prompt's pass is not a token's cost
             for _ in range(n - 1):
-                next(stream)
-            return (time.perf_counter() - start) / (n - 1)
+                for name, stream in streams.items():
+                    start = time.thread_time()
+                    next(stream)
+                    spent[name] += time.thread_time() - start
+            return {name: t / (n - 1) for name, t in spent.items()}
 
-        for sampling, guarded in runs.values():
-            run(sampling, guarded)  # warm up
+        run(n=20)  # warm up
         times: dict[str, list[float]] = {name: [] for name in runs}
         for _ in range(args.repeats):
-            for name, (sampling, guarded) in runs.items():
-                times[name].append(run(sampling, guarded))
+            for name, t in run().items():
+                times[name].append(t)
         ms = {name: statistics.median(t) * 1e3 for name, t in times.items()}
         result[shape] = {"base_ms": round(ms["base"], 3), "chain_ms": round(ms["chain"], 3),
                          "guard_ms": round(ms["guard"], 3), "chain_cost": round(ms["chain"] / ms["base"] - 1, 3),

@@ -20,7 +20,7 @@ import torch
 
 from corpora.index import SEPARATOR, CorpusIndex
 
-from .processors import NEG, Context
+from .processors import NEG, Context, Tracker
 
 CANDIDATES = 16  # the likeliest tokens whose text is checked when a token could stretch the match past the limit
 
@@ -34,36 +34,42 @@ class Match:
     hi: int
 
 
-class CopyGuard:
+class CopyGuard(Tracker):
     """A processor of the sampler chain (see contract.processors) that also follows the text as it is written."""
 
     def __init__(self, index: CorpusIndex, limit: int, token_texts: list[str]):
         self.text, self.sa, self.limit = index.text, np.asarray(index.sa), limit
         self.token_texts = token_texts
-        self.lengths = torch.tensor([len(t) for t in token_texts])
+        self.lengths = np.array([len(t) for t in token_texts])
         self.longest_token = int(self.lengths.max())
         self.rows = range(len(self.sa))
-        # after each token written (the loop pops them when it rewinds): the match, or None while it is too short to
+        self.start(Context([], ""))
+
+    def start(self, context: Context) -> None:
+        # after each token written (popped when the loop rewinds): the match, or None while it is too short to
         # matter, and a bound on its length (it grows by at most a character per character written)
         self.matches: list[Match | None] = [Match(0, 0, len(self.sa))]
         self.bounds = [0]
-        self.written = ""
+        self.followed = 0  # how much of the text it has followed
+        self.forbade = False  # whether the last step forbade any token (only then can nothing be left)
 
-    def __call__(self, logits: torch.Tensor, context: Context) -> torch.Tensor:
+    def __call__(self, scores: np.ndarray, context: Context) -> np.ndarray:
         if self.bounds[-1] + self.longest_token <= self.limit:
-            return logits  # no token could stretch the match past the limit, whatever it is now
+            self.forbade = False
+            return scores  # no token could stretch the match past the limit, whatever it is now
         match = self.matches[-1]
         assert match is not None  # kept exact whenever the bound is this close
-        room = self.limit - match.length
-        risky = self.lengths.to(logits.device) > room
-        ranked = torch.topk(logits.masked_fill(~risky, NEG), min(CANDIDATES, int(risky.sum()))).indices.tolist()
-        allowed = [t for t in ranked if logits[t] > NEG and self._within(match, self.token_texts[t])]
-        keep = ~risky
-        keep[allowed] = True
-        return logits.masked_fill(~keep, NEG)
+        risky = self.lengths > self.limit - match.length
+        ranked = torch.topk(torch.from_numpy(np.where(risky, scores, np.float32(NEG))),
+                            min(CANDIDATES, int(np.count_nonzero(risky)))).indices.tolist()
+        allowed = [t for t in ranked if scores[t] > NEG and self._within(match, context.text, self.token_texts[t])]
+        risky[allowed] = False
+        scores[risky] = NEG
+        self.forbade = True
+        return scores
 
-    def push(self, piece: str) -> None:
-        """Follow `piece`, the text of the token just written.
+    def push(self, context: Context) -> None:
+        """Follow the text of the token just written.
 
         While the match is short (a bound says it cannot reach the limit
         within a token) it is not followed at all; once it could, it is found
@@ -71,34 +77,31 @@ class CopyGuard:
         character. Prose matches the corpus for a few characters at a time,
         so a char model finds it once every few dozen characters.
         """
-        match, bound = self.matches[-1], self.bounds[-1] + len(piece)
+        text = context.text
+        match, bound = self.matches[-1], self.bounds[-1] + len(text) - self.followed
         if bound + self.longest_token <= self.limit:
             match = None
         elif match is None:
-            self.written += piece
-            match = self._longest_suffix(bound)
+            match = self._longest_suffix(text, bound)
         else:
-            for ch in piece:
-                match = self._step(match, self.written, ch)
-                self.written += ch
-        if match is None:
-            self.written += piece
+            for at in range(self.followed, len(text)):
+                match = self._step(match, text[at - match.length : at], text[at])
+        self.followed = len(text)
         self.matches.append(match)
         self.bounds.append(bound if match is None else match.length)
 
-    def pop(self, n: int, written: str) -> None:
-        """Forget the last `n` tokens; `written` is the text left."""
+    def pop(self, n: int, context: Context) -> None:
         del self.matches[len(self.matches) - n :], self.bounds[len(self.bounds) - n :]
-        self.written = written
+        self.followed = len(context.text)
 
-    def _longest_suffix(self, bound: int) -> Match:
-        """The longest suffix of the written text (of at most `bound` characters) that the corpus holds."""
-        tail = self.written[max(0, len(self.written) - bound) :].rpartition(SEPARATOR)[2]
+    def _longest_suffix(self, text: str, bound: int) -> Match:
+        """The longest suffix of `text` (of at most `bound` characters) that the corpus holds."""
+        tail = text[max(0, len(text) - bound) :].rpartition(SEPARATOR)[2]
         return self._longest(tail, len(tail))
 
-    def _within(self, match: Match, piece: str) -> bool:
-        """Whether writing `piece` keeps every match at or under the limit."""
-        written = self.written
+    def _within(self, match: Match, text: str, piece: str) -> bool:
+        """Whether writing `piece` after `text` keeps every match at or under the limit."""
+        written = text[len(text) - match.length :]
         for i, ch in enumerate(piece):
             if match.length + len(piece) - i <= self.limit:
                 return True  # even if every character went on matching
@@ -109,7 +112,8 @@ class CopyGuard:
         return True
 
     def _step(self, match: Match, written: str, ch: str) -> Match:
-        """The match after `ch` is written after `written` (whose longest matching suffix is `match`)."""
+        """The match after `ch` is written after `written` (whose longest matching suffix is `match`; its last
+        match.length characters are enough)."""
         if ch == SEPARATOR:
             return Match(0, 0, len(self.sa))
         m, text, sa = match.length, self.text, self.sa

@@ -17,9 +17,11 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
-from .processors import NEG, Context, Processor, chain, draw
+from .copyguard import CopyGuard
+from .processors import NEG, Context, chain, draw
 from .sampling import MIN_TEMPERATURE, Decoder, Sampling
 
 MAX_RETRIES = 32  # tokens forbidden at one position before the loop gives up there and ends the text
@@ -57,7 +59,7 @@ class Bans:
 
 
 def tokens(decoder: Decoder, prompt: str, sampling: Sampling, generator: torch.Generator, *, state: object = None,
-           guard: Processor | None = None, alternatives: int | None = None) -> Iterator[Token]:
+           guard: CopyGuard | None = None, alternatives: int | None = None) -> Iterator[Token]:
     """Written tokens after `prompt`, for as long as the caller asks or until the model ends the document.
 
     `guard` is a copy guard (contract.copyguard) or None; `alternatives`, how
@@ -67,9 +69,10 @@ def tokens(decoder: Decoder, prompt: str, sampling: Sampling, generator: torch.G
     bans = Bans(sampling.ban) if sampling.ban else None
     hold = bans.hold if bans else 0
     cursor = decoder.start(prompt, state, keep=hold + 1 if bans else 0)
-    steps = [p for _, p in chain(sampling, decoder, guard)]
+    processors = chain(sampling, decoder, guard)
     greedy = sampling.temperature < MIN_TEMPERATURE
     context = Context(list(cursor.prompt_ids), "", prompt[-1:])
+    processors.start(context)
     n_prompt = len(context.ids)
     written: list[Token] = []
     starts: list[int] = []  # where each written token's text starts
@@ -79,15 +82,14 @@ def tokens(decoder: Decoder, prompt: str, sampling: Sampling, generator: torch.G
     logits = cursor.logits
     while True:
         position = len(written)
-        scores = logits.float()
-        for step in steps:
-            scores = step(scores, context)
+        scores = processors(logits, context)
         if position in forbidden:
-            scores = scores.index_fill(0, torch.tensor(sorted(forbidden[position]), device=scores.device), NEG)
-        # only a ban or the guard forbids tokens outright: the check costs a char model's step 5%, so only then
-        if (position in forbidden or guard is not None) and not bool(torch.isfinite(scores).any()):
+            scores[list(forbidden[position])] = NEG
+        # only a ban or the guard forbids tokens outright, so only then can nothing be left
+        cut = position in forbidden or (guard is not None and guard.forbade)
+        if cut and not np.isfinite(scores).any():
             break  # nothing may be written here
-        token = int(scores.argmax()) if greedy else draw(scores, generator)
+        token = int(scores.argmax()) if greedy else draw(torch.from_numpy(scores), generator)
         ended = token == decoder.end_id
         if not ended:
             waiting = (*(pending[-1] if pending else ()), token)
@@ -101,8 +103,7 @@ def tokens(decoder: Decoder, prompt: str, sampling: Sampling, generator: torch.G
             pending.append(waiting)
             context.ids.append(token)
             context.text += text
-            if guard is not None:
-                guard.push(text)  # type: ignore[attr-defined]
+            processors.push(context)
         hit = bans.find(context.text, context.lead, ended) if bans else None
         if hit is not None:
             back = max(i for i, start in enumerate(starts) if start <= hit)  # the token the phrase starts in
@@ -117,10 +118,10 @@ def tokens(decoder: Decoder, prompt: str, sampling: Sampling, generator: torch.G
             n = fed - back
             if n > 0:
                 logits = cursor.rewind(n)
+            taken = len(written) - back
             del written[back:], starts[back:], pending[back:], context.ids[n_prompt + back :]
             context.text = "".join(t.text for t in written)
-            if guard is not None:
-                guard.pop(len(guard.matches) - 1 - back, context.text)  # type: ignore[attr-defined]
+            processors.pop(taken, context)
             continue
         if ended:
             yield from written[shown:]
