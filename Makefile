@@ -14,15 +14,22 @@ endif
 
 install: $(VENV)/.installed editor
 
-# Headless Neovim for the editor plugin's end-to-end test: installed from the system's packages when it is
-# missing and apt can be used (as root, or with sudo that asks no password); otherwise that one test is skipped.
-editor:
-	@command -v nvim >/dev/null || { \
+# System packages the end-to-end tests drive: headless Neovim (the editor plugin's test), and Chromium with its driver
+# (the writing pad's browser tests). Each is installed from the system's packages when missing and apt can be used
+# (as root, or with sudo that asks no password); otherwise those tests are skipped, saying why.
+# $(call apt_install,PACKAGES,COMMAND THEY PROVIDE,WHAT IS SKIPPED WITHOUT THEM)
+define apt_install
+	@command -v $(2) >/dev/null || { \
 	  if [ "$$(id -u)" = 0 ]; then SUDO=; elif sudo -n true 2>/dev/null; then SUDO="sudo -n"; else SUDO=none; fi; \
 	  if [ "$$SUDO" != none ] && command -v apt-get >/dev/null; then \
-	    $$SUDO apt-get update -qq >/dev/null && $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq neovim >/dev/null \
-	      || echo "could not install neovim: the editor end-to-end test will be skipped"; \
-	  else echo "no nvim and no apt to install it with: the editor end-to-end test will be skipped"; fi; }
+	    $$SUDO apt-get update -qq >/dev/null && $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	      --no-install-recommends $(1) >/dev/null || echo "could not install $(1): $(3) will be skipped"; \
+	  else echo "no $(2) and no apt to install it with: $(3) will be skipped"; fi; }
+endef
+
+editor:
+	$(call apt_install,neovim,nvim,the editor end-to-end test)
+	$(call apt_install,chromium chromium-driver,chromedriver,the writing pad's browser tests)
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from contract import modeldir
 from contract.modeldir import Card
-from contract.sampling import Sampling
+from contract.sampling import SAMPLING_FIELDS, Sampling
 from corpora import UserError
 from finetune.checkpoint import read_jsonl
 from finetune.ghostwriting.choice import evaluated, share_text
@@ -23,7 +23,8 @@ from finetune.plot import Curves
 from .generation import TextModel
 
 FIGURES = ("copying", "copied_span", "style", "prompt_following", "distinct_2", "distinct_3")
-SWEEP = [(t, p) for t in (0.5, 0.8, 1.0, 1.2) for p in (None, 0.9)]
+SWEEP_TEMPERATURES = (0.5, 0.8, 1.0, 1.2)
+DRY_MULTIPLIER = 0.8  # DRY's usual strength (KoboldCpp's, llama.cpp's)
 
 
 @dataclass(frozen=True)
@@ -92,10 +93,11 @@ def corpus_of(card: Card):
 
 
 def model_writer(model: TextModel):
-    """The evaluation's Writer for a loaded model: each prompt continued on its own, seeds in sequence."""
+    """The evaluation's Writer for a loaded model: each prompt continued on its own, seeds in sequence, with every
+    setting of the chain (copy guard, DRY, penalties...) the evaluation names, over the model's own defaults."""
     def write(prompts: list[str], chars: int, seed: int, sampling: Sampling) -> list[str]:
-        return [model.generate(p, max_new_chars=chars, temperature=sampling.temperature, top_k=sampling.top_k,
-                               top_p=sampling.top_p, seed=seed + i) for i, p in enumerate(prompts)]
+        settings = {name: getattr(sampling, name) for name in SAMPLING_FIELDS}
+        return [model.generate(p, max_new_chars=chars, seed=seed + i, **settings) for i, p in enumerate(prompts)]
     return write
 
 
@@ -109,12 +111,40 @@ def evaluate_model(model: TextModel, options: GhostwritingOptions, against: Card
     return evaluation.evaluate(model_writer(model)), evaluation.describe()
 
 
-def sweep(model: TextModel, options: GhostwritingOptions) -> list[tuple[float, float | None, dict]]:
-    """Copying and style over temperature and top-p, to find settings that do not copy."""
+@dataclass(frozen=True)
+class Swept:
+    """One setting of the sweep: a temperature, what else was changed (`setting`, in words), and its figures."""
+
+    temperature: float
+    setting: str
+    sampling: Sampling
+    figures: dict
+
+
+def sweep_settings(options: GhostwritingOptions) -> list[tuple[str, dict]]:
+    """The sweep's columns, each tried at every temperature: the evaluation's own settings, top-p 0.9, the copy guard
+    at the longest span that does not count as copying (or the --max-copy given), and DRY.
+
+    The copy guard stops a model copying its corpus by construction, DRY and the other anti-repetition samplers only
+    look at the text being written: side by side, at each temperature, a writer sees what each costs in style and
+    prompt-following.
+    """
+    guard = options.sampling.max_copy or options.min_span - 1
+    dry = options.sampling.dry_multiplier or DRY_MULTIPLIER
+    return [("as set", {}), ("top-p 0.9", {"top_p": 0.9}), (f"max-copy {guard}", {"max_copy": guard}),
+            (f"DRY {dry:g}", {"dry_multiplier": dry})]
+
+
+def sweep(model: TextModel, options: GhostwritingOptions, temperatures: tuple[float, ...] = SWEEP_TEMPERATURES,
+          settings: list[tuple[str, dict]] | None = None) -> list[Swept]:
+    """Copying, style and prompt-following over temperature and the chain's settings (by default `sweep_settings`), on
+    top of the evaluation's own: which settings write like the author without copying, and at what cost."""
     evaluation = Ghostwriting(corpus_of(model.card), model.card.corpus_index(), options, seed=0)
     write = model_writer(model)
     results = []
-    for temperature, top_p in SWEEP:
-        evaluation.options = replace(options, sampling=Sampling(temperature, None, top_p))
-        results.append((temperature, top_p, evaluation.evaluate(write)))
+    for temperature in temperatures:
+        for setting, changes in sweep_settings(options) if settings is None else settings:
+            sampling = replace(options.sampling, temperature=temperature, **changes)
+            evaluation.options = replace(options, sampling=sampling)
+            results.append(Swept(temperature, setting, sampling, evaluation.evaluate(write)))
     return results

@@ -77,10 +77,10 @@ class Served:
 
 
 @contextlib.contextmanager
-def server(model: str, parallel: int = 4) -> Iterator[Served]:
+def server(model: str, parallel: int = 4, quantize: str = "none") -> Iterator[Served]:
     """`assistant serve` in a subprocess on a free loopback port."""
     proc = subprocess.Popen([sys.executable, "-m", "assistant", "serve", "--model", model, "--port", "0", "--device",
-                             "cpu", "--quantize", "none", "--parallel", str(parallel)], cwd=ROOT,
+                             "cpu", "--quantize", quantize, "--parallel", str(parallel)], cwd=ROOT,
                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     try:
         banner = proc.stdout.readline()  # type: ignore[union-attr]

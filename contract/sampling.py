@@ -74,6 +74,14 @@ class Sampling:
     ban: tuple[str, ...] = ()  # phrases never written (whole words, any case)
     max_copy: int | None = None  # the longest verbatim span of the corpus a sample may hold, in characters
 
+    @classmethod
+    def read(cls, settings: dict) -> "Sampling":
+        """Settings as JSON gives them back (a run's config.json): its lists as the tuples the chain takes."""
+        settings = {k: tuple(v) if isinstance(v, list) else v for k, v in settings.items()}
+        if "logit_bias" in settings:
+            settings["logit_bias"] = tuple((str(text), float(bias)) for text, bias in settings["logit_bias"])
+        return cls(**settings)
+
     def check(self) -> None:
         """A one-line error for a value no sampler takes."""
         from corpora import UserError

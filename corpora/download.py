@@ -7,8 +7,6 @@ so an interrupted download never leaves half a book in the cache.
 
 import hashlib
 import time
-import urllib.error
-import urllib.request
 
 from .errors import UserError
 
@@ -22,6 +20,9 @@ def sha256(data: bytes) -> str:
 
 def fetch(url: str, *, retries: int = RETRIES, backoff: float = 1.0, timeout: float = 60.0) -> bytes:
     """GET a URL, retrying server errors and network failures; 4xx fail at once."""
+    import urllib.error  # here: http.client and email take a fifth of `assistant --help`'s start
+    import urllib.request
+
     request = urllib.request.Request(url, headers={"User-Agent": USER_AGENT})
     for attempt in range(retries + 1):
         try:

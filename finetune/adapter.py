@@ -20,6 +20,8 @@ from contract.sampling import Sampling
 from .amount import TextAmounts
 
 if TYPE_CHECKING:
+    from contract.sampling import Decoder
+
     from .distributed import World
     from .memory import Smaller
 
@@ -101,6 +103,11 @@ class Adapter(Protocol):
     def write(self, prompts: list[str], n_units: int, seed: int, sampling: Sampling) -> list[str]:
         """A continuation of `n_units` after each prompt (an empty prompt: an unconditional sample), for the
         ghostwriting evaluation; without touching the global RNG."""
+        ...
+
+    def decoder(self) -> "Decoder":
+        """The model being trained as the generation API writes with it (contract.sampling.Decoder), for an evaluation
+        with settings of the chain `write` lacks (the copy guard, DRY...); its weights as they are, never cast."""
         ...
 
     def data_state(self) -> tuple[dict[str, torch.Tensor], dict]:

@@ -7,7 +7,7 @@ flag of one kind given to another is an error, never silently ignored.
 """
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -57,6 +57,7 @@ class FinetuneConfig:
     temperature: float = 0.8  # how the evaluation's samples (and the samples shown while training) are drawn
     top_k: int | None = None
     top_p: float | None = None
+    sampling: dict = field(default_factory=dict)  # the rest of the evaluation's chain (contract.sampling.Sampling)
     seed: int = 1337
     device: str = "auto"
     fsdp: bool = False  # shard a GPT-2 over the processes torchrun started (finetune.distributed)
@@ -112,7 +113,8 @@ class FinetuneConfig:
         from .ghostwriting.evaluate import GhostwritingOptions
 
         return GhostwritingOptions(samples=self.eval_samples or kind_samples, min_span=self.copy_span,
-                                   sampling=Sampling(self.temperature, self.top_k, self.top_p))
+                                   sampling=Sampling.read({**self.sampling, "temperature": self.temperature,
+                                                           "top_k": self.top_k, "top_p": self.top_p}))
 
     def to_json(self) -> dict:
         d = asdict(self)

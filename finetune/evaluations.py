@@ -14,10 +14,10 @@ import torch
 
 from contract.sampling import Sampling
 
-from .adapter import Adapter
+from .adapter import Adapter, evaluating
 from .distributed import World
 from .ghostwriting.choice import choose, interval, share_text
-from .ghostwriting.evaluate import Ghostwriting
+from .ghostwriting.evaluate import Ghostwriting, chain_writer, plain
 from .overfit import memorizing
 from .plan import Plan, RunState
 from .progress import Reporter
@@ -137,7 +137,10 @@ class Evaluations:
         units = max(1, round(self.ghostwriting.options.chars / self.adapter.chars_per_unit))
 
         def write(prompts: list[str], chars: int, seed: int, sampling: Sampling) -> list[str]:
-            return self.adapter.write(prompts, units, seed, sampling)
+            if plain(sampling):
+                return self.adapter.write(prompts, units, seed, sampling)
+            with evaluating(self.adapter.model):
+                return chain_writer(self.adapter.decoder(), self.ghostwriting.index, units)(prompts, chars, seed, sampling)
 
         started = time.monotonic()
         figures = self.ghostwriting.evaluate(write, seed=p.seed + step)  # the seed of its step, however late

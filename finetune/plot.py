@@ -148,25 +148,27 @@ def report_picture(runs: Sequence[Curves], out: Path) -> None:
     _save(plt, fig, out)
 
 
-def sweep_picture(name: str, results: Sequence[tuple[float, float | None, dict]], out: Path) -> None:
-    """`report --sweep`: copying and style over temperature (rows) and top-p (columns) as two heat maps, each cell
-    with its share written in it, so the settings that write like the author without copying stand out."""
+def sweep_picture(name: str, results: Sequence[tuple[float, str, dict]], out: Path) -> None:
+    """`report --sweep`: copying and style over temperature (rows) and the other settings tried (columns: top-p, the
+    copy guard, DRY) as two heat maps, each cell with its share written in it, so the settings that write like the
+    author without copying stand out. `results`: (temperature, setting in words, figures)."""
     plt = _pyplot()
     temperatures = sorted({t for t, _, _ in results})
-    top_ps = sorted({p for _, p, _ in results}, key=lambda p: 2.0 if p is None else p)
-    figures = {(t, p): f for t, p, f in results}
-    fig, axes = plt.subplots(1, 2, figsize=(4 + 1.6 * len(top_ps), 1.2 + 0.7 * len(temperatures)), constrained_layout=True)
+    settings = list(dict.fromkeys(s for _, s, _ in results))
+    figures = {(t, s): f for t, s, f in results}
+    fig, axes = plt.subplots(1, 2, figsize=(4 + 1.6 * len(settings), 1.2 + 0.7 * len(temperatures)),
+                             constrained_layout=True)
     for ax, (key, colours) in zip(axes, (("copying", "Reds"), ("style", "Greens")), strict=True):
-        grid = [[figures.get((t, p), {}).get(key) for p in top_ps] for t in temperatures]
+        grid = [[figures.get((t, s), {}).get(key) for s in settings] for t in temperatures]
         shown = ax.imshow([[float("nan") if v is None else v for v in row] for row in grid], cmap=colours, vmin=0, vmax=1,
                           aspect="auto", gid=f"sweep-{key}")
         for i, row in enumerate(grid):
             for j, value in enumerate(row):
                 ax.text(j, i, "-" if value is None else f"{value:.0%}", ha="center", va="center", fontsize=9,
                         color="white" if value is not None and value > 0.6 else "black")
-        ax.set_xticks(range(len(top_ps)), ["off" if p is None else f"{p:g}" for p in top_ps])
+        ax.set_xticks(range(len(settings)), settings, rotation=20)
         ax.set_yticks(range(len(temperatures)), [f"{t:g}" for t in temperatures])
-        ax.set(xlabel="top-p", ylabel="temperature", title=f"{key} (share of samples)")
+        ax.set(xlabel="setting", ylabel="temperature", title=f"{key} (share of samples)")
         fig.colorbar(shown, ax=ax, shrink=0.8)
     fig.suptitle(f"{name}: sampling settings", fontsize=10)
     _save(plt, fig, out)

@@ -1,10 +1,12 @@
 """The Emacs plugin end to end, in whatever Emacs and eglot this machine has (Debian 12: Emacs 28 with elpa-eglot 1.9).
 
 A batch Emacs loads plugins/emacs/ghostwriter.el, connects eglot to the real `assistant lsp`, asks for a
-continuation, sees it as ghost text after point, accepts it, and the server stores it as an editor sample.
+continuation, sees it as ghost text after point, cycles through alternatives with M-] and M-[ (the first press asks
+the server for them), accepts the one on show, and the server stores it as an editor sample.
 Without Emacs, or without eglot (built in from Emacs 29, the `elpa-eglot` package before), it is skipped.
 """
 
+import re
 import shutil
 import subprocess
 import sys
@@ -35,12 +37,18 @@ SCRIPT = """
 (ghostwriter-mode 1)
 (let ((tries 0))  ; jsonrpc gives a request 10 s: the first may time out while the server loads the model
   (wait-for (lambda () (or ghostwriter--overlay
-                           (progn (when (zerop (% tries 60)) (ghostwriter-suggest t)) (setq tries (1+ tries)) nil)))
+                           (progn (when (zerop (% tries 60)) (ghostwriter-suggest)) (setq tries (1+ tries)) nil)))
             150))
 (message "RESULT: ghost text %S" (overlay-get ghostwriter--overlay 'after-string))
+(execute-kbd-macro (kbd "M-]"))  ; asks for the alternatives, then shows the second
+(wait-for (lambda () (cdr (car ghostwriter--alternatives))) 60)
+(message "RESULT: next %S" (overlay-get ghostwriter--overlay 'after-string))
+(execute-kbd-macro (kbd "M-[ M-["))  ; back to the first, and round to the last
+(message "RESULT: previous %S" (overlay-get ghostwriter--overlay 'after-string))
+(message "RESULT: shown %S" (cdr ghostwriter--suggestion))
 (ghostwriter-accept)
 (message "RESULT: buffer %S" (buffer-string))
-(accept-process-output nil 2)  ; the server is told it was accepted
+(wait-for (lambda () (zerop (hash-table-count (jsonrpc--request-continuations (eglot-current-server))))) 60)
 (condition-case e (eglot-shutdown (eglot-current-server))
   (error (let ((print-length nil) (print-level nil) (print-escape-newlines t)) (message "RESULT: shutdown %S" e))))
 (kill-emacs 0)
@@ -67,9 +75,12 @@ def test_emacs_shows_the_continuation_after_point_and_tab_accepts_it(trained_mod
     result = subprocess.run([EMACS, "--batch", "-l", str(script)], capture_output=True, text=True, timeout=300, cwd=ROOT)
     said = [line.removeprefix("RESULT: ") for line in result.stderr.splitlines() if line.startswith("RESULT: ")]
     assert result.returncode == 0, result.stderr[-3000:]
-    ghost = said[0].removeprefix("ghost text ")
-    assert ghost.startswith('#("') and len(ghost) > 5  # a propertized string: the suggestion, in its face
-    assert said[1].startswith(f'buffer "{PROMPT}') and len(said[1]) > len(f'buffer "{PROMPT}"')
+    ghost, after_next, after_previous, shown, buffer = said[:5]
+    assert ghost.startswith('ghost text #("') and len(ghost) > 15  # a propertized string: the suggestion, in its face
+    assert not re.search(r'\d+/\d+" ', ghost)  # one suggestion: no "k/n" after it
+    n = int(re.search(r' 2/(\d+)" ', after_next)[1])  # what was on show, and the server's 3 alternatives to it
+    assert n == 4 and f' {n}/{n}" ' in after_previous
+    assert buffer == f"buffer {_elisp(PROMPT)[:-1]}{shown.removeprefix('shown ')[1:]}"  # the one on show, taken
     with Store() as store:
         [sample] = store.find()
-    assert sample.source == "editor" and said[1] == f"buffer {_elisp(PROMPT + sample.text)}"
+    assert sample.source == "editor" and buffer == f"buffer {_elisp(PROMPT + sample.text)}"

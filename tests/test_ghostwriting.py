@@ -254,12 +254,50 @@ def test_the_report_and_the_sweep(memorizer, tmp_path: Path):
     ids = {g.get("id") for g in ET.parse(svg).getroot().iter("{http://www.w3.org/2000/svg}g")}
     for mark in ("best-val", "ghostwriting"):  # each checkpoint marked on the validation curve, visible where they meet
         assert f"mark-{mark}-val_loss-{path.name}" in ids
-    swept = sweep(load_model(f"{path}@last", "cpu"), GhostwritingOptions(samples=8, min_span=30))
-    rows = {t: figures for t, p, figures in swept if p is None}
-    assert rows[0.5]["copying"] >= rows[1.2]["copying"] and rows[0.5]["copied_span"] > rows[1.2]["copied_span"]
-    sweep_picture("mem@last", swept, tmp_path / "sweep.svg")  # `report --sweep`'s heat maps: temperature x top-p
+    # the sweep: temperature against top-p, the copy guard (at the longest span that is not copying) and DRY
+    swept = sweep(load_model(f"{path}@last", "cpu"), GhostwritingOptions(samples=8, min_span=30), temperatures=(0.5, 1.2))
+    rows = {(row.temperature, row.setting): row.figures for row in swept}
+    assert {setting for _, setting in rows} == {"as set", "top-p 0.9", "max-copy 29", "DRY 0.8"}
+    assert rows[0.5, "as set"]["copying"] >= rows[1.2, "as set"]["copying"]
+    assert rows[0.5, "as set"]["copied_span"] > rows[1.2, "as set"]["copied_span"]
+    assert rows[0.5, "as set"]["copying"] >= 0.25  # unguarded, it copies; guarded, never, at any temperature
+    assert rows[0.5, "max-copy 29"]["copying"] == rows[1.2, "max-copy 29"]["copying"] == 0
+    assert rows[0.5, "max-copy 29"]["copied_span"] <= 29
+    sweep_picture("mem@last", [(r.temperature, r.setting, r.figures) for r in swept], tmp_path / "sweep.svg")
     ids = {element.get("id") for element in ET.parse(tmp_path / "sweep.svg").getroot().iter()}
     assert {"sweep-copying", "sweep-style"} <= ids
+
+
+def test_report_sweeps_with_the_chain_flags(memorizer, tmp_path: Path):
+    """`report --sweep` takes the chain's flags: here the guard at 20 characters in every row, DRY at its own strength."""
+    path, _ = memorizer
+    result = run_cli("report", f"{path}@last", "-o", str(tmp_path / "r.svg"), "--sweep", "-k", "2", "--copy-span", "30",
+                     "--max-copy", "20", "--dry-multiplier", "1.5")
+    assert result.returncode == 0, result.stderr
+    table = result.stdout[result.stdout.index("sampling settings"):]
+    assert "max-copy 20" in table and "DRY 1.5" in table and "top-p 0.9" in table
+    assert (tmp_path / "r-sweep.svg").is_file()
+    bad = run_cli("report", str(path), "--sweep", "--dry-base", "0.5")
+    assert bad.returncode == 2 and "DRY base must be at least 1" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_training_evaluates_with_the_chain_its_flags_give(tmp_path: Path):
+    """`finetune --max-copy N --dry-multiplier M`: the ghostwriting evaluation writes through the chain, so a model that
+    says nothing but its corpus (the parrot) never copies more than N characters in it, and the run records how."""
+    from .conftest import PARROT
+
+    corpus = tmp_path / "parrot.txt"
+    corpus.write_text(PARROT * 60)
+    out = tmp_path / "parrot"
+    result = run_cli("finetune", str(corpus), "--model", "char", "--size", "tiny", "--lr", "0.01", "-o", str(out),
+                     "--max-steps", "40", "--eval-every", "20", "--sample-every", "1000", "--ghostwriting-every", "1",
+                     "-k", "4", "--copy-span", "21", "--max-copy", "20", "--dry-multiplier", "0.8", "--seed", "7")
+    assert result.returncode == 0, result.stderr
+    card = json.loads((out / "config.json").read_text())
+    assert card["training"]["sampling"] == {"max_copy": 20, "dry_multiplier": 0.8}
+    assert card["ghostwriting"]["chain"] == {"max_copy": 20, "dry_multiplier": 0.8}
+    rows = [r for r in read_jsonl(out / "history.jsonl") if "copying" in r]
+    assert len(rows) >= 2 and all(r["copying"] == 0 and r["copied_span"] <= 20 for r in rows)
 
 
 def test_compare_prints_the_figures_of_both(memorizer):

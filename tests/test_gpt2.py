@@ -400,3 +400,19 @@ def test_cpu_bf16_runs_the_products_in_bf16_and_trains_to_about_the_float32_loss
            ghostwriting_every=0, resume=True)  # the precision may change on resume: the weights are float32
     told = capsys.readouterr().err
     assert "Resuming at step 4" in told and "bf16 products" not in told
+
+
+def test_the_ghostwriting_evaluation_writes_a_gpt2_through_the_chain(gpt2_base: Path, pkd_slice: Path, tmp_path: Path):
+    """`finetune --max-copy N` on a GPT-2: its evaluation during training writes through the generation API's loop over
+    the weights being trained (neither cast nor moved), so no sample holds more than N characters of the corpus, and
+    training goes on from the same weights."""
+    out = tmp_path / "guarded"
+    summary = _train(pkd_slice, out, gpt2_base, max_steps=2, eval_every=2, ghostwriting_every=1, eval_samples=2,
+                     copy_span=13, sampling={"max_copy": 12, "dry_multiplier": 0.8})
+    assert summary.steps == 2
+    card = json.loads((out / "config.json").read_text())
+    assert card["ghostwriting"]["chain"] == {"max_copy": 12, "dry_multiplier": 0.8}
+    rows = [r for r in read_jsonl(out / "history.jsonl") if "copying" in r]
+    assert len(rows) >= 2 and all(r["copying"] == 0 and (r["copied_span"] or 0) <= 12 for r in rows)
+    with safe_open(str(out / "model.safetensors"), "pt") as weights:
+        assert all(weights.get_tensor(k).dtype == torch.float32 for k in weights.keys())  # noqa: SIM118 (safe_open is not iterable)

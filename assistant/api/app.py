@@ -19,7 +19,7 @@ from starlette.routing import Route
 
 from corpora import UserError
 
-from . import completions, kobold
+from . import completions, kobold, pad
 from .errors import ApiError, failure
 from .guard import Guard
 from .service import Service
@@ -58,7 +58,7 @@ def build(service: Service) -> Starlette:
             service.jobs.close()
 
     app = Starlette(
-        routes=[Route("/health", health, methods=["GET"]), *completions.ROUTES, *kobold.ROUTES],
+        routes=[Route("/health", health, methods=["GET"]), *completions.ROUTES, *kobold.ROUTES, *pad.ROUTES],
         middleware=[Middleware(Guard, hosts=[options.host, *options.allow_hosts], cors_origins=options.cors_origins,
                                api_key=options.api_key, max_body=options.max_body)],
         exception_handlers=ERRORS,  # type: ignore[arg-type]

@@ -5,6 +5,7 @@ line, as is a CORS origin of `*`.
 """
 
 from dataclasses import dataclass
+from pathlib import Path
 
 from corpora import UserError
 
@@ -44,6 +45,7 @@ class Options:
     max_memory: int = DEFAULT_MEMORY
     min_span: int = 50  # a sample copying this many characters of its corpus is reported as copied
     max_body: int = MAX_BODY
+    documents: str | None = None  # the pad's folder of documents (None: documents/ in the data directory)
 
     def check(self) -> None:
         if not is_loopback(self.host) and not self.api_key:
@@ -58,6 +60,8 @@ class Options:
                 raise UserError(f"{name} must be at least {low}, got {value}")
         if self.max_memory <= 0:
             raise UserError(f"--max-memory must be more than 0, got {self.max_memory}")
+        if self.documents is not None and not Path(self.documents).expanduser().is_dir():
+            raise UserError(f"--documents {self.documents} is not a folder: give the folder of your Markdown or text files")
         if any(origin == "*" for origin in self.cors_origins):
             raise UserError("--cors-origin '*' would let every web page read the answers: name the origins")
 

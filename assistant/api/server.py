@@ -109,6 +109,7 @@ def banner(service: Service, port: int) -> str:
     key = "the one given with --api-key" if options.api_key else "none needed (clients that insist: any text)"
     return "\n".join([
         f"ghostwriter is serving {service.default} at {base} (Ctrl-C stops it)",
+        f"  the writing pad: open {base}/ in a browser",
         f"  OpenAI-compatible clients: base URL {base}/v1   model {service.default}   API key: {key}",
         f"  KoboldAI / KoboldCpp clients (SillyTavern, Kobold Lite): API URL {base}",
         f"  models: {', '.join(service.names())}   (docs/serve.md: each writing tool's settings)",

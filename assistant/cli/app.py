@@ -5,7 +5,6 @@ commands, so `assistant --help` answers at once. A `UserError` anywhere
 becomes one line on stderr and exit status 2.
 """
 
-import inspect
 import json
 import sys
 import warnings
@@ -46,10 +45,13 @@ from .options import (
     RepetitionPenaltyOpt,
     RepetitionRangeOpt,
     TypicalPOpt,
+    adding_flags,
+    chain_flags,
     chain_settings,
     copy_span_option,
     eval_samples_option,
     out_option,
+    taking_chain_flags,
 )
 from .report import register as register_report
 from .samples import DEFAULT_MIN_SPAN, MinSpanOpt, register
@@ -194,17 +196,11 @@ KIND_FLAGS: dict[str, tuple[object, object]] = {
 }
 
 
-def _taking_kind_flags(command):
-    """`command`'s signature with the KIND_FLAGS after its own parameters, so Typer offers them as options."""
-    signature = inspect.signature(command)
-    own = [p for p in signature.parameters.values() if p.kind is not inspect.Parameter.VAR_KEYWORD]
-    flags = [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, annotation=option, default=default)
-             for name, (option, default) in KIND_FLAGS.items()]
-    command.__signature__ = signature.replace(parameters=[*own, *flags])
-    return command
+_taking_kind_flags = adding_flags(KIND_FLAGS)
 
 
 @app.command()
+@taking_chain_flags
 @_taking_kind_flags
 def finetune(
     corpus: Annotated[str, typer.Argument(help="A corpus name (see `assistant corpus list`) or a .txt path; A,B "
@@ -271,6 +267,7 @@ def finetune(
     from finetune.run import finetune as run
     from finetune.summary import describe_summary
 
+    sampling = chain_flags(kind_flags)  # the evaluation's chain, beside its temperature, top-k and top-p
     kind_flags["micro_batch"] = _micro_batch(kind_flags["micro_batch"])  # type: ignore[arg-type]
     given = {k: v for k, v in kind_flags.items() if v != KIND_FLAGS[k][1]}  # a kind's options take only these
     config = FinetuneConfig(
@@ -280,7 +277,7 @@ def finetune(
         eval_every=eval_every, sample_every=sample_every, checkpoint_every=checkpoint_every,
         seed=seed, device=device, fsdp=fsdp, resume=resume, force=force, options=registry.get(model).make_options(given),
         ghostwriting_every=ghostwriting_every, eval_samples=eval_samples, copy_span=copy_span, max_copying=max_copying,
-        stop_on_copying=stop_on_copying, temperature=temperature, top_k=top_k, top_p=top_p,
+        stop_on_copying=stop_on_copying, temperature=temperature, top_k=top_k, top_p=top_p, sampling=sampling,
     )
     summary = run(config)
     for line in describe_summary(summary) if launch.main_process() else []:

@@ -5,6 +5,7 @@ that writes a file takes it as `-o/--out`; one that reads a model's weights
 takes `--device` and `--quantize`; one that prints a listing takes `--json`.
 """
 
+import inspect
 from pathlib import Path
 from typing import Annotated
 
@@ -94,6 +95,39 @@ def chain_settings(min_p: float | None = None, typical_p: float | None = None, r
                 "dry_allowed_length": dry_allowed_length, "dry_range": dry_range, "logit_bias": tuple(biases),
                 "ban": tuple(phrases), "max_copy": max_copy}
     return changed(settings)
+
+
+# the chain's flags with their defaults (see taking_chain_flags)
+CHAIN_FLAGS: dict[str, tuple[object, object]] = {
+    "min_p": (MinPOpt, None), "typical_p": (TypicalPOpt, None), "repetition_penalty": (RepetitionPenaltyOpt, 1.0),
+    "repetition_range": (RepetitionRangeOpt, 0), "presence_penalty": (PresencePenaltyOpt, 0.0),
+    "frequency_penalty": (FrequencyPenaltyOpt, 0.0), "dry_multiplier": (DryMultiplierOpt, 0.0),
+    "dry_base": (DryBaseOpt, 1.75), "dry_allowed_length": (DryAllowedLengthOpt, 2), "dry_range": (DryRangeOpt, 0),
+    "bias": (BiasOpt, None), "ban": (BanOpt, None), "ban_file": (BanFileOpt, None), "max_copy": (MaxCopyOpt, None),
+}
+
+
+def adding_flags(flags: dict[str, tuple[object, object]]):
+    """A decorator: the command's signature with `flags` (name: (annotation, default)) after its own parameters, so
+    Typer offers them as options; the command takes them in its **kwargs."""
+    def decorate(command):
+        signature = inspect.signature(command)
+        own = [p for p in signature.parameters.values() if p.kind is not inspect.Parameter.VAR_KEYWORD]
+        added = [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, annotation=option, default=default)
+                 for name, (option, default) in flags.items()]
+        command.__signature__ = signature.replace(parameters=[*own, *added])
+        return command
+    return decorate
+
+
+# the chain's flags for a command that takes them in **kwargs (`finetune` and `report`: the ghostwriting evaluation's
+# sampling), read with chain_flags
+taking_chain_flags = adding_flags(CHAIN_FLAGS)
+
+
+def chain_flags(flags: dict) -> dict:
+    """The chain's flags taken out of a command's **flags, as chain_settings gives them (those not at the default)."""
+    return chain_settings(**{name: flags.pop(name) for name in CHAIN_FLAGS})
 
 
 BackendOpt = Annotated[str | None, typer.Option(

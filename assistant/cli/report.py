@@ -8,7 +8,7 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 
-from .options import CopySpanOpt, DeviceOpt, EvalSamplesOpt, QuantizeOpt, out_option
+from .options import CopySpanOpt, DeviceOpt, EvalSamplesOpt, QuantizeOpt, chain_flags, out_option, taking_chain_flags
 
 out = Console()
 err = Console(stderr=True)
@@ -18,12 +18,15 @@ def register(app: typer.Typer) -> None:
     app.command()(report)
 
 
+@taking_chain_flags
 def report(
     models: Annotated[list[str], typer.Argument(help="Models (names or directories); several share one picture.")],
     out_file: Annotated[Path | None, out_option("The picture of the curves (.png or .svg; default: report.png in the first "
                                                 "model's directory).")] = None,
-    sweep: Annotated[bool, typer.Option(help="Copying and style over temperature and top-p, for the chosen checkpoint, "
-                                             "as a table and heat maps (the picture's name with -sweep).")] = False,
+    sweep: Annotated[bool, typer.Option(help="Copying, style and prompt-following over temperature and top-p, the copy "
+                                             "guard (at --max-copy, or --copy-span - 1) and DRY, for the chosen "
+                                             "checkpoint, as a table and heat maps (the picture's name with -sweep); "
+                                             "the chain's flags below hold for every setting of it.")] = False,
     blend: Annotated[bool, typer.Option(help="Blend the two models given at five weights, from all the first to all the "
                                              "second: the share attributed to each author, copying against both "
                                              "corpora, prompt-following (docs/blend.md).")] = False,
@@ -31,13 +34,18 @@ def report(
     min_span: CopySpanOpt = 50,
     device: DeviceOpt = "auto",
     quantize: QuantizeOpt = "auto",
+    **chain: object,
 ) -> None:
     """Per checkpoint: losses, copying, style, prompt-following and diversity; the best-val and ghostwriting ones marked."""
+    from contract.sampling import Sampling
     from finetune.ghostwriting.evaluate import GhostwritingOptions
     from finetune.plot import check_output, report_picture
 
     from ..report import curves, history, picture_path, table_rows
 
+    options = GhostwritingOptions(samples=samples, min_span=min_span,
+                                  sampling=Sampling(temperature=0.8, **chain_flags(chain)))
+    options.check()  # a bad flag is told before the report, not after it
     if blend:
         return _blend(models, out_file or Path("blend.png"), samples, device, quantize)
     histories = [history(name) for name in models]
@@ -66,8 +74,7 @@ def report(
     report_picture([curves(h) for h in histories], out_file)
     out.print(f"wrote {out_file}", highlight=False)
     if sweep:
-        _sweep(models[0], GhostwritingOptions(samples=samples, min_span=min_span),
-               out_file.with_name(f"{out_file.stem}-sweep{out_file.suffix}"), device, quantize)
+        _sweep(models[0], options, out_file.with_name(f"{out_file.stem}-sweep{out_file.suffix}"), device, quantize)
 
 
 def _sweep(name: str, options, picture: Path, device: str, quantize: str) -> None:
@@ -79,14 +86,17 @@ def _sweep(name: str, options, picture: Path, device: str, quantize: str) -> Non
 
     model = load_model(name, device, quantize)
     results = run(model, options)
-    table = Table("temperature", "top-p", "copying", "span", "style", "prompts",
+    table = Table("temperature", "setting", "copying", "span", "style", "prompts",
                   title=f"{model.card.label}: sampling settings", title_justify="left")
-    for temperature, top_p, figures in results:
-        span = "-" if figures["copied_span"] is None else f"{figures['copied_span']:.0f}"
-        table.add_row(f"{temperature:g}", "off" if top_p is None else f"{top_p:g}", share_text(figures, "copying"), span,
-                      share_text(figures, "style"), share_text(figures, "prompt_following"))
+    for row in results:
+        span = "-" if row.figures["copied_span"] is None else f"{row.figures['copied_span']:.0f}"
+        table.add_row(f"{row.temperature:g}", row.setting, share_text(row.figures, "copying"), span,
+                      share_text(row.figures, "style"), share_text(row.figures, "prompt_following"))
     out.print(table)
-    sweep_picture(model.card.label, results, picture)
+    out.print(f"copying: share of samples holding {options.min_span} characters of the corpus or more; setting: what "
+              "changes besides the temperature (as set: the chain's flags given, which hold for every row); in "
+              "brackets each share's 95% interval", highlight=False)
+    sweep_picture(model.card.label, [(row.temperature, row.setting, row.figures) for row in results], picture)
     out.print(f"wrote {picture}", highlight=False)
 
 

@@ -37,12 +37,16 @@ def serve(
     min_span: MinSpanOpt = Options.min_span,
     device: DeviceOpt = Options.device,
     quantize: QuantizeOpt = Options.quantize,
+    documents: Annotated[str | None, typer.Option(help="The writing pad's folder of Markdown and text files, e.g. your "
+                                                       "manuscript's (default: documents/ in the data directory).")] = None,
 ) -> None:
-    """Serve your models to writing tools over HTTP: an OpenAI-compatible API (/v1) and a KoboldAI one (/api)."""
+    """Serve your models to writing tools over HTTP (an OpenAI-compatible API at /v1, a KoboldAI one at /api) and the
+    writing pad, a page to write in with the model's suggestions, at /."""
     options = Options(model=model, device=device, quantize=quantize, host=host, port=port,
                       api_key=api_key if api_key is not None else os.environ.get(API_KEY_VARIABLE) or None,
                       cors_origins=tuple(cors_origin or ()), allow_hosts=tuple(allow_host or ()), slots=parallel,
-                      queue=queue, max_memory=int(max_memory * 1e9), min_span=min_span)
+                      queue=queue, max_memory=int(max_memory * 1e9), min_span=min_span,
+                      documents=documents)
     options.check()  # before torch is imported: a refused address is answered at once
     from finetune.device import pick_device
 

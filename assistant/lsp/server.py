@@ -37,6 +37,7 @@ from pygls.exceptions import (
 from pygls.lsp.server import LanguageServer
 from pygls.protocol import LanguageServerProtocol, lsp_method
 
+from contract.sampling import MIN_TEMPERATURE
 from corpora import UserError
 
 from ..generation import Generation, Params, Session, TextModel, cpu_threads
@@ -231,7 +232,11 @@ def refusing(handler: Callable[..., Awaitable[T]]) -> Callable[..., Awaitable[T]
 
 
 async def suggest(ls: GhostwriterServer, uri: str, position: types.Position, n: int, limit: int) -> list[Suggestion]:
-    """Up to `n` different continuations of the text before `position` (none if a newer request came in)."""
+    """Up to `n` different continuations of the text before `position` (none if a newer request came in).
+
+    Alternatives are for cycling through, so a draw that repeats one already found is drawn again, up to `n` times
+    more; a greedy (temperature 0) generation has one continuation, so it is drawn once.
+    """
     try:
         document = opened(ls.workspace, uri)
         prompt = context(document.source[: offset(document, position)], ls.settings)
@@ -241,7 +246,9 @@ async def suggest(ls: GhostwriterServer, uri: str, position: types.Position, n: 
 
     def write(model: TextModel, stop: threading.Event) -> list[Generation]:
         found: dict[str, Generation] = {}  # by text: the first generation that wrote it
-        for _ in range(n):
+        for _ in range(1 if settings.temperature < MIN_TEMPERATURE else 2 * n):
+            if len(found) == n:
+                break
             result = continue_text(model, prompt, params(settings, limit, settings.stop_at), stop,
                                    ls.session(uri, model))
             if result.text:

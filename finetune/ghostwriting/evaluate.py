@@ -19,11 +19,16 @@ trained model (`assistant report`, `assistant compare`), through `Writer`: any
 function that continues a list of prompts.
 """
 
+import itertools
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, replace
 from statistics import fmean
 
-from contract.sampling import Sampling
+import torch
+
+from contract import loop
+from contract.copyguard import CopyGuard
+from contract.sampling import Decoder, Sampling
 from corpora import Corpus, UserError
 from corpora.index import CorpusIndex
 
@@ -52,6 +57,32 @@ class GhostwritingOptions:
         if self.min_span < 1 or self.chars < 1:
             raise UserError("--copy-span and the sample length must be at least 1")
         self.sampling.check()
+
+
+def plain(sampling: Sampling) -> bool:
+    """Whether only temperature, top-k and top-p are set: what a kind's own (batched) sampler writes as fast as it can."""
+    return replace(sampling, temperature=1.0, top_k=None, top_p=None) == Sampling()
+
+
+def extra_settings(sampling: Sampling) -> dict:
+    """The settings of the chain beyond temperature, top-k and top-p that are not at their default, by name."""
+    return {f.name: value for f in fields(Sampling) if f.name not in ("temperature", "top_k", "top_p")
+            and (value := getattr(sampling, f.name)) != f.default}
+
+
+def chain_writer(decoder: Decoder, index: CorpusIndex | None, units: int) -> Writer:
+    """A Writer through the generation API's loop (contract.loop), for settings a kind's own sampler lacks: every prompt
+    continued by `units` tokens with the whole chain, the copy guard over `index` among them."""
+    def write(prompts: list[str], chars: int, seed: int, sampling: Sampling) -> list[str]:
+        if sampling.max_copy is not None and index is None:
+            raise UserError("--max-copy needs the corpus index, and there is none: the copy guard checks samples against it")
+        texts = []
+        for i, prompt in enumerate(prompts):
+            guard = None if sampling.max_copy is None else CopyGuard(index, sampling.max_copy, decoder.token_texts())
+            written = loop.tokens(decoder, prompt, sampling, torch.Generator().manual_seed(seed + i), guard=guard)
+            texts.append("".join(token.text for token in itertools.islice(written, units)))
+        return texts
+    return write
 
 
 def split_text(corpus: Corpus) -> tuple[str, str]:
@@ -84,6 +115,7 @@ class Ghostwriting:
         s = self.options.sampling
         return {"samples": self.options.samples, "min_span": self.options.min_span, "chars": self.options.chars,
                 "prompts": len(self.prompts), "temperature": s.temperature, "top_k": s.top_k, "top_p": s.top_p,
+                "chain": extra_settings(s),
                 "style_accuracy": self.style_accuracy, "style_note": self.style_note}
 
     def evaluate(self, write: Writer, seed: int | None = None) -> dict:

@@ -20,6 +20,7 @@ from finetune.memory import Smaller
 
 from . import presets
 from .data import DOC_START, CharData, author_lengths, corpus_text
+from .infer import CharDecoder
 from .model import CharLSTM, CharLSTMConfig, State, Vocab
 from .options import CharOptions
 from .presets import CharHParams
@@ -135,6 +136,9 @@ class CharLSTMAdapter:
         primes = [self.vocab.encode(DOC_START) + self.vocab.encode_lenient(p)[0] for p in prompts]
         with evaluating(self.model):
             return [self.vocab.decode(ids) for ids in self.model.generate_batch(primes, n_units, generator, sampling)]
+
+    def decoder(self) -> CharDecoder:
+        return CharDecoder(self.vocab, DOC_START, self.model)
 
     def data_state(self) -> tuple[dict[str, torch.Tensor], dict]:
         # float32 on disk: a GPU run's float16 state must feed a CPU LSTM after resume; every stream's, whatever

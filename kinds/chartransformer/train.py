@@ -23,6 +23,7 @@ from finetune.distributed import SINGLE, World
 from finetune.memory import Smaller
 
 from ..charlstm.data import DOC_START, CharData, author_lengths, corpus_text
+from ..charlstm.infer import CharDecoder
 from ..charlstm.model import Vocab
 from ..charlstm.options import CharOptions
 from ..charlstm.presets import CharHParams
@@ -113,6 +114,9 @@ class CharTransformerAdapter:
                 ids = self.model.generate_ids(prime, generator, sampling.temperature, sampling.top_k, sampling.top_p)
                 texts.append(self.vocab.decode([next(ids) for _ in range(n_units)]))
         return texts
+
+    def decoder(self) -> CharDecoder:
+        return CharDecoder(self.vocab, DOC_START, self.model)
 
     def data_state(self) -> tuple[dict[str, torch.Tensor], dict]:
         """Only the position: windows are independent, and dropout's randomness is the core's RNG state."""

@@ -29,6 +29,16 @@ class GPT2Decoder:
         self._texts: list[str] | None = None
         self.precision = str(autocast or weights).removeprefix("torch.") + (" autocast" if autocast else "")
 
+    @classmethod
+    def over(cls, model: torch.nn.Module, tokenizer, n_ctx: int) -> "GPT2Decoder":
+        """A decoder over a model as it stands (a training run's, for its ghostwriting evaluation): its weights are
+        neither moved nor cast, as writing's own decoder casts them (bf16 on a GPU), which would change what is
+        being trained."""
+        decoder = cls.__new__(cls)
+        decoder.model, decoder.tokenizer, decoder.n_ctx, decoder._texts = model, tokenizer, n_ctx, None
+        decoder.precision = str(next(model.parameters()).dtype).removeprefix("torch.")
+        return decoder
+
     def quantize(self, card: Card, mode: str) -> None:
         """Write in int8 where `mode` asks for it and the model's check allows it (see kinds.gpt2.quantize).
 

@@ -32,6 +32,7 @@ from .attention import use_causal_attention
 from .data import TokenData, tokenizer_fingerprint
 from .generate import generate_ids
 from .hparams import GPT2HParams, resolve
+from .infer import GPT2Decoder
 from .loss import next_token_loss
 from .options import GPT2Options
 from .residual import residual_in_autocast_dtype
@@ -254,6 +255,9 @@ class GPT2Adapter:
                 tokens = list(itertools.takewhile(lambda t: t != eos, itertools.islice(ids, n_units)))
                 texts.append(self.tokenizer.decode(tokens))
         return texts
+
+    def decoder(self) -> GPT2Decoder:
+        return GPT2Decoder.over(self.model, self.tokenizer, self.hf_config["n_positions"])
 
     def data_state(self) -> tuple[dict[str, torch.Tensor], dict]:
         # the place in the epoch in blocks too: a run resumed with another micro-batch (a smaller card's, or

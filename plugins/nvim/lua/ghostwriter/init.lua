@@ -3,6 +3,8 @@
 -- Neovim before 0.12 has no client side for textDocument/inlineCompletion, so this plugin asks for it
 -- itself after a pause in typing (the debounce), shows the first item as virtual text at the cursor,
 -- inserts it on the accept key and tells the server what became of it (shown, accepted, partial).
+-- The next and previous keys cycle through alternatives: the first press asks the server for them
+-- (an invoked request answers up to `alternatives` different continuations), as VS Code does.
 
 local M = {}
 
@@ -13,14 +15,21 @@ local defaults = {
   debounce_ms = 250,              -- pause in typing before a suggestion is asked for
   accept_key = "<Tab>",           -- inserts the whole suggestion (otherwise the key does what it always does)
   accept_word_key = "<M-Right>",  -- inserts its next word
+  next_key = "<M-]>",             -- shows the next alternative (asking for them first)
+  previous_key = "<M-[>",         -- shows the previous one
   highlight = "Comment",
+  counter_highlight = "NonText",  -- the "k/n" after an alternative
 }
 
 local config = vim.deepcopy(defaults)
 local client_id = nil
 local timer = nil
 local ns = vim.api.nvim_create_namespace("ghostwriter")
-local ghost = nil  -- { buf, row, col, text, id, taken, mark }
+-- What is on show: the alternatives at the cursor (buf, row, col), each { text, id, taken, shown }, where `taken` is
+-- the start of its text already inserted word by word; `index` is the one shown; `fetched` once the server was asked
+-- for alternatives (nothing more to ask for).
+local ghost = nil  -- { buf, row, col, items, index, fetched, mark }
+local fetching = false  -- alternatives asked for and not yet answered
 local own_tick = nil  -- the buffer's changedtick after the plugin inserted a word itself: not the user typing
 
 local function client()
@@ -49,25 +58,36 @@ function M.clear()
   end
 end
 
-local function show(buf, row, col, text, id, taken)
-  M.clear()
-  local rest = text:sub(#taken + 1)
-  local lines = vim.split(rest, "\n", { plain = true })
-  local opts = { virt_text = { { lines[1], config.highlight } }, hl_mode = "combine" }
-  opts.virt_text_pos = vim.fn.has("nvim-0.10") == 1 and "inline" or "overlay"
-  if #lines > 1 then
-    opts.virt_lines = {}
-    for i = 2, #lines do table.insert(opts.virt_lines, { { lines[i], config.highlight } }) end
-  end
-  local mark = vim.api.nvim_buf_set_extmark(buf, ns, row, col, opts)
-  ghost = { buf = buf, row = row, col = col, text = text, id = id, taken = taken, mark = mark }
+local function rest(item)
+  return item.text:sub(#item.taken + 1)
 end
 
--- Ask for a continuation at the cursor; trigger 2 is automatic (as you type), 1 invoked.
-function M.suggest(trigger)
+-- Show items[index] at (row, col), with "k/n" after it where there are alternatives; the server hears it was shown.
+local function show(buf, row, col, items, index, fetched)
+  M.clear()
+  local item = items[index]
+  local lines = vim.split(rest(item), "\n", { plain = true })
+  local chunks = {}
+  for i, line in ipairs(lines) do chunks[i] = { { line, config.highlight } } end
+  if #items > 1 then table.insert(chunks[#lines], { ("  %d/%d"):format(index, #items), config.counter_highlight }) end
+  local opts = { virt_text = chunks[1], hl_mode = "combine" }
+  opts.virt_text_pos = vim.fn.has("nvim-0.10") == 1 and "inline" or "overlay"
+  if #lines > 1 then opts.virt_lines = vim.list_slice(chunks, 2) end
+  local mark = vim.api.nvim_buf_set_extmark(buf, ns, row, col, opts)
+  ghost = { buf = buf, row = row, col = col, items = items, index = index, fetched = fetched, mark = mark }
+  if item.id and not item.shown then
+    item.shown = true
+    event(item.id, "shown")
+  end
+end
+
+-- Ask for continuations at the cursor (trigger 2 is automatic, as you type; 1 invoked: up to `alternatives`) and
+-- hand them to `answer(buf, row, col, items)`, or `answer()` if the text or the cursor has moved on meanwhile (they
+-- are stale); false if there is no server to ask.
+local function fetch(trigger, answer)
   local c = client()
   local inserting = vim.fn.mode() == "i"
-  if not c or not inserting and trigger ~= 1 then return end
+  if not c or not inserting and trigger ~= 1 then return false end
   local buf = vim.api.nvim_get_current_buf()
   local win = vim.api.nvim_get_current_win()
   local cursor = vim.api.nvim_win_get_cursor(win)
@@ -84,23 +104,54 @@ function M.suggest(trigger)
     params.position.character = vim.lsp.util.character_offset(buf, cursor[1] - 1, col, encoding)
   end
   request(c, "textDocument/inlineCompletion", params, function(err, result)
-    if err or not result or not result.items or #result.items == 0 then return end
     -- a suggestion for text that has changed since, or for another place, is stale
     local now = vim.api.nvim_win_get_cursor(0)
-    if vim.api.nvim_get_current_buf() ~= buf or vim.api.nvim_buf_get_changedtick(buf) ~= tick
-        or now[1] ~= cursor[1] or now[2] ~= cursor[2] then
-      return
+    local stale = vim.api.nvim_get_current_buf() ~= buf or vim.api.nvim_buf_get_changedtick(buf) ~= tick
+        or now[1] ~= cursor[1] or now[2] ~= cursor[2]
+    if stale then return answer() end
+    local items = {}
+    for _, item in ipairs(not err and result and result.items or {}) do
+      local id = item.command and item.command.arguments and item.command.arguments[1]
+      table.insert(items, { text = item.insertText, id = id, taken = "" })
     end
-    local item = result.items[1]
-    local id = item.command and item.command.arguments and item.command.arguments[1]
-    show(buf, cursor[1] - 1, col, item.insertText, id, "")
-    if id then event(id, "shown") end
+    answer(buf, cursor[1] - 1, col, items)
   end, buf)
+  return true
+end
+
+-- Ask for a continuation at the cursor and show it; trigger 2 is automatic (as you type), 1 invoked.
+function M.suggest(trigger)
+  fetch(trigger, function(buf, row, col, items)
+    if buf and #items > 0 then show(buf, row, col, items, 1, trigger == 1) end
+  end)
+end
+
+-- Show the alternative `step` places on (1 next, -1 previous), asking the server for alternatives first where it
+-- has not been asked: what is on show stays first, the others follow. True if the key was used.
+function M.cycle(step)
+  if fetching then return true end  -- the alternatives are on their way
+  if ghost and ghost.fetched then
+    local g = ghost
+    show(g.buf, g.row, g.col, g.items, (g.index - 1 + step) % #g.items + 1, true)
+    return true
+  end
+  local current = ghost and ghost.items[ghost.index]
+  fetching = fetch(1, function(buf, row, col, items)
+    fetching = false
+    if not buf then return end
+    local all = { current }
+    for _, item in ipairs(items) do
+      if not current or item.text ~= rest(current) then table.insert(all, item) end
+    end
+    if #all > 0 then show(buf, row, col, all, current and (step % #all) + 1 or (step > 0 and 1 or #all), true) end
+  end)
+  return fetching
 end
 
 local function schedule(a)
   if own_tick and a and vim.api.nvim_buf_get_changedtick(a.buf) == own_tick then return end  -- a word taken
   M.clear()
+  fetching = false  -- alternatives still to come are for text that has changed: their answer is dropped as stale
   if not timer then timer = vim.loop.new_timer() end
   timer:stop()
   timer:start(config.debounce_ms, 0, vim.schedule_wrap(function() M.suggest(2) end))
@@ -119,25 +170,26 @@ end
 -- Insert the whole suggestion; true if there was one.
 function M.accept()
   if not ghost then return false end
-  local g = ghost
+  local g, item = ghost, ghost.items[ghost.index]
   M.clear()
-  insert(g, g.text:sub(#g.taken + 1))
-  if g.id then event(g.id, "accepted", g.text) end
+  insert(g, rest(item))
+  if item.id then event(item.id, "accepted", item.text) end
   return true
 end
 
--- Insert the suggestion's next word (and the space before it); the rest stays on show.
+-- Insert the suggestion's next word (and the space before it); the rest stays on show, without the other
+-- alternatives, which no longer fit the text.
 function M.accept_word()
   if not ghost then return false end
-  local g = ghost
-  local rest = g.text:sub(#g.taken + 1)
-  local word = rest:match("^%s*%S+") or rest
+  local g, item = ghost, ghost.items[ghost.index]
+  local left = rest(item)
+  local word = left:match("^%s*%S+") or left
   M.clear()
   local row, col = insert(g, word)
   own_tick = vim.api.nvim_buf_get_changedtick(g.buf)
-  local taken = g.taken .. word
-  if g.id then event(g.id, taken == g.text and "accepted" or "partial", taken) end
-  if taken ~= g.text then show(g.buf, row, col, g.text, g.id, taken) end
+  item.taken = item.taken .. word
+  if item.id then event(item.id, item.taken == item.text and "accepted" or "partial", item.taken) end
+  if item.taken ~= item.text then show(g.buf, row, col, { item }, 1, false) end
   return true
 end
 
@@ -149,7 +201,7 @@ end
 
 -- The text on show, for tests and statuslines.
 function M.visible()
-  return ghost and ghost.text:sub(#ghost.taken + 1) or ""
+  return ghost and rest(ghost.items[ghost.index]) or ""
 end
 
 -- An unconditional sample from the server, inserted at the cursor.
@@ -202,6 +254,8 @@ function M.setup(opts)
   vim.api.nvim_create_autocmd({ "InsertLeave", "BufLeave" }, { group = group, callback = M.clear })
   map(config.accept_key, M.accept)
   map(config.accept_word_key, M.accept_word)
+  map(config.next_key, function() return M.cycle(1) end)
+  map(config.previous_key, function() return M.cycle(-1) end)
   for _, buf in ipairs(vim.api.nvim_list_bufs()) do
     if vim.api.nvim_buf_is_loaded(buf) then attach(buf) end
   end
