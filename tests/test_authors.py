@@ -3,8 +3,12 @@ one of them (`--author`, `--guidance`), on a tiny real char model over two synth
 
 import random
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:
+    from finetune.ghostwriting.authors import Authors
 
 from assistant.generation import load_model
 from corpora import load_corpus
@@ -24,7 +28,10 @@ def prose(words: list[str], chars: int, seed: int) -> str:
 
 @pytest.fixture(scope="module")
 def authors(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Path]:
-    """Two authors' folders (sea, garden), and a tiny char model trained on both with their tags."""
+    """Two authors' folders (sea, garden), and a tiny char model trained on both with their tags.
+
+    One LSTM layer at batch 16 and a high learning rate learn what the tags mean in 200 steps (some 10 s on one
+    core); two layers at batch 32 took twice as long and after 120 steps wrote much the same for both tags."""
     from finetune.config import FinetuneConfig
     from finetune.progress import Reporter
     from finetune.run import finetune
@@ -38,9 +45,26 @@ def authors(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Path]
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("ASSISTANT_HOME", str(root / "home"))
         finetune(FinetuneConfig(corpus=f"{root / 'sea'},{root / 'garden'}", model="char", out=root / "model",
-                                author_tags=True, max_steps=120, eval_every=60, sample_every=1000, seed=7,
-                                ghostwriting_every=0, options=CharOptions(size="tiny", lr=1e-2)), Reporter())
+                                author_tags=True, max_steps=200, eval_every=100, sample_every=1000, seed=7,
+                                ghostwriting_every=0,
+                                options=CharOptions(size="tiny", layers=1, hidden=128, batch_size=16, lr=2e-2)),
+                       Reporter())
     return root / "sea", root / "garden", root / "model"
+
+
+@pytest.fixture(scope="module")
+def classifier(authors: tuple[Path, Path, Path], tmp_path_factory: pytest.TempPathFactory) -> "Authors":
+    """The per-author style classifier (finetune.ghostwriting.authors) of the two authors, fitted once: each
+    against the other alone, with no catalogue corpus on this machine (those took a minute to read and count)."""
+    from finetune.ghostwriting.authors import Authors
+
+    sea, garden, _ = authors
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("ASSISTANT_CORPORA", str(tmp_path_factory.mktemp("no-catalogue")))
+        mp.setenv("ASSISTANT_HOME", str(tmp_path_factory.mktemp("home")))
+        fitted = Authors.fit([load_corpus(str(sea)), load_corpus(str(garden))])
+    assert fitted.accuracy["sea"]["extra_reference"] > 0 and fitted.accuracy["garden"]["reference_corpora"] == []
+    return fitted
 
 
 def test_the_split_is_each_authors_own_and_the_card_records_the_tags(authors: tuple[Path, Path, Path]) -> None:
@@ -53,12 +77,9 @@ def test_the_split_is_each_authors_own_and_the_card_records_the_tags(authors: tu
     assert len(val) == 2 and val[0][1] <= val[1][0]
 
 
-def test_author_samples_are_attributed_to_that_author_more_than_the_others(authors: tuple[Path, Path, Path]) -> None:
-    from finetune.ghostwriting.authors import Authors
-
-    sea, garden, path = authors
-    classifier = Authors.fit([load_corpus(str(sea)), load_corpus(str(garden))])
-    model = load_model(path, "cpu")
+def test_author_samples_are_attributed_to_that_author_more_than_the_others(authors: tuple[Path, Path, Path],
+                                                                            classifier: "Authors") -> None:
+    model = load_model(authors[2], "cpu")
     written = {author: [model.generate("", author=author, max_new_chars=150, seed=i, temperature=0.8) for i in range(8)]
                for author in ("sea", "garden")}
     shares = {author: classifier.shares(texts) for author, texts in written.items()}
