@@ -111,3 +111,30 @@ def test_finetune_author_tags_on_one_corpus_is_refused(tmp_path: Path) -> None:
     (tmp_path / "one.txt").write_text(prose(SEA, 5000, 0))
     result = run_cli("finetune", str(tmp_path / "one.txt"), "--author-tags", *TINY, "--max-steps", "1")
     assert result.returncode == 2 and "--author-tags is for several corpora" in result.stderr
+
+
+def test_guidance_over_http_writes_what_the_cli_writes(authors: tuple[Path, Path, Path], isolated_home: Path) -> None:
+    import openai
+
+    from tests.test_serve import serving
+
+    path = authors[2]
+    with serving(str(path)) as (url, _):
+        client = openai.OpenAI(base_url=f"{url}/v1", api_key="unused", max_retries=0)
+        steer = {"author": "garden", "guidance": 2.0}
+        guided = client.completions.create(model=str(path), prompt="The", max_tokens=40, seed=5, temperature=0.8,
+                                           extra_body=steer)
+        prompted = client.completions.create(model=str(path), prompt="The", max_tokens=40, seed=5, temperature=0.8,
+                                             extra_body={"prompt_guidance": 0})
+        with pytest.raises(openai.BadRequestError, match="knows no author 'sae'"):
+            client.completions.create(model=str(path), prompt="The", max_tokens=4, extra_body={"author": "sae"})
+        with pytest.raises(openai.BadRequestError, match="guidance"):
+            client.completions.create(model=str(path), prompt="The", max_tokens=4, extra_body={"guidance": -1})
+    assert "ghostwriter" not in guided.model_extra or not guided.model_extra["ghostwriter"].get("not_applied")
+    cli = run_cli("generate", str(path), "-p", "The", "--author", "garden", "--guidance", "2", "--tokens", "40",
+                  "--seed", "5", "-t", "0.8", "--no-echo", "--no-log")
+    assert cli.returncode == 0 and cli.stdout == guided.choices[0].text + "\n" and len(guided.choices[0].text) == 40
+    model = load_model(path, "cpu")
+    assert prompted.choices[0].text == model.generate("The", prompt_guidance=0, max_new_tokens=40, seed=5,
+                                                      temperature=0.8)
+    assert prompted.choices[0].text != model.generate("The", max_new_tokens=40, seed=5, temperature=0.8)  # at 0: no prompt
