@@ -33,6 +33,13 @@ def parts(name: str) -> list[str] | None:
     return names
 
 
+def check_tags(name: str, tags: bool) -> None:
+    """Tags are for several corpora (`pkd,austen`): with one, a UserError. The CLI asks this before it imports the
+    training stack, so that the mistake costs no seconds of importing."""
+    if tags and parts(name) is None:
+        raise UserError(f"--author-tags is for several corpora, each an author's (e.g. pkd,austen); got {name}")
+
+
 def joined(names_given: list[str], corpora: list[Corpus], tags: bool) -> Corpus:
     """The corpora as one, each document after its author's tag when `tags` (see the module); its source names each
     corpus as it loads again (a catalogue name, else its path), so that the model's corpus is found again."""

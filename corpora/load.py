@@ -126,13 +126,12 @@ def load_corpus(name_or_path: str, encoding: str | None = None, unwrap: bool | N
     nor in the cache is a UserError instead of a download (the memorization
     check never downloads a corpus).
     """
-    from .authors import joined, parts
+    from .authors import check_tags, joined, parts
 
+    check_tags(name_or_path, author_tags)
     if (names := parts(name_or_path)) is not None:
         return joined(names, [load_corpus(name, encoding, unwrap, allow_download=allow_download) for name in names],
                       author_tags)
-    if author_tags:
-        raise UserError(f"--author-tags is for several corpora, each an author's (e.g. pkd,austen); got {name_or_path}")
     if name_or_path in CATALOGUE:
         return _load_catalogue(CATALOGUE[name_or_path], encoding, unwrap, allow_download)
     path = Path(name_or_path).expanduser()

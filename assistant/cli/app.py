@@ -259,6 +259,9 @@ def finetune(
     **kind_flags: object,
 ) -> None:
     """Train a model on a corpus until a target loss, a step or time bound."""
+    from corpora.authors import check_tags
+
+    check_tags(corpus, author_tags)
     from finetune import launch
 
     if nproc is not None and not launch.launched():
