@@ -20,12 +20,14 @@ from pathlib import Path
 import numpy as np
 
 from contract import modeldir
-from contract.blend import Blend, Guided
+from contract.blend import Blend, Guided, Prefixed
 from contract.copyguard import CopyGuard
 from contract.modeldir import Card
 from contract.processors import Context, Tracker
+from contract.sampling import Decoder
 from corpora import UserError
 from corpora.index import Span
+from corpora.suggest import did_you_mean
 
 from .generation import TextModel
 
@@ -161,8 +163,37 @@ def load_blend(name: str, device: str = "auto", quantize: str = "auto", backend:
 
 
 def prompt_guided(model: TextModel, scale: float) -> TextModel:
-    """`model` writing with classifier-free guidance towards its prompt (contract.blend.Guided): the prompt against no
-    prompt, at `scale` (1: as it writes alone; Sanchez et al. found 1.5 helps a model follow its prompt)."""
-    if not (math.isfinite(scale) and scale >= 0):
-        raise UserError(f"--prompt-guidance must be a number, zero or more, got {scale}")
-    return TextModel(model.card, Guided(model.decoder, scale, lambda prompt: prompt, lambda prompt: ""), model.device)
+    """`model` writing with classifier-free guidance towards its prompt at `scale` (see `steered`)."""
+    return TextModel(model.card, steered(model, None, None, scale), model.device)
+
+
+def steered(model: TextModel, author: str | None, guidance: float | None, prompt_guidance: float | None) -> Decoder:
+    """The decoder a generation writes with: the model's own, or steered (contract.blend).
+
+    `author`: one of the authors of a model trained with --author-tags (its card's `authors`), whose tag goes before
+    the prompt; `guidance` G: classifier-free guidance towards that tag, the tagged context against the untagged one;
+    `prompt_guidance` G: towards the prompt, the prompt against no prompt (1: as the model writes alone; Sanchez et
+    al. found 1.5 helps a model follow its prompt). Both guidances at once guide the tagged prompt against nothing.
+    """
+    for what, scale in (("guidance", guidance), ("prompt-guidance", prompt_guidance)):
+        if scale is not None and not (math.isfinite(scale) and scale >= 0):
+            raise UserError(f"--{what} must be a number, zero or more, got {scale}")
+    if guidance is not None and author is None:
+        raise UserError("--guidance steers towards an author: give --author too (--prompt-guidance: towards the prompt)")
+    decoder, before = model.decoder, ""
+    if author is not None:
+        tags = model.card.extra.get("authors") or {}
+        if not tags:
+            raise UserError(f"--author is for a model trained on several corpora with --author-tags; {model.name} was "
+                            "not")
+        if author not in tags:
+            raise UserError(f"{model.name} knows no author {author!r}: its authors are {', '.join(tags)}"
+                            + did_you_mean(author, tags, tail=True))
+        before = tags[author]
+        if guidance is None:
+            decoder = Prefixed(decoder, before)
+        else:
+            decoder = Guided(decoder, guidance, lambda prompt: before + prompt, lambda prompt: prompt)
+    if prompt_guidance is not None:
+        decoder = Guided(decoder, prompt_guidance, lambda prompt: prompt, lambda prompt: "")
+    return decoder

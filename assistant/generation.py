@@ -35,6 +35,7 @@ from pathlib import Path
 import torch
 
 from contract import loop, modeldir, registry
+from contract.blend import Guided
 from contract.copyguard import CopyGuard
 from contract.loop import Token
 from contract.modeldir import Card
@@ -79,6 +80,11 @@ class Params(Sampling):
     seed: int | None = None
     stop: tuple[str, ...] = ()
     stop_at: str | None = None  # end at the first end of a sentence, line or paragraph (see STOP_AT)
+    # steering (assistant.blending.steered): write as one author of a model trained with --author-tags, with
+    # classifier-free guidance towards that author's tag, or towards the prompt
+    author: str | None = None
+    guidance: float | None = None
+    prompt_guidance: float | None = None
 
     def check(self) -> None:
         for what, value in (("length", self.max_new_chars), ("tokens", self.max_new_tokens)):
@@ -249,6 +255,9 @@ class TextModel:
         stop_at: str | None = None,
         session: Session | None = None,
         alternatives: int | None = None,
+        author: str | None = None,
+        guidance: float | None = None,
+        prompt_guidance: float | None = None,
         **sampling,
     ) -> Stream:
         """The continuation piece by piece; it ends before the first stop string.
@@ -259,6 +268,8 @@ class TextModel:
         "paragraph") ends it sooner, at the first end of one, so that it stops
         where a writer would rather than mid-word; the length still bounds it.
         A `session` (see `session()`) reuses what its last generation computed.
+        `author` writes as that author of a model trained on several with their tags, `guidance` with
+        classifier-free guidance towards the author, `prompt_guidance` towards the prompt (assistant.blending.steered).
         `sampling` takes every setting of contract.sampling.Sampling (temperature,
         top_k, min_p, ban, max_copy...); `alternatives` asks each token's
         probability and that many likeliest tokens (the result's `tokens`).
@@ -279,13 +290,16 @@ class TextModel:
         if "logit_bias" in sampling:
             sampling["logit_bias"] = tuple((str(text), float(bias)) for text, bias in sampling["logit_bias"])
         params = Params(**sampling, max_new_chars=max_new_chars, max_new_tokens=max_new_tokens, seed=seed, stop=stops,
-                        stop_at=stop_at)
+                        stop_at=stop_at, author=author, guidance=guidance, prompt_guidance=prompt_guidance)
         params.check()
+        from .blending import steered
+
+        decoder = steered(self, author, guidance, prompt_guidance)
         guard = self._guard(params.max_copy) if params.max_copy is not None else None
         generator = torch.Generator().manual_seed(seed)
         written: list[Token] = []
-        pieces = itertools.islice(self._pieces(prompt, params.sampling, generator, session, guard, alternatives, written),
-                                  token_bound(params))
+        pieces = itertools.islice(self._pieces(decoder, prompt, params.sampling, generator, session, guard, alternatives,
+                                               written), token_bound(params))
         pieces = _until_stop(pieces, params.max_new_chars, stops)
         return Stream(self, prompt, params, pieces if stop_at is None else _until_end(pieces, STOP_AT[stop_at]), written)
 
@@ -316,14 +330,16 @@ class TextModel:
                                 f"{self.name} writes against it")
         return self._index
 
-    def _pieces(self, prompt: str, sampling: Sampling, generator: torch.Generator, session: Session | None,
-                guard: CopyGuard | None, alternatives: int | None, written: list[Token]) -> Iterator[str]:
-        """Each written token's text through contract.loop, the tokens themselves kept in `written`."""
+    def _pieces(self, decoder: Decoder, prompt: str, sampling: Sampling, generator: torch.Generator,
+                session: Session | None, guard: CopyGuard | None, alternatives: int | None,
+                written: list[Token]) -> Iterator[str]:
+        """Each written token's text through contract.loop, the tokens themselves kept in `written`. A decoder
+        steered by guidance reads two contexts, and reuses no session's state (it holds one)."""
         if session is not None and session.model is not self:
             raise ValueError(f"a session of {session.model.name} used with {self.name}")
-        state = session.borrow(prompt) if session is not None else None
+        state = session.borrow(prompt) if session is not None and not isinstance(decoder, Guided) else None
         try:
-            for token in loop.tokens(self.decoder, prompt, sampling, generator, state=state, guard=guard,
+            for token in loop.tokens(decoder, prompt, sampling, generator, state=state, guard=guard,
                                 alternatives=alternatives):
                 written.append(token)
                 yield token.text

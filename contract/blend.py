@@ -20,6 +20,7 @@ unconditioned one (the prompt without the tag, or no prompt at all), is fed
 each written token in both, and writes from
 uncond + G * (cond - uncond) in log-probability space; G = 1 is the model
 on the conditioned context alone, G > 1 pushes further towards the condition.
+`Prefixed` is the conditioned context alone (an author's tag before the prompt).
 """
 
 from collections.abc import Callable, Sequence
@@ -119,6 +120,20 @@ def _inverse(blend: Blend, i: int, ids: list[int]) -> list[int]:
     assert index is not None
     back = {int(own): shared for shared, own in enumerate(index.tolist())}
     return [back[t] for t in ids if t in back]
+
+
+class Prefixed:
+    """One decoder that reads `before` ahead of every prompt: an author's tag, so that a model trained on several
+    authors writes as that one (the tag is where a training document of theirs starts)."""
+
+    def __init__(self, decoder: Decoder, before: str):
+        self.decoder, self.before = decoder, before
+        self.end_id = decoder.end_id
+        self.encode, self.decode, self.token_texts = decoder.encode, decoder.decode, decoder.token_texts
+        self.new_state = getattr(decoder, "new_state", lambda: None)
+
+    def start(self, prompt: str, state: object | None = None, keep: int = 0) -> Cursor:
+        return self.decoder.start(self.before + prompt, state, keep)
 
 
 class Guided:

@@ -34,6 +34,7 @@ class Document:
     title: str | None = None  # a catalogue document's title; a writer's file is known by its name
     encoding: str = "utf-8"  # what its bytes were read as: UTF-8, or --encoding for a file that is not UTF-8
     unwrapped: bool = False  # whether its hard-wrapped lines were joined (corpora.unwrap)
+    author: str | None = None  # in a corpus of several authors (corpora.authors), whose it is
 
 
 @dataclass(frozen=True)
@@ -93,6 +94,17 @@ class Corpus:
             h.update(d.name.encode() + b"\0" + d.text.encode() + b"\0")
         return h.hexdigest()
 
+    def authors(self) -> list[tuple[str | None, int]]:
+        """Each author's run of documents, in order, as (author, documents): one run (author None) for one author's
+        corpus. The kinds split each run on its own, so that every author has a validation text (corpora.authors)."""
+        runs: list[tuple[str | None, int]] = []
+        for d in self.documents:
+            if runs and runs[-1][0] == d.author:
+                runs[-1] = (d.author, runs[-1][1] + 1)
+            else:
+                runs.append((d.author, 1))
+        return runs
+
     def stats(self) -> dict[str, int]:
         vocab: set[str] = set()
         words = 0
@@ -103,8 +115,9 @@ class Corpus:
 
 
 def load_corpus(name_or_path: str, encoding: str | None = None, unwrap: bool | None = None, *,
-                allow_download: bool = True) -> Corpus:
-    """The corpus a user named: catalogue entry or local text, cleaned.
+                allow_download: bool = True, author_tags: bool = False) -> Corpus:
+    """The corpus a user named: catalogue entry or local text, cleaned; `A,B` several corpora joined as one, each
+    document after its author's tag with `author_tags` (corpora.authors).
 
     `unwrap` (corpora.unwrap): None joins the lines of the documents that are hard-wrapped (Gutenberg's), True those
     of every paragraph wrapped at its text's width (--unwrap), False none (--no-unwrap).
@@ -113,6 +126,12 @@ def load_corpus(name_or_path: str, encoding: str | None = None, unwrap: bool | N
     nor in the cache is a UserError instead of a download (the memorization
     check never downloads a corpus).
     """
+    from .authors import check_tags, joined, parts
+
+    check_tags(name_or_path, author_tags)
+    if (names := parts(name_or_path)) is not None:
+        return joined(names, [load_corpus(name, encoding, unwrap, allow_download=allow_download) for name in names],
+                      author_tags)
     if name_or_path in CATALOGUE:
         return _load_catalogue(CATALOGUE[name_or_path], encoding, unwrap, allow_download)
     path = Path(name_or_path).expanduser()
@@ -257,11 +276,12 @@ def find_trained_corpus(name: str, source: str, checksum: str, encoding: str | N
     candidates = [c for c in (name if name in CATALOGUE else "", source) if c and c != "download"]
     changed = False
     for candidate in candidates:  # a file may share its name with a catalogue corpus: try both
-        try:
-            corpus = load_corpus(candidate, encoding, unwrap, allow_download=False)
-        except UserError:
-            continue
-        if corpus.checksum == checksum:
-            return corpus, ""
-        changed = True
+        for tags in (False, True) if "," in candidate else (False,):  # several authors', with their tags or without
+            try:
+                corpus = load_corpus(candidate, encoding, unwrap, allow_download=False, author_tags=tags)
+            except UserError:
+                continue
+            if corpus.checksum == checksum:
+                return corpus, ""
+            changed = True
     return None, f"corpus {name!r} " + ("has changed since the model was trained" if changed else f"({source}) not found")

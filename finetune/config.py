@@ -29,6 +29,7 @@ class FinetuneConfig:
     out: Path | None = None
     encoding: str | None = None
     unwrap: bool | None = None  # join hard-wrapped lines: None where the text is hard-wrapped (corpora.unwrap)
+    author_tags: bool = False  # several corpora (A,B), each document after its author's tag (corpora.authors)
     # bounds and the loss threshold
     max_steps: int | None = None
     max_time: float | None = None  # seconds of training, summed over resumes

@@ -21,6 +21,7 @@ from contract import modeldir, registry
 from contract.modeldir import Card
 from corpora import Corpus, UserError, load_corpus
 from corpora import unwrap as unwrapping
+from corpora.authors import card_tags
 from corpora.home import models_dir
 from corpora.load import listing
 from corpora.ngram import NGramModel
@@ -214,6 +215,7 @@ def make_card(path: Path, config: FinetuneConfig, corpus: Corpus, adapter: Adapt
         "training": replace(config, weight_decay=plan.weight_decay, min_lr_ratio=plan.min_lr_ratio).to_json(),
         "plan": dict(plan.__dict__),
         "device": str(device),
+        **({"authors": tags} if (tags := card_tags(corpus, config.author_tags)) else {}),
     }, path)
 
 
@@ -234,7 +236,7 @@ def finetune(config: FinetuneConfig, reporter: Reporter | None = None) -> Summar
 
 def train(config: FinetuneConfig, world: distributed.World, device: torch.device, reporter: Reporter) -> Summary:
     with world.node_main_first():
-        corpus = load_corpus(config.corpus, config.encoding, config.unwrap)
+        corpus = load_corpus(config.corpus, config.encoding, config.unwrap, author_tags=config.author_tags)
     path = model_path(config, corpus)
     check_model_dir(path, config.resume, config.force)
     saved = modeldir.read(path) if config.resume else None
@@ -242,7 +244,7 @@ def train(config: FinetuneConfig, world: distributed.World, device: torch.device
         reading = (saved.training.get("encoding"), unwrapping.SETTINGS[saved.corpus.unwrap if saved.corpus else "off"])
         if reading != (config.encoding, config.unwrap):  # read as the run read it, whatever the flags say now
             with world.node_main_first():
-                corpus = load_corpus(config.corpus, *reading)
+                corpus = load_corpus(config.corpus, *reading, author_tags=config.author_tags)
         check_same_corpus(saved, corpus, path)
         config = replace(merge_resumed(saved, config), encoding=reading[0], unwrap=reading[1])
     devices.prepare(device)

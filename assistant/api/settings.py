@@ -75,6 +75,10 @@ class Settings:
     genkey: str | None = None  # KoboldAI: the key its abort names
     chain: tuple[tuple[str, Any], ...] = ()  # the sampler chain's other settings asked for, by Sampling's names
     logit_bias: tuple[tuple[int | str, float], ...] = ()  # by token id (OpenAI's, KoboldAI's) or by text (ghostwriter's)
+    # ghostwriter's steering (assistant.blending.steered), as `generate --author --guidance --prompt-guidance` takes it
+    author: str | None = None
+    guidance: float | None = None
+    prompt_guidance: float | None = None
     logprobs: int | None = None  # the likeliest tokens listed at each token written; None: no probabilities
     top_logprobs: int = 0  # OpenAI's, read into `logprobs`
     not_applied: tuple[str, ...] = ()
@@ -90,7 +94,8 @@ class Settings:
                                         for key, bias in self.logit_bias)
         return {"max_new_tokens": self.max_tokens, "temperature": self.temperature, "top_k": self.top_k,
                 "top_p": self.top_p, "seed": None if self.seed is None else self.seed + choice, "stop": self.stop,
-                "alternatives": self.logprobs, **changed(chain)}
+                "alternatives": self.logprobs, "author": self.author, "guidance": self.guidance,
+                "prompt_guidance": self.prompt_guidance, **changed(chain)}
 
     @property
     def choices(self) -> int:
@@ -316,6 +321,10 @@ COMMON = {
     "top_p": Field(number(0, 1), "top_p"),  # 0: the likeliest token alone (see read)
     "top_k": Field(_top_k, "top_k"),
     "stop": Field(texts(MAX_STOPS, MAX_STOP_CHARS), "stop"),
+    # ghostwriter's own: write as one author of a model trained with --author-tags, guided towards it or the prompt
+    "author": Field(text(200), "author"),
+    "guidance": Field(number(0), "guidance"),
+    "prompt_guidance": Field(number(0), "prompt_guidance"),
 }
 # the sampler chain (docs/controls.md), under OpenAI's, KoboldAI's, llama.cpp's and text-generation-webui's names
 PENALTY, RANGE = Field(number(0, 10, above=True), "repetition_penalty"), Field(_last_n, "repetition_range")

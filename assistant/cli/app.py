@@ -203,7 +203,11 @@ _taking_kind_flags = adding_flags(KIND_FLAGS)
 @taking_chain_flags
 @_taking_kind_flags
 def finetune(
-    corpus: Annotated[str, typer.Argument(help="A corpus name (see `assistant corpus list`) or a .txt path.")],
+    corpus: Annotated[str, typer.Argument(help="A corpus name (see `assistant corpus list`) or a .txt path; A,B "
+                                               "trains on several (see --author-tags).")],
+    author_tags: Annotated[bool, typer.Option(help="With several corpora (pkd,austen): each document starts with its "
+                                                   "author's tag, so that the model writes as one with generate "
+                                                   "--author (docs/blend.md).")] = False,
     model: Annotated[str, typer.Option(help="Model kind to train: " + "; ".join(
         f"{k.name} ({k.help})" for k in registry.KINDS.values()) + ".")] = "gpt2",
     name: Annotated[str | None, typer.Option(help="Model name (default CORPUS-KIND).")] = None,
@@ -255,6 +259,9 @@ def finetune(
     **kind_flags: object,
 ) -> None:
     """Train a model on a corpus until a target loss, a step or time bound."""
+    from corpora.authors import check_tags
+
+    check_tags(corpus, author_tags)
     from finetune import launch
 
     if nproc is not None and not launch.launched():
@@ -267,7 +274,7 @@ def finetune(
     kind_flags["micro_batch"] = _micro_batch(kind_flags["micro_batch"])  # type: ignore[arg-type]
     given = {k: v for k, v in kind_flags.items() if v != KIND_FLAGS[k][1]}  # a kind's options take only these
     config = FinetuneConfig(
-        corpus=corpus, model=model, name=name, out=out_dir, encoding=encoding, unwrap=unwrap,
+        corpus=corpus, model=model, name=name, out=out_dir, encoding=encoding, unwrap=unwrap, author_tags=author_tags,
         max_steps=max_steps, max_time=parse_duration(max_time) if max_time else None, weight_decay=weight_decay,
         target_loss=target_loss, target_on=target_on, stop_on_overfit=stop_on_overfit,  # type: ignore[arg-type]
         eval_every=eval_every, sample_every=sample_every, checkpoint_every=checkpoint_every,
@@ -304,6 +311,11 @@ def generate(
     prompt_guidance: Annotated[float | None, typer.Option(
         help="Classifier-free guidance towards the prompt: the prompt against no prompt at this scale (1 is off; 1.5 "
              "makes the model follow its prompt more, Sanchez et al. 2023).")] = None,
+    author: Annotated[str | None, typer.Option(
+        help="Write as this author, with a model trained on several with --author-tags (docs/blend.md).")] = None,
+    guidance: Annotated[float | None, typer.Option(
+        help="With --author: classifier-free guidance towards the author's tag at this scale (1: the tag alone; more "
+             "steers harder).")] = None,
     length: Annotated[int | None, typer.Option("--length", "-l", help="Characters to write per sample (default 500).")] = None,
     tokens: Annotated[int | None, typer.Option("--tokens", help="Tokens to write per sample (char models: characters).")] = None,
     temperature: Annotated[float, typer.Option("--temperature", "-t", help="Lower is safer, higher wilder; 0 is greedy.")] = 0.8,
@@ -351,10 +363,6 @@ def generate(
     if n < 1:
         raise UserError(f"-n must be at least 1, got {n}")
     text_model = load_model(model, device, quantize, backend, weights)
-    if prompt_guidance is not None:
-        from ..blending import prompt_guided
-
-        text_model = prompt_guided(text_model, prompt_guidance)
     prompt = prompt or ""
     for i in range(n):
         if n > 1:
@@ -362,7 +370,8 @@ def generate(
         sample_seed = None if seed is None else seed + i
         stream = text_model.stream(prompt, max_new_chars=length, max_new_tokens=tokens, temperature=temperature,
                                    top_k=top_k, top_p=top_p, seed=sample_seed, stop=stop, stop_at=stop_at,
-                                   alternatives=probs, **settings)
+                                   alternatives=probs, author=author, guidance=guidance,
+                                   prompt_guidance=prompt_guidance, **settings)
         # a sample stopped by Ctrl-C is stored at once, as cancelled
         result, stopped = stream_to_stdout(stream, (lambda: sys.stdout.write(prompt)) if echo else None)
         sample_id = None if no_log else record(result, "cli")

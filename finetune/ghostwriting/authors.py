@@ -1,8 +1,9 @@
 """Which of several authors a text sounds like: the style classifier (style.py) grown to several authors.
 
-One classifier per author, each that author against the other catalogue
-corpora (the other authors among them) and word-shuffled copies of its own
-passages. A text is attributed to the author whose classifier is surest of
+One classifier per author, each that author against the other authors, the
+other catalogue corpora on this machine and word-shuffled copies of its own
+passages: an author outside the catalogue (a writer's own folder) must be
+told from the others too, not just from the catalogue. A text is attributed to the author whose classifier is surest of
 it, when that one takes it for its author at all (above 0.5), else to none:
 a blend of Dick and Austen that sounds like neither counts for neither. The
 share attributed to each author is what `assistant report --blend` and
@@ -12,10 +13,10 @@ benchmarks/blend.py sweep against the blend's weights.
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from corpora import Corpus
+from corpora import CATALOGUE, Corpus
 
 from .evaluate import split_text
-from .style import StyleClassifier, build_classifier
+from .style import PASSAGE_CHARS, TRAIN_PASSAGES, StyleClassifier, build_classifier, passages
 
 
 @dataclass(frozen=True)
@@ -27,11 +28,18 @@ class Authors:
 
     @classmethod
     def fit(cls, corpora: Sequence[Corpus], seed: int = 0) -> "Authors":
-        """A classifier for each corpus's author, fitted on the first 90% of it (the last tenth held out)."""
+        """A classifier for each corpus's author, fitted on the first 90% of it (the last tenth held out).
+
+        The other authors' passages (from their first 90%) are its extra references, but for a catalogue
+        author: build_classifier has that one among its references already.
+        """
+        splits = {corpus.name: split_text(corpus) for corpus in corpora}
         classifiers, accuracy = {}, {}
-        for corpus in corpora:
-            train, held_out = split_text(corpus)
-            classifiers[corpus.name], accuracy[corpus.name] = build_classifier(train, held_out, corpus.name, seed=seed)
+        for name, (train, held_out) in splits.items():
+            others = [other for other in splits if other != name and other not in CATALOGUE]
+            per_author = TRAIN_PASSAGES // len(splits)
+            extra = [p for other in others for p in passages(splits[other][0], PASSAGE_CHARS, per_author, seed)]
+            classifiers[name], accuracy[name] = build_classifier(train, held_out, name, extra_reference=extra, seed=seed)
         return cls(classifiers, accuracy)
 
     def attribute(self, texts: Sequence[str]) -> list[str | None]:

@@ -26,7 +26,7 @@ from contract.modeldir import Card
 from corpora import UserError
 from finetune.plot import saturation_svg
 
-from .data import DOC_START, corpus_text
+from .data import DOC_START, corpus_text, ranges
 from .fast import Stepper, fused
 from .infer import CharDecoder
 
@@ -67,7 +67,7 @@ def validation_passage(card: Card, chars: int = 800) -> str | None:
     if corpus is None:
         return None
     text = corpus_text(corpus)
-    a, b = card.split["val"]
+    a, b = ranges(card.split["val"])[0]  # the first author's validation text, else the rest
     for part in (text[a:b], text[:a] + text[b:]):
         part = part.replace(DOC_START, "\n\n")
         starts = [0] + [m.end() for m in re.finditer(r"\n\s*\n", part)]

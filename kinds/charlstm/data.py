@@ -22,21 +22,53 @@ def corpus_text(corpus: Corpus) -> str:
     return "".join(DOC_START + d.text for d in corpus.documents)
 
 
-def split_points(n: int) -> dict[str, list[int]]:
-    """Contiguous train/val/test character ranges, 90/5/5."""
-    a = int(n * SPLIT[0])
-    b = int(n * (SPLIT[0] + SPLIT[1]))
-    return {"train": [0, a], "val": [a, b], "test": [b, n]}
+def author_lengths(corpus: Corpus) -> list[int]:
+    """The characters of each author's run of documents in corpus_text (one run for one author's corpus)."""
+    lengths, at = [], 0
+    for _, count in corpus.authors():
+        lengths.append(sum(len(DOC_START) + len(d.text) for d in corpus.documents[at : at + count]))
+        at += count
+    return lengths
+
+
+def split_points(n: int | list[int]) -> dict[str, list]:
+    """Contiguous train/val/test character ranges, 90/5/5; for several authors' texts one after another (their
+    lengths), each author's own 90/5/5, every split a list of those ranges (see `cut`)."""
+    if isinstance(n, list) and len(n) == 1:
+        n = n[0]
+    if isinstance(n, int):
+        a = int(n * SPLIT[0])
+        b = int(n * (SPLIT[0] + SPLIT[1]))
+        return {"train": [0, a], "val": [a, b], "test": [b, n]}
+    split: dict[str, list] = {"train": [], "val": [], "test": []}
+    start = 0
+    for length in n:
+        for name, (a, b) in split_points(length).items():
+            split[name].append([start + a, start + b])
+        start += length
+    return split
+
+
+def ranges(split: list) -> list[list[int]]:
+    """A split's ranges: one [a, b] (one author's text), or a list of them (several authors', see split_points)."""
+    return [split] if split and isinstance(split[0], int) else split
+
+
+def cut(seq: "str | torch.Tensor", split: list) -> "str | torch.Tensor":
+    """The part of a text (or its ids) a split's ranges hold, joined."""
+    pieces = [seq[a:b] for a, b in ranges(split)]
+    return "".join(pieces) if isinstance(seq, str) else torch.cat(pieces)
 
 
 class CharData:
-    def __init__(self, text: str, vocab: Vocab, seq_len: int, batch_size: int):
+    def __init__(self, text: str, vocab: Vocab, seq_len: int, batch_size: int, authors: list[int] | None = None):
+        """`authors`: the length of each author's text, one after another in `text`, each split on its own."""
         self.vocab = vocab
         self.seq_len = seq_len
         self.batch_size = batch_size
         ids = torch.tensor(vocab.encode(text), dtype=torch.long)
-        self.split = split_points(len(ids))
-        self.ids = {name: ids[a:b] for name, (a, b) in self.split.items()}
+        self.split = split_points(authors or len(ids))
+        self.ids = {name: cut(ids, ranges) for name, ranges in self.split.items()}
         need = batch_size * seq_len + seq_len + 1
         if len(self.ids["train"]) < need:
             raise UserError(

@@ -12,7 +12,7 @@ from contract.modeldir import Card
 from corpora import Corpus
 
 from ..scoring import Passage, Score
-from .data import corpus_text, eval_streams
+from .data import corpus_text, cut, eval_streams
 from .infer import CharDecoder
 
 
@@ -20,7 +20,7 @@ def splits(decoder: CharDecoder, card: Card, corpus: Corpus) -> dict[str, Passag
     """The model's train, val and test text, cut where training cut it (character offsets in its card)."""
     text = corpus_text(corpus)
     ids = torch.tensor(decoder.vocab.encode(text), dtype=torch.long)  # its own corpus: every character in the vocabulary
-    return {name: Passage(text[a:b], ids[a:b]) for name, (a, b) in (card.split or {}).items()}
+    return {name: Passage(cut(text, split), cut(ids, split)) for name, split in (card.split or {}).items()}
 
 
 def read(decoder: CharDecoder, card: Card, corpus: Corpus) -> Passage:

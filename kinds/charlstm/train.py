@@ -19,7 +19,7 @@ from finetune.distributed import SINGLE, World
 from finetune.memory import Smaller
 
 from . import presets
-from .data import DOC_START, CharData, corpus_text
+from .data import DOC_START, CharData, author_lengths, corpus_text
 from .infer import CharDecoder
 from .model import CharLSTM, CharLSTMConfig, State, Vocab
 from .options import CharOptions
@@ -52,7 +52,7 @@ class CharLSTMAdapter:
                  world: World = SINGLE, bf16: bool = False, shares: int | None = None):
         text = corpus_text(corpus)
         self.vocab = Vocab.from_text(text)
-        self.data = CharData(text, self.vocab, hp.seq_len, hp.batch_size)
+        self.data = CharData(text, self.vocab, hp.seq_len, hp.batch_size, author_lengths(corpus))
         self.size = size
         self.hp = self.schedule = hp
         self.seed = seed
@@ -80,7 +80,7 @@ class CharLSTMAdapter:
     def headline(self) -> str:
         hp = self.hp
         return (f"Training a {self.size} char-LSTM ({hp.layers}x{hp.hidden}, {self.model.num_parameters():,} parameters) "
-                f"on {self.data.split['train'][1]:,} characters, vocabulary {len(self.vocab)}{describe_cpu_bf16(self.bf16)}")
+                f"on {len(self.data.ids['train']):,} characters, vocabulary {len(self.vocab)}{describe_cpu_bf16(self.bf16)}")
 
     def check_start(self, val_loss: float) -> None:
         """A char-LSTM always starts from random weights: any first loss is right."""
@@ -178,8 +178,8 @@ def split_loss(model: CharLSTM, xs: torch.Tensor, ys: torch.Tensor, device: torc
 
 def char_amounts(adapter: Any) -> TextAmounts:
     """A char model (the char transformer's too) learns from random weights: every character of its splits counts."""
-    (a, b), (c, d) = adapter.data.split["train"], adapter.data.split["val"]
-    return TextAmounts(b - a, d - c, adapter.model.num_parameters(), from_scratch=True)
+    ids = adapter.data.ids
+    return TextAmounts(len(ids["train"]), len(ids["val"]), adapter.model.num_parameters(), from_scratch=True)
 
 
 def describe_char_model(adapter: Any) -> dict:

@@ -22,7 +22,7 @@ from finetune.device import autocast, cpu_autocast, cpu_bf16, describe_cpu_bf16
 from finetune.distributed import SINGLE, World
 from finetune.memory import Smaller
 
-from ..charlstm.data import DOC_START, CharData, corpus_text
+from ..charlstm.data import DOC_START, CharData, author_lengths, corpus_text
 from ..charlstm.infer import CharDecoder
 from ..charlstm.model import Vocab
 from ..charlstm.options import CharOptions
@@ -49,7 +49,7 @@ class CharTransformerAdapter:
                  world: World = SINGLE, bf16: bool = False):
         text = corpus_text(corpus)
         self.vocab = Vocab.from_text(text)
-        self.data = CharData(text, self.vocab, hp.seq_len, hp.batch_size)
+        self.data = CharData(text, self.vocab, hp.seq_len, hp.batch_size, author_lengths(corpus))
         self.size = size
         self.hp = self.schedule = hp
         self.seed = seed
@@ -71,7 +71,7 @@ class CharTransformerAdapter:
     def headline(self) -> str:
         c = self.model.config
         return (f"Training a {self.size} char transformer ({c.layers}x{c.hidden}, {c.heads} head(s), context {c.block_size}, "
-                f"{self.model.num_parameters():,} parameters) on {self.data.split['train'][1]:,} characters, "
+                f"{self.model.num_parameters():,} parameters) on {len(self.data.ids['train']):,} characters, "
                 f"vocabulary {len(self.vocab)}{describe_cpu_bf16(self.bf16)}")
 
     def check_start(self, val_loss: float) -> None:

@@ -77,19 +77,34 @@ def val_test(held: np.ndarray, test: bool = True) -> tuple[np.ndarray, np.ndarra
     return held[:cut], held[cut:]
 
 
-def split_tokens(tokens: Tokens, how: str, names: list[str]) -> tuple[np.ndarray, np.ndarray, list[str]]:
+def by_author(tokens: Tokens, how: str, corpus: Corpus,
+              test: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str]]:
+    """Train, validation and test tokens and the held-out documents, each author's run of documents split on its own
+    (held_out, val_test) and the splits joined, so that every author has validation text (corpora.authors)."""
+    names = [d.name for d in corpus.documents]
+    runs, at, parts = corpus.authors(), 0, []
+    for _, count in runs:
+        begin = int(tokens.starts[at])
+        end = int(tokens.starts[at + count]) if at + count < len(names) else len(tokens.ids)
+        own = tokens if len(runs) == 1 else Tokens(tokens.ids[begin:end], tokens.starts[at : at + count] - begin)
+        train, held, docs = held_out(own, how, names[at : at + count])
+        parts.append((train, *val_test(held, test), docs))
+        at += count
+    train, val, test_ids = (np.concatenate([p[i] for p in parts]) for i in range(3))
+    return train, val, test_ids, [d for p in parts for d in p[3]]
+
+
+def split_tokens(tokens: Tokens, how: str, corpus: Corpus) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """Train and validation tokens, 90/5 (the last 5% is the test split), and the held-out documents."""
-    train, held, docs = held_out(tokens, how, names)
-    return train, val_test(held)[0], docs
+    train, val, _, docs = by_author(tokens, how, corpus)
+    return train, val, docs
 
 
 class TokenData:
     """Packed blocks of `block_size` tokens for training, in a seeded order per epoch."""
 
     def __init__(self, corpus: Corpus, tokenizer, block_size: int, micro_batch: int, split: str, test: bool = True):
-        tokens = tokenize(corpus, tokenizer)
-        train, held, val_docs = held_out(tokens, split, [d.name for d in corpus.documents])
-        val, test_ids = val_test(held, test)
+        train, val, test_ids, val_docs = by_author(tokenize(corpus, tokenizer), split, corpus, test)
         if len(train) <= 2 * block_size:  # a whole block in every epoch, whatever the grid's shift
             raise UserError(
                 f"corpus too short for --block-size {block_size}: {len(train):,} training tokens; lower --block-size or add text"

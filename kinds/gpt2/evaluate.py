@@ -14,16 +14,15 @@ from contract.modeldir import Card
 from corpora import Corpus
 
 from ..scoring import Passage, Score
-from .data import eval_blocks, held_out, tokenize, val_test
+from .data import by_author, eval_blocks, tokenize
 from .infer import GPT2Decoder
 
 
 def splits(decoder: GPT2Decoder, card: Card, corpus: Corpus) -> dict[str, Passage]:
     """The model's train, val and test tokens (test only when its card records one), with their text."""
     split = card.split or {}
-    train, held, _ = held_out(tokenize(corpus, decoder.tokenizer), split.get("how", "contiguous"),
-                              [d.name for d in corpus.documents])
-    val, test = val_test(held, "test_tokens" in split)
+    train, val, test, _ = by_author(tokenize(corpus, decoder.tokenizer), split.get("how", "contiguous"), corpus,
+                                    "test_tokens" in split)
     parts = {"train": train, "val": val, **({"test": test} if "test_tokens" in split else {})}
     return {name: _passage(decoder, ids) for name, ids in parts.items()}
 

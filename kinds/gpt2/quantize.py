@@ -154,6 +154,6 @@ def validation_ids(corpus, tokenizer, split: dict | None) -> torch.Tensor:
     from .data import split_tokens, tokenize
 
     how = (split or {}).get("how", "contiguous")
-    _, val, _ = split_tokens(tokenize(corpus, tokenizer), how, [d.name for d in corpus.documents])
+    _, val, _ = split_tokens(tokenize(corpus, tokenizer), how, corpus)
     return torch.from_numpy(val[: CHECK_TOKENS + 1].astype("int64"))
 
