@@ -12,6 +12,7 @@ import {
 
 const $ = (id) => document.getElementById(id);
 const CONTEXT_CHARS = 6000; // the text before the cursor sent with a request: more than any model here reads
+const CONTEXT_STEP = 1000; // ...from a start that moves in steps of this many characters (see since)
 const SAVE_MS = 400;
 const DEFAULTS = { pause: 250, chars: 60, n: 3, long: 400, highlight: true };
 const SAMPLING = [ // the chain's settings the panel shows: [name, label, step, min, max]
@@ -164,11 +165,23 @@ async function events(path, body, signal, on) {
   }
 }
 
+// Where the text sent before `pos` starts: at least CONTEXT_CHARS back, at a point that moves in steps of
+// CONTEXT_STEP (then on to the next word), so that a request after each keystroke at the end of a long manuscript
+// starts where the last one did. The server then reads only the new words: its sessions (and GPT-2's window) keep
+// what a prompt shares with the last one from its start, and a start that slid with every keystroke shared nothing
+// (GPT-2 small read its whole context again each time: seconds on a CPU).
+function since(doc, pos) {
+  if (pos <= CONTEXT_CHARS) return 0;
+  const start = Math.floor((pos - CONTEXT_CHARS) / CONTEXT_STEP) * CONTEXT_STEP;
+  const space = doc.sliceString(start, Math.min(pos, start + 200)).search(/\s/);
+  return space < 0 ? start : start + space + 1;
+}
+
 function ask(pos, extra) {
   const doc = pad.view.state.doc;
   const s = pad.settings, sampling = {};
   for (const [name] of SAMPLING) if (s[name] !== undefined && s[name] !== "" && s[name] !== null) sampling[name] = Number(s[name]);
-  return { document: pad.name, before: doc.sliceString(Math.max(0, pos - CONTEXT_CHARS), pos), memory: pad.record.memory || "",
+  return { document: pad.name, before: doc.sliceString(since(doc, pos), pos), memory: pad.record.memory || "",
     note: pad.record.note || "", model: s.model || null, settings: sampling, alternatives: 5,
     seed: s.seed == null ? null : Number(s.seed), ...extra };
 }
