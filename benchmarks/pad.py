@@ -9,7 +9,11 @@
   the same run: the time to the first piece of the same continuation (the
   same prompt and length) through the streaming /v1/completions route, so
   the ratio is what the page, its request and its events cost over the
-  model's own first token.
+  model's own first token. Each model types into a document of its own
+  (`ghost-char.md`, ...), then at the end of a 100,000-word one
+  (`novel-char.md`): the second is the cost of a long document's context,
+  which the pad sends from a start that moves in steps so the server reads
+  only the new words.
 - Typing in a manuscript: a 100,000-word document (PKD's stories, over and
   over) opened in the pad, 200 characters typed at its end; for each, the
   time in the page from the key's event to the text changed and laid out
@@ -38,7 +42,9 @@ FIGURES = {
         ("ghost_p50_ms", "ms from the last keystroke to ghost text in the page, past the pause, median"),
         ("ghost_p95_ms", "the same, 95th percentile"),
         ("first_piece_p50_ms", "ms to the first piece of the same continuation through /v1/completions, median"),
-        ("ratio", "the pad's p50 over the API's first piece"))},
+        ("ratio", "the pad's p50 over the API's first piece"),
+        ("novel_ghost_p50_ms", "the pad's ms to ghost text at the end of the 100,000-word manuscript, median"),
+        ("novel_ghost_p95_ms", "the same, 95th percentile"))},
     "manuscript.words": "words in the manuscript typed into",
     "manuscript.open_ms": "ms to open it in the page (request, editor state, first layout)",
     "manuscript.key_p50_ms": "ms per keystroke at its end in the pad, median",
@@ -90,13 +96,17 @@ def ready(driver, url: str) -> float:
     return time.perf_counter() - start
 
 
-def ghost_latency(driver, base: str, keys: int) -> list[float]:
-    """ms from each keystroke to ghost text, past the pause: a character typed, the ghost awaited, the next."""
+def ghost_latency(driver, base: str, http, keys: int, document: str) -> list[float]:
+    """ms from each keystroke to ghost text, past the pause, at the end of `document` (made empty when missing):
+    a character typed, the ghost awaited, the next."""
     from selenium.webdriver.common.by import By
 
+    if document not in [d["name"] for d in http.get("/pad/api/documents").json()["documents"]]:
+        http.post("/pad/api/documents", json={"name": document}).raise_for_status()
     driver.get(base + "/health")
     driver.execute_script("localStorage.clear()")
-    ready(driver, base + "/")
+    ready(driver, f"{base}/#{document}")
+    assert driver.execute_script("return pad.name") == document
     driver.execute_script(WATCH)
     editor = driver.find_element(By.CSS_SELECTOR, ".cm-content")
     editor.send_keys("The robot looked at the man and said")
@@ -107,7 +117,10 @@ def ghost_latency(driver, base: str, keys: int) -> list[float]:
         deadline = time.monotonic() + 30
         while len(driver.execute_script("return bench.ghosts")) == before:
             if time.monotonic() > deadline:
-                raise SystemExit("no ghost text came within 30 s")
+                said = driver.execute_script("return [document.querySelector('#status').textContent, pad.requests, "
+                                             "pad.suggestion && pad.suggestion.choices.map(c => [c.text, c.done])]")
+                raise SystemExit(f"no ghost text came within 30 s of keystroke {i} (the page's status, requests sent, "
+                                 f"the suggestion's choices: {said!r})")
             time.sleep(0.005)
         key, shown = driver.execute_script("return [bench.keys[bench.keys.length - 1], bench.ghosts[bench.ghosts.length - 1]]")
         if i >= 2:
@@ -129,13 +142,18 @@ def first_piece_ms(http, prompt: str, chars: int, repeats: int) -> list[float]:
     return times
 
 
+def manuscript_text() -> str:
+    """PKD's stories, over and over, to WORDS words."""
+    words = " ".join((SHARED_CORPORA / "pkd" / name).read_text(errors="replace") for name in
+                     sorted(p.name for p in (SHARED_CORPORA / "pkd").glob("*.txt"))).split(" ")
+    return " ".join((words * (WORDS // len(words) + 1))[:WORDS])
+
+
 def manuscript(driver, base: str, http, keys: int) -> dict:
     """Open a 100,000-word manuscript and type at its end, in the pad and in a plain textarea."""
     from selenium.webdriver.common.by import By
 
-    words = " ".join((SHARED_CORPORA / "pkd" / name).read_text(errors="replace") for name in
-                     sorted(p.name for p in (SHARED_CORPORA / "pkd").glob("*.txt"))).split(" ")
-    text = " ".join((words * (WORDS // len(words) + 1))[:WORDS])
+    text = manuscript_text()
     http.put("/pad/api/documents/manuscript.md", json={"text": text}).raise_for_status()
     driver.get(base + "/health")
     driver.execute_script("localStorage.clear()")
@@ -199,12 +217,16 @@ def main() -> None:
             model, quantize = (args.char_model or char_small(), "none") if kind == "char" else (gpt2_small(), "int8")
             with server(model, quantize=quantize) as served:
                 base = str(served.http.base_url).rstrip("/")
-                ghosts = ghost_latency(driver, base, args.keys)
+                ghosts = ghost_latency(driver, base, served.http, args.keys, f"ghost-{kind}.md")
                 api = first_piece_ms(served.http, "The robot looked at the man and said ", 60, args.keys)
+                served.http.put(f"/pad/api/documents/novel-{kind}.md", json={"text": manuscript_text()}).raise_for_status()
+                long = ghost_latency(driver, base, served.http, max(8, args.keys // 4), f"novel-{kind}.md")
                 p50 = statistics.median(ghosts)
                 result[kind] = {"ghost_p50_ms": round(p50, 1), "ghost_p95_ms": round(percentile(ghosts, 95), 1),
                                 "first_piece_p50_ms": round(statistics.median(api), 1),
-                                "ratio": round(p50 / statistics.median(api), 2)}
+                                "ratio": round(p50 / statistics.median(api), 2),
+                                "novel_ghost_p50_ms": round(statistics.median(long), 1),
+                                "novel_ghost_p95_ms": round(percentile(long, 95), 1)}
                 if kind == args.models[0]:
                     result["manuscript"] = manuscript(driver, base, served.http, 200)
                     if args.screenshots:

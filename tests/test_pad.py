@@ -8,6 +8,7 @@ before each. The models are the session's tiny char models: the PKD one as
 the server's default, the parrot (which copies its corpus) by name.
 """
 
+import json
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -48,21 +49,46 @@ def browser() -> Iterator:
         driver.quit()
 
 
+KEY = "s3cret"
+CHAPTER = "Chapter One\n\nThe robot looked at the man."
+
+
+@pytest.fixture(scope="module")
+def own_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A writer's own manuscript folder, outside the data directory."""
+    folder = tmp_path_factory.mktemp("manuscript")
+    (folder / "chapter-one.md").write_text(CHAPTER)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def keyed(trained_model: Path, own_folder: Path) -> Iterator[str]:
+    """`assistant serve --api-key KEY --documents FOLDER`: a writer's own folder, behind a key."""
+    with serving(str(trained_model), api_key=KEY, documents=str(own_folder)) as (url, _):
+        yield url
+
+
+def fresh(browser, url: str, key: str | None = None, ready: bool = True) -> None:
+    """The pad at `url` with nothing in the browser's storage (but `key`, when given)."""
+    browser.get(url + "/health")
+    browser.execute_script("localStorage.clear(); if (arguments[0]) localStorage.setItem('pad.key', arguments[0])", key)
+    browser.get(url + "/")
+    if ready:
+        wait_for(lambda: browser.execute_script("return !!(window.pad && window.pad.ready)"), 20)
+
+
 @pytest.fixture
 def page(browser, server: str, isolated_home: Path):
     """The pad opened afresh on this test's data directory: an empty `untitled.md`."""
-    browser.get(server + "/health")
-    browser.execute_script("localStorage.clear()")
-    browser.get(server + "/")
-    wait_for(lambda: browser.execute_script("return !!(window.pad && window.pad.ready)"), 20)
+    fresh(browser, server)
     yield browser
     # saved now, into this test's data directory: not by the page's last save as it is left, into the next test's
     browser.execute_async_script("pad.save().then(arguments[0])")
     browser.get("about:blank")
 
 
-def js(browser, script: str):
-    return browser.execute_script("return " + script)
+def js(browser, script: str, *arguments):
+    return browser.execute_script("return " + script, *arguments)
 
 
 def type_in(browser, text: str) -> None:
@@ -103,18 +129,25 @@ def settle(browser) -> None:
     wait_for(lambda: js(browser, "pad.suggestion && pad.suggestion.choices.every(c => c.done)"))
 
 
+def take_suggestion(browser, typed: str) -> str:
+    """Type `typed` at the end, wait for the whole suggestion and Tab: what was taken, now after what was typed."""
+    from selenium.webdriver.common.keys import Keys
+
+    before = text(browser)
+    type_in(browser, typed)
+    wait_for(lambda: ghost(browser))
+    settle(browser)
+    taken = ghost(browser)
+    press(browser, Keys.TAB)
+    assert taken and text(browser) == before + typed + taken and ghost(browser) == ""
+    return taken
+
+
 START = "The robot looked at the man and"
 
 
 def test_typing_brings_ghost_text_and_tab_writes_it_into_the_file_and_the_store(page, isolated_home: Path):
-    from selenium.webdriver.common.keys import Keys
-
-    type_in(page, START)
-    shown = wait_for(lambda: ghost(page))
-    settle(page)
-    shown = ghost(page)
-    press(page, Keys.TAB)
-    assert text(page) == START + shown and ghost(page) == ""
+    shown = take_suggestion(page, START)
     saved = isolated_home / "documents" / "untitled.md"
     wait_for(lambda: saved.is_file() and saved.read_text() == START + shown)
     [accepted] = wait_for(lambda: [s for s in samples() if GHOSTWRITTEN in s.tags])
@@ -142,7 +175,8 @@ def test_ctrl_right_takes_one_word_and_the_part_taken_is_stored(page):
 
 
 def test_typing_on_cancels_the_request_in_flight(page):
-    js(page, "(pad.settings.n = 1, pad.settings.chars = 4000)")
+    # eight of the longest suggestions, one after the other: seconds of work, still in flight however slow the browser
+    js(page, "(pad.settings.n = 8, pad.settings.chars = 4000)")
     type_in(page, START)
     wait_for(lambda: ghost(page))
     type_in(page, " she")
@@ -193,6 +227,113 @@ def test_reloading_the_page_keeps_the_document(page, isolated_home: Path):
     wait_for(lambda: js(page, "!!(window.pad && window.pad.ready)"))
     assert text(page) == "It was a dark night.\nThe second line"
     assert js(page, "pad.name") == "untitled.md"
+
+
+def test_hovering_a_word_the_model_wrote_shows_its_alternatives_and_clicking_one_writes_on_from_it(page):
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.by import By
+
+    js(page, "(pad.settings.n = 1, pad.settings.chars = 30, pad.settings.long = 40)")
+    taken = take_suggestion(page, START)
+    word = page.find_elements(By.CSS_SELECTOR, ".cm-content .w")[2]  # the model's third token
+    at = js(page, "pad.view.posAtDOM(arguments[0])", word) - len(START)
+    ActionChains(page).move_to_element(word).perform()
+    shown = wait_for(lambda: page.find_elements(By.CSS_SELECTOR, ".cm-tooltip-hover .alternatives button"))
+    listed = [(b.find_elements(By.TAG_NAME, "span")[0].text, b.find_element(By.CLASS_NAME, "p").text) for b in shown]
+    assert 2 <= len(listed) <= 5 and all(p.endswith("%") and 0 <= float(p[:-1]) <= 100 for _, p in listed)
+    assert [float(p[:-1]) for _, p in listed] == sorted((float(p[:-1]) for _, p in listed), reverse=True)
+    other = next(b for b in shown if "chosen" not in b.get_attribute("class"))
+    alternative = other.get_attribute("data-text")
+    other.click()
+    wait_for(lambda: js(page, "pad.continuation && !pad.writing"))
+    # the rest of the suggestion gone, the alternative in its place, and written on from there
+    head = START + taken[:at] + alternative
+    assert js(page, "pad.continuation.from") == len(head)
+    assert text(page) == head + js(page, "pad.continuation.branches[0].text") and len(text(page)) > len(head)
+
+
+def test_ctrl_enter_streams_a_continuation_and_retry_keeps_the_old_one_as_a_branch(page):
+    from selenium.webdriver.common.keys import Keys
+
+    # no ghost text: the continuation alone, greedy (the tiny model says "the" to the length: 200 chars, no early end)
+    js(page, "(pad.settings.long = 200, pad.settings.pause = 10 ** 6, pad.settings.temperature = 0)")
+    type_in(page, START)
+    page.execute_script("""window.seen = new Set(); new MutationObserver(() => {
+      const g = document.querySelector('.ghost.writing'); if (g) seen.add(g.textContent);
+    }).observe(document.querySelector('#editor'), {childList: true, subtree: true, characterData: true});""")
+    press(page, Keys.ENTER, ctrl=True)
+    wait_for(lambda: js(page, "pad.continuation && !pad.writing"))
+    first = text(page)[len(START):]
+    assert len(first) > 100 and js(page, "seen.size") > 1  # it came in piece by piece before it was written in
+    assert all(first.startswith(piece) for piece in js(page, "[...seen]"))
+    js(page, "pad.settings.temperature = 1")  # the retry sampled: another text
+    press(page, "r", alt=True)
+    wait_for(lambda: js(page, "pad.continuation && pad.continuation.branches.length == 2 && !pad.writing"))
+    second = text(page)[len(START):]
+    assert second != first and js(page, "document.querySelector('#branches').textContent").startswith("branch 2 of 2")
+    press(page, Keys.ARROW_UP, alt=True)
+    assert text(page) == START + first and js(page, "pad.written()") == [[len(START), len(START + first)]]
+    press(page, Keys.ARROW_DOWN, alt=True)
+    assert text(page) == START + second
+    samples_written = [s.text for s in samples() if s.source == "pad"]
+    assert first in samples_written and second in samples_written
+
+
+def test_with_a_key_the_page_asks_for_it_once_and_sends_it(browser, keyed: str, own_folder: Path):
+    from selenium.webdriver.common.by import By
+
+    assert httpx.get(keyed + "/").status_code == 200 and httpx.get(keyed + "/pad/static/pad.js").status_code == 200
+    assert httpx.get(keyed + "/pad/api/documents").status_code == 401
+    assert httpx.post(keyed + "/pad/api/write", json={"document": "x", "before": "a"}).status_code == 401
+    fresh(browser, keyed, ready=False)
+    for key in ("wrong", KEY):
+        wait_for(lambda: js(browser, "!document.querySelector('#key').hidden"))
+        browser.find_element(By.ID, "key-input").send_keys(key)
+        browser.find_element(By.ID, "key-use").click()
+    assert "refused" in js(browser, "document.querySelector('#key-why').textContent")
+    wait_for(lambda: js(browser, "!!(window.pad && window.pad.ready)"))
+    assert js(browser, "pad.name") == "chapter-one.md" and js(browser, "document.querySelector('#key').hidden")
+    assert js(browser, "document.querySelector('#model').options.length") == 2  # /v1/models answered, with the key
+    browser.refresh()  # the browser keeps the key: not asked again
+    wait_for(lambda: js(browser, "!!(window.pad && window.pad.ready)"))
+    assert js(browser, "document.querySelector('#key').hidden")
+    browser.get("about:blank")
+
+
+def test_documents_folder_of_the_writers_own_is_opened_edited_and_saved_back(browser, keyed: str, own_folder: Path):
+    fresh(browser, keyed, key=KEY)
+    assert js(browser, "[...document.querySelector('#documents').options].map(o => o.value)") == ["chapter-one.md"]
+    assert text(browser) == CHAPTER
+    taken = take_suggestion(browser, " Then it")
+    saved = own_folder / "chapter-one.md"
+    wait_for(lambda: saved.read_text() == CHAPTER + " Then it" + taken)
+    record = own_folder / ".ghostwriter" / "chapter-one.md.json"  # the marks of what the model wrote, beside it
+    wait_for(lambda: record.is_file() and [len(CHAPTER + " Then it"), len(saved.read_text())] in
+             json.loads(record.read_text())["written"])
+    browser.get("about:blank")
+
+
+def test_on_a_phone_the_page_fits_its_width_and_the_editor_works(page):
+    from selenium.webdriver.common.by import By
+
+    page.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", {"width": 390, "height": 844, "deviceScaleFactor": 3,
+                                                                 "mobile": True})
+    try:
+        page.refresh()
+        wait_for(lambda: js(page, "!!(window.pad && window.pad.ready)"))
+        assert js(page, "innerWidth") == 390
+        assert js(page, "document.documentElement.scrollWidth") <= 390  # no horizontal scroll
+        shown = [e for e in page.find_elements(By.CSS_SELECTOR, "header > *, footer > *, #editor") if e.is_displayed()]
+        assert all(e.rect["x"] >= 0 and e.rect["x"] + e.rect["width"] <= 390 for e in shown)
+        editor = page.find_element(By.CSS_SELECTOR, ".cm-content").rect
+        assert editor["width"] >= 340 and editor["y"] < 200  # the column is most of the screen, near its top
+        take_suggestion(page, START)
+        assert js(page, "document.documentElement.scrollWidth") <= 390  # the suggestion wraps: still no scroll
+        page.find_element(By.ID, "settings-toggle").click()
+        panel = page.find_element(By.ID, "settings").rect
+        assert panel["x"] >= 0 and panel["x"] + panel["width"] <= 390
+    finally:
+        page.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
 
 
 # ---- the routes themselves --------------------------------------------------------------------------------------

@@ -16,9 +16,9 @@ cancelled with the text it had.
 import asyncio
 import functools
 import threading
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Generator, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from starlette.requests import Request
 
@@ -26,11 +26,17 @@ from contract.loop import Token
 from corpora import UserError
 
 from ..samples import recording
+from ..samples.views import copy_warning
 from ..serving.jobs import Busy, Job, Stopped
 from .errors import busy
 from .logprobs import Handed, held
 from .service import Service
 from .settings import Invalid, Settings
+
+T = TypeVar("T")
+
+if TYPE_CHECKING:  # the generation API imports torch: the server loads it with its first model
+    from ..generation import Generation, Stream
 
 
 @dataclass(frozen=True)
@@ -131,24 +137,45 @@ def steps(settings: Settings, model_name: str, service: Service, client: str | N
             except UserError as e:  # a setting this model cannot take: max_copy without its corpus on this machine
                 raise Invalid(str(e)) from None
             handed = Handed(stream.tokens) if settings.logprobs is not None else None
-            try:
-                for piece in stream:
-                    if piece:
-                        yield Piece(index, piece, handed.piece(piece) if handed else ())
-            finally:  # ended, or closed at a piece (stopped): recorded either way
-                stream.close()
-                result = stream.result
-                assert result is not None
-                sample_id = recording.record(result, "api", client, service.store)
-            span = recording.copied_span(result, sample_id, service.store.get() if sample_id is not None else None)
-            copied = None if span is None or span.length < service.options.min_span else {
-                "chars": span.length, "document": span.document, "offset": span.offset,
-                "text": result.text[span.sample_offset : span.sample_offset + span.length]}
+            result, sample_id, copied = yield from recorded(
+                stream, "api", client, service, functools.partial(_piece, index, handed))
             tokens = held(result.tokens, result.text) if handed else ()
             if handed and (rest := tokens[handed.given:]):  # the last, cut by a stop string or a length
                 yield Piece(index, "", rest)
             yield Choice(index, result.text, "length" if result.reached_bound else "stop", prompt_tokens,
                          result.taken, sample_id, copied, result.cancelled, tokens)
+
+
+def _piece(index: int, handed: Handed | None, text: str) -> Piece:
+    return Piece(index, text, handed.piece(text) if handed else ())
+
+
+def recorded(stream: "Stream", source: str, client: str | None, service: Service,
+             shape: Callable[[str], T]) -> Generator[T, None, tuple["Generation", int | None, dict[str, Any] | None]]:
+    """On the worker: a generation's pieces, each as `shape` makes it; once it has ended, or is closed at a piece
+    (stopped), it is recorded either way. Returns what it wrote, its sample's id and the passage it copies
+    (`copied`), for the routes that stream generations (both APIs' and the pad's) to send the same."""
+    try:
+        for piece in stream:
+            if piece:
+                yield shape(piece)
+    finally:
+        stream.close()
+        result = stream.result
+        assert result is not None
+        sample_id = recording.record(result, source, client, service.store)
+    return result, sample_id, copied_passage(service, result, sample_id)
+
+
+def copied_passage(service: Service, result: "Generation", sample_id: int | None) -> dict[str, Any] | None:
+    """The passage a generation shares word for word with its model's corpus (where, and the one line a writer is
+    told), when at least the server's min_span long; else None."""
+    span = recording.copied_span(result, sample_id, service.store.get() if sample_id is not None else None)
+    warning = copy_warning(span, result.text, service.options.min_span)
+    if span is None or warning is None:
+        return None
+    return {"chars": span.length, "document": span.document, "offset": span.offset,
+            "text": result.text[span.sample_offset : span.sample_offset + span.length], "warning": warning}
 
 
 async def _disconnected(request: Request) -> None:

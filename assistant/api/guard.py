@@ -11,8 +11,10 @@ What the local servers writers use learned the hard way:
 - Open CORS (KoboldCpp's `*`): only loopback origins (a front end served
   from this machine) and those given with --cors-origin are granted, so a
   page on the web cannot read the answers, and never `*`.
-- A key: with --api-key (or ASSISTANT_API_KEY) every route but /health takes
-  `Authorization: Bearer KEY`; a wrong or missing one is a 401. A server
+- A key: with --api-key (or ASSISTANT_API_KEY) every route but /health and
+  the pad's page and files (`/`, `/pad/static/`: the same for everyone, and
+  they hold no writing) takes `Authorization: Bearer KEY`; a wrong or missing
+  one is a 401. The page asks its writer for the key and sends it. A server
   bound beyond this machine must have one (see app.Options.check).
 - A body larger than `max_body` is refused (400) before it is read whole.
 
@@ -28,7 +30,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .errors import ApiError
 
-PUBLIC = {"/health"}
+PUBLIC = {"/health", "/"}
+PUBLIC_FOLDERS = ("/pad/static/",)
 LOOPBACK_ORIGIN = r"https?://(localhost|[a-z0-9.-]+\.localhost|127(\.\d{1,3}){3}|\[::1\])(:\d+)?"
 
 
@@ -48,6 +51,11 @@ def allowed_host(name: str, allowed: set[str]) -> bool:
     except ValueError:
         pass
     return name in allowed or name == "localhost" or name.endswith(".localhost")
+
+
+def public(path: str) -> bool:
+    """Whether a path is served without the key: the server's health, and the pad's page and its files."""
+    return path in PUBLIC or path.startswith(PUBLIC_FOLDERS)
 
 
 class Guard:
@@ -75,7 +83,7 @@ class Guard:
         await self.inner(scope, receive, send)
 
     async def _checked(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if self.api_key is not None and scope["path"] not in PUBLIC and scope["method"] != "OPTIONS":
+        if self.api_key is not None and not public(scope["path"]) and scope["method"] != "OPTIONS":
             given = _header(scope, b"authorization") or ""
             scheme, _, key = given.partition(" ")
             if scheme.lower() != "bearer" or not hmac.compare_digest(key.strip().encode(), self.api_key.encode()):

@@ -31,9 +31,9 @@ from corpora import UserError
 
 from ..pad.documents import Documents, Missing
 from ..samples import publishing, recording
-from ..samples.views import copy_warning
 from ..serving.jobs import Busy, Stopped
 from .errors import ApiError, busy, failure
+from .generations import recorded
 from .replies import STREAM_HEADERS, body_json, client, event
 from .service import Service
 from .settings import MAX_N, MAX_PROMPT_CHARS, Invalid, integer, of_type, text
@@ -199,6 +199,10 @@ async def write(request: Request) -> Response:
     return StreamingResponse(events(), media_type="text/event-stream", headers=STREAM_HEADERS)
 
 
+def _piece(index: int, text: str) -> tuple[str, dict]:
+    return "piece", {"index": index, "text": text}
+
+
 def _writing(service: Service, ask: Ask, name: str, agent: str | None, stop: threading.Event) -> Iterator[tuple[str, dict]]:
     """On the worker: `ask.n` continuations one after the other, each recorded (cancelled, when stopped) as it ends."""
     model = service.models.get(name, service.options.quantize)
@@ -207,20 +211,8 @@ def _writing(service: Service, ask: Ask, name: str, agent: str | None, stop: thr
         stream = model.stream(prompt_text, max_new_chars=ask.chars, stop_at=ask.stop_at,
                               seed=None if ask.seed is None else ask.seed + i, alternatives=ask.alternatives,
                               session=service.models.sessions.closest(model, prompt_text), **ask.sampling)
-        try:
-            for piece in stream:
-                if piece:
-                    yield "piece", {"index": i, "text": piece}
-        finally:  # ended, or closed at a piece (stopped): recorded either way
-            stream.close()
-            result = stream.result
-            assert result is not None
-            sample_id = recording.record(result, "pad", agent, service.store)
-        span = recording.copied_span(result, sample_id, service.store.get() if sample_id is not None else None)
-        warning = copy_warning(span, result.text, service.options.min_span)
-        copied = None if span is None or warning is None else {
-            "chars": span.length, "document": span.document, "offset": span.offset, "at": span.sample_offset,
-            "warning": warning}
+        result, sample_id, copied = yield from recorded(stream, "pad", agent, service,
+                                                        functools.partial(_piece, i))
         yield "choice", {"index": i, "text": result.text, "sample_id": sample_id, "copied": copied,
                          "tokens": [t.to_json() for t in result.tokens], "model": name}
 

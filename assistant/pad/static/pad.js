@@ -12,6 +12,7 @@ import {
 
 const $ = (id) => document.getElementById(id);
 const CONTEXT_CHARS = 6000; // the text before the cursor sent with a request: more than any model here reads
+const CONTEXT_STEP = 1000; // ...from a start that moves in steps of this many characters (see since)
 const SAVE_MS = 400;
 const DEFAULTS = { pause: 250, chars: 60, n: 3, long: 400, highlight: true };
 const SAMPLING = [ // the chain's settings the panel shows: [name, label, step, min, max]
@@ -92,8 +93,46 @@ const pad = window.pad = {
 function status(text, cls = "") { const s = $("status"); s.textContent = text; s.className = cls; }
 
 // ---- talking to the server -----------------------------------------------------------------------------------------
+// A server started with --api-key serves this page to anyone but answers its requests only with the key: the page
+// asks its writer for it once (at the first 401), keeps it in this browser, and sends it with every request.
+let keyAsked = null;
+
+function headers() {
+  const key = localStorage.getItem("pad.key");
+  return { "Content-Type": "application/json", ...(key ? { Authorization: "Bearer " + key } : {}) };
+}
+
+function askKey(refused) {
+  keyAsked ??= new Promise((resolve) => {
+    $("key-why").textContent = refused
+      ? "The server refused that key: enter the one given to assistant serve --api-key."
+      : "This server was started with --api-key: enter that key. This browser keeps it, so it is asked for once.";
+    $("key").hidden = false;
+    $("key-input").value = "";
+    $("key-input").focus();
+    $("key").onsubmit = (e) => {
+      e.preventDefault();
+      localStorage.setItem("pad.key", $("key-input").value.trim());
+      $("key").hidden = true;
+      keyAsked = null;
+      resolve();
+      if (pad.view) pad.view.focus();
+    };
+  });
+  return keyAsked;
+}
+
+// fetch with the key; a 401 asks for it (once for every request waiting) and sends the request again.
+async function request(path, options = {}) {
+  for (;;) {
+    const response = await fetch(path, { ...options, headers: headers() });
+    if (response.status !== 401) return response;
+    await askKey(!!localStorage.getItem("pad.key"));
+  }
+}
+
 async function api(path, options = {}) {
-  const response = await fetch(path, { headers: { "Content-Type": "application/json" }, ...options });
+  const response = await request(path, options);
   const body = await response.json().catch(() => ({}));
   if (!response.ok) throw new Error(body.error ? body.error.message : `${response.status} ${response.statusText}`);
   return body;
@@ -101,8 +140,7 @@ async function api(path, options = {}) {
 
 // Server-sent events from a POST: calls on(name, data) for each; resolves when the stream ends.
 async function events(path, body, signal, on) {
-  const response = await fetch(path, { method: "POST", body: JSON.stringify(body), signal,
-    headers: { "Content-Type": "application/json" } });
+  const response = await request(path, { method: "POST", body: JSON.stringify(body), signal });
   if (!response.ok) {
     const error = await response.json().catch(() => ({}));
     throw new Error(error.error ? error.error.message : `${response.status}`);
@@ -127,11 +165,23 @@ async function events(path, body, signal, on) {
   }
 }
 
+// Where the text sent before `pos` starts: at least CONTEXT_CHARS back, at a point that moves in steps of
+// CONTEXT_STEP (then on to the next word), so that a request after each keystroke at the end of a long manuscript
+// starts where the last one did. The server then reads only the new words: its sessions (and GPT-2's window) keep
+// what a prompt shares with the last one from its start, and a start that slid with every keystroke shared nothing
+// (GPT-2 small read its whole context again each time: seconds on a CPU).
+function since(doc, pos) {
+  if (pos <= CONTEXT_CHARS) return 0;
+  const start = Math.floor((pos - CONTEXT_CHARS) / CONTEXT_STEP) * CONTEXT_STEP;
+  const space = doc.sliceString(start, Math.min(pos, start + 200)).search(/\s/);
+  return space < 0 ? start : start + space + 1;
+}
+
 function ask(pos, extra) {
   const doc = pad.view.state.doc;
   const s = pad.settings, sampling = {};
   for (const [name] of SAMPLING) if (s[name] !== undefined && s[name] !== "" && s[name] !== null) sampling[name] = Number(s[name]);
-  return { document: pad.name, before: doc.sliceString(Math.max(0, pos - CONTEXT_CHARS), pos), memory: pad.record.memory || "",
+  return { document: pad.name, before: doc.sliceString(since(doc, pos), pos), memory: pad.record.memory || "",
     note: pad.record.note || "", model: s.model || null, settings: sampling, alternatives: 5,
     seed: s.seed == null ? null : Number(s.seed), ...extra };
 }
@@ -272,6 +322,8 @@ function cycle(step) {
 }
 
 // ---- longer continuations, retries and branches --------------------------------------------------------------------
+// A continuation to the end of the paragraph (at most `long` characters), streaming in as ghost text, then written
+// in. A retry of one (`retryOf`) adds a branch; with a seed set, each branch takes the next seed, or it would be the same.
 function writeOn(at, retryOf) {
   cancelSuggestion();
   const view = pad.view;
@@ -282,7 +334,8 @@ function writeOn(at, retryOf) {
   status("writing… (typing stops it)");
   pad.requests += 1;
   const show = () => view.dispatch({ effects: setGhost.of(c.text ? { pos, text: c.text, cls: "writing" } : null) });
-  events("/pad/api/write", ask(pos, { n: 1, chars: Number(pad.settings.long), stop_at: "sentence" }),
+  const seed = pad.settings.seed == null || !retryOf ? {} : { seed: Number(pad.settings.seed) + retryOf.branches.length };
+  events("/pad/api/write", ask(pos, { n: 1, chars: Number(pad.settings.long), stop_at: "paragraph", ...seed }),
     c.controller.signal, (name, data) => {
       if (name === "piece" && pad.writing === c) { c.text += data.text; show(); }
       if (name === "choice" && pad.writing === c) {
@@ -362,7 +415,8 @@ const alternatives = hoverTooltip((view, pos) => {
     for (const [text, p] of token.alternatives) {
       const b = document.createElement("button");
       b.innerHTML = "<span></span><span class=p></span>";
-      b.firstChild.textContent = JSON.stringify(text).slice(1, -1);
+      b.firstChild.textContent = JSON.stringify(text).slice(1, -1); // a line break or a tab shown as \n, \t
+      b.dataset.text = text;
       b.lastChild.textContent = `${(p * 100).toFixed(1)}%`;
       if (text === token.text) b.classList.add("chosen");
       b.onmousedown = (e) => { e.preventDefault(); writeOnFrom(found, found.value.spec.group, text); };
@@ -444,8 +498,7 @@ function saveNow() { // the tab is closing or hidden: keep it in localStorage at
   localStorage.setItem("pad.unsaved." + pad.name, JSON.stringify({ ...body, at: Date.now() }));
   const json = JSON.stringify(body);
   if (json.length < 60000) {
-    fetch(`/pad/api/documents/${encodeURIComponent(pad.name)}`, { method: "PUT", body: json, keepalive: true,
-      headers: { "Content-Type": "application/json" } });
+    fetch(`/pad/api/documents/${encodeURIComponent(pad.name)}`, { method: "PUT", body: json, keepalive: true, headers: headers() });
   }
 }
 
