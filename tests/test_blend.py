@@ -104,3 +104,17 @@ def test_report_blend_tabulates_each_author_copying_and_prompts(trained_model: P
     assert (tmp_path / "blend.svg").stat().st_size > 1000
     one = run_cli("report", str(trained_model), "--blend")
     assert one.returncode == 2 and "two models" in one.stderr
+
+
+def test_the_repl_writes_a_blend_as_the_generation_api_does(trained_model: Path, quoted_model: Path,
+                                                             isolated_home: Path) -> None:
+    from assistant.repl import Repl
+
+    blend = f"{trained_model}+{quoted_model}@0.5,0.5"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", BlendWarning)
+        repl = Repl(str(trained_model), min_span=50)
+        for line in (f"/model {blend}", "/seed 4", "/length 80", "The robot"):
+            repl.handle(line)
+        alone = load_model(blend, "cpu").generate("The robot", max_new_chars=80, seed=4, temperature=0.8)
+    assert repl.last is not None and repl.last.text == alone and len(alone) == 80
