@@ -118,3 +118,24 @@ def test_the_repl_writes_a_blend_as_the_generation_api_does(trained_model: Path,
             repl.handle(line)
         alone = load_model(blend, "cpu").generate("The robot", max_new_chars=80, seed=4, temperature=0.8)
     assert repl.last is not None and repl.last.text == alone and len(alone) == 80
+
+
+def test_samples_check_of_a_stored_blend_sample_checks_each_corpus(trained_model: Path, quoted_model: Path,
+                                                                    pkd_slice: Path, isolated_home: Path) -> None:
+    from assistant.samples.recording import check_stored, written
+    from assistant.samples.store import Store
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", BlendWarning)
+        blend = load_model(f"{trained_model}+{quoted_model}@0.5,0.5", "cpu")
+    _, sample_id = written(blend, "The", "cli", max_new_chars=40, seed=1)
+    assert sample_id is not None
+    with Store() as store:
+        sample = store.get(sample_id)
+        assert sample.corpus == "+".join(load_model(m, "cpu").card.corpus.name for m in (trained_model, quoted_model))
+        span, index = check_stored(store, sample)
+    for corpus in (pkd_slice / "beyond-the-door.txt", quoted_model.parent / "quoted.txt"):
+        span = index.longest_span(corpus.read_text(encoding="utf-8-sig")[5000:5100])  # raw text: newlines unwrapped
+        assert span is not None and span.length >= 50 and span.document.endswith(corpus.name)
+    run = run_cli("samples", "check", str(sample_id))
+    assert run.returncode == 0, run.stderr
