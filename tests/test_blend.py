@@ -139,3 +139,16 @@ def test_samples_check_of_a_stored_blend_sample_checks_each_corpus(trained_model
         assert span is not None and span.length >= 50 and span.document.endswith(corpus.name)
     run = run_cli("samples", "check", str(sample_id))
     assert run.returncode == 0, run.stderr
+
+
+def test_the_copy_guard_of_a_blend_keeps_each_corpus_under_the_limit(parrot: Path, trained_model: Path) -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", BlendWarning)
+        blend = load_model(f"{parrot}+{trained_model}@0.8,0.2", "cpu")
+    indexes = blend.card.corpus_index().indexes
+    assert len(indexes) == 2
+    free = [blend.generate("", max_new_chars=150, seed=s, temperature=0.8) for s in range(6)]
+    assert any(index.longest_span(t).length > 40 for t in free for index in indexes)  # it copies without the guard
+    for seed in range(20):
+        text = blend.generate("", max_new_chars=120, seed=seed, temperature=0.8, max_copy=40)
+        assert all(index.longest_span(text).length <= 40 for index in indexes), text
