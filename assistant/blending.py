@@ -83,6 +83,10 @@ class Indexes:
         spans = [s for s in (index.longest_span(sample) for index in self.indexes) if s is not None]
         return max(spans, key=lambda s: s.length, default=None)
 
+    def context(self, span: Span, width: int) -> tuple[str, str, str]:
+        """The span in its corpus, as CorpusIndex.context shows it (`samples check`, the REPL's /check)."""
+        return next(index for index in self.indexes if span.document in index.names).context(span, width)
+
 
 @dataclass
 class BlendCard(Card):
@@ -91,8 +95,24 @@ class BlendCard(Card):
     parts: tuple[Card, ...] = field(default_factory=tuple)
 
     def corpus_index(self) -> Indexes | None:  # type: ignore[override]
-        indexes = [i for i in (card.corpus_index() for card in self.parts) if i is not None]
-        return Indexes(indexes) if indexes else None
+        return _indexes(self.parts)
+
+    @property
+    def corpus_name(self) -> str | None:
+        """Its parts' corpora, `pkd+austen`: what a sample's row records, so that `samples check` knows it has some."""
+        return "+".join(c.corpus.name for c in self.parts if c.corpus is not None) or None
+
+
+def _indexes(cards: "tuple[Card, ...] | list[Card]") -> Indexes | None:
+    indexes = [i for i in (card.corpus_index() for card in cards) if i is not None]
+    return Indexes(indexes) if indexes else None
+
+
+def stored_index(name: str) -> Indexes | None:
+    """The corpora of a stored blend sample's model (its row's model_path, the name that loads it again)."""
+    from .generation import find_card
+
+    return _indexes([card for card in (find_card(part) for part in parse(name)[0]) if card is not None])
 
 
 class Guards(Tracker):
@@ -128,7 +148,10 @@ class BlendModel(TextModel):
 
     def __init__(self, parts: list[TextModel], weights: list[float]):
         names = [p.card.label for p in parts]
-        card = BlendCard(kind=parts[0].kind, name=label(names, weights), parts=tuple(p.card for p in parts))
+        # named by its parts' paths, so that the store's model_path loads it (and checks its corpora) from anywhere
+        paths = [p.card.label if p.path is None else modeldir.checkpoint_label(str(p.path), p.card.checkpoint, None)
+                 for p in parts]
+        card = BlendCard(kind=parts[0].kind, name=label(paths, weights), parts=tuple(p.card for p in parts))
         decoder = Blend([p.decoder for p in parts], weights, names)
         super().__init__(card, decoder, parts[0].device)
         self.parts, self.weights = parts, weights

@@ -48,7 +48,8 @@ HELP = {
     "/stop-at " + "|".join(STOP_AT) + "|off": "end each sample at the end of its first sentence, line or paragraph",
     "/seed N|off": "write the next samples with seed N, N+1... so they can be written again (off: a new one each time)",
     "/n N": "samples per prompt",
-    "/set NAME VALUE|off": "any setting of the sampler chain (min-p, repetition-penalty, dry-multiplier, ban, max-copy...)",
+    "/set NAME VALUE|off": "any setting of the sampler chain (min-p, repetition-penalty, dry-multiplier, ban, max-copy...)"
+                           " or of steering (author, guidance, prompt-guidance)",
     "/settings": "every setting the next sample is written with",
     "/probs": "the last sample's tokens with their probabilities and alternatives",
     "/branch K ALT": "write on from the last sample's token K with its alternative ALT instead (numbers of /probs)",
@@ -77,7 +78,7 @@ class Settings:
     stop_at: str | None = None
     seed: int | None = None  # the first sample's of each prompt; None: drawn for each
     n: int = 1
-    chain: tuple[tuple[str, object], ...] = ()  # the other settings of the sampler chain set with /set
+    chain: tuple[tuple[str, object], ...] = ()  # the other settings of the sampler chain and steering set with /set
 
     def generation(self, i: int = 0) -> dict:
         """The generation API's parameters for the i-th sample of a prompt (seed N, N+1... as `generate -n` does)."""
@@ -298,7 +299,8 @@ class Repl:
         self._set("top-p", "top_p", arg, float, off=True)
 
     def set_any(self, arg: str) -> None:
-        """`/set NAME VALUE`: any setting of the sampler chain, by its flag's name; `off` sets it back to its default."""
+        """`/set NAME VALUE`: any setting of the sampler chain or of steering (`/set author austen`), by its flag's
+        name; `off` sets it back to its default."""
         name, _, value = arg.partition(" ")
         field = name.replace("-", "_")
         if field not in CHAIN_DEFAULTS:
@@ -384,17 +386,20 @@ class Repl:
 
 
 ALTERNATIVES = 5  # alternatives kept with each token of a REPL sample (/probs, /branch)
-CHAIN_DEFAULTS = {f.name: f.default for f in fields(Sampling) if f.name not in ("temperature", "top_k", "top_p")}
+CHAIN_DEFAULTS = {f.name: f.default for f in fields(Sampling) if f.name not in ("temperature", "top_k", "top_p")} | {
+    f.name: f.default for f in fields(Params) if f.name in ("author", "guidance", "prompt_guidance")}
 
 
 def _parse(field: str, value: str, default: object) -> object:
     """A /set value as its setting takes it: a number, a list of phrases (ban: separated by |), TEXT=N biases."""
     try:
+        if field == "author":
+            return value
         if field == "ban" or field == "dry_breakers":
             return tuple(part for part in value.split("|") if part)
         if field == "logit_bias":
             return tuple((text, float(bias)) for text, _, bias in (item.rpartition("=") for item in value.split("|")))
-        if field in ("min_p", "typical_p") or isinstance(default, float):
+        if field in ("min_p", "typical_p", "guidance", "prompt_guidance") or isinstance(default, float):
             return float(value)
         return int(value)
     except ValueError:

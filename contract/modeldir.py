@@ -142,6 +142,11 @@ class Card:
         return checkpoint_label(self.name, None if self.path is None else self.checkpoint, None)
 
     @property
+    def corpus_name(self) -> str | None:
+        """The corpus a sample's row records (a blend's: its parts')."""
+        return self.corpus.name if self.corpus else None
+
+    @property
     def named(self) -> str:
         """`NAME@CHECKPOINT, step N`: which weights a front end is writing with (or measuring), said in full."""
         return checkpoint_label(self.name, None if self.path is None else self.checkpoint, self.step)

@@ -138,3 +138,20 @@ def test_guidance_over_http_writes_what_the_cli_writes(authors: tuple[Path, Path
     assert prompted.choices[0].text == model.generate("The", prompt_guidance=0, max_new_tokens=40, seed=5,
                                                       temperature=0.8)
     assert prompted.choices[0].text != model.generate("The", max_new_tokens=40, seed=5, temperature=0.8)  # at 0: no prompt
+
+
+def test_the_repl_set_author_writes_what_generate_author_writes(authors: tuple[Path, Path, Path],
+                                                                isolated_home: Path) -> None:
+    from assistant.repl import Repl
+
+    path = authors[2]
+    repl = Repl(str(path), min_span=50)
+    for line in ("/set author garden", "/set guidance 2", "/seed 5", "/length 60", "The"):
+        repl.handle(line)
+    cli = run_cli("generate", str(path), "-p", "The", "--author", "garden", "--guidance", "2", "--length", "60",
+                  "--seed", "5", "-t", "0.8", "--no-echo", "--no-log")
+    assert repl.last is not None and cli.returncode == 0 and cli.stdout == repl.last.text + "\n"
+    repl.handle("/set prompt-guidance 1.5")
+    assert dict(repl.settings.chain) == {"author": "garden", "guidance": 2.0, "prompt_guidance": 1.5}
+    repl.handle("/set author off")
+    assert "author" not in dict(repl.settings.chain)

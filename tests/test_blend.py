@@ -104,3 +104,51 @@ def test_report_blend_tabulates_each_author_copying_and_prompts(trained_model: P
     assert (tmp_path / "blend.svg").stat().st_size > 1000
     one = run_cli("report", str(trained_model), "--blend")
     assert one.returncode == 2 and "two models" in one.stderr
+
+
+def test_the_repl_writes_a_blend_as_the_generation_api_does(trained_model: Path, quoted_model: Path,
+                                                             isolated_home: Path) -> None:
+    from assistant.repl import Repl
+
+    blend = f"{trained_model}+{quoted_model}@0.5,0.5"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", BlendWarning)
+        repl = Repl(str(trained_model), min_span=50)
+        for line in (f"/model {blend}", "/seed 4", "/length 80", "The robot"):
+            repl.handle(line)
+        alone = load_model(blend, "cpu").generate("The robot", max_new_chars=80, seed=4, temperature=0.8)
+    assert repl.last is not None and repl.last.text == alone and len(alone) == 80
+
+
+def test_samples_check_of_a_stored_blend_sample_checks_each_corpus(trained_model: Path, quoted_model: Path,
+                                                                    pkd_slice: Path, isolated_home: Path) -> None:
+    from assistant.samples.recording import check_stored, written
+    from assistant.samples.store import Store
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", BlendWarning)
+        blend = load_model(f"{trained_model}+{quoted_model}@0.5,0.5", "cpu")
+    _, sample_id = written(blend, "The", "cli", max_new_chars=40, seed=1)
+    assert sample_id is not None
+    with Store() as store:
+        sample = store.get(sample_id)
+        assert sample.corpus == "+".join(load_model(m, "cpu").card.corpus.name for m in (trained_model, quoted_model))
+        span, index = check_stored(store, sample)
+    for corpus in (pkd_slice / "beyond-the-door.txt", quoted_model.parent / "quoted.txt"):
+        span = index.longest_span(corpus.read_text(encoding="utf-8-sig")[5000:5100])  # raw text: newlines unwrapped
+        assert span is not None and span.length >= 50 and span.document.endswith(corpus.name)
+    run = run_cli("samples", "check", str(sample_id))
+    assert run.returncode == 0, run.stderr
+
+
+def test_the_copy_guard_of_a_blend_keeps_each_corpus_under_the_limit(parrot: Path, trained_model: Path) -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", BlendWarning)
+        blend = load_model(f"{parrot}+{trained_model}@0.8,0.2", "cpu")
+    indexes = blend.card.corpus_index().indexes
+    assert len(indexes) == 2
+    free = [blend.generate("", max_new_chars=150, seed=s, temperature=0.8) for s in range(6)]
+    assert any(index.longest_span(t).length > 40 for t in free for index in indexes)  # it copies without the guard
+    for seed in range(20):
+        text = blend.generate("", max_new_chars=120, seed=seed, temperature=0.8, max_copy=40)
+        assert all(index.longest_span(text).length <= 40 for index in indexes), text

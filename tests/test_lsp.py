@@ -6,6 +6,7 @@ import re
 import subprocess
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import pytest
@@ -16,9 +17,13 @@ from pygls.workspace import TextDocument
 from pygls.workspace.position_codec import PositionCodec
 from pytest_lsp import ClientServerConfig, LanguageClient
 
+from assistant.blending import BlendWarning
 from assistant.generation import SENTENCE_END, load_model
+from assistant.lsp.continuation import params
 from assistant.lsp.documents import offset
+from assistant.lsp.settings import Settings
 from assistant.samples.store import Store
+from corpora import UserError
 
 URI = "file:///tmp/story.txt"
 PROSE = "The robot looked at the man for a long time. Then it said that the door was open, and"
@@ -85,6 +90,31 @@ async def test_inline_and_plain_completion_continue_the_document(client: Languag
         types.CompletionParams(types.TextDocumentIdentifier(URI), here))
     [plain] = completion.items
     assert plain.insert_text.startswith(item.insert_text) and plain.text_edit.range == types.Range(here, here)
+
+
+async def test_a_blend_with_prompt_guidance_suggests_what_the_generation_api_writes(client: LanguageClient,
+                                                                                   trained_model: Path,
+                                                                                   quoted_model: Path):
+    blend = f"{trained_model}+{quoted_model}@0.7,0.3"
+    await start(client, blend, temperature=0, topP=None, autoChars=80, stopAt="length", promptGuidance=0)
+    open_document(client)
+    result = await client.text_document_inline_completion_async(inline_params(end_of(PROSE)))
+    [item] = result.items
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", BlendWarning)
+        model = load_model(blend, "cpu")
+    expected = model.generate(PROSE, max_new_chars=80, temperature=0, prompt_guidance=0.0)
+    assert item.insert_text == expected and len(expected) == 80
+    assert expected != model.generate(PROSE, max_new_chars=80, temperature=0)  # at 0: no prompt
+
+
+def test_steering_settings_are_checked():
+    settings = Settings().updated({"ghostwriter": {"author": "austen", "guidance": 2, "promptGuidance": 1.5}})
+    assert (settings.author, settings.guidance, settings.prompt_guidance) == ("austen", 2, 1.5)
+    assert params(settings, 10, "length").author == "austen"
+    for bad, said in (({"guidance": -1}, "guidance must be a number"), ({"author": 3}, "author must be")):
+        with pytest.raises(UserError, match=said):
+            Settings().updated(bad)
 
 
 async def test_an_invoked_trigger_offers_alternatives(client: LanguageClient, trained_model: Path):

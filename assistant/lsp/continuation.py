@@ -36,6 +36,7 @@ def params(settings: Settings, limit: int, stop_at: str) -> Params:
     """
     return Params(max_new_chars=limit, temperature=settings.temperature, top_p=settings.top_p,
                   stop=() if stop_at == "length" else ("\n",), stop_at="sentence" if stop_at == "sentence" else None,
+                  author=settings.author, guidance=settings.guidance, prompt_guidance=settings.prompt_guidance,
                   **settings.chain())
 
 

@@ -31,6 +31,11 @@ class Settings:
     quantize: str = "auto"  # GPT-2 on a CPU: int8 where its loss check allows (auto), int8 or an error, none
     # the other settings of the sampler chain, as `generate` takes them: {"minP": 0.05, "ban": ["suddenly"], "maxCopy": 50}
     sampling: dict = field(default_factory=dict)
+    # steering, as `generate --author --guidance --prompt-guidance` takes it (assistant.blending.steered): which author
+    # of a model trained with --author-tags to write as, and how strongly towards that author or the prompt
+    author: str | None = None
+    guidance: float | None = None
+    prompt_guidance: float | None = None
 
     def updated(self, options: Any) -> "Settings":
         """These settings with `options` (a JSON object, or None) applied; unknown keys are errors too.
@@ -67,6 +72,12 @@ class Settings:
         if self.stop_at not in STOP_AT:
             raise UserError(f"stopAt must be one of {', '.join(STOP_AT)}, got {self.stop_at!r}"
                             + did_you_mean(self.stop_at, STOP_AT, tail=True))
+        if self.author is not None and (not isinstance(self.author, str) or not self.author):
+            raise UserError(f"author must be an author's name or null, got {self.author!r}")
+        for name in ("guidance", "prompt_guidance"):
+            value = getattr(self, name)
+            if value is not None and not (_number(value) and value >= 0):
+                raise UserError(f"{_camel(name)} must be a number, zero or more, or null, got {value!r}")
         if self.quantize not in QUANTIZE:
             raise UserError(f"quantize must be one of {', '.join(QUANTIZE)}, got {self.quantize!r}")
         self.chain()

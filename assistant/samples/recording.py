@@ -65,7 +65,7 @@ def sample_row(result: "Generation", source: str) -> dict[str, Any]:
     model = result.model
     return {
         "created": result.created, "model": model.name, "model_path": str(model.path or model.name),
-        "model_kind": model.kind, "corpus": model.card.corpus.name if model.card.corpus else None,
+        "model_kind": model.kind, "corpus": model.card.corpus_name,
         "mode": "prompted" if result.prompt else "unconditional", "source": source, "prompt": result.prompt,
         "text": result.text, "params": asdict(result.params), "chars": len(result.text),
         "duration_s": round(result.duration_s, 3), "cancelled": result.cancelled,
@@ -151,10 +151,12 @@ def check_stored(store: Store, sample: Sample) -> tuple[Span | None, CorpusIndex
     if sample.model_path is None:
         raise UserError(f"sample {sample.id}: its model {sample.model} has been removed (assistant models rm), and with "
                         "it the record of its corpus")
+    from ..blending import is_blend, stored_index
+
     path = modeldir.find(sample.model_path)
-    if path is None:
+    if path is None and not is_blend(sample.model_path):
         raise UserError(f"sample {sample.id}: cannot read its model's {sample.model_path}/config.json, so not its corpus either")
-    index = modeldir.read(path).corpus_index()
+    index = stored_index(sample.model_path) if path is None else modeldir.read(path).corpus_index()
     if index is None:
         raise UserError(f"sample {sample.id}: its corpus {sample.corpus} cannot be checked (see the warning)")
     span = index.longest_span(sample.text)
