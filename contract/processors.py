@@ -203,8 +203,11 @@ class RepetitionPenalty:
         self.counts = counts
 
     def __call__(self, scores: np.ndarray, context: Context) -> np.ndarray:
-        factors = self.counts.factors
-        return np.where(scores > 0, scores / factors, scores * factors)
+        factors, positive = self.counts.factors, scores > 0
+        divided = np.divide(scores, factors)  # the divide, the multiply and the copy are calls temperature and the
+        scores *= factors  # others make too: a step pays for each distinct numpy call once, the cache being cold
+        np.copyto(scores, divided, where=positive)
+        return scores
 
 
 class PresenceFrequency:
