@@ -389,11 +389,12 @@ class TopK:
             return scores
         if scores.size <= SMALL_VOCABULARY:
             order = (-scores).argsort(kind="stable")
-            kth = scores[order[k - 1]]
+            values = scores[order]
+            kth = values[k - 1]
             if kth == NEG:
                 return scores  # fewer than k tokens are possible at all
             kept = k
-            while kept < order.size and scores[order[kept]] == kth:
+            while kept < order.size and values[kept] == kth:
                 kept += 1  # ties with the k-th stay, as top_k_filter keeps them
         else:  # the k likeliest by a partition; only they (and any tied with the k-th) are sorted
             kth = scores[(-scores).argpartition(k - 1)[:k]].min()
@@ -402,8 +403,8 @@ class TopK:
             order = (scores >= kth).nonzero()[0]
             order = order[(-scores[order]).argsort(kind="stable")]
             scores[scores < kth] = NEG
-            kept = order.size
-        self.survivors.rank(order, scores[order], kept)
+            values, kept = scores[order], order.size
+        self.survivors.rank(order, values, kept)
         return scores
 
 
@@ -454,7 +455,8 @@ class Typical:
             d = s.values - s.values.max()
             weights = np.exp(d)
             total = weights.sum()
-        order = np.abs(d - weights.dot(d) / total).argsort(kind="stable")
+        distances = d - weights.dot(d) / total
+        order = np.abs(distances, out=distances).argsort(kind="stable")
         sums = weights[order].cumsum()
         # as in top-p: the first always stays, then as many as the running sum before each stays under p
         scores[s.ids[order[int(sums.searchsorted(self.p * total)) + 1 :]]] = NEG
