@@ -309,14 +309,16 @@ class LogitBias:
             for i in range(1, len(ids)):
                 self.after.setdefault(ids[i - 1], []).append((s, i, ids[:i], ids[i], bias))
 
+        # the first tokens' adds, at a word start and elsewhere: all a step adds unless the last id is inside a phrase
+        self.firsts = {start: [(s, 0, ids[0], bias) for s, (ids, bias, own_start) in enumerate(self.sequences)
+                               if own_start or start] for start in (True, False)}
+
     def __call__(self, logits: np.ndarray, context: Context) -> np.ndarray:
         before = context.text[-1:] or context.lead[-1:]
-        at_word_start = not before or not before.isalnum()
-        adds = [(s, 0, ids[0], bias) for s, (ids, bias, own_start) in enumerate(self.sequences)
-                if own_start or at_word_start]
-        if context.ids:
-            adds += [(s, i, token, bias) for s, i, prefix, token, bias in self.after.get(context.ids[-1], ())
-                     if context.ids[-i:] == prefix]
+        adds = self.firsts[not before or not before.isalnum()]
+        if context.ids and context.ids[-1] in self.after:
+            adds = adds + [(s, i, token, bias) for s, i, prefix, token, bias in self.after[context.ids[-1]]
+                           if context.ids[-i:] == prefix]
             adds.sort()  # in the phrases' order: the same token biased twice adds up the same way every time
         for _, _, token, bias in adds:
             logits[token] += bias
