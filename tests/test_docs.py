@@ -78,3 +78,18 @@ def test_the_readme_is_a_short_page_that_links_into_the_site():
     ci = (ROOT / ".ci" / "run").read_text()
     assert "make test" in ci and "make docs" in ci  # CI runs the README's test command, then builds the site
     assert "mkdocs build --strict" in (ROOT / "Makefile").read_text()
+
+
+def test_every_page_is_in_the_sites_navigation():
+    """`mkdocs build --strict` refuses a page left out of the nav; this says which one in seconds, not at `make docs`."""
+    import yaml
+
+    def named(entries) -> set[str]:
+        found = set()
+        for entry in entries:
+            for value in entry.values() if isinstance(entry, dict) else [entry]:
+                found |= named(value) if isinstance(value, list) else {value}
+        return found
+
+    nav = named(yaml.safe_load((ROOT / "mkdocs.yml").read_text(encoding="utf-8"))["nav"])
+    assert set(_pages()) - nav == set()
