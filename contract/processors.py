@@ -5,8 +5,7 @@ what changes which tokens are possible or likely from the text comes first
 (logit bias, the copy guard, the repetition penalty over its range,
 presence and frequency penalties, DRY), then temperature, and last what cuts
 the tail of the distribution it leaves (top-k, top-p, min-p, typical-p). A
-processor whose setting is off is not in the chain at all, so temperature
-sampling alone costs what it always did.
+processor whose setting is off is not in the chain at all.
 
 Each processor is here twice, on purpose. The functions (repetition_penalty,
 dry_penalty, top_p_filter, ...) are the plain definitions on a torch vector,
@@ -14,13 +13,11 @@ recomputed from every id at each call: the hand-computed tests check them,
 training's samples draw through top-k and top-p, and the tests check the
 chain against them token for token. The chain the loop runs (`chain`) gives
 the same numbers at a char model's speed, where a step is a few hundred
-microseconds and a torch call costs several: it works in place on a numpy
-copy of the logits, keeps what the penalties need as tokens are written and
-taken back (counts over the range, DRY's matches) instead of recounting the
-whole text, and its cutters share one sort of the tokens left.
+microseconds and a torch or numpy call costs one or several: every step but
+the copy guard is one compiled pass (contract.compiled) over a numpy copy of
+the logits and a buffer of the ids so far.
 """
 
-import functools
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -34,7 +31,6 @@ ORDER = ("logit_bias", "copy_guard", "repetition_penalty", "presence_frequency",
          "min_p", "typical_p")
 NEG = float("-inf")
 MAX_DRY_EXPONENT = 40  # a repeat this long is forbidden outright; base**n beyond it would only overflow
-SMALL_VOCABULARY = 1024  # up to this many tokens one full sort is cheaper than a partition and a sort
 
 
 @dataclass
@@ -154,141 +150,22 @@ class Tracker:
         """The last `n` tokens written were taken back; `context` is what is left."""
 
 
-class Counts(Tracker):
-    """What the penalties need of their range (the last `window` ids; 0: all), kept per token written, as dense
-    vectors a step applies in a call or two: the repetition penalty's divisor for each id (1 outside the range: x / 1
-    is x, bit for bit) and what presence and frequency take off it (0 outside)."""
-
-    def __init__(self, size: int, window: int, penalty: float = 1.0, presence: float = 0.0, frequency: float = 0.0):
-        self.size, self.window, self.penalty = size, window, np.float32(penalty)
-        self.presence, self.frequency = np.float32(presence), np.float32(frequency)
+class History(Tracker):
+    """Every id so far (prompt and written) in a numpy buffer the compiled chain reads, grown as tokens are written."""
 
     def start(self, context: Context) -> None:
-        self.tally = [0] * self.size  # the counts as Python ints too: a numpy scalar's arithmetic is slow
-        for token in context.ids[-self.window :] if self.window else context.ids:
-            self.tally[token] += 1
-        self.factors = np.where(np.array(self.tally) > 0, self.penalty, np.float32(1)).astype(np.float32)
-        # what presence_frequency adds to each id: -(presence + frequency * times) in the range, 0 outside it
-        self.offsets = np.array([self._offset(t) for t in self.tally], dtype=np.float32)
-        self.undo: list[tuple[int, int | None]] = []  # per token written: it, and the id it pushed out of the range
+        self.ids = np.zeros(max(64, 2 * len(context.ids)), np.int64)
+        self.n = len(context.ids)
+        self.ids[: self.n] = context.ids
 
     def push(self, context: Context) -> None:
-        ids, token = context.ids, context.ids[-1]
-        gone = ids[-self.window - 1] if self.window and len(ids) > self.window else None
-        self._count(token, 1)
-        if gone is not None:
-            self._count(gone, -1)
-        self.undo.append((token, gone))
+        if self.n == self.ids.size:
+            self.ids = np.concatenate([self.ids, np.zeros_like(self.ids)])
+        self.ids[self.n] = context.ids[-1]
+        self.n += 1
 
     def pop(self, n: int, context: Context) -> None:
-        for _ in range(n):
-            token, gone = self.undo.pop()
-            self._count(token, -1)
-            if gone is not None:
-                self._count(gone, 1)
-
-    def _count(self, token: int, change: int) -> None:
-        times = self.tally[token] = self.tally[token] + change
-        self.factors[token] = self.penalty if times else 1.0
-        self.offsets[token] = self._offset(times)
-
-    @functools.cache  # noqa: B019 - a few dozen counts per generation, each costing float32 arithmetic once
-    def _offset(self, times: int) -> float:
-        return float(-(self.presence + self.frequency * np.float32(times))) if times else 0.0
-
-
-
-class RepetitionPenalty:
-    def __init__(self, counts: Counts):
-        self.counts = counts
-
-    def __call__(self, scores: np.ndarray, context: Context) -> np.ndarray:
-        factors, positive = self.counts.factors, scores > 0
-        # x / f where x > 0, x * f elsewhere, in three calls and one new array rather than np.where's four and three:
-        # after the model's step the caches are cold and each numpy call costs several microseconds
-        divided = np.divide(scores, factors)
-        scores *= factors
-        np.copyto(scores, divided, where=positive)
-        return scores
-
-
-class PresenceFrequency:
-    def __init__(self, counts: Counts):
-        self.counts = counts
-
-    def __call__(self, scores: np.ndarray, context: Context) -> np.ndarray:
-        scores += self.counts.offsets  # an id outside the range gains 0: its score stays the same, bit for bit
-        return scores
-
-
-class Dry(Tracker):
-    """DRY (see dry_penalty), its repeats followed as tokens are written instead of searched for in the whole text.
-
-    After each token it keeps, for every earlier position i where a repeat of
-    at least `allowed` ids ends (one id, when none are allowed), that repeat's
-    length: the ids up to i equal the last ids for that many, breakers apart.
-    A new token makes the ones it continues one longer (a repeat ending at
-    i-1 before ends at i now), found through an index of where each run of
-    `allowed` ids occurs; every other position is too short to count. So a
-    step looks at the few places the text repeats, not at the whole text.
-    """
-
-    def __init__(self, multiplier: float, base: float, allowed: int, window: int, breakers: frozenset[int]):
-        self.multiplier, self.base, self.allowed, self.window = multiplier, base, allowed, window
-        self.breakers, self.gram = breakers, max(allowed, 1)
-
-    def start(self, context: Context) -> None:
-        self.where: dict[tuple[int, ...], list[int]] = {}  # each run of `gram` ids -> the positions it ends at
-        self.repeats: list[dict[int, int]] = [{}]  # after each token: end position -> length of the repeat there
-        self.grams: list[tuple[int, ...] | None] = []  # the run each written token ended, to take it back
-        for n in range(1, len(context.ids) + 1):
-            self._follow(context.ids[:n] if n < self.gram else context.ids[n - self.gram : n], n)
-        del self.repeats[:-1], self.grams[:]
-
-    def push(self, context: Context) -> None:
-        self._follow(context.ids[-self.gram :], len(context.ids))
-
-    def pop(self, n: int, context: Context) -> None:
-        for _ in range(n):
-            gram = self.grams.pop()
-            if gram is not None:
-                self.where[gram].pop()
-            self.repeats.pop()
-
-    def _follow(self, last: list[int], n: int) -> None:
-        """The text is now `n` ids long, ending with `last` (its last `gram` ids, fewer at the start)."""
-        repeats: dict[int, int] = {}
-        gram = None
-        if n >= self.gram:
-            gram = tuple(last)
-            ends = self.where.setdefault(gram, [])
-            if ends and self.breakers.isdisjoint(gram):
-                before, floor = self.repeats[-1], self.gram - 1
-                repeats = {i: 1 + before.get(i - 1, floor) for i in ends}
-            ends.append(n - 1)
-        self.repeats.append(repeats)
-        self.grams.append(gram)
-
-    def __call__(self, scores: np.ndarray, context: Context) -> np.ndarray:
-        repeats = self.repeats[-1]
-        if not repeats:
-            return scores
-        ids, allowed = context.ids, self.allowed
-        start = max(0, len(ids) - self.window) if self.window else 0  # a repeat counts inside the range only
-        if len(ids) - start < 2:
-            return scores
-        longest: dict[int, int] = {}
-        for i, k in repeats.items():
-            if i < start:
-                continue
-            k = min(k, i - start + 1)
-            if k >= allowed:
-                following = ids[i + 1]
-                if k > longest.get(following, -1):
-                    longest[following] = k
-        for token, k in longest.items():
-            scores[token] += -dry_cost(self.multiplier, self.base, k - allowed)
-        return scores
+        self.n -= n
 
 
 class LogitBias:
@@ -314,165 +191,60 @@ class LogitBias:
         # the first tokens' adds, at a word start and elsewhere: all a step adds unless the last id is inside a phrase
         self.firsts = {start: [(s, 0, ids[0], bias) for s, (ids, bias, own_start) in enumerate(self.sequences)
                                if own_start or start] for start in (True, False)}
+        # the same as the arrays the compiled chain takes: (ids, biases)
+        self.first_arrays = {start: _arrays(adds) for start, adds in self.firsts.items()}
 
-    def __call__(self, logits: np.ndarray, context: Context) -> np.ndarray:
+    def adds(self, context: Context) -> tuple[np.ndarray, np.ndarray]:
+        """The ids this step biases and by how much, in the phrases' order: the same token biased twice adds up the
+        same way every time."""
         before = context.text[-1:] or context.lead[-1:]
-        adds = self.firsts[not before or not before.isalnum()]
-        if context.ids and context.ids[-1] in self.after:
-            adds = adds + [(s, i, token, bias) for s, i, prefix, token, bias in self.after[context.ids[-1]]
-                           if context.ids[-i:] == prefix]
-            adds.sort()  # in the phrases' order: the same token biased twice adds up the same way every time
-        for _, _, token, bias in adds:
+        start = not before or not before.isalnum()
+        if not context.ids or context.ids[-1] not in self.after:
+            return self.first_arrays[start]
+        inside = [(s, i, token, bias) for s, i, prefix, token, bias in self.after[context.ids[-1]]
+                  if context.ids[-i:] == prefix]
+        return _arrays(sorted(self.firsts[start] + inside)) if inside else self.first_arrays[start]
+
+    def __call__(self, logits: torch.Tensor, context: Context) -> torch.Tensor:
+        for token, bias in zip(*self.adds(context), strict=True):
             logits[token] += bias
         return logits
 
 
-class Survivors:
-    """The tokens the cutters (top-k, top-p, min-p, typical-p) leave this step, kept so that they sort once and cut
-    once: a numpy call costs about what a char model's whole chain may, so each one counts.
-
-    `ids` and `values` (their scores) hold the tokens, likeliest first when
-    `ranked`, and only the first `n` are left: a cutter that keeps the
-    likeliest few shortens `n`, and `finish` sets the others' scores to -inf
-    once all have run. The weights (exp of each score less the top one) and
-    their running sum are computed once, for whichever cutters need them.
-    """
-
-    def __init__(self) -> None:
-        self.ids: np.ndarray | None = None
-
-    def clear(self) -> None:
-        self.ids = None
-
-    def rank(self, ids: np.ndarray, values: np.ndarray, n: int, ranked: bool = True) -> None:
-        """Start from `ids` and their scores, the first `n` of them left."""
-        self.ids, self.values, self.n, self.ranked = ids, values, n, ranked
-        self._below = self._weights = self._sums = None
-
-    def find(self, scores: np.ndarray, ranked: bool) -> int:
-        """Find the tokens left, likeliest first when `ranked`; how many there are."""
-        if self.ids is None:
-            ids = (scores > NEG).nonzero()[0]
-            self.rank(ids, scores[ids], ids.size, ranked=False)
-        if ranked and not self.ranked:
-            order = (-self.values).argsort(kind="stable")
-            self.rank(self.ids[order], self.values[order], self.n)
-        return self.n
-
-    def below(self) -> np.ndarray:
-        """Each score less the top one, likeliest first."""
-        if self._below is None:
-            self._below = self.values - self.values[0]
-        return self._below
-
-    def weights(self) -> np.ndarray:
-        """exp(score - the top score), likeliest first."""
-        if self._weights is None:
-            self._weights = np.exp(self.below())
-        return self._weights
-
-    def sums(self) -> np.ndarray:
-        """The running sum of the weights, likeliest first."""
-        if self._sums is None:
-            self._sums = self.weights().cumsum()
-        return self._sums
-
-    def finish(self, scores: np.ndarray) -> None:
-        """Cut what the cutters left out."""
-        if self.ids is not None and self.n < self.ids.size:
-            scores[self.ids[self.n :]] = NEG
+def _arrays(adds: list[tuple[int, int, int, float]]) -> tuple[np.ndarray, np.ndarray]:
+    return np.array([a[2] for a in adds], np.int64), np.array([a[3] for a in adds], np.float32)
 
 
-class TopK:
-    def __init__(self, k: int, survivors: Survivors):
-        self.k, self.survivors = k, survivors
+class Compiled:
+    """Every step but the copy guard as one compiled pass (contract.compiled.shape), named in the chain once for
+    each step it applies. With a guard it runs in two parts, the logit bias before the guard and the rest after."""
+
+    def __init__(self, sampling: Sampling, decoder: Decoder, bias: LogitBias | None, history: History, parts: str):
+        from . import compiled as c
+
+        s = sampling
+        self.shape, self.bias, self.history = c.shape, bias, history
+        self.parts = {"all": c.BIAS | c.REST, "bias": c.BIAS, "rest": c.REST}[parts]
+        self.floats = np.zeros(9)
+        self.floats[[c.PENALTY, c.PRESENCE, c.FREQUENCY, c.DRY_MULTIPLIER, c.DRY_BASE]] = (
+            s.repetition_penalty, s.presence_penalty, s.frequency_penalty, s.dry_multiplier, s.dry_base)
+        self.floats[c.TEMPERATURE] = s.temperature if s.temperature >= MIN_TEMPERATURE else 1.0  # greedy: argmax
+        self.floats[[c.TOP_P, c.MIN_P, c.TYPICAL_P]] = (
+            1.0 if s.top_p is None else s.top_p, s.min_p or 0.0, 1.0 if s.typical_p is None else s.typical_p)
+        self.ints = np.zeros(4, np.int64)
+        self.ints[[c.REPETITION_RANGE, c.DRY_ALLOWED, c.DRY_RANGE, c.TOP_K]] = (
+            s.repetition_range, s.dry_allowed_length, s.dry_range, s.top_k or 0)
+        self.breakers = np.zeros(len(decoder.token_texts()), np.bool_)
+        if s.dry_multiplier:
+            self.breakers[list(breaker_ids(decoder, s.dry_breakers))] = True
+        if not self.parts & c.BIAS:
+            self.bias = None
+        self.no_bias = (np.zeros(0, np.int64), np.zeros(0, np.float32))
 
     def __call__(self, scores: np.ndarray, context: Context) -> np.ndarray:
-        k = self.k
-        if not 0 < k < scores.size:
-            return scores
-        if scores.size <= SMALL_VOCABULARY:
-            order = (-scores).argsort(kind="stable")
-            values = scores[order]
-            kth = values[k - 1]
-            if kth == NEG:
-                return scores  # fewer than k tokens are possible at all
-            kept = k
-            while kept < order.size and values[kept] == kth:
-                kept += 1  # ties with the k-th stay, as top_k_filter keeps them
-        else:  # the k likeliest by a partition; only they (and any tied with the k-th) are sorted
-            kth = scores[(-scores).argpartition(k - 1)[:k]].min()
-            if kth == NEG:
-                return scores
-            order = (scores >= kth).nonzero()[0]
-            order = order[(-scores[order]).argsort(kind="stable")]
-            scores[scores < kth] = NEG
-            values, kept = scores[order], order.size
-        self.survivors.rank(order, values, kept)
-        return scores
-
-
-class TopP:
-    def __init__(self, p: float, survivors: Survivors):
-        self.p, self.survivors = p, survivors
-
-    def __call__(self, scores: np.ndarray, context: Context) -> np.ndarray:
-        s = self.survivors
-        if not 0 < self.p < 1 or not s.find(scores, ranked=True):
-            return scores
-        sums = s.sums()[: s.n]
-        # a token stays while the likelier ones before it hold less than p: the first always, then as many as the
-        # running sum stays under p of the total
-        s.n = min(int(sums.searchsorted(self.p * sums[-1])) + 1, s.n)
-        return scores
-
-
-class MinP:
-    def __init__(self, p: float, survivors: Survivors):
-        self.p, self.floor, self.survivors = p, np.log(p), survivors
-
-    def __call__(self, scores: np.ndarray, context: Context) -> np.ndarray:
-        s = self.survivors
-        if s.ids is None:  # the first cutter: no sort needed, the likeliest is the maximum
-            scores[scores - scores.max() < self.floor] = NEG
-        elif s.n and s.weights()[s.n - 1] < self.p:  # they fall from 1 (the likeliest): keep those at p or more
-            s.n -= int(s.weights()[s.n - 1 :: -1].searchsorted(self.p))
-        return scores
-
-
-class Typical:
-    """Typical-p on the survivors. The surprise of a token is log Z - d (d: its score less the top one, Z: the sum of
-    the weights exp(d)), and the entropy is log Z - mean(d) weighted by exp(d), so a token's distance from the
-    entropy is |d - that mean|: no logarithm, no normalization."""
-
-    def __init__(self, p: float, survivors: Survivors):
-        self.p, self.survivors = p, survivors
-
-    def __call__(self, scores: np.ndarray, context: Context) -> np.ndarray:
-        s = self.survivors
-        if self.p >= 1 or not s.find(scores, ranked=False):
-            return scores
-        n = s.n
-        if s.ranked:
-            d, weights, total = s.below()[:n], s.weights()[:n], s.sums()[n - 1]
-        else:
-            d = s.values - s.values.max()
-            weights = np.exp(d)
-            total = weights.sum()
-        distances = d - weights.dot(d) / total
-        order = np.abs(distances, out=distances).argsort(kind="stable")
-        sums = weights[order].cumsum()
-        # as in top-p: the first always stays, then as many as the running sum before each stays under p
-        scores[s.ids[order[int(sums.searchsorted(self.p * total)) + 1 :]]] = NEG
-        return scores
-
-
-class Temperature:
-    def __init__(self, temperature: float):
-        self.temperature = np.float32(temperature)
-
-    def __call__(self, scores: np.ndarray, context: Context) -> np.ndarray:
-        scores /= self.temperature
+        bias_ids, biases = self.no_bias if self.bias is None else self.bias.adds(context)
+        h = self.history
+        self.shape(scores, h.ids, h.n, bias_ids, biases, self.breakers, self.floats, self.ints, self.parts)
         return scores
 
 
@@ -480,13 +252,14 @@ class Chain:
     """The processors `sampling` turns on, in ORDER, over one generation; iterating it gives (name, processor).
 
     The loop starts it with the prompt, pushes each token written and pops
-    the ones a banned phrase takes back, so the trackers (the penalties'
-    counts, DRY's repeats, the copy guard) are always at the text's end.
+    the ones a banned phrase takes back, so the trackers (the ids the
+    compiled pass reads, the copy guard) are always at the text's end.
     """
 
-    def __init__(self, steps: list[tuple[str, Processor]], trackers: list[Tracker], survivors: Survivors):
-        self.steps, self.trackers, self.survivors = steps, trackers, survivors
-        self.processors = [p for _, p in steps]
+    def __init__(self, steps: list[tuple[str, Processor]], trackers: list[Tracker]):
+        self.steps, self.trackers = steps, trackers
+        # a processor named for several steps (the penalties, the cutters) runs once
+        self.processors = list(dict.fromkeys(p for _, p in steps))
 
     def __iter__(self) -> Iterator[tuple[str, Processor]]:
         return iter(self.steps)
@@ -509,48 +282,37 @@ class Chain:
             scores = logits.numpy().copy()
         else:
             scores = logits.detach().float().cpu().numpy()
-        self.survivors.clear()
         for processor in self.processors:
             scores = processor(scores, context)
-        self.survivors.finish(scores)
         return scores
 
 
 def chain(sampling: Sampling, decoder: Decoder, guard: Processor | None = None) -> Chain:
     """The processors `sampling` turns on, in ORDER, with the names the tests check the order by."""
     s = sampling
-    steps: list[tuple[str, Processor]] = []
-    trackers: list[Tracker] = []
-    survivors = Survivors()
-    if s.logit_bias:
-        steps.append(("logit_bias", LogitBias(s.logit_bias, decoder)))
-    if guard is not None:
-        steps.append(("copy_guard", guard))
-        if isinstance(guard, Tracker):
-            trackers.append(guard)
-    if s.repetition_penalty != 1 or s.presence_penalty or s.frequency_penalty:
-        counts = Counts(len(decoder.token_texts()), s.repetition_range, s.repetition_penalty, s.presence_penalty,
-                        s.frequency_penalty)
-        trackers.append(counts)
-        if s.repetition_penalty != 1:
-            steps.append(("repetition_penalty", RepetitionPenalty(counts)))
-        if s.presence_penalty or s.frequency_penalty:
-            steps.append(("presence_frequency", PresenceFrequency(counts)))
-    if s.dry_multiplier:
-        dry = Dry(s.dry_multiplier, s.dry_base, s.dry_allowed_length, s.dry_range, breaker_ids(decoder, s.dry_breakers))
-        trackers.append(dry)
-        steps.append(("dry", dry))
-    if s.temperature >= MIN_TEMPERATURE and s.temperature != 1:
-        steps.append(("temperature", Temperature(s.temperature)))
-    if s.top_k is not None:
-        steps.append(("top_k", TopK(s.top_k, survivors)))
-    if s.top_p is not None:
-        steps.append(("top_p", TopP(s.top_p, survivors)))
-    if s.min_p is not None:
-        steps.append(("min_p", MinP(s.min_p, survivors)))
-    if s.typical_p is not None:
-        steps.append(("typical_p", Typical(s.typical_p, survivors)))
-    return Chain(steps, trackers, survivors)
+    names = [name for name, on in (
+        ("logit_bias", bool(s.logit_bias)), ("copy_guard", guard is not None),
+        ("repetition_penalty", s.repetition_penalty != 1),
+        ("presence_frequency", bool(s.presence_penalty or s.frequency_penalty)),
+        ("dry", bool(s.dry_multiplier)), ("temperature", MIN_TEMPERATURE <= s.temperature != 1),
+        ("top_k", s.top_k is not None), ("top_p", s.top_p is not None), ("min_p", s.min_p is not None),
+        ("typical_p", s.typical_p is not None)) if on]
+    trackers: list[Tracker] = [guard] if isinstance(guard, Tracker) else []
+    if names == ["copy_guard"] or not names:
+        return Chain([(name, guard) for name in names], trackers)
+    history = History()
+    trackers.append(history)
+    bias = LogitBias(s.logit_bias, decoder) if s.logit_bias else None
+
+    def compiled(parts: str) -> Compiled:
+        return Compiled(s, decoder, bias, history, parts)
+
+    if guard is None:
+        every = compiled("all")
+        return Chain([(name, every) for name in names], trackers)
+    before, after = compiled("bias"), compiled("rest")  # the guard sees the biased scores, as ORDER has it
+    steps = [(name, before if name == "logit_bias" else guard if name == "copy_guard" else after) for name in names]
+    return Chain(steps, trackers)
 
 
 def breaker_ids(decoder: Decoder, breakers: tuple[str, ...]) -> frozenset[int]:

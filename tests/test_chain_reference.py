@@ -1,11 +1,12 @@
-"""The chain the loop runs (incremental, on numpy) gives what the plain processors give, recomputed from every id.
+"""The chain the loop runs (compiled, on numpy) gives what the plain processors give on torch vectors.
 
 contract.processors keeps each processor twice: the plain functions on a
 torch vector (test_samplers checks them against hand-computed vectors) and
-the chain, which keeps counts and DRY's repeats as tokens are written and
-taken back and cuts the tail with one sort. These tests hold the second to
-the first: step by step on random scores, through rewinds, and as a seeded
-sample of both kinds, token for token.
+the chain, one compiled pass (contract.compiled) over a buffer of the ids
+that follows the text as tokens are written and taken back, ranking the
+tokens once for all the cutters. These tests hold the second to the first:
+step by step on random scores, through rewinds, and as a seeded sample of
+both kinds, token for token.
 """
 
 import random
