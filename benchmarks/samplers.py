@@ -16,7 +16,7 @@ chain's, and the turns put a busy spell on all three ways alike:
 
 Goals (issue 37): the chain <= 5% per token, the guard <= 10% (char) and
 <= 15% (GPT-2). The copying-rate half of the issue's benchmark (a char model
-trained on PKD until it copies) is not measured here yet.
+trained on PKD until it copies) is benchmarks/copying.py.
 
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/samplers.py [--shapes char,gpt2]
 """
