@@ -170,12 +170,20 @@ class History(Tracker):
 
 class LogitBias:
     """Biases given as text, on each kind's tokens: a phrase's first token wherever a word can start, each later one
-    where the text so far ends with the phrase's tokens before it."""
+    where the text so far ends with the phrase's tokens before it. A bias given by token id (OpenAI's API gives them
+    so) is on that id alone, at every step."""
 
-    def __init__(self, biases: tuple[tuple[str, float], ...], decoder: Decoder):
+    def __init__(self, biases: tuple[tuple[str | int, float], ...], decoder: Decoder):
+        from corpora import UserError
+
         texts = decoder.token_texts()
         self.sequences: list[tuple[list[int], float, bool]] = []  # (ids, bias, whether its first token starts a word)
         for text, bias in biases:
+            if isinstance(text, int):
+                if text >= len(texts):
+                    raise UserError(f"a logit bias names token {text}: this model's tokens are 0 to {len(texts) - 1}")
+                self.sequences.append(([text], bias, True))  # a word may start anywhere it is concerned
+                continue
             for variant in dict.fromkeys((text, " " + text)):
                 ids = decoder.encode(variant)
                 if not ids or not texts[ids[0]].strip():
