@@ -39,6 +39,7 @@ from contract.blend import Guided
 from contract.copyguard import CopyGuard
 from contract.loop import Token
 from contract.modeldir import Card
+from contract.processors import check_token_ids
 from contract.sampling import SAMPLING_FIELDS, Decoder, Sampling, bias_pairs
 from corpora import UserError
 from corpora.index import CorpusIndex, MemorizationWarning
@@ -295,6 +296,7 @@ class TextModel:
         from .blending import steered
 
         decoder = steered(self, author, guidance, prompt_guidance)
+        check_token_ids(params.logit_bias, decoder)
         guard = self._guard(params.max_copy) if params.max_copy is not None else None
         generator = torch.Generator().manual_seed(seed)
         written: list[Token] = []

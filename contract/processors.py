@@ -174,14 +174,11 @@ class LogitBias:
     so) is on that id alone, at every step."""
 
     def __init__(self, biases: tuple[tuple[str | int, float], ...], decoder: Decoder):
-        from corpora import UserError
-
+        check_token_ids(biases, decoder)
         texts = decoder.token_texts()
         self.sequences: list[tuple[list[int], float, bool]] = []  # (ids, bias, whether its first token starts a word)
         for text, bias in biases:
             if isinstance(text, int):
-                if text >= len(texts):
-                    raise UserError(f"a logit bias names token {text}: this model's tokens are 0 to {len(texts) - 1}")
                 self.sequences.append(([text], bias, True))  # a word may start anywhere it is concerned
                 continue
             for variant in dict.fromkeys((text, " " + text)):
@@ -217,6 +214,15 @@ class LogitBias:
         for token, bias in zip(*self.adds(context), strict=True):
             logits[token] += bias
         return logits
+
+
+def check_token_ids(biases: tuple[tuple[str | int, float], ...], decoder: Decoder) -> None:
+    """A one-line error for a bias on a token id the model does not have (checked before writing starts)."""
+    from corpora import UserError
+
+    size = len(decoder.token_texts())
+    if unknown := sorted({key for key, _ in biases if isinstance(key, int) and key >= size}):
+        raise UserError(f"a logit bias names token {unknown[0]}: this model's tokens are 0 to {size - 1}")
 
 
 def _arrays(adds: list[tuple[int, int, int, float]]) -> tuple[np.ndarray, np.ndarray]:
