@@ -39,7 +39,8 @@ from contract.blend import Guided
 from contract.copyguard import CopyGuard
 from contract.loop import Token
 from contract.modeldir import Card
-from contract.sampling import SAMPLING_FIELDS, Decoder, Sampling
+from contract.processors import check_token_ids
+from contract.sampling import SAMPLING_FIELDS, Decoder, Sampling, bias_pairs
 from corpora import UserError
 from corpora.index import CorpusIndex, MemorizationWarning
 from corpora.suggest import did_you_mean
@@ -288,13 +289,14 @@ class TextModel:
         sampling = {**self.card.extra.get("sampling", {}), **sampling}  # the model's own defaults (`models set`)
         sampling = {k: tuple(v) if isinstance(v, list) else v for k, v in sampling.items()}  # as JSON gives them back
         if "logit_bias" in sampling:
-            sampling["logit_bias"] = tuple((str(text), float(bias)) for text, bias in sampling["logit_bias"])
+            sampling["logit_bias"] = bias_pairs(sampling["logit_bias"])
         params = Params(**sampling, max_new_chars=max_new_chars, max_new_tokens=max_new_tokens, seed=seed, stop=stops,
                         stop_at=stop_at, author=author, guidance=guidance, prompt_guidance=prompt_guidance)
         params.check()
         from .blending import steered
 
         decoder = steered(self, author, guidance, prompt_guidance)
+        check_token_ids(params.logit_bias, decoder)
         guard = self._guard(params.max_copy) if params.max_copy is not None else None
         generator = torch.Generator().manual_seed(seed)
         written: list[Token] = []

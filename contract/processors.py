@@ -170,12 +170,17 @@ class History(Tracker):
 
 class LogitBias:
     """Biases given as text, on each kind's tokens: a phrase's first token wherever a word can start, each later one
-    where the text so far ends with the phrase's tokens before it."""
+    where the text so far ends with the phrase's tokens before it. A bias given by token id (OpenAI's API gives them
+    so) is on that id alone, at every step."""
 
-    def __init__(self, biases: tuple[tuple[str, float], ...], decoder: Decoder):
+    def __init__(self, biases: tuple[tuple[str | int, float], ...], decoder: Decoder):
+        check_token_ids(biases, decoder)
         texts = decoder.token_texts()
         self.sequences: list[tuple[list[int], float, bool]] = []  # (ids, bias, whether its first token starts a word)
         for text, bias in biases:
+            if isinstance(text, int):
+                self.sequences.append(([text], bias, True))  # a word may start anywhere it is concerned
+                continue
             for variant in dict.fromkeys((text, " " + text)):
                 ids = decoder.encode(variant)
                 if not ids or not texts[ids[0]].strip():
@@ -209,6 +214,15 @@ class LogitBias:
         for token, bias in zip(*self.adds(context), strict=True):
             logits[token] += bias
         return logits
+
+
+def check_token_ids(biases: tuple[tuple[str | int, float], ...], decoder: Decoder) -> None:
+    """A one-line error for a bias on a token id the model does not have (checked before writing starts)."""
+    from corpora import UserError
+
+    size = len(decoder.token_texts())
+    if unknown := sorted({key for key, _ in biases if isinstance(key, int) and key >= size}):
+        raise UserError(f"a logit bias names token {unknown[0]}: this model's tokens are 0 to {size - 1}")
 
 
 def _arrays(adds: list[tuple[int, int, int, float]]) -> tuple[np.ndarray, np.ndarray]:

@@ -9,7 +9,7 @@ are contract.processors.
 
 import math
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, fields
 from typing import Protocol
 
@@ -70,7 +70,8 @@ class Sampling:
     dry_allowed_length: int = 2
     dry_range: int = 0  # 0: the whole text
     dry_breakers: tuple[str, ...] = DRY_BREAKERS
-    logit_bias: tuple[tuple[str, float], ...] = ()  # (text, bias added to its tokens' logits)
+    # (text, bias added to its tokens' logits), or (token id, bias added to that id at every step: OpenAI's)
+    logit_bias: tuple[tuple[str | int, float], ...] = ()
     ban: tuple[str, ...] = ()  # phrases never written (whole words, any case)
     max_copy: int | None = None  # the longest verbatim span of the corpus a sample may hold, in characters
 
@@ -79,7 +80,7 @@ class Sampling:
         """Settings as JSON gives them back (a run's config.json): its lists as the tuples the chain takes."""
         settings = {k: tuple(v) if isinstance(v, list) else v for k, v in settings.items()}
         if "logit_bias" in settings:
-            settings["logit_bias"] = tuple((str(text), float(bias)) for text, bias in settings["logit_bias"])
+            settings["logit_bias"] = bias_pairs(settings["logit_bias"])
         return cls(**settings)
 
     def check(self) -> None:
@@ -109,9 +110,9 @@ class Sampling:
                             ("DRY allowed length", self.dry_allowed_length)):
             if value < 0:
                 raise bad(name, "zero or more", value)
-        for text, bias in self.logit_bias:
-            if not text or not math.isfinite(bias):
-                raise UserError(f"a logit bias needs a text and a finite number, got {text!r} {bias}")
+        for key, bias in self.logit_bias:
+            if key == "" or (isinstance(key, int) and key < 0) or not math.isfinite(bias):
+                raise UserError(f"a logit bias needs a text or a token id and a finite number, got {key!r} {bias}")
         if any(not phrase.strip() for phrase in self.ban):
             raise UserError("a banned phrase must hold some text")
         if self.max_copy is not None and self.max_copy < 1:
@@ -119,6 +120,11 @@ class Sampling:
 
 
 SAMPLING_FIELDS = tuple(f.name for f in fields(Sampling))
+
+
+def bias_pairs(pairs: Iterable[Sequence]) -> tuple[tuple[str | int, float], ...]:
+    """Logit biases as JSON gives them back: [key, bias] lists, a key a token id (an int) or a text."""
+    return tuple((key if isinstance(key, int) else str(key), float(bias)) for key, bias in pairs)
 
 
 def changed(settings: dict[str, object]) -> dict[str, object]:

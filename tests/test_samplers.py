@@ -61,7 +61,8 @@ def test_a_logit_bias_given_as_text_reaches_the_tokens(trained_model: Path):
 
 
 @pytest.mark.parametrize("setting", [{"min_p": 1.5}, {"typical_p": 0}, {"repetition_penalty": 0}, {"dry_base": 0.5},
-                                     {"presence_penalty": 3}, {"max_copy": 0}, {"ban": ("  ",)}])
+                                     {"presence_penalty": 3}, {"max_copy": 0}, {"ban": ("  ",)},
+                                     {"logit_bias": ((10**6, 1.0),)}])
 def test_an_out_of_range_setting_is_one_line(trained_model: Path, setting: dict):
     model = load_model(trained_model, "cpu")
     with pytest.raises(UserError) as e:

@@ -73,7 +73,7 @@ def test_kobold_chain_fields_write_what_generate_writes_with_logprobs(url: str, 
             "banned_tokens": ["coffee", ""], "logit_bias": {str(k): -2}, "logprobs": True, "rep_pen_slope": 1}
     expected = model.generate(PROMPT, max_new_tokens=100, seed=2, temperature=0.8, repetition_penalty=1.1,
                               repetition_range=64, min_p=0.05, typical_p=0.95, dry_multiplier=0.8,
-                              dry_breakers=("\n", "."), ban=("coffee",), logit_bias=(("k", -2.0),))
+                              dry_breakers=("\n", "."), ban=("coffee",), logit_bias=((k, -2.0),))
     answer = httpx.post(f"{url}/api/v1/generate", json=body, timeout=60)
     [result] = answer.json()["results"]
     assert result["text"] == expected and "coffee" not in expected and "x-ghostwriter-not-applied" not in answer.headers
@@ -90,6 +90,17 @@ def test_kobold_chain_fields_write_what_generate_writes_with_logprobs(url: str, 
     assert [t for e in events for t in e.get("logprobs", {}).get("content", [])] == logprobs["content"]
 
 
+def test_a_logit_bias_by_token_id_is_on_that_id_alone_at_every_step(client: openai.OpenAI, parrot: Path):
+    [k] = load_model(parrot, "cpu").tokens("k")
+    by_id = [client.completions.create(model="", prompt=PROMPT, max_tokens=100, seed=s, temperature=0.8,
+                                       logit_bias={str(k): -100}).choices[0].text for s in SEEDS]
+    assert not any("k" in text for text in by_id), by_id
+    # a text is biased as a phrase, wherever a word can start: the k of "walked" is still written
+    by_text = [client.completions.create(model="", prompt=PROMPT, max_tokens=100, seed=s, temperature=0.8,
+                                         extra_body={"logit_bias": {"k": -100}}).choices[0].text for s in SEEDS]
+    assert any("walked" in text for text in by_text) and not any(" k" in text for text in by_text), by_text
+
+
 def test_logprobs_are_the_models_own_whole_and_streamed(gpt2_base: Path):
     model = load_model(gpt2_base, "cpu", "none")
     with model.stream(PROMPT, max_new_tokens=24, seed=5, stop="e", alternatives=3) as s:
@@ -104,6 +115,10 @@ def test_logprobs_are_the_models_own_whole_and_streamed(gpt2_base: Path):
                     "stop": "e", "logprobs": True, "top_logprobs": 3}
         chat = client.chat.completions.create(**chat_ask).choices[0]
         chat_chunks = [c.choices[0] for c in client.chat.completions.create(**chat_ask, stream=True) if c.choices]
+        [rain] = model.tokens("rain")  # OpenAI's logit_bias is by id: "rain" and not " rain"
+        biased = client.completions.create(model="", prompt=PROMPT, max_tokens=5, seed=1, logit_bias={str(rain): 100},
+                                           logprobs=0).choices[0]
+    assert biased.text == "rain" * 5 and biased.logprobs.tokens == ["rain"] * 5
     assert whole.text == PROMPT + text and "e" not in text
     lp = whole.logprobs
     assert "".join(lp.tokens) == text and lp.text_offset[0] == len(PROMPT)

@@ -90,7 +90,7 @@ class Settings:
         `token_texts` is the model's text of each id, asked for only when a logit bias names ids."""
         chain = dict(self.chain)
         if self.logit_bias:
-            chain["logit_bias"] = tuple((_bias_text(key, token_texts()) if isinstance(key, int) else key, bias)
+            chain["logit_bias"] = tuple((_bias_id(key, token_texts()) if isinstance(key, int) else key, bias)
                                         for key, bias in self.logit_bias)
         return {"max_new_tokens": self.max_tokens, "temperature": self.temperature, "top_k": self.top_k,
                 "top_p": self.top_p, "seed": None if self.seed is None else self.seed + choice, "stop": self.stop,
@@ -283,20 +283,16 @@ def _logit_bias(name: str, value: Any) -> tuple[tuple[int | str, float], ...]:
         where = f"{name}[{key[:MAX_PHRASE_CHARS]!r}]"
         bias = number(-100, 100)(where, bias)
         biases.append((int(key) if key.isascii() and key.isdigit() else text(MAX_PHRASE_CHARS)(where, key), bias))
-    if any(not key for key, _ in biases):
+    if any(key == "" for key, _ in biases):
         raise Invalid(f"{name} has an empty key: name a token id or a text", name)
     return tuple(biases)
 
 
-def _bias_text(token: int, texts: Sequence[str]) -> str:
-    """The text a bias on token id `token` is put on (the chain takes biases as text: see docs/controls.md)."""
+def _bias_id(token: int, texts: Sequence[str]) -> int:
+    """A token id a bias names, checked against the model's tokens (a 400 naming the field, not a failed stream)."""
     if token >= len(texts):
         raise Invalid(f"logit_bias names token {token}: this model's tokens are 0 to {len(texts) - 1}", "logit_bias")
-    found = texts[token]
-    if not found or "\ufffd" in found:
-        raise Invalid(f"logit_bias names token {token}, which is part of a character: bias the character's text",
-                      "logit_bias")
-    return found
+    return token
 
 
 def _legacy_logprobs(name: str, value: Any) -> int | None:

@@ -28,26 +28,11 @@ from .models import register as register_models
 from .options import (
     CHAIN,
     BackendOpt,
-    BanFileOpt,
-    BanOpt,
-    BiasOpt,
     DeviceOpt,
-    DryAllowedLengthOpt,
-    DryBaseOpt,
-    DryMultiplierOpt,
-    DryRangeOpt,
-    FrequencyPenaltyOpt,
     JsonOpt,
-    MaxCopyOpt,
-    MinPOpt,
-    PresencePenaltyOpt,
     QuantizeOpt,
-    RepetitionPenaltyOpt,
-    RepetitionRangeOpt,
-    TypicalPOpt,
     adding_flags,
     chain_flags,
-    chain_settings,
     copy_span_option,
     eval_samples_option,
     out_option,
@@ -300,6 +285,7 @@ def _micro_batch(value: str | None) -> int | None:
 
 # ---- writing -----------------------------------------------------------------
 @app.command()
+@taking_chain_flags
 def generate(
     model: Annotated[str, typer.Argument(help="Model name or directory, or a GPT-2 base such as gpt2; A+B blends "
                                               "models (docs/blend.md).")],
@@ -325,20 +311,6 @@ def generate(
     stop: Annotated[list[str] | None, typer.Option(help="Stop before this text (repeatable).")] = None,
     stop_at: Annotated[str | None, typer.Option(
         help="End at the end of the first sentence, line or paragraph (the length still bounds it).")] = None,
-    min_p: MinPOpt = None,
-    typical_p: TypicalPOpt = None,
-    repetition_penalty: RepetitionPenaltyOpt = 1.0,
-    repetition_range: RepetitionRangeOpt = 0,
-    presence_penalty: PresencePenaltyOpt = 0.0,
-    frequency_penalty: FrequencyPenaltyOpt = 0.0,
-    dry_multiplier: DryMultiplierOpt = 0.0,
-    dry_base: DryBaseOpt = 1.75,
-    dry_allowed_length: DryAllowedLengthOpt = 2,
-    dry_range: DryRangeOpt = 0,
-    bias: BiasOpt = None,
-    ban: BanOpt = None,
-    ban_file: BanFileOpt = None,
-    max_copy: MaxCopyOpt = None,
     probs: Annotated[int | None, typer.Option(
         "--probs", help="After each sample, a table of its tokens coloured by probability, with this many alternatives.",
         rich_help_panel=CHAIN)] = None,
@@ -349,6 +321,7 @@ def generate(
     backend: BackendOpt = None,
     no_log: Annotated[bool, typer.Option("--no-log", help="Do not keep the samples in the sample store.")] = False,
     min_span: MinSpanOpt = DEFAULT_MIN_SPAN,
+    **flags: object,
 ) -> None:
     """Write continuations of a prompt (or unconditional samples), streamed as they come; each is stored, and one
     that copies its model's corpus is flagged."""
@@ -357,8 +330,7 @@ def generate(
     from ..samples.views import copy_warning
     from ..terminal import probability_table, stream_to_stdout
 
-    settings = chain_settings(min_p, typical_p, repetition_penalty, repetition_range, presence_penalty, frequency_penalty,
-                              dry_multiplier, dry_base, dry_allowed_length, dry_range, bias, ban, ban_file, max_copy)
+    settings = chain_flags(flags)
     prompt = _read_text_option(prompt, prompt_file, "prompt")
     if n < 1:
         raise UserError(f"-n must be at least 1, got {n}")

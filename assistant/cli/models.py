@@ -16,22 +16,9 @@ from rich.markup import escape
 from rich.text import Text
 
 from .options import (
-    BanFileOpt,
-    BanOpt,
-    BiasOpt,
-    DryAllowedLengthOpt,
-    DryBaseOpt,
-    DryMultiplierOpt,
-    DryRangeOpt,
-    FrequencyPenaltyOpt,
     JsonOpt,
-    MaxCopyOpt,
-    MinPOpt,
-    PresencePenaltyOpt,
-    RepetitionPenaltyOpt,
-    RepetitionRangeOpt,
-    TypicalPOpt,
-    chain_settings,
+    chain_flags,
+    taking_chain_flags,
 )
 
 models_app = typer.Typer(help="The models you have trained: list them (the default), rm, rename, set.")
@@ -146,23 +133,11 @@ def models_rename(old: NameArg, new: Annotated[str, typer.Argument(help="Its new
 
 
 @models_app.command("set")
+@taking_chain_flags
 def models_set(
     name: NameArg,
-    min_p: MinPOpt = None,
-    typical_p: TypicalPOpt = None,
-    repetition_penalty: RepetitionPenaltyOpt = 1.0,
-    repetition_range: RepetitionRangeOpt = 0,
-    presence_penalty: PresencePenaltyOpt = 0.0,
-    frequency_penalty: FrequencyPenaltyOpt = 0.0,
-    dry_multiplier: DryMultiplierOpt = 0.0,
-    dry_base: DryBaseOpt = 1.75,
-    dry_allowed_length: DryAllowedLengthOpt = 2,
-    dry_range: DryRangeOpt = 0,
-    bias: BiasOpt = None,
-    ban: BanOpt = None,
-    ban_file: BanFileOpt = None,
-    max_copy: MaxCopyOpt = None,
     clear: Annotated[bool, typer.Option("--clear", help="Forget the model's settings first.")] = False,
+    **flags: object,
 ) -> None:
     """Keep sampler-chain settings with a model as its defaults: every front end writes with them unless told
     otherwise (`models set NAME --min-p 0.05 --ban suddenly`; `--clear` alone forgets them)."""
@@ -173,8 +148,7 @@ def models_set(
     if path is None:
         raise modeldir.no_model(name)
     card = modeldir.read(path)
-    given = chain_settings(min_p, typical_p, repetition_penalty, repetition_range, presence_penalty, frequency_penalty,
-                           dry_multiplier, dry_base, dry_allowed_length, dry_range, bias, ban, ban_file, max_copy)
+    given = chain_flags(flags)
     kept = {} if clear else dict(card.extra.get("sampling", {}))
     kept.update(given)
     Sampling(**{k: tuple(v) if isinstance(v, list) else v for k, v in kept.items()}).check()

@@ -127,7 +127,7 @@ taking_chain_flags = adding_flags(CHAIN_FLAGS)
 
 def chain_flags(flags: dict) -> dict:
     """The chain's flags taken out of a command's **flags, as chain_settings gives them (those not at the default)."""
-    return chain_settings(**{name: flags.pop(name) for name in CHAIN_FLAGS})
+    return chain_settings(**{name: flags.pop(name, default) for name, (_, default) in CHAIN_FLAGS.items()})
 
 
 BackendOpt = Annotated[str | None, typer.Option(
