@@ -41,7 +41,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--shapes", default="char,gpt2")
     parser.add_argument("--tokens", type=int, default=0, help="tokens per run (default: 400 char, 60 GPT-2)")
-    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--repeats", type=int, default=11)
     parser.add_argument("--threads", type=int, default=1)
     add_json_option(parser)
     args = parser.parse_args()
