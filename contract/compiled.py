@@ -105,6 +105,41 @@ def _dry(scores, ids, n, multiplier, base, allowed, window, breakers) -> None:
 
 
 @njit(cache=True, nogil=True)
+def _ranked(ids: np.ndarray, scores: np.ndarray) -> np.ndarray:
+    """`ids` from the likeliest down, ties in the order given (a stable sort).
+
+    GPT-2 without top-k ranks all its 50,257 tokens at each step: a
+    comparison sort takes milliseconds, a radix sort on the scores' bits
+    (three passes of 11 bits) a fraction of one.
+    """
+    n = ids.size
+    if n <= SMALL_VOCABULARY:
+        return ids[np.argsort(-scores[ids], kind="mergesort")]
+    bits = scores.view(np.uint32)
+    keys = np.empty(n, np.int64)  # larger scores, smaller keys
+    for i in range(n):
+        b = np.int64(bits[ids[i]])
+        if b == 0x80000000:
+            b = 0  # -0.0 ties with 0.0, as a comparison has it
+        ascending = b ^ 0xFFFFFFFF if b & 0x80000000 else b | 0x80000000  # a float's order as an unsigned int's
+        keys[i] = 0xFFFFFFFF - ascending
+    order, spare = ids.copy(), np.empty(n, ids.dtype)
+    spare_keys = np.empty(n, np.int64)
+    for shift in (0, 11, 22):
+        starts = np.zeros(2049, np.int64)
+        for i in range(n):
+            starts[((keys[i] >> shift) & 0x7FF) + 1] += 1
+        for d in range(2048):
+            starts[d + 1] += starts[d]
+        for i in range(n):
+            d = (keys[i] >> shift) & 0x7FF
+            spare[starts[d]], spare_keys[starts[d]] = order[i], keys[i]
+            starts[d] += 1
+        order, spare, keys, spare_keys = spare, order, spare_keys, keys
+    return order
+
+
+@njit(cache=True, nogil=True)
 def _cut(scores, k, top_p, min_p, typical_p) -> None:
     """Top-k, top-p, min-p and typical-p in that order: the tokens they leave keep their scores, the others become
     -inf. The tokens are ranked once (ties in id order, as a stable sort keeps them); each cutter after top-k
@@ -113,11 +148,10 @@ def _cut(scores, k, top_p, min_p, typical_p) -> None:
     neg = np.float32(-np.inf)
     if 0 < k < size:
         if size <= SMALL_VOCABULARY:
-            ranked = np.argsort(-scores, kind="mergesort")
+            ranked = _ranked(np.arange(size), scores)
         else:  # the k likeliest by a partition; only they (and any tied with the k-th) are sorted
             kth = np.partition(scores, size - k)[size - k]
-            ranked = np.nonzero(scores >= kth)[0]
-            ranked = ranked[np.argsort(-scores[ranked], kind="mergesort")]
+            ranked = _ranked(np.nonzero(scores >= kth)[0], scores)
         kth = scores[ranked[k - 1]]
         left = k
         if kth == neg:  # fewer than k tokens are possible at all: top-k cuts nothing
@@ -128,8 +162,7 @@ def _cut(scores, k, top_p, min_p, typical_p) -> None:
             while left < ranked.size and scores[ranked[left]] == kth:
                 left += 1  # ties with the k-th stay
     else:
-        ranked = np.nonzero(scores > neg)[0]
-        ranked = ranked[np.argsort(-scores[ranked], kind="mergesort")]
+        ranked = _ranked(np.nonzero(scores > neg)[0], scores)
         left = ranked.size
     if left == 0:
         return

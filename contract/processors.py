@@ -220,8 +220,11 @@ def check_token_ids(biases: tuple[tuple[str | int, float], ...], decoder: Decode
     """A one-line error for a bias on a token id the model does not have (checked before writing starts)."""
     from corpora import UserError
 
+    ids = [key for key, _ in biases if isinstance(key, int)]
+    if not ids:
+        return  # GPT-2's token texts are decoded only when asked for
     size = len(decoder.token_texts())
-    if unknown := sorted({key for key, _ in biases if isinstance(key, int) and key >= size}):
+    if unknown := sorted(key for key in ids if key >= size):
         raise UserError(f"a logit bias names token {unknown[0]}: this model's tokens are 0 to {size - 1}")
 
 
@@ -248,8 +251,9 @@ class Compiled:
         self.ints = np.zeros(4, np.int64)
         self.ints[[c.REPETITION_RANGE, c.DRY_ALLOWED, c.DRY_RANGE, c.TOP_K]] = (
             s.repetition_range, s.dry_allowed_length, s.dry_range, s.top_k or 0)
-        self.breakers = np.zeros(len(decoder.token_texts()), np.bool_)
+        self.breakers = np.zeros(0, np.bool_)  # read by DRY alone: GPT-2's token texts are not decoded for less
         if s.dry_multiplier:
+            self.breakers = np.zeros(len(decoder.token_texts()), np.bool_)
             self.breakers[list(breaker_ids(decoder, s.dry_breakers))] = True
         if not self.parts & c.BIAS:
             self.bias = None

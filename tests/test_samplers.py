@@ -108,6 +108,17 @@ def test_the_copy_guard_without_the_corpus_says_so_in_one_line(parrot: Path, tmp
         (tmp_path / "away.txt").rename(parrot.parent / "parrot.txt")
 
 
+def test_the_chain_decodes_gpt2s_token_texts_only_for_what_needs_them(gpt2_base: Path):
+    """Decoding 50,257 token texts takes a second: a first suggestion should not wait for it unless a bias or DRY
+    asks for the texts."""
+    model = load_model(gpt2_base, "cpu", "none")
+    model.generate("The robot", max_new_tokens=3, seed=0, temperature=0.8, top_k=40, min_p=0.05,
+                   repetition_penalty=1.2, frequency_penalty=0.1)
+    assert model.decoder._texts is None
+    model.generate("The robot", max_new_tokens=3, seed=0, dry_multiplier=0.8)
+    assert len(model.decoder._texts) == 50257
+
+
 def test_after_a_rewind_the_logits_are_a_fresh_runs(trained_model: Path, gpt2_base: Path):
     for model in (load_model(trained_model, "cpu"), load_model(gpt2_base, "cpu")):
         decoder = model.decoder
