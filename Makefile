@@ -35,6 +35,7 @@ $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet $(TORCH)
 	$(BIN)/pip install --quiet -e '.[dev,docs]'
+	$(BIN)/python -m contract.compiled  # the sampler chain compiled once now, not at the first suggestion
 	touch $@
 
 demo: install

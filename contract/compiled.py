@@ -207,3 +207,15 @@ def _cut(scores, k, top_p, min_p, typical_p) -> None:
     for i in range(size):
         if not keep[i]:
             scores[i] = neg
+
+
+def warm() -> None:
+    """Compile `shape` now (seconds, once per machine: numba keeps it), so that a writer's first suggestion does not
+    wait for it; `make install` runs it."""
+    floats = np.array([1.1, 0.1, 0.1, 0.8, 1.75, 0.8, 0.9, 0.05, 0.9])
+    shape(np.zeros(2048, np.float32), np.zeros(4, np.int64), 4, np.zeros(0, np.int64), np.zeros(0, np.float32),
+          np.zeros(2048, np.bool_), floats, np.array([0, 2, 0, 0], np.int64), BIAS | REST)
+
+
+if __name__ == "__main__":
+    warm()

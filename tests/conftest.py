@@ -24,6 +24,15 @@ os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["HF_HOME"] = tempfile.mkdtemp(prefix="hf-home-")
 
 
+@pytest.fixture(scope="session", autouse=True)
+def compiled_chain() -> None:
+    """The sampler chain compiled before any test times a suggestion: a clean checkout compiles it once (seconds),
+    as `make install` does for a writer."""
+    from contract.compiled import warm
+
+    warm()
+
+
 @pytest.fixture(autouse=True)
 def isolated_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     home = tmp_path / "home"
