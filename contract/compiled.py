@@ -18,7 +18,7 @@ from numba import njit
 
 from .processors import MAX_DRY_EXPONENT
 
-SMALL_VOCABULARY = 1024  # up to this many tokens one full sort is cheaper than a partition and a sort
+SMALL_VOCABULARY = 1024  # up to this many tokens a comparison sort is cheaper than the radix passes
 
 # the places of the settings in `shape`'s two vectors
 PENALTY, PRESENCE, FREQUENCY, DRY_MULTIPLIER, DRY_BASE, TEMPERATURE, TOP_P, MIN_P, TYPICAL_P = range(9)
@@ -105,6 +105,37 @@ def _dry(scores, ids, n, multiplier, base, allowed, window, breakers) -> None:
 
 
 @njit(cache=True, nogil=True)
+def _keys(ids: np.ndarray, scores: np.ndarray) -> np.ndarray:
+    """Each id's score as a 32-bit key in the opposite order: a larger score, a smaller key; equal scores, equal keys."""
+    bits = scores.view(np.uint32)
+    keys = np.empty(ids.size, np.int64)
+    for i in range(ids.size):
+        b = np.int64(bits[ids[i]])
+        if b == 0x80000000:
+            b = 0  # -0.0 ties with 0.0, as a comparison has it
+        ascending = b ^ 0xFFFFFFFF if b & 0x80000000 else b | 0x80000000  # a float's order as an unsigned int's
+        keys[i] = 0xFFFFFFFF - ascending
+    return keys
+
+
+@njit(cache=True, nogil=True)
+def _likeliest(scores: np.ndarray, k: int) -> np.ndarray:
+    """The ids of at least the k likeliest tokens and every one tied with the k-th, ranked: a histogram of the keys'
+    top 11 bits finds the bucket the k-th falls in, and only the buckets up to it are sorted (numba compiles this in
+    a fraction of the seconds np.partition takes)."""
+    ids = np.arange(scores.size)
+    top = _keys(ids, scores) >> 21
+    counts = np.zeros(2048, np.int64)
+    for d in top:
+        counts[d] += 1
+    bucket, held = 0, counts[0]
+    while held < k:
+        bucket += 1
+        held += counts[bucket]
+    return _ranked(ids[top <= bucket], scores)
+
+
+@njit(cache=True, nogil=True)
 def _ranked(ids: np.ndarray, scores: np.ndarray) -> np.ndarray:
     """`ids` from the likeliest down, ties in the order given (a stable sort).
 
@@ -115,14 +146,7 @@ def _ranked(ids: np.ndarray, scores: np.ndarray) -> np.ndarray:
     n = ids.size
     if n <= SMALL_VOCABULARY:
         return ids[np.argsort(-scores[ids], kind="mergesort")]
-    bits = scores.view(np.uint32)
-    keys = np.empty(n, np.int64)  # larger scores, smaller keys
-    for i in range(n):
-        b = np.int64(bits[ids[i]])
-        if b == 0x80000000:
-            b = 0  # -0.0 ties with 0.0, as a comparison has it
-        ascending = b ^ 0xFFFFFFFF if b & 0x80000000 else b | 0x80000000  # a float's order as an unsigned int's
-        keys[i] = 0xFFFFFFFF - ascending
+    keys = _keys(ids, scores)
     order, spare = ids.copy(), np.empty(n, ids.dtype)
     spare_keys = np.empty(n, np.int64)
     for shift in (0, 11, 22):
@@ -147,11 +171,7 @@ def _cut(scores, k, top_p, min_p, typical_p) -> None:
     size = scores.size
     neg = np.float32(-np.inf)
     if 0 < k < size:
-        if size <= SMALL_VOCABULARY:
-            ranked = _ranked(np.arange(size), scores)
-        else:  # the k likeliest by a partition; only they (and any tied with the k-th) are sorted
-            kth = np.partition(scores, size - k)[size - k]
-            ranked = _ranked(np.nonzero(scores >= kth)[0], scores)
+        ranked = _ranked(np.arange(size), scores) if size <= SMALL_VOCABULARY else _likeliest(scores, k)
         kth = scores[ranked[k - 1]]
         left = k
         if kth == neg:  # fewer than k tokens are possible at all: top-k cuts nothing
