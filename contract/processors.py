@@ -234,7 +234,8 @@ def _arrays(adds: list[tuple[int, int, int, float]]) -> tuple[np.ndarray, np.nda
 
 class Compiled:
     """Every step but the copy guard as one compiled pass (contract.compiled.shape), named in the chain once for
-    each step it applies. With a guard it runs in two parts, the logit bias before the guard and the rest after."""
+    each step it applies. With a guard it runs in two parts, the logit bias before the guard (`bias` given) and the
+    rest after (`bias` None)."""
 
     def __init__(self, sampling: Sampling, decoder: Decoder, bias: LogitBias | None, history: History, parts: str):
         from . import compiled as c
@@ -255,8 +256,6 @@ class Compiled:
         if s.dry_multiplier:
             self.breakers = np.zeros(len(decoder.token_texts()), np.bool_)
             self.breakers[list(breaker_ids(decoder, s.dry_breakers))] = True
-        if not self.parts & c.BIAS:
-            self.bias = None
         self.no_bias = (np.zeros(0, np.int64), np.zeros(0, np.float32))
 
     def __call__(self, scores: np.ndarray, context: Context) -> np.ndarray:
@@ -276,7 +275,7 @@ class Chain:
 
     def __init__(self, steps: list[tuple[str, Processor]], trackers: list[Tracker]):
         self.steps, self.trackers = steps, trackers
-        # a processor named for several steps (the penalties, the cutters) runs once
+        # a processor named for several steps (the compiled pass) runs once
         self.processors = list(dict.fromkeys(p for _, p in steps))
 
     def __iter__(self) -> Iterator[tuple[str, Processor]]:
@@ -321,14 +320,11 @@ def chain(sampling: Sampling, decoder: Decoder, guard: Processor | None = None) 
     history = History()
     trackers.append(history)
     bias = LogitBias(s.logit_bias, decoder) if s.logit_bias else None
-
-    def compiled(parts: str) -> Compiled:
-        return Compiled(s, decoder, bias, history, parts)
-
     if guard is None:
-        every = compiled("all")
+        every = Compiled(s, decoder, bias, history, "all")
         return Chain([(name, every) for name in names], trackers)
-    before, after = compiled("bias"), compiled("rest")  # the guard sees the biased scores, as ORDER has it
+    # the guard sees the biased scores, as ORDER has it
+    before, after = Compiled(s, decoder, bias, history, "bias"), Compiled(s, decoder, None, history, "rest")
     steps = [(name, before if name == "logit_bias" else guard if name == "copy_guard" else after) for name in names]
     return Chain(steps, trackers)
 

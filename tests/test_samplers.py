@@ -94,6 +94,19 @@ def test_the_copy_guard_keeps_every_span_under_its_limit(parrot: Path):
         assert index.longest_span(text).length <= 50, text
 
 
+def test_with_the_copy_guard_on_the_rest_of_the_chain_still_applies(parrot: Path):
+    """The guard runs between the logit bias and the rest of the compiled chain: both parts still act."""
+    from corpora.index import corpus_index
+
+    model = load_model(parrot, "cpu")
+    card = model.card
+    index = corpus_index(card.corpus.name, card.corpus.source, card.corpus.checksum)
+    for seed in range(20):
+        text = model.generate("", max_new_chars=120, seed=seed, temperature=0.8, max_copy=50, top_k=5,
+                              logit_bias=(("coffee", -100.0),))
+        assert "coffee" not in text.lower() and index.longest_span(text).length <= 50, text
+
+
 def test_the_copy_guard_without_the_corpus_says_so_in_one_line(parrot: Path, tmp_path: Path):
     import shutil
 
